@@ -1,0 +1,248 @@
+"""Fixtures shared by every app's tests, and the rule that service-backed tests cannot be skipped in CI."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from conversations.models import Clinic, Membership, Role
+
+REQUIRE_SERVICES = os.environ.get("TASKMED_REQUIRE_SERVICES") == "1"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    missing = []
+    if (
+        item.get_closest_marker("postgres")
+        and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql"
+    ):
+        missing.append("PostgreSQL (set DATABASE_URL)")
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        missing.append("Redis (set REDIS_URL)")
+    if missing:
+        reason = "needs " + " and ".join(missing)
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{reason}: TASKMED_REQUIRE_SERVICES=1 forbids skipping it")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def make_clinic(db):
+    counter = iter(range(1, 10_000))
+
+    def make(name: str | None = None, **fields) -> Clinic:
+        n = next(counter)
+        name = name or f"Clínica {n}"
+        return Clinic.objects.create(name=name, slug=fields.pop("slug", f"clinica-{n}"), **fields)
+
+    return make
+
+
+@pytest.fixture
+def clinic(make_clinic) -> Clinic:
+    return make_clinic("Clínica Aurora", slug="aurora")
+
+
+@pytest.fixture
+def other_clinic(make_clinic) -> Clinic:
+    return make_clinic("Clínica Boreal", slug="boreal")
+
+
+@pytest.fixture
+def make_member(db, django_user_model):
+    counter = iter(range(1, 10_000))
+
+    def make(clinic: Clinic, role: str = Role.RECEPTIONIST, **fields):
+        n = next(counter)
+        user = django_user_model.objects.create_user(
+            username=fields.pop("username", f"staff{n}"), password="senha-de-teste-123", **fields
+        )
+        Membership.objects.create(user=user, clinic=clinic, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def member(clinic, make_member):
+    return make_member(clinic, Role.RECEPTIONIST, first_name="Júlia", last_name="Carvalho")
+
+
+@pytest.fixture
+def outsider(other_clinic, make_member):
+    return make_member(other_clinic, Role.ADMIN)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Hashing with the production hasher costs ~0.3 s a user; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def media_in_tmp(settings, tmp_path_factory):
+    """Uploads and downloaded attachments go to a temporary folder, never into the checkout's media/."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with no throttle counts and no cached reads, even on a Redis kept between runs."""
+    from django.core.cache import cache
+
+    from conversations import read_cache
+
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")  # only this installation's prefix
+    else:
+        cache.clear()
+    read_cache.reset_stats()
+    yield
+
+
+@pytest.fixture
+def jwt_client(db):
+    """An API client holding a fresh access token of `user` for `clinic` (its only clinic by default)."""
+    from rest_framework.test import APIClient
+
+    def make(user, clinic=None):
+        client = APIClient()
+        body = {"username": user.username, "password": "senha-de-teste-123"}
+        if clinic is not None:
+            body["clinic_id"] = clinic.pk
+        response = client.post("/api/auth/token/", body, format="json")
+        assert response.status_code == 200, response.content
+        client.tokens = response.json()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {client.tokens['access']}")
+        return client
+
+    return make
+
+
+WHATSAPP_FIXTURES = Path(__file__).parent / "conversations/tests/fixtures/whatsapp"
+APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+@pytest.fixture
+def whatsapp_channel(clinic):
+    """A real (not simulated) channel with the number id of the recorded payloads."""
+    from conversations.models import WhatsAppChannel
+
+    return WhatsAppChannel.objects.create(
+        clinic=clinic,
+        phone_number_id="106540352242922",
+        display_phone_number="+1 555-078-3881",
+        access_token="EAAG-test-token",
+        app_secret=APP_SECRET,
+        verify_token="verifica-123",
+    )
+
+
+@pytest.fixture
+def whatsapp_post(client):
+    """POST a payload (a fixture name, a dict or raw bytes) to the webhook, signed like Meta does."""
+    import json
+
+    from conversations.webhooks.whatsapp import signature_of
+
+    def post(payload, *, secret: str | None = APP_SECRET, signature: str | None = None):
+        if isinstance(payload, str):
+            payload = whatsapp_payload(payload)
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {}
+        if signature is not None or secret is not None:
+            headers["HTTP_X_HUB_SIGNATURE_256"] = signature or signature_of(body, secret)
+        return client.post("/webhooks/whatsapp/", body, content_type="application/json", **headers)
+
+    return post
+
+
+def whatsapp_payload(name: str) -> dict:
+    """A recorded notification, in the shape Meta documents (conversations/tests/fixtures/whatsapp/)."""
+    import json
+
+    return json.loads((WHATSAPP_FIXTURES / f"{name}.json").read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+UVICORN = [
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--ws",
+    "websockets-sansio",
+    "--ws-per-message-deflate",
+    "false",
+    "--timeout-graceful-shutdown",
+    "2",
+]
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start real uvicorn processes of the app on free loopback ports; stopped after the test.
+
+    Their output goes to files (an unread pipe fills up and blocks a busy server); a server that fails to
+    start shows the end of its own.
+    """
+    servers = []
+
+    def start(env: dict[str, str]) -> str:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        log = log_path.open("wb")
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "taskmed.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *UVICORN,
+            ],
+            cwd=Path(__file__).parent,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()  # the child has its own copy
+        servers.append(server)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return f"127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.1)  # the port opens once the app has loaded; there is nothing to await
+        pytest.fail(f"the server did not start: {log_path.read_text()[-2000:]}")
+
+    yield start
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()  # it must not outlive the test: it holds the test database open
+            server.wait(timeout=5)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a first try on a fresh machine: no configuration, but media in the test's folder."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    env["MEDIA_ROOT"] = str(settings.MEDIA_ROOT)  # a test's temporary folder (media_in_tmp), not the checkout's
+    return {**env, **extra}

@@ -1,0 +1,1 @@
+"""TaskMed Conversations: the live conversation inbox of TaskMed's clinics."""

@@ -1,0 +1,265 @@
+"""Settings for TaskMed Conversations, read from the environment only (docs/configuration.md lists them).
+
+Nothing set gives the embedded setup: SQLite, an in-memory channel layer, a local-memory cache and a
+development secret key generated once into `.secret_key`. Production (DEBUG off) refuses unsafe values.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from taskmed.environment import (
+    DEV_KEY_PREFIX,
+    development_secret_key,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Core -------------------------------------------------------------------------------------------
+# SECRET_KEY signs sessions and tokens. Unset, a development key is generated once and kept out of git.
+SECRET_KEY = env_str("SECRET_KEY") or development_secret_key(BASE_DIR / ".secret_key")
+# DEBUG defaults on only for the embedded setup (no SECRET_KEY given); a configured deployment is
+# production unless it says otherwise.
+DEBUG = env_bool("DEBUG", default=not env_str("SECRET_KEY"))
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+if not DEBUG:
+    if SECRET_KEY.startswith(DEV_KEY_PREFIX) or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured(
+            "DEBUG is off but SECRET_KEY is the development key or shorter than 32 characters. "
+            "Set SECRET_KEY to a long random value, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
+    if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "DEBUG is off and ALLOWED_HOSTS is empty or a wildcard. "
+            "Set ALLOWED_HOSTS to the host names the clinics use, comma-separated."
+        )
+
+INSTALLED_APPS = [
+    "daphne",  # only for `manage.py runserver`; uvicorn serves in every other case (DESIGN §10)
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_tasks_db",
+    "conversations",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "taskmed.urls"
+ASGI_APPLICATION = "taskmed.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "conversations.web.clinics.active_clinic_context",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------------
+# DATABASE_URL (postgres://user@host:5432/name) selects PostgreSQL through psycopg 3 with Django's
+# connection pool: under ASGI every sync request runs on a fresh thread, so without a pool each one
+# would open its own connection and PostgreSQL runs out (DESIGN §10).
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+    if default_db["ENGINE"] == "django.db.backends.postgresql":
+        options = default_db.setdefault("OPTIONS", {})
+        # JIT compilation costs hundreds of milliseconds on short inbox queries and saves nothing on them.
+        options.setdefault("options", "-c jit=off")
+        options["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+            "timeout": env_int("DB_POOL_TIMEOUT", 10),
+        }
+else:
+    # WAL and IMMEDIATE transactions let the server and the task worker share the file without
+    # "database is locked" errors on concurrent writes.
+    default_db = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env_str("SQLITE_PATH") or BASE_DIR / "db.sqlite3",
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+DATABASES = {"default": default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache and channel layer -----------------------------------------------------------------
+# REDIS_URL selects django-redis for the cache and channels-redis' pub/sub layer, which does not lose
+# frames under clinic-wide fan-out as the core RedisChannelLayer does (DESIGN §10).
+REDIS_URL = env_str("REDIS_URL")
+REDIS_PREFIX = env_str("REDIS_PREFIX", "taskmed")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_PREFIX,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The list and detail reads are cached only where the cache is shared by every process (Redis): a
+# local-memory cache would miss the task worker's changes.
+READ_CACHE = env_bool("READ_CACHE", default=bool(REDIS_URL))
+
+# --- Realtime -----------------------------------------------------------------------------------------
+# Client frames a connection may send a minute (past it: an error frame; at twice it: close 4429).
+WS_FRAMES_PER_MINUTE = env_int("WS_FRAMES_PER_MINUTE", 100)
+# How often a connection re-checks its user, membership and logout, refreshes presence and catches up.
+WS_RECHECK_SECONDS = env_int("WS_RECHECK_SECONDS", 30)
+# A connection without a session or Authorization header must send {"type": "auth"} within this.
+WS_AUTH_TIMEOUT_SECONDS = env_int("WS_AUTH_TIMEOUT_SECONDS", 5)
+# After hello, live events wait for the client's first frame (its resume) at most this long, so that a
+# resuming client receives the replay and the live events in seq order.
+WS_RESUME_WAIT_MS = env_int("WS_RESUME_WAIT_MS", 1000)
+# GET /api/events/ waits this long for an event before answering empty.
+LONGPOLL_SECONDS = env_int("LONGPOLL_SECONDS", 25)
+
+# --- Background tasks -------------------------------------------------------------------------------
+# Deliveries and media downloads run on Django's Tasks framework, stored in the database and run by
+# `manage.py db_worker` (started beside the server by `make run`).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+# --- WhatsApp and deliveries -----------------------------------------------------------------------
+WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v25.0")
+WHATSAPP_TIMEOUT_SECONDS = env_int("WHATSAPP_TIMEOUT_SECONDS", 15)
+# Media a patient sends is kept up to this size (WhatsApp's own largest is 100 MB, for documents).
+WHATSAPP_MEDIA_MAX_BYTES = env_int("WHATSAPP_MEDIA_MAX_BYTES", 100 * 1024 * 1024)
+# Transient failures (no connection, 429, 5xx) are retried this many times, waiting base × 2^n ± jitter.
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 6)
+DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 5)
+# The simulator's ticks after "sent".
+SIMULATOR_DELIVERED_AFTER_SECONDS = env_int("SIMULATOR_DELIVERED_AFTER_SECONDS", 2)
+SIMULATOR_READ_AFTER_SECONDS = env_int("SIMULATOR_READ_AFTER_SECONDS", 5)
+
+# --- Authentication ---------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "inbox"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+# API clients get short-lived access tokens; a refresh token is rotated on use and the old one blacklisted.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 5)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "SIGNING_KEY": SECRET_KEY,
+}
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- HTTP API -----------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "conversations.api.auth.ClinicJWTAuthentication",
+        "conversations.api.auth.ClinicSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["conversations.api.auth.IsClinicMember"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["conversations.api.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_USER", "600/min"),
+        "auth": env_str("API_THROTTLE_AUTH", "20/min"),
+    },
+    "EXCEPTION_HANDLER": "conversations.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TaskMed Conversations API",
+    "DESCRIPTION": "The conversation inbox of TaskMed's clinics. Every object belongs to the caller's clinic.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Request bodies other than uploaded files; larger ones are refused with 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 1024 * 1024)
+
+# --- Language and time ------------------------------------------------------------------------------
+# Times are stored and sent in UTC; each clinic's own time zone is applied once, where a time is shown.
+LANGUAGE_CODE = "pt-br"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Files ------------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
+
+# --- Logging ----------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

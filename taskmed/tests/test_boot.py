@@ -1,0 +1,122 @@
+"""The embedded default boots with nothing set; production refuses unsafe settings; URLs pick backends."""
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import websockets.sync.client
+from websockets.exceptions import ConnectionClosed
+
+from conftest import clean_env
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def print_settings(env: dict[str, str], *expressions: str) -> subprocess.CompletedProcess:
+    """Start Django in a fresh process with `env` and print the settings' `expressions` (over `s`) as JSON."""
+    values = ", ".join(expressions)
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        f"print(json.dumps([{values}], default=str))"
+    )
+    return subprocess.run(
+        [PYTHON, "-c", code],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "taskmed.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def embedded_server(serve, tmp_path):
+    return serve(clean_env(SQLITE_PATH=str(tmp_path / "boot.sqlite3")))
+
+
+def test_the_embedded_default_serves_the_login_page_and_static_files(embedded_server):
+    with urllib.request.urlopen(f"http://{embedded_server}/accounts/login/", timeout=10) as response:
+        assert response.status == 200
+        assert "Entrar" in response.read().decode()
+    with urllib.request.urlopen(f"http://{embedded_server}/static/css/app.css", timeout=10) as response:
+        assert response.status == 200
+
+
+def test_the_embedded_default_refuses_an_unauthenticated_websocket_with_4401(embedded_server):
+    with (
+        websockets.sync.client.connect(
+            f"ws://{embedded_server}/ws/", origin=f"http://{embedded_server}", open_timeout=10
+        ) as ws,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        ws.send('{"type": "ping"}')
+        ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 4401
+
+
+def test_embedded_defaults():
+    result = print_settings(
+        clean_env(),
+        "s.DEBUG",
+        's.DATABASES["default"]["ENGINE"]',
+        's.CACHES["default"]["BACKEND"]',
+        's.CHANNEL_LAYERS["default"]["BACKEND"]',
+        "s.SECRET_KEY[:9]",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        True,
+        "django.db.backends.sqlite3",
+        "django.core.cache.backends.locmem.LocMemCache",
+        "channels.layers.InMemoryChannelLayer",
+        "dev-only-",
+    ]
+    assert (ROOT / ".secret_key").exists()
+    assert ".secret_key" in (ROOT / ".gitignore").read_text()
+
+
+def test_service_urls_select_postgres_with_a_pool_and_redis_for_cache_and_layer():
+    result = print_settings(
+        clean_env(DATABASE_URL="postgres://postgres@127.0.0.1:5432/taskmed", REDIS_URL="redis://127.0.0.1:6379/0"),
+        's.DATABASES["default"]["ENGINE"]',
+        's.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]',
+        's.DATABASES["default"]["CONN_MAX_AGE"]',
+        's.CACHES["default"]["BACKEND"]',
+        's.CHANNEL_LAYERS["default"]["BACKEND"]',
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        "django.db.backends.postgresql",
+        10,
+        0,
+        "django_redis.cache.RedisCache",
+        "channels_redis.pubsub.RedisPubSubChannelLayer",
+    ]
+
+
+@pytest.mark.parametrize(
+    "env,complaint",
+    [
+        ({"DEBUG": "0"}, "SECRET_KEY"),
+        ({"DEBUG": "0", "SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "k" * 50}, "ALLOWED_HOSTS"),
+        ({"SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS"),
+        ({"DEBUG": "maybe"}, "not a boolean"),
+    ],
+)
+def test_production_refuses_unsafe_settings_with_a_clear_message(env, complaint):
+    result = print_settings(clean_env(**env), "s.DEBUG")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and complaint in result.stderr
+
+
+def test_production_starts_with_safe_settings():
+    result = print_settings(
+        clean_env(SECRET_KEY="k" * 50, ALLOWED_HOSTS="inbox.taskmed.com.br"), "s.DEBUG", "s.ALLOWED_HOSTS"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [False, ["inbox.taskmed.com.br"]]

@@ -1,0 +1,26 @@
+"""URL routes of the HTTP side; WebSocket routes are in realtime.routing."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from conversations.web.clinics import choose_clinic
+from conversations.web.inbox import inbox
+from realtime.longpoll import events_longpoll
+
+admin.site.site_header = "TaskMed Conversas — suporte"
+admin.site.site_title = "TaskMed suporte"
+
+urlpatterns = [
+    path("", inbox, name="inbox"),
+    path("clinics/", choose_clinic, name="choose_clinic"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/events/", events_longpoll, name="api-events"),  # async: outside DRF, which is sync
+    path("api/", include("conversations.api.urls")),
+    path("webhooks/", include("conversations.webhooks.urls")),
+]
+
+handler404 = "conversations.api.errors.json_not_found"
+handler500 = "conversations.api.errors.json_server_error"
