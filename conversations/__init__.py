@@ -1,0 +1,1 @@
+"""The conversation domain: clinics, contacts, conversations, messages and their write and read paths."""

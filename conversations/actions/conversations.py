@@ -1,0 +1,138 @@
+"""Actions on conversations: status, assignment and the actions shown in a timeline."""
+
+import re
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from conversations import events
+from conversations.actions.audit import record_audit
+from conversations.actions.locks import lock_conversation
+from conversations.errors import InvalidInput, NotAMember
+from conversations.models import Conversation, ConversationAction
+from conversations.selectors import is_member
+
+ACTION_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@transaction.atomic
+def set_conversation_status(
+    *, conversation: Conversation, status: str, actor: AbstractBaseUser | None, ip: str | None = None
+) -> tuple[Conversation, bool]:
+    """Set a conversation open, pending or resolved; setting the status it has changes nothing."""
+    if status not in Conversation.Status.values:
+        raise InvalidInput(f"status must be one of {', '.join(Conversation.Status.values)}.", field="status")
+    if actor is not None and not is_member(actor, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can change it.")
+    conversation = lock_conversation(conversation)
+    if conversation.status == status:
+        return conversation, False
+    if status != Conversation.Status.RESOLVED and _another_thread_unresolved(conversation):
+        raise InvalidInput("The contact already has an open conversation on this channel.", field="status")
+    previous = conversation.status
+    conversation.status = status
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["status", "updated_at"])
+    record_audit(
+        clinic_id=conversation.clinic_id,
+        actor=actor,
+        action="conversation.status",
+        obj=conversation,
+        detail={"from": previous, "to": status},
+        ip=ip,
+    )
+    events.publish_conversation_updated(conversation, ["status"])
+    return conversation, True
+
+
+def _another_thread_unresolved(conversation: Conversation) -> bool:
+    return (
+        Conversation.objects.filter(contact_id=conversation.contact_id, channel=conversation.channel)
+        .exclude(pk=conversation.pk)
+        .exclude(status=Conversation.Status.RESOLVED)
+        .exists()
+    )
+
+
+@transaction.atomic
+def assign_conversation(
+    *,
+    conversation: Conversation,
+    assignee: AbstractBaseUser | None,
+    actor: AbstractBaseUser | None,
+    ip: str | None = None,
+) -> tuple[Conversation, bool]:
+    """Give the conversation to a member of its clinic, or to nobody (`assignee=None`)."""
+    if actor is not None and not is_member(actor, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can assign it.")
+    if assignee is not None and not is_member(assignee, conversation.clinic_id):
+        raise InvalidInput("The assignee must be active staff of the conversation's clinic.", field="assignee")
+    conversation = lock_conversation(conversation)
+    if conversation.assignee_id == (assignee.pk if assignee else None):
+        return conversation, False
+    previous = conversation.assignee_id
+    conversation.assignee = assignee
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["assignee", "updated_at"])
+    record_audit(
+        clinic_id=conversation.clinic_id,
+        actor=actor,
+        action="conversation.assigned",
+        obj=conversation,
+        detail={"from": previous, "to": assignee.pk if assignee else None},
+        ip=ip,
+    )
+    events.publish_conversation_updated(conversation, ["assignee"])
+    return conversation, True
+
+
+UNCHANGED = object()
+
+
+@transaction.atomic
+def update_conversation(
+    *,
+    conversation: Conversation,
+    actor: AbstractBaseUser | None,
+    status: str | object = UNCHANGED,
+    assignee: AbstractBaseUser | None | object = UNCHANGED,
+    ip: str | None = None,
+) -> tuple[Conversation, list[str]]:
+    """Change status and assignee together, all or nothing; returns what changed."""
+    changed = []
+    if status is not UNCHANGED:
+        conversation, did = set_conversation_status(conversation=conversation, status=status, actor=actor, ip=ip)
+        changed += ["status"] if did else []
+    if assignee is not UNCHANGED:
+        conversation, did = assign_conversation(conversation=conversation, assignee=assignee, actor=actor, ip=ip)
+        changed += ["assignee"] if did else []
+    return conversation, changed
+
+
+@transaction.atomic
+def add_conversation_action(
+    *,
+    conversation: Conversation,
+    action_type: str,
+    action_data: dict | None = None,
+    actor: AbstractBaseUser | None = None,
+    ip: str | None = None,
+) -> ConversationAction:
+    """Record something done about the conversation (an appointment booked) in its timeline."""
+    if not isinstance(action_type, str) or not ACTION_TYPE.match(action_type):
+        raise InvalidInput("action_type must be lower-case letters, digits and underscores.", field="action_type")
+    if action_data is not None and not isinstance(action_data, dict):
+        raise InvalidInput("action_data must be a JSON object.", field="action_data")
+    if actor is not None and not is_member(actor, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can add to it.")
+    action = ConversationAction.objects.create(
+        clinic_id=conversation.clinic_id,
+        conversation=conversation,
+        action_type=action_type,
+        action_data=action_data or {},
+    )
+    if actor is not None:
+        record_audit(clinic_id=conversation.clinic_id, actor=actor, action="conversation.action", obj=action, ip=ip)
+    events.publish_conversation_action(action)
+    return action

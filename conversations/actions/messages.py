@@ -1,0 +1,317 @@
+"""Actions on messages: receiving, sending, status changes and read marks."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from conversations import events, tasks
+from conversations.actions.audit import record_audit
+from conversations.actions.contacts import find_or_create_contact
+from conversations.actions.locks import lock_conversation
+from conversations.errors import InvalidInput, NotAMember, WrongClinic
+from conversations.media import content_type_of, message_type_for
+from conversations.models import (
+    Clinic,
+    Contact,
+    Conversation,
+    Direction,
+    Message,
+    MessageAttachment,
+    MessageStatus,
+    MessageType,
+    PendingStatus,
+    ReadMarker,
+    SenderType,
+)
+from conversations.selectors import has_real_channel, is_member
+
+MEDIA_TYPES = (MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER)
+# WhatsApp refuses text bodies longer than this.
+MAX_TEXT_LENGTH = 4096
+STATUS_RANK = {
+    MessageStatus.PENDING: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+}
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    message: Message
+    conversation: Conversation
+    contact: Contact
+    created: bool
+
+
+@dataclass(frozen=True)
+class OutboundResult:
+    message: Message
+    created: bool
+
+
+def _thread_for(contact: Contact, channel: str) -> tuple[Conversation, str | None]:
+    """The contact's thread on `channel`: the unresolved one, else the latest reopened, else a new one.
+
+    Returns the conversation and what happened to it ("created", "reopened" or None). Call with the
+    contact row locked.
+    """
+    threads = Conversation.objects.filter(contact=contact, channel=channel).select_related("contact", "assignee")
+    conversation = threads.exclude(status=Conversation.Status.RESOLVED).first()
+    if conversation is not None:
+        return conversation, None
+    conversation = threads.order_by("-last_message_at", "-id").first()
+    if conversation is not None:
+        conversation.status = Conversation.Status.OPEN
+        return conversation, "reopened"
+    conversation = Conversation.objects.create(clinic_id=contact.clinic_id, contact=contact, channel=channel)
+    return conversation, "created"
+
+
+def _touch(conversation: Conversation, at: datetime, extra_fields: tuple[str, ...] = ()) -> None:
+    """Move the conversation's last activity forward (never back: deliveries arrive out of order)."""
+    if conversation.last_message_at is None or at > conversation.last_message_at:
+        conversation.last_message_at = at
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["last_message_at", "updated_at", *extra_fields])
+
+
+@transaction.atomic
+def receive_inbound_message(
+    *,
+    clinic: Clinic,
+    phone: str,
+    contact_name: str = "",
+    message_type: str = MessageType.TEXT,
+    content: str = "",
+    metadata: dict | None = None,
+    external_id: str | None = None,
+    happened_at: datetime | None = None,
+    sender_type: str = SenderType.PATIENT,
+    channel: str = Conversation.Channel.WHATSAPP,
+) -> InboundResult:
+    """Store a message that reached the clinic from outside (WhatsApp, or an automation on its behalf).
+
+    Finds or creates the contact and its conversation, reopens a resolved conversation, and is
+    idempotent on `external_id`: the same delivery twice returns the first message with created=False.
+    A message from the AI assistant (`sender_type="ai"`) is stored as outbound and already sent.
+    """
+    if message_type not in MessageType.values:
+        message_type = MessageType.UNSUPPORTED
+    if sender_type not in (SenderType.PATIENT, SenderType.AI, SenderType.SYSTEM):
+        raise InvalidInput(f"sender_type must be patient, ai or system, not {sender_type!r}.", field="sender_type")
+    external_id = str(external_id).strip() if external_id not in (None, "") else None
+    happened_at = happened_at or timezone.now()
+    if timezone.is_naive(happened_at):
+        raise InvalidInput("happened_at must carry a time zone.", field="timestamp")
+
+    contact, _ = find_or_create_contact(clinic=clinic, phone=phone, name=contact_name)
+    if external_id is not None:
+        existing = _message_by_external_id(clinic, external_id)
+        if existing is not None:
+            return InboundResult(existing, existing.conversation, existing.conversation.contact, created=False)
+
+    conversation, change = _thread_for(contact, channel)
+    from_patient = sender_type == SenderType.PATIENT
+    message = Message.objects.create(
+        clinic=clinic,
+        conversation=conversation,
+        direction=Direction.INBOUND if from_patient else Direction.OUTBOUND,
+        sender_type=sender_type,
+        message_type=message_type,
+        content=content or "",
+        metadata=metadata or {},
+        status=MessageStatus.DELIVERED if from_patient else MessageStatus.SENT,
+        external_id=external_id,
+        created_at=happened_at,
+        status_changed_at=happened_at,
+    )
+    _touch(conversation, happened_at, ("status",) if change == "reopened" else ())
+    conversation.contact = contact
+    if (metadata or {}).get("media_id") and message_type in MEDIA_TYPES:
+        # In this transaction: stored media messages always have their download queued.
+        tasks.download_inbound_media.enqueue(message.pk)
+    if change == "created":
+        events.publish_conversation_new(conversation)
+    elif change == "reopened":
+        events.publish_conversation_updated(conversation, ["status"])
+    events.publish_message_new(message, conversation)
+    if external_id is not None and not from_patient:
+        message = _apply_pending_statuses(message)
+    return InboundResult(message, conversation, contact, created=True)
+
+
+def _message_by_external_id(clinic: Clinic, external_id: str) -> Message | None:
+    return (
+        Message.objects.select_related("conversation__contact", "conversation__assignee")
+        .filter(clinic=clinic, external_id=external_id)
+        .first()
+    )
+
+
+@transaction.atomic
+def send_outbound_message(
+    *,
+    conversation: Conversation,
+    sender: AbstractBaseUser,
+    content: str,
+    client_id: uuid.UUID | None = None,
+    message_type: str = MessageType.TEXT,
+    metadata: dict | None = None,
+    attachment: UploadedFile | None = None,
+    ip: str | None = None,
+) -> OutboundResult:
+    """Store a message a staff member sends to the patient, as pending until the provider takes it.
+
+    With an `attachment` the message type follows the file's (its text is the caption). Idempotent on
+    `client_id`: the same id twice in one conversation returns the first message.
+    """
+    if not is_member(sender, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can send in it.")
+    content = (content or "").strip()
+    content_type = None
+    if attachment is not None:
+        content_type = content_type_of(attachment.name, getattr(attachment, "content_type", None))
+        try:
+            message_type = message_type_for(content_type, attachment.size)
+        except ValueError as refused:
+            raise InvalidInput(str(refused), field="file") from None
+    if message_type == MessageType.TEXT and not content:
+        raise InvalidInput("A text message needs some content.", field="content")
+    if len(content) > MAX_TEXT_LENGTH:
+        raise InvalidInput(f"A message holds at most {MAX_TEXT_LENGTH} characters.", field="content")
+    if message_type not in MessageType.values or message_type == MessageType.UNSUPPORTED:
+        raise InvalidInput(f"{message_type!r} cannot be sent.", field="message_type")
+
+    conversation = lock_conversation(conversation)
+    if client_id is not None:
+        existing = conversation.messages.filter(client_id=client_id).first()
+        if existing is not None:
+            return OutboundResult(existing, created=False)
+    now = timezone.now()
+    message = Message.objects.create(
+        clinic_id=conversation.clinic_id,
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        sender_type=SenderType.PROFESSIONAL,
+        sender=sender,
+        message_type=message_type,
+        content=content,
+        metadata=metadata or {},
+        status=MessageStatus.PENDING,
+        client_id=client_id,
+        created_at=now,
+        status_changed_at=now,
+    )
+    if attachment is not None:
+        MessageAttachment.objects.create(
+            message=message,
+            file=attachment,
+            file_name=attachment.name[-255:],
+            content_type=content_type,
+            size=attachment.size,
+        )
+    reopened = conversation.status == Conversation.Status.RESOLVED
+    if reopened:
+        conversation.status = Conversation.Status.OPEN
+    _touch(conversation, now, ("status",) if reopened else ())
+    record_audit(clinic_id=conversation.clinic_id, actor=sender, action="message.sent", obj=message, ip=ip)
+    # In this transaction: the message and its delivery task are committed together or not at all.
+    tasks.deliver_message.enqueue(message.pk)
+    if reopened:
+        events.publish_conversation_updated(conversation, ["status"])
+    events.publish_message_new(message, conversation)
+    return OutboundResult(message, created=True)
+
+
+def status_may_move(current: str, new: str) -> bool:
+    """Statuses only move forward (pending < sent < delivered < read); failed only from pending or sent."""
+    if current == MessageStatus.FAILED:
+        return False
+    if new == MessageStatus.FAILED:
+        return current in (MessageStatus.PENDING, MessageStatus.SENT)
+    return STATUS_RANK[new] > STATUS_RANK[current]
+
+
+@transaction.atomic
+def update_message_status(
+    *, message: Message, status: str, error: str = "", at: datetime | None = None, external_id: str | None = None
+) -> tuple[Message, bool]:
+    """Move a message's status forward; a late or repeated status is ignored and returns changed=False.
+
+    `external_id` records the provider's id when it is first learnt (on `sent`).
+    """
+    if status not in MessageStatus.values:
+        raise InvalidInput(f"{status!r} is not a message status.", field="status")
+    # Locked so two statuses arriving at once are compared one after the other.
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    if not status_may_move(message.status, status):
+        return message, False
+    message.status = status
+    message.error = error if status == MessageStatus.FAILED else ""
+    message.status_changed_at = at or timezone.now()
+    fields = ["status", "error", "status_changed_at"]
+    if external_id and not message.external_id:
+        message.external_id = external_id
+        fields.append("external_id")
+    try:
+        with transaction.atomic():
+            message.save(update_fields=fields)
+    except IntegrityError:
+        raise InvalidInput(
+            f"Another message of the clinic already has external id {external_id}.", field="external_id"
+        ) from None
+    events.publish_message_status(message)
+    if "external_id" in fields:
+        message = _apply_pending_statuses(message)
+    return message, True
+
+
+def _apply_pending_statuses(message: Message) -> Message:
+    """Statuses the provider reported before this message's id was known, applied in order now."""
+    pending = list(PendingStatus.objects.filter(clinic_id=message.clinic_id, external_id=message.external_id))
+    for early in sorted(pending, key=lambda p: (STATUS_RANK.get(p.status, 9), p.happened_at)):
+        message, _ = update_message_status(
+            message=message, status=early.status, error=early.error, at=early.happened_at
+        )
+    PendingStatus.objects.filter(pk__in=[p.pk for p in pending]).delete()
+    return message
+
+
+@transaction.atomic
+def mark_read(*, user: AbstractBaseUser, conversation: Conversation, message: Message) -> tuple[ReadMarker, bool]:
+    """Record that `user` has read `conversation` up to `message`; a marker never moves back."""
+    if not is_member(user, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can read it.")
+    if message.conversation_id != conversation.pk:
+        raise WrongClinic("That message is not in this conversation.", field="message_id")
+    marker, _ = ReadMarker.objects.get_or_create(user=user, conversation=conversation)
+    # Locked so two screens of one user marking at once cannot move the marker back.
+    marker = ReadMarker.objects.select_for_update().get(pk=marker.pk)
+    if marker.last_read_message_id is not None and marker.last_read_message_id >= message.pk:
+        return marker, False
+    marker.last_read_message = message
+    marker.updated_at = timezone.now()
+    marker.save(update_fields=["last_read_message", "updated_at"])
+    events.publish_message_read(
+        clinic_id=conversation.clinic_id, conversation_id=conversation.pk, user_id=user.pk, message_id=message.pk
+    )
+    _send_read_receipt(conversation, up_to=message)
+    return marker, True
+
+
+def _send_read_receipt(conversation: Conversation, *, up_to: Message) -> None:
+    """Show the patient the blue ticks: WhatsApp marks every earlier message read with the latest one."""
+    latest = (
+        conversation.messages.filter(direction=Direction.INBOUND, external_id__isnull=False, id__lte=up_to.pk)
+        .order_by("-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if latest is not None and has_real_channel(conversation.clinic_id):
+        tasks.send_read_receipt.enqueue(latest)

@@ -1,0 +1,266 @@
+"""The support team's admin: every model findable, history read-only, secrets never shown in full."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from conversations.actions.conversations import set_conversation_status
+from conversations.actions.integrations import create_integration_token, revoke_integration_token
+from conversations.models import (
+    AuditEvent,
+    Clinic,
+    Contact,
+    Conversation,
+    ConversationAction,
+    DeliveryAttempt,
+    IntegrationToken,
+    Membership,
+    Message,
+    MessageAttachment,
+    PendingStatus,
+    ReadMarker,
+    WhatsAppChannel,
+)
+
+
+def mask(secret: str) -> str:
+    """Enough of a secret to tell two apart, never enough to use one: '••••••3f9a'."""
+    if not secret:
+        return "—"
+    return "••••••" + secret[-4:] if len(secret) > 12 else "••••••"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is what happened: support may read it, never edit it here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Clinic)
+class ClinicAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "timezone", "retention_days", "event_seq", "created_at"]
+    search_fields = ["name", "slug"]
+    list_filter = ["timezone"]
+    readonly_fields = ["event_seq", "created_at"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "clinic", "role", "created_at"]
+    list_filter = ["role", "clinic"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "user__email", "clinic__name"]
+    raw_id_fields = ["user"]
+    autocomplete_fields = ["clinic"]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["name", "phone", "email", "clinic", "status", "created_at"]
+    list_filter = ["status", "clinic"]
+    search_fields = ["name", "phone", "email"]
+    autocomplete_fields = ["clinic"]
+    readonly_fields = ["created_at"]
+
+
+@admin.action(description="Marcar como resolvidas")
+def resolve_conversations(modeladmin, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+    changed = sum(
+        set_conversation_status(conversation=c, status=Conversation.Status.RESOLVED, actor=None)[1] for c in queryset
+    )
+    modeladmin.message_user(request, f"{changed} conversa(s) resolvida(s).", messages.SUCCESS)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "contact", "clinic", "status", "assignee", "last_message_at", "created_at"]
+    list_filter = ["status", "channel", "clinic"]
+    search_fields = ["contact__name", "contact__phone"]
+    list_select_related = ["contact", "clinic", "assignee"]
+    date_hierarchy = "last_message_at"
+    actions = [resolve_conversations]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # The status actions need it; the form itself shows every field read-only.
+        return obj is None and super(ReadOnlyAdmin, self).has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+
+class AttachmentInline(admin.TabularInline):
+    model = MessageAttachment
+    extra = 0
+    can_delete = False
+    readonly_fields = ["file", "file_name", "content_type", "size"]
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "conversation",
+        "direction",
+        "sender_type",
+        "message_type",
+        "status",
+        "short_content",
+        "created_at",
+    ]
+    list_filter = ["direction", "sender_type", "message_type", "status", "clinic"]
+    search_fields = ["content", "external_id"]
+    list_select_related = ["conversation__contact"]
+    raw_id_fields = ["conversation", "sender"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # counting millions of messages on every page is slow
+    inlines = [AttachmentInline]
+
+    @admin.display(description="conteúdo")
+    def short_content(self, obj: Message) -> str:
+        return obj.content[:80]
+
+
+@admin.register(MessageAttachment)
+class MessageAttachmentAdmin(ReadOnlyAdmin):
+    list_display = ["file_name", "content_type", "size", "message"]
+    search_fields = ["file_name"]
+    raw_id_fields = ["message"]
+
+
+@admin.register(ConversationAction)
+class ConversationActionAdmin(ReadOnlyAdmin):
+    list_display = ["action_type", "conversation", "clinic", "created_at"]
+    list_filter = ["action_type", "clinic"]
+    search_fields = ["action_type", "conversation__contact__name"]
+    raw_id_fields = ["conversation"]
+
+
+@admin.register(ReadMarker)
+class ReadMarkerAdmin(ReadOnlyAdmin):
+    list_display = ["user", "conversation", "last_read_message", "updated_at"]
+    search_fields = ["user__username"]
+    raw_id_fields = ["user", "conversation", "last_read_message"]
+
+
+class WhatsAppChannelForm(forms.ModelForm):
+    """Secrets are write-only: typed in to set them, left blank to keep the stored ones."""
+
+    SECRETS = ("access_token", "app_secret", "verify_token")
+    access_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    app_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    verify_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+
+    class Meta:
+        model = WhatsAppChannel
+        fields = [
+            "clinic",
+            "phone_number_id",
+            "display_phone_number",
+            "access_token",
+            "app_secret",
+            "verify_token",
+            "simulated",
+        ]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        for name in self.SECRETS:
+            if not data.get(name):
+                if not self.instance.pk or not getattr(self.instance, name):
+                    self.add_error(name, "Obrigatório ao criar o canal.")
+                else:
+                    data[name] = getattr(self.instance, name)
+        return data
+
+
+@admin.register(WhatsAppChannel)
+class WhatsAppChannelAdmin(admin.ModelAdmin):
+    form = WhatsAppChannelForm
+    list_display = [
+        "display_phone_number",
+        "phone_number_id",
+        "clinic",
+        "masked_access_token",
+        "masked_app_secret",
+        "created_at",
+    ]
+    list_filter = ["clinic"]
+    search_fields = ["phone_number_id", "display_phone_number", "clinic__name"]
+    autocomplete_fields = ["clinic"]
+
+    @admin.display(description="access token")
+    def masked_access_token(self, obj: WhatsAppChannel) -> str:
+        return mask(obj.access_token)
+
+    @admin.display(description="app secret")
+    def masked_app_secret(self, obj: WhatsAppChannel) -> str:
+        return mask(obj.app_secret)
+
+
+@admin.action(description="Revogar tokens")
+def revoke_tokens(modeladmin, request: HttpRequest, queryset: QuerySet[IntegrationToken]) -> None:
+    for token in queryset:
+        revoke_integration_token(token=token)
+    modeladmin.message_user(request, "Tokens revogados.", messages.SUCCESS)
+
+
+@admin.register(IntegrationToken)
+class IntegrationTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "clinic", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["clinic"]
+    search_fields = ["name", "prefix", "clinic__name"]
+    fields = ["clinic", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    autocomplete_fields = ["clinic"]
+    actions = [revoke_tokens]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: IntegrationToken, form, change: bool) -> None:
+        token, raw = create_integration_token(clinic=obj.clinic, name=obj.name)
+        obj.pk = token.pk
+        self.message_user(request, f"Token criado. Copie agora, ele não será mostrado de novo: {raw}", messages.WARNING)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "clinic", "actor", "action", "object_type", "object_id", "ip"]
+    list_filter = ["action", "clinic"]
+    search_fields = ["actor__username", "object_id", "ip"]
+    date_hierarchy = "at"
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    """Why a message failed or was retried: every call to the provider, with its outcome."""
+
+    list_display = ["message", "number", "provider", "outcome", "started_at", "finished_at", "detail"]
+    list_filter = ["outcome", "provider"]
+    search_fields = ["=message__id", "detail"]
+    raw_id_fields = ["message"]
+
+
+@admin.register(PendingStatus)
+class PendingStatusAdmin(ReadOnlyAdmin):
+    list_display = ["external_id", "status", "clinic", "happened_at", "received_at"]
+    list_filter = ["status", "clinic"]
+    search_fields = ["external_id"]

@@ -1,0 +1,26 @@
+"""Errors an action raises when its input breaks a rule; each has a stable code the API can return."""
+
+
+class ActionError(Exception):
+    """A request the domain refuses; `code` is stable, the message says what to fix."""
+
+    code = "invalid"
+
+    def __init__(self, detail: str, *, field: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class InvalidInput(ActionError):
+    code = "invalid"
+
+
+class NotAMember(ActionError):
+    code = "not_a_member"
+
+
+class WrongClinic(ActionError):
+    """An object of another clinic was named; callers answer it as not found, never confirming it exists."""
+
+    code = "not_found"

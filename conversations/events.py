@@ -1,0 +1,75 @@
+"""Builders of the durable events the domain publishes: one function per event type."""
+
+from conversations.models import Conversation, ConversationAction, Message
+from conversations.payloads import action_data, conversation_data, message_data
+from realtime import publish
+
+
+def publish_message_new(message: Message, conversation: Conversation) -> None:
+    publish(
+        conversation.clinic_id,
+        "message:new",
+        {"message": message_data(message), "conversation": conversation_data(conversation)},
+        conversation_id=conversation.pk,
+    )
+
+
+def publish_message_updated(message: Message) -> None:
+    """The message changed beyond its status (its media arrived, or failed to): the whole message again."""
+    publish(
+        message.clinic_id,
+        "message:updated",
+        {"message": message_data(message)},
+        conversation_id=message.conversation_id,
+    )
+
+
+def publish_message_status(message: Message) -> None:
+    publish(
+        message.clinic_id,
+        "message:status",
+        {
+            "message_id": message.pk,
+            "status": message.status,
+            "error": message.error,
+            "external_id": message.external_id,
+            "status_changed_at": message.status_changed_at.isoformat() if message.status_changed_at else None,
+        },
+        conversation_id=message.conversation_id,
+    )
+
+
+def publish_message_read(*, clinic_id: int, conversation_id: int, user_id: int, message_id: int) -> None:
+    publish(
+        clinic_id,
+        "message:read",
+        {"user_id": user_id, "message_id": message_id},
+        conversation_id=conversation_id,
+    )
+
+
+def publish_conversation_new(conversation: Conversation) -> None:
+    publish(
+        conversation.clinic_id,
+        "conversation:new",
+        {"conversation": conversation_data(conversation)},
+        conversation_id=conversation.pk,
+    )
+
+
+def publish_conversation_updated(conversation: Conversation, changed: list[str]) -> None:
+    publish(
+        conversation.clinic_id,
+        "conversation:updated",
+        {"conversation": conversation_data(conversation), "changed": changed},
+        conversation_id=conversation.pk,
+    )
+
+
+def publish_conversation_action(action: ConversationAction) -> None:
+    publish(
+        action.clinic_id,
+        "conversation:action",
+        {"action": action_data(action)},
+        conversation_id=action.conversation_id,
+    )

@@ -1,0 +1,39 @@
+"""The domain model of DESIGN §2, one module per area."""
+
+from conversations.models.api_sessions import ApiSession
+from conversations.models.audit import AuditEvent
+from conversations.models.clinics import Clinic, Membership, Role
+from conversations.models.contacts import Contact
+from conversations.models.conversations import Conversation, ConversationAction, ReadMarker
+from conversations.models.deliveries import DeliveryAttempt, PendingStatus
+from conversations.models.integrations import IntegrationToken, WhatsAppChannel
+from conversations.models.messages import (
+    Direction,
+    Message,
+    MessageAttachment,
+    MessageStatus,
+    MessageType,
+    SenderType,
+)
+
+__all__ = [
+    "ApiSession",
+    "AuditEvent",
+    "Clinic",
+    "Contact",
+    "Conversation",
+    "ConversationAction",
+    "DeliveryAttempt",
+    "Direction",
+    "IntegrationToken",
+    "Membership",
+    "Message",
+    "MessageAttachment",
+    "MessageStatus",
+    "MessageType",
+    "PendingStatus",
+    "ReadMarker",
+    "Role",
+    "SenderType",
+    "WhatsAppChannel",
+]

@@ -1,0 +1,109 @@
+"""Conversations, the actions shown in their timelines, and each user's read marker."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from conversations.models.clinics import Clinic
+from conversations.models.contacts import Contact
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", "Aberta"
+    PENDING = "pending", "Pendente"
+    RESOLVED = "resolved", "Resolvida"
+
+
+class Channel(models.TextChoices):
+    WHATSAPP = "whatsapp", "WhatsApp"
+
+
+class Conversation(models.Model):
+    """The thread between a clinic and one contact on one channel."""
+
+    Status = ConversationStatus
+    Channel = Channel
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="conversations")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.WHATSAPP)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_conversations",
+    )
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "conversa"
+        constraints = [
+            # One thread a contact can write into per channel; a resolved one is reopened, not duplicated.
+            models.UniqueConstraint(
+                fields=["contact", "channel"],
+                condition=~models.Q(status="resolved"),
+                name="conversation_one_unresolved_per_contact_channel",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=ConversationStatus.values), name="conversation_status_valid"
+            ),
+        ]
+        indexes = [
+            # Exactly the inbox's order (a conversation without messages sorts by its creation), so a page
+            # of the list is an index range scan, not a sort of every conversation of the clinic.
+            models.Index(
+                F("clinic"),
+                Coalesce("last_message_at", "created_at").desc(),
+                F("id").desc(),
+                name="conversation_activity",
+            ),
+            models.Index(fields=["clinic", "status"], name="conversation_clinic_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.contact}"
+
+
+class ConversationAction(models.Model):
+    """Something done about a conversation outside the chat (an appointment booked), shown in its timeline."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="actions")
+    action_type = models.SlugField(max_length=64, help_text="e.g. appointment_created, appointment_status_changed")
+    action_data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "ação da conversa"
+        verbose_name_plural = "ações das conversas"
+        indexes = [models.Index(fields=["conversation", "-created_at"], name="action_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.action_type} on #{self.conversation_id}"
+
+
+class ReadMarker(models.Model):
+    """How far one user has read one conversation; unread = inbound messages after it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_markers")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="read_markers")
+    last_read_message = models.ForeignKey(
+        "conversations.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "marcador de leitura"
+        verbose_name_plural = "marcadores de leitura"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "conversation"], name="readmarker_unique_user_conversation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} read #{self.conversation_id} up to {self.last_read_message_id}"

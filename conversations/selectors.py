@@ -1,0 +1,218 @@
+"""The read path: queries that more than one caller needs, always scoped to one clinic."""
+
+import re
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import BigIntegerField, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from conversations.models import (
+    Clinic,
+    Contact,
+    Conversation,
+    ConversationAction,
+    Direction,
+    Membership,
+    Message,
+    ReadMarker,
+    WhatsAppChannel,
+)
+
+
+def membership_for(user: AbstractBaseUser, clinic_id: int) -> Membership | None:
+    """The user's membership of the clinic, or None; inactive users have none."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    return Membership.objects.select_related("clinic", "user").filter(user=user, clinic_id=clinic_id).first()
+
+
+def is_member(user: AbstractBaseUser | None, clinic_id: int) -> bool:
+    return user is not None and membership_for(user, clinic_id) is not None
+
+
+def clinics_of(user: AbstractBaseUser) -> QuerySet[Clinic]:
+    if not user.is_authenticated or not user.is_active:
+        return Clinic.objects.none()
+    return Clinic.objects.filter(memberships__user=user).order_by("name")
+
+
+def memberships_of(user: AbstractBaseUser) -> QuerySet[Membership]:
+    if not user.is_authenticated or not user.is_active:
+        return Membership.objects.none()
+    return Membership.objects.filter(user=user).select_related("clinic").order_by("clinic__name")
+
+
+# --- Conversations -----------------------------------------------------------------------------------
+
+
+def conversations_by_activity(clinic: Clinic) -> QuerySet[Conversation]:
+    """The clinic's conversations, newest activity first, with their last message; nothing per user.
+
+    A conversation without messages sorts by when it was created (`activity_at`), as the index does.
+    """
+    last_message = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id")
+    return (
+        Conversation.objects.filter(clinic=clinic)
+        .select_related("contact", "assignee")
+        .annotate(
+            last_message_content=Subquery(last_message.values("content")[:1]),
+            last_message_type=Subquery(last_message.values("message_type")[:1]),
+            last_message_direction=Subquery(last_message.values("direction")[:1]),
+            activity_at=Coalesce("last_message_at", "created_at"),
+        )
+        .order_by(F("activity_at").desc(), "-id")
+    )
+
+
+def _read_up_to(user: AbstractBaseUser, conversation_ref) -> Coalesce:
+    marker = ReadMarker.objects.filter(conversation=conversation_ref, user=user).values("last_read_message_id")[:1]
+    return Coalesce(Subquery(marker), 0, output_field=BigIntegerField())
+
+
+def conversation_list_for(clinic: Clinic, user: AbstractBaseUser) -> QuerySet[Conversation]:
+    """The list with the user's own unread count on each row, in one query whatever the number of rows."""
+    unread = (
+        Message.objects.filter(conversation=OuterRef("pk"), direction=Direction.INBOUND, id__gt=OuterRef("read_up_to"))
+        .order_by()
+        .values("conversation")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return conversations_by_activity(clinic).annotate(
+        read_up_to=_read_up_to(user, OuterRef("pk")),
+        unread_count=Coalesce(Subquery(unread), 0),
+    )
+
+
+def unread_counts_for(user: AbstractBaseUser, conversation_ids: list[int]) -> dict[int, int]:
+    """Inbound messages after the user's read marker, for each conversation given; one query."""
+    if not conversation_ids:
+        return {}
+    rows = (
+        Message.objects.filter(conversation_id__in=conversation_ids, direction=Direction.INBOUND)
+        .annotate(read_up_to=_read_up_to(user, OuterRef("conversation_id")))
+        .filter(id__gt=F("read_up_to"))
+        .order_by()
+        .values("conversation_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["conversation_id"]: row["n"] for row in rows}
+
+
+def conversation_page(
+    clinic: Clinic,
+    *,
+    status: str | None = None,
+    assignee_id: int | None = None,
+    unassigned: bool = False,
+    q: str | None = None,
+    after: tuple[datetime, int] | None = None,
+    limit: int = 50,
+) -> list[Conversation]:
+    """One page of the list, `limit + 1` rows so the caller knows whether another page follows."""
+    rows = conversations_by_activity(clinic)
+    if status:
+        rows = rows.filter(status=status)
+    if unassigned:
+        rows = rows.filter(assignee__isnull=True)
+    elif assignee_id is not None:
+        rows = rows.filter(assignee_id=assignee_id)
+    if q:
+        rows = rows.filter(_contact_matches(q, prefix="contact__"))
+    if after is not None:
+        at, pk = after
+        rows = rows.filter(Q(activity_at__lt=at) | Q(activity_at=at, id__lt=pk))
+    return list(rows[: limit + 1])
+
+
+def _contact_matches(q: str, prefix: str = "") -> Q:
+    match = Q(**{f"{prefix}name__icontains": q})
+    digits = re.sub(r"\D", "", q)
+    if len(digits) >= 3:
+        match |= Q(**{f"{prefix}phone__contains": digits})
+    return match
+
+
+def conversation_of(clinic: Clinic, conversation_id: int) -> Conversation | None:
+    return Conversation.objects.select_related("contact", "assignee").filter(clinic=clinic, pk=conversation_id).first()
+
+
+# --- Messages and timeline ---------------------------------------------------------------------------
+
+
+def _timeline(conversation: Conversation) -> QuerySet[Message]:
+    return (
+        Message.objects.filter(conversation=conversation)
+        .select_related("sender")
+        .prefetch_related("attachments")
+        .order_by("-created_at", "-id")
+    )
+
+
+def message_window(
+    conversation: Conversation, *, before: Message | None = None, after: Message | None = None, limit: int = 50
+) -> tuple[list[Message], bool]:
+    """Up to `limit` messages, oldest first: the latest, those before one message, or those after it.
+
+    Returns the messages and whether more exist in the direction asked.
+    """
+    messages = _timeline(conversation)
+    if before is not None:
+        messages = messages.filter(
+            Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.pk)
+        )
+    if after is not None:
+        messages = messages.filter(
+            Q(created_at__gt=after.created_at) | Q(created_at=after.created_at, id__gt=after.pk)
+        ).order_by("created_at", "id")
+        page = list(messages[: limit + 1])
+        return page[:limit], len(page) > limit
+    page = list(messages[: limit + 1])
+    return page[:limit][::-1], len(page) > limit
+
+
+def message_in(conversation: Conversation, message_id: int) -> Message | None:
+    return Message.objects.filter(conversation=conversation, pk=message_id).first()
+
+
+def actions_of(conversation: Conversation) -> list[ConversationAction]:
+    return list(ConversationAction.objects.filter(conversation=conversation).order_by("created_at", "id"))
+
+
+def read_up_to(user: AbstractBaseUser, conversation: Conversation) -> int | None:
+    return (
+        ReadMarker.objects.filter(user=user, conversation=conversation)
+        .values_list("last_read_message_id", flat=True)
+        .first()
+    )
+
+
+def has_real_channel(clinic_id: int) -> bool:
+    """Whether the clinic is connected to WhatsApp for real (not the simulator)."""
+    return WhatsAppChannel.objects.filter(clinic_id=clinic_id, simulated=False).exists()
+
+
+# --- Contacts ----------------------------------------------------------------------------------------
+
+
+def contact_page(
+    clinic: Clinic, *, q: str | None = None, after_id: int | None = None, limit: int = 50
+) -> list[Contact]:
+    contacts = Contact.objects.filter(clinic=clinic).order_by("-id")
+    if q:
+        contacts = contacts.filter(_contact_matches(q))
+    if after_id is not None:
+        contacts = contacts.filter(id__lt=after_id)
+    return list(contacts[: limit + 1])
+
+
+def latest_conversation_for_phone(clinic: Clinic, phone: str) -> Conversation | None:
+    """The contact's current thread: the unresolved one, else the latest."""
+    digits = re.sub(r"\D", "", phone or "")
+    threads = Conversation.objects.filter(clinic=clinic, contact__phone=digits).order_by("-last_message_at", "-id")
+    return threads.exclude(status=Conversation.Status.RESOLVED).first() or threads.first()
+
+
+def contact_of(clinic: Clinic, contact_id: int) -> Contact | None:
+    return Contact.objects.filter(clinic=clinic, pk=contact_id).first()

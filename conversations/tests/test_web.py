@@ -1,0 +1,129 @@
+"""The login page, choosing a clinic, and the inbox skeleton, as staff use them in a browser."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.urls import reverse
+
+from conversations.actions.messages import receive_inbound_message
+from conversations.models import Clinic, Membership, Role
+from conversations.templatetags.clinic_time import format_clinic_time
+from conversations.web.clinics import SESSION_KEY
+
+
+@pytest.fixture
+def inbox_of(clinic, other_clinic):
+    receive_inbound_message(clinic=clinic, phone="5511911110001", contact_name="Maria Aurora", content="Oi Aurora")
+    receive_inbound_message(
+        clinic=other_clinic, phone="5511911110002", contact_name="Pedro Boreal", content="Oi Boreal"
+    )
+
+
+def test_the_login_page_is_in_portuguese(client):
+    page = client.get(reverse("login"))
+    assert page.status_code == 200
+    assert 'lang="pt-BR"' in page.text and "Entrar" in page.text and "Senha" in page.text
+
+
+def test_a_wrong_password_says_so(client, member):
+    page = client.post(reverse("login"), {"username": member.username, "password": "errada"})
+    assert page.status_code == 200 and "Usuário ou senha incorretos" in page.text
+
+
+def test_the_inbox_needs_login(client):
+    response = client.get(reverse("inbox"))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_a_member_of_one_clinic_lands_in_its_inbox(client, member, inbox_of):
+    response = client.post(
+        reverse("login"), {"username": member.username, "password": "senha-de-teste-123"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "Maria Aurora" in response.text and "Oi Aurora" in response.text
+    assert "Pedro Boreal" not in response.text and "Oi Boreal" not in response.text
+    assert "Clínica Aurora" in response.text
+
+
+def test_a_member_of_several_clinics_chooses_one(client, member, clinic, other_clinic, inbox_of):
+    Membership.objects.create(user=member, clinic=other_clinic, role=Role.PROFESSIONAL)
+    client.force_login(member)
+    response = client.get(reverse("inbox"))
+    assert response.status_code == 302 and response.url == reverse("choose_clinic")
+    page = client.get(reverse("choose_clinic"))
+    assert "Clínica Aurora" in page.text and "Clínica Boreal" in page.text
+
+    response = client.post(reverse("choose_clinic"), {"clinic_id": other_clinic.pk}, follow=True)
+    assert "Pedro Boreal" in response.text and "Maria Aurora" not in response.text
+
+
+@pytest.mark.parametrize("posted", ["other", "nonsense", "missing"])
+def test_a_clinic_the_user_does_not_belong_to_cannot_be_chosen(client, member, other_clinic, posted):
+    client.force_login(member)
+    data = {"other": {"clinic_id": other_clinic.pk}, "nonsense": {"clinic_id": "x"}, "missing": {}}[posted]
+    response = client.post(reverse("choose_clinic"), data)
+    assert response.status_code == 400 and "Escolha uma das clínicas" in response.text
+    assert client.session.get(SESSION_KEY) is None
+
+
+def test_a_removed_membership_loses_the_inbox_at_once(client, member, clinic, inbox_of):
+    client.force_login(member)
+    assert "Maria Aurora" in client.get(reverse("inbox")).text
+    Membership.objects.filter(user=member).delete()
+    response = client.get(reverse("inbox"), follow=True)
+    assert "Maria Aurora" not in response.text
+    assert response.status_code == 403 and "Sem clínica" in response.text
+
+
+def test_the_inbox_filters_by_status_and_shows_unread_counts(client, member, clinic, inbox_of):
+    client.force_login(member)
+    receive_inbound_message(clinic=clinic, phone="5511911110001", content="Mais uma")
+    page = client.get(reverse("inbox"))
+    assert 'aria-label="2 não lidas"' in page.text
+    assert "Maria Aurora" not in client.get(reverse("inbox") + "?status=resolved").text
+
+
+def test_logout_ends_the_session(client, member):
+    client.force_login(member)
+    client.post(reverse("logout"))
+    assert client.get(reverse("inbox")).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "tz,when,now,shown",
+    [
+        (
+            "America/Sao_Paulo",
+            datetime(2026, 6, 24, 17, 30, tzinfo=UTC),
+            datetime(2026, 6, 24, 20, 0, tzinfo=UTC),
+            "14:30",
+        ),
+        # 01:30 UTC on the 25th is still the 24th in São Paulo: "today" is the clinic's day, not UTC's.
+        (
+            "America/Sao_Paulo",
+            datetime(2026, 6, 25, 1, 30, tzinfo=UTC),
+            datetime(2026, 6, 25, 2, 0, tzinfo=UTC),
+            "22:30",
+        ),
+        (
+            "America/Sao_Paulo",
+            datetime(2026, 6, 24, 17, 30, tzinfo=UTC),
+            datetime(2026, 6, 26, 12, 0, tzinfo=UTC),
+            "24 de jun",
+        ),
+        (
+            "America/Manaus",
+            datetime(2026, 6, 25, 2, 0, tzinfo=UTC),
+            datetime(2026, 6, 25, 12, 0, tzinfo=UTC),
+            "24 de jun",
+        ),
+        (
+            "America/Sao_Paulo",
+            datetime(2025, 12, 3, 15, 0, tzinfo=UTC),
+            datetime(2026, 6, 26, 12, 0, tzinfo=UTC),
+            "3 de dez de 2025",
+        ),
+    ],
+)
+def test_times_are_shown_once_in_the_clinic_time_zone(tz, when, now, shown):
+    assert format_clinic_time(when, Clinic(timezone=tz), now=now) == shown
