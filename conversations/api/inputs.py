@@ -1,0 +1,109 @@
+"""What the API accepts: one serializer per request shape, validated once at the edge."""
+
+from rest_framework import serializers
+
+from conversations.actions.conversations import ACTION_TYPE
+from conversations.actions.messages import MAX_TEXT_LENGTH
+from conversations.models import Conversation
+
+
+class StrictCharField(serializers.CharField):
+    """A string and only a string: 5 or true in a JSON body is a wrong type, not text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer and only that: "5", 5.5 and true are wrong types."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not know, so a typo is a 400 naming it rather than silently ignored."""
+
+    def to_internal_value(self, data):
+        if hasattr(data, "keys"):  # a JSON object or a form
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown}, code="unknown_field")
+        return super().to_internal_value(data)
+
+
+class TokenIn(StrictSerializer):
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=256, trim_whitespace=False)
+    clinic_id = StrictIntegerField(required=False, min_value=1, help_text="Needed when you work for several clinics")
+
+
+class RefreshIn(StrictSerializer):
+    refresh = StrictCharField(max_length=2048)
+
+
+class LogoutIn(StrictSerializer):
+    refresh = StrictCharField(max_length=2048, required=False, help_text="Also blacklisted when given")
+
+
+class ConversationListQuery(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Conversation.Status.values, required=False)
+    assignee = serializers.RegexField(
+        r"^(me|none|[1-9][0-9]{0,18})$", required=False, help_text="me, none or a user id"
+    )
+    q = serializers.CharField(max_length=100, required=False, help_text="Part of the contact's name or phone")
+    cursor = serializers.CharField(max_length=200, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+
+
+class MessagePageQuery(serializers.Serializer):
+    before = serializers.IntegerField(min_value=1, required=False, help_text="Messages older than this message id")
+    after = serializers.IntegerField(min_value=1, required=False, help_text="Messages newer than this message id")
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+
+    def validate(self, attrs: dict) -> dict:
+        if "before" in attrs and "after" in attrs:
+            raise serializers.ValidationError({"after": ["Use before or after, not both."]})
+        return attrs
+
+
+class SendMessageIn(StrictSerializer):
+    content = StrictCharField(max_length=MAX_TEXT_LENGTH, required=False, allow_blank=True, default="")
+    client_id = serializers.UUIDField(
+        required=False, help_text="Chosen by the client; a retry with it is not stored twice"
+    )
+    file = serializers.FileField(required=False, help_text="multipart only: one image, video, audio or document")
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("content", "").strip() and "file" not in attrs:
+            raise serializers.ValidationError({"content": ["Send some text or a file."]})
+        return attrs
+
+
+class ReadIn(StrictSerializer):
+    message_id = StrictIntegerField(min_value=1)
+
+
+class ConversationPatchIn(StrictSerializer):
+    status = serializers.ChoiceField(choices=Conversation.Status.values, required=False)
+    assignee = StrictIntegerField(min_value=1, required=False, allow_null=True, help_text="A user id, or null")
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError({"non_field_errors": ["Send status, assignee or both."]})
+        return attrs
+
+
+class ActionIn(StrictSerializer):
+    action_type = serializers.RegexField(ACTION_TYPE.pattern, max_length=64, help_text="e.g. appointment_created")
+    action_data = serializers.DictField(required=False, default=dict)
+
+
+class ContactListQuery(serializers.Serializer):
+    q = serializers.CharField(max_length=100, required=False)
+    cursor = serializers.CharField(max_length=200, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)

@@ -1,0 +1,140 @@
+"""What the API and the event frames send: one serializer per shape, shared by both."""
+
+from rest_framework import serializers
+
+
+class UserRefOut(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    name = serializers.SerializerMethodField()
+
+    def get_name(self, user) -> str:
+        return user.get_full_name() or user.get_username()
+
+
+class ContactRefOut(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    name = serializers.CharField()
+    phone = serializers.CharField(help_text="E.164 digits, e.g. 5511987654321")
+
+
+class ContactOut(ContactRefOut):
+    email = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class AttachmentOut(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    file_name = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, attachment) -> str | None:
+        return attachment.file.url if attachment.file else None
+
+
+class MessageOut(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    conversation_id = serializers.IntegerField()
+    direction = serializers.CharField()
+    sender_type = serializers.CharField()
+    sender = UserRefOut(allow_null=True)
+    message_type = serializers.CharField()
+    content = serializers.CharField()
+    metadata = serializers.JSONField()
+    status = serializers.CharField()
+    error = serializers.CharField()
+    external_id = serializers.CharField(allow_null=True, help_text="The provider's id, always a string")
+    client_id = serializers.UUIDField(allow_null=True)
+    created_at = serializers.DateTimeField(help_text="When it happened, UTC")
+    status_changed_at = serializers.DateTimeField(allow_null=True)
+    attachments = AttachmentOut(many=True)
+
+
+class ConversationOut(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    status = serializers.CharField()
+    channel = serializers.CharField()
+    contact = ContactRefOut()
+    assignee = UserRefOut(allow_null=True)
+    last_message_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class LastMessageOut(serializers.Serializer):
+    content = serializers.CharField()
+    message_type = serializers.CharField()
+    direction = serializers.CharField()
+
+
+class ConversationRowOut(ConversationOut):
+    """A row of the inbox list; `unread_count` is the caller's own."""
+
+    last_message = serializers.SerializerMethodField()
+    activity_at = serializers.DateTimeField(help_text="last_message_at, or created_at without messages")
+    unread_count = serializers.IntegerField(required=False)
+
+    def get_last_message(self, conversation) -> LastMessageOut(allow_null=True):
+        if conversation.last_message_type is None:
+            return None
+        return {
+            "content": conversation.last_message_content,
+            "message_type": conversation.last_message_type,
+            "direction": conversation.last_message_direction,
+        }
+
+
+class ActionOut(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    conversation_id = serializers.IntegerField()
+    action_type = serializers.CharField()
+    action_data = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class ClinicOut(serializers.Serializer):
+    id = serializers.IntegerField(source="clinic.pk")
+    name = serializers.CharField(source="clinic.name")
+    slug = serializers.CharField(source="clinic.slug")
+    timezone = serializers.CharField(source="clinic.timezone")
+    role = serializers.CharField()
+    active = serializers.BooleanField()
+
+
+class ConversationDetailOut(serializers.Serializer):
+    conversation = ConversationOut()
+    messages = MessageOut(many=True, help_text="The latest 50, oldest first")
+    has_older = serializers.BooleanField()
+    actions = ActionOut(many=True)
+    read_up_to = serializers.IntegerField(allow_null=True, help_text="The caller's last read message id")
+
+
+class MessagePageOut(serializers.Serializer):
+    results = MessageOut(many=True, help_text="Oldest first")
+    has_more = serializers.BooleanField(help_text="More older (before=) or newer (after=) messages exist")
+
+
+class ConversationPageOut(serializers.Serializer):
+    results = ConversationRowOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class ContactPageOut(serializers.Serializer):
+    results = ContactOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class TokenPairOut(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+    clinic = ClinicOut(required=False)
+
+
+class ErrorOut(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    field = serializers.CharField(required=False)
+    errors = serializers.DictField(required=False)

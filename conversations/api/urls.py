@@ -1,0 +1,36 @@
+"""Routes of the HTTP API, mounted at /api/."""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from conversations.api.errors import json_not_found
+from conversations.api.views import auth, contacts, conversations, messages, metrics
+from realtime import api as realtime_api
+
+urlpatterns = [
+    path("auth/token/", auth.TokenView.as_view(), name="api-token"),
+    path("auth/token/refresh/", auth.RefreshView.as_view(), name="api-token-refresh"),
+    path("auth/logout/", auth.LogoutView.as_view(), name="api-logout"),
+    path("clinics/", contacts.ClinicListView.as_view(), name="api-clinics"),
+    path("conversations/", conversations.ConversationListView.as_view(), name="api-conversations"),
+    path(
+        "conversations/<int:conversation_id>/", conversations.ConversationDetailView.as_view(), name="api-conversation"
+    ),
+    path("conversations/<int:conversation_id>/messages/", messages.MessagesView.as_view(), name="api-messages"),
+    path("conversations/<int:conversation_id>/read/", messages.ReadView.as_view(), name="api-read"),
+    path(
+        "conversations/<int:conversation_id>/actions/",
+        conversations.ConversationActionsView.as_view(),
+        name="api-conversation-actions",
+    ),
+    path("contacts/", contacts.ContactListView.as_view(), name="api-contacts"),
+    path("contacts/<int:contact_id>/", contacts.ContactDetailView.as_view(), name="api-contact"),
+    path("metrics/", metrics.MetricsView.as_view(), name="api-metrics"),
+    path("presence/", realtime_api.PresenceView.as_view(), name="api-presence"),
+    path("socket/stats/", realtime_api.SocketStatsView.as_view(), name="api-socket-stats"),
+    path("health/", realtime_api.HealthView.as_view(), name="api-health"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),
+    # Anything else under /api/ is a JSON 404, in DEBUG too.
+    re_path(r"^.*$", json_not_found),
+]

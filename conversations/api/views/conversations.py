@@ -1,0 +1,132 @@
+"""The inbox list and one conversation: read, change status and assignee, timeline actions."""
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from conversations import read_cache, selectors
+from conversations.actions.conversations import UNCHANGED, add_conversation_action, update_conversation
+from conversations.api import cursors
+from conversations.api.inputs import ActionIn, ConversationListQuery, ConversationPatchIn
+from conversations.api.outputs import (
+    ActionOut,
+    ConversationDetailOut,
+    ConversationOut,
+    ConversationPageOut,
+    ConversationRowOut,
+    ErrorOut,
+    MessageOut,
+)
+from conversations.api.views.base import ClinicAPIView, client_ip
+
+DETAIL_MESSAGES = 50
+
+
+class ConversationListView(ClinicAPIView):
+    @extend_schema(
+        operation_id="conversations_list",
+        parameters=[ConversationListQuery],
+        responses={200: ConversationPageOut, 400: ErrorOut},
+        tags=["conversations"],
+    )
+    def get(self, request: Request) -> Response:
+        """The clinic's conversations, newest activity first, with the caller's unread counts."""
+        query = ConversationListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        assignee = params.get("assignee")
+        filters = {
+            "status": params.get("status"),
+            "unassigned": assignee == "none",
+            "assignee_id": request.user.pk
+            if assignee == "me"
+            else (int(assignee) if assignee not in (None, "none") else None),
+            "q": params.get("q"),
+            "after": cursors.decode_activity(params["cursor"]) if params.get("cursor") else None,
+            "limit": params["limit"],
+        }
+        page = read_cache.cached(
+            "conversation_list", self.clinic.pk, tuple(sorted(filters.items())), lambda: self._page(filters)
+        )
+        unread = selectors.unread_counts_for(request.user, [row["id"] for row in page["results"]])
+        results = [{**row, "unread_count": unread.get(row["id"], 0)} for row in page["results"]]
+        return Response({"results": results, "next_cursor": page["next_cursor"]})
+
+    def _page(self, filters: dict) -> dict:
+        rows = selectors.conversation_page(self.clinic, **filters)
+        limit = filters["limit"]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return {
+            "results": ConversationRowOut(rows[:limit], many=True).data,
+            "next_cursor": cursors.encode(last.activity_at, last.pk) if last else None,
+        }
+
+
+class ConversationDetailView(ClinicAPIView):
+    @extend_schema(responses={200: ConversationDetailOut, 404: ErrorOut}, tags=["conversations"])
+    def get(self, request: Request, conversation_id: int) -> Response:
+        """The conversation, its latest 50 messages (oldest first) with attachments, and its actions."""
+        conversation = self.get_conversation(conversation_id)
+        shared = read_cache.cached(
+            "conversation_detail", self.clinic.pk, (conversation.pk,), lambda: self._shared(conversation)
+        )
+        return Response({**shared, "read_up_to": selectors.read_up_to(request.user, conversation)})
+
+    def _shared(self, conversation) -> dict:
+        messages, has_older = selectors.message_window(conversation, limit=DETAIL_MESSAGES)
+        return {
+            "conversation": ConversationOut(conversation).data,
+            "messages": MessageOut(messages, many=True).data,
+            "has_older": has_older,
+            "actions": ActionOut(selectors.actions_of(conversation), many=True).data,
+        }
+
+    @extend_schema(
+        request=ConversationPatchIn,
+        responses={200: ConversationOut, 400: ErrorOut, 404: ErrorOut},
+        tags=["conversations"],
+    )
+    def patch(self, request: Request, conversation_id: int) -> Response:
+        """Change the status (open, pending, resolved), the assignee (a member's user id, or null), or both."""
+        conversation = self.get_conversation(conversation_id)
+        data = ConversationPatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignee = UNCHANGED
+        if "assignee" in data.validated_data:
+            assignee_id = data.validated_data["assignee"]
+            assignee = None if assignee_id is None else get_user_model().objects.filter(pk=assignee_id).first()
+            if assignee_id is not None and assignee is None:
+                raise exceptions.ValidationError({"assignee": ["The assignee must be active staff of this clinic."]})
+        conversation, _ = update_conversation(
+            conversation=conversation,
+            actor=request.user,
+            status=data.validated_data.get("status", UNCHANGED),
+            assignee=assignee,
+            ip=client_ip(request),
+        )
+        return Response(ConversationOut(conversation).data)
+
+
+class ConversationActionsView(ClinicAPIView):
+    @extend_schema(responses={200: ActionOut(many=True), 404: ErrorOut}, tags=["conversations"])
+    def get(self, request: Request, conversation_id: int) -> Response:
+        """The conversation's timeline actions (appointments booked, changed), oldest first."""
+        conversation = self.get_conversation(conversation_id)
+        return Response(ActionOut(selectors.actions_of(conversation), many=True).data)
+
+    @extend_schema(request=ActionIn, responses={201: ActionOut, 400: ErrorOut, 404: ErrorOut}, tags=["conversations"])
+    def post(self, request: Request, conversation_id: int) -> Response:
+        """Record an action in the conversation's timeline."""
+        conversation = self.get_conversation(conversation_id)
+        data = ActionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        action = add_conversation_action(
+            conversation=conversation,
+            action_type=data.validated_data["action_type"],
+            action_data=data.validated_data["action_data"],
+            actor=request.user,
+            ip=client_ip(request),
+        )
+        return Response(ActionOut(action).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,76 @@
+"""A conversation's messages: pages of the timeline, sending, and read marks."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from conversations import selectors
+from conversations.actions.messages import mark_read, send_outbound_message
+from conversations.api.inputs import MessagePageQuery, ReadIn, SendMessageIn
+from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut
+from conversations.api.views.base import ClinicAPIView, client_ip
+
+
+class MessagesView(ClinicAPIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(
+        parameters=[MessagePageQuery], responses={200: MessagePageOut, 400: ErrorOut, 404: ErrorOut}, tags=["messages"]
+    )
+    def get(self, request: Request, conversation_id: int) -> Response:
+        """Older messages (`before`) or what came after (`after`) a message, oldest first."""
+        conversation = self.get_conversation(conversation_id)
+        query = MessagePageQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        anchors = {}
+        for side in ("before", "after"):
+            if side in query.validated_data:
+                anchors[side] = selectors.message_in(conversation, query.validated_data[side])
+                if anchors[side] is None:
+                    raise exceptions.ValidationError(
+                        {side: ["No such message in this conversation."]}, code="not_found"
+                    )
+        messages, has_more = selectors.message_window(conversation, limit=query.validated_data["limit"], **anchors)
+        return Response({"results": MessageOut(messages, many=True).data, "has_more": has_more})
+
+    @extend_schema(
+        request={"application/json": SendMessageIn, "multipart/form-data": SendMessageIn},
+        responses={200: MessageOut, 201: MessageOut, 400: ErrorOut, 404: ErrorOut},
+        tags=["messages"],
+    )
+    def post(self, request: Request, conversation_id: int) -> Response:
+        """Send a message (JSON, or multipart with one file): stored as pending, then delivered.
+
+        The same `client_id` again returns the first message with 200 instead of storing another.
+        """
+        conversation = self.get_conversation(conversation_id)
+        data = SendMessageIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = send_outbound_message(
+            conversation=conversation,
+            sender=request.user,
+            content=data.validated_data.get("content", ""),
+            client_id=data.validated_data.get("client_id"),
+            attachment=data.validated_data.get("file"),
+            ip=client_ip(request),
+        )
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(MessageOut(result.message).data, status=code)
+
+
+class ReadView(ClinicAPIView):
+    @extend_schema(request=ReadIn, responses={204: None, 400: ErrorOut, 404: ErrorOut}, tags=["messages"])
+    def post(self, request: Request, conversation_id: int) -> Response:
+        """Mark the conversation read up to a message, for the caller; the marker never moves back."""
+        conversation = self.get_conversation(conversation_id)
+        data = ReadIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = selectors.message_in(conversation, data.validated_data["message_id"])
+        if message is None:
+            raise exceptions.ValidationError(
+                {"message_id": ["No such message in this conversation."]}, code="not_found"
+            )
+        mark_read(user=request.user, conversation=conversation, message=message)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,147 @@
+"""The read cache (DESIGN §7): list and detail reads per clinic under a version that every commit bumps.
+
+Keys are `<name>:<clinic>:<version>:<hash of the query>`; a committed change increments the clinic's
+version, so old entries are simply never read again (no key scan) and expire by TTL. If the cache cannot
+be reached, reads go to the database, the failure is counted, and the cache is left alone for a few
+seconds; a version bump that failed is retried when it can be reached again.
+"""
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+ENTRY_TTL = 300  # bounds what a lost version bump (a process dying while Redis is down) could leave stale
+BACKOFF_SECONDS = 5.0
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    bypassed: int = 0
+    lookup_seconds: float = 0.0
+    compute_seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        lookups = self.hits + self.misses
+        data["hit_ratio"] = round(self.hits / lookups, 3) if lookups else None
+        data["avg_lookup_ms"] = round(1000 * self.lookup_seconds / lookups, 3) if lookups else None
+        data["avg_compute_ms"] = round(1000 * self.compute_seconds / self.misses, 3) if self.misses else None
+        return data
+
+
+_stats: dict[str, CacheStats] = defaultdict(CacheStats)
+_lock = threading.Lock()
+_down_until = 0.0
+_pending_bumps: set[int] = set()
+
+
+def enabled() -> bool:
+    return settings.READ_CACHE
+
+
+def stats() -> dict[str, dict]:
+    with _lock:
+        return {name: s.as_dict() for name, s in sorted(_stats.items())}
+
+
+def reset_stats() -> None:
+    global _down_until
+    with _lock:
+        _stats.clear()
+        _pending_bumps.clear()
+        _down_until = 0.0
+
+
+def _version_key(clinic_id: int) -> str:
+    return f"clinic-version:{clinic_id}"
+
+
+def _mark_down(what: str) -> None:
+    global _down_until
+    _down_until = time.monotonic() + BACKOFF_SECONDS
+    logger.warning("read cache unreachable (%s); serving from the database", what, exc_info=True)
+
+
+def _reachable() -> bool:
+    """False while backing off; on the way back, first re-applies the bumps that failed."""
+    if time.monotonic() < _down_until:
+        return False
+    while _pending_bumps:
+        clinic_id = _pending_bumps.pop()
+        if not _bump(clinic_id):
+            return False
+    return True
+
+
+def _bump(clinic_id: int) -> bool:
+    try:
+        try:
+            cache.incr(_version_key(clinic_id))
+        except ValueError:  # no version yet (or evicted): start from the clock, above any earlier value
+            cache.set(_version_key(clinic_id), time.time_ns(), None)
+    except Exception:
+        _pending_bumps.add(clinic_id)
+        _mark_down("bump")
+        return False
+    return True
+
+
+def bump_clinic_version(clinic_id: int) -> None:
+    """Make every cached read of the clinic stale; call after a commit (signals do)."""
+    if enabled():
+        _bump(clinic_id)
+
+
+def _current_version(clinic_id: int) -> int:
+    key = _version_key(clinic_id)
+    version = cache.get(key)
+    if version is None:
+        cache.add(key, time.time_ns(), None)
+        version = cache.get(key)
+    return version
+
+
+def cached[T](name: str, clinic_id: int, query: tuple, compute: Callable[[], T]) -> T:
+    """`compute()`'s result for this clinic and query, from the cache when the clinic has not changed."""
+    if not enabled():
+        return compute()
+    stat = _stats[name]
+    if not _reachable():
+        stat.bypassed += 1
+        return compute()
+    started = time.perf_counter()
+    digest = hashlib.sha1(json.dumps(query, default=str).encode(), usedforsecurity=False).hexdigest()[:20]
+    try:
+        key = f"{name}:{clinic_id}:{_current_version(clinic_id)}:{digest}"
+        value = cache.get(key)
+    except Exception:
+        stat.errors += 1
+        _mark_down("get")
+        return compute()
+    stat.lookup_seconds += time.perf_counter() - started
+    if value is not None:
+        stat.hits += 1
+        return value
+    stat.misses += 1
+    started = time.perf_counter()
+    value = compute()
+    stat.compute_seconds += time.perf_counter() - started
+    try:
+        cache.set(key, value, ENTRY_TTL)
+    except Exception:
+        stat.errors += 1
+        _mark_down("set")
+    return value

@@ -1,0 +1,178 @@
+"""API authentication: tokens with clinic and role, rotation, logout, and losing access at once."""
+
+from datetime import timedelta
+
+import jwt
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from conversations.api.throttling import LoginThrottle
+from conversations.models import Membership, Role
+
+LIST = "/api/conversations/"
+
+
+def claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def test_a_token_carries_the_clinic_and_the_role(jwt_client, member, clinic):
+    client = jwt_client(member)
+    access = claims(client.tokens["access"])
+    assert (access["clinic_id"], access["role"], access["user_id"]) == (clinic.pk, "receptionist", str(member.pk))
+    assert client.tokens["clinic"] == {
+        "id": clinic.pk,
+        "name": "Clínica Aurora",
+        "slug": "aurora",
+        "timezone": "America/Sao_Paulo",
+        "role": "receptionist",
+        "active": True,
+    }
+    assert client.get(LIST).status_code == 200
+
+
+def test_the_access_token_is_short_lived():
+    assert settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"] <= timedelta(minutes=15)
+
+
+def test_a_user_of_several_clinics_must_choose(member, other_clinic):
+    Membership.objects.create(user=member, clinic=other_clinic, role=Role.ADMIN)
+    response = APIClient().post(
+        "/api/auth/token/", {"username": member.username, "password": "senha-de-teste-123"}, format="json"
+    )
+    assert response.status_code == 400 and response.json()["field"] == "clinic_id"
+
+
+def test_each_clinic_gets_its_own_role(jwt_client, member, other_clinic):
+    Membership.objects.create(user=member, clinic=other_clinic, role=Role.ADMIN)
+    assert claims(jwt_client(member, other_clinic).tokens["access"])["role"] == "admin"
+
+
+def test_a_clinic_the_user_does_not_belong_to_is_refused(member, other_clinic):
+    body = {"username": member.username, "password": "senha-de-teste-123", "clinic_id": other_clinic.pk}
+    response = APIClient().post("/api/auth/token/", body, format="json")
+    assert response.status_code == 403 and response.json()["code"] == "not_a_member"
+
+
+@pytest.mark.parametrize(
+    "body,status,code",
+    [
+        ({"username": "nobody", "password": "x"}, 401, "invalid_credentials"),
+        ({"username": "staff1", "password": "wrong"}, 401, "invalid_credentials"),
+        ({"username": "staff1"}, 400, "required"),
+        ({"username": "staff1", "password": "senha-de-teste-123", "extra": 1}, 400, "unknown_field"),
+        ({"username": 7, "password": "senha-de-teste-123"}, 400, "invalid"),
+    ],
+)
+def test_bad_logins_are_refused_with_a_code(member, body, status, code):
+    response = APIClient().post("/api/auth/token/", body, format="json")
+    assert response.status_code == status and response.json()["code"] == code
+
+
+def test_refresh_rotates_and_the_old_refresh_token_is_dead(jwt_client, member):
+    client = jwt_client(member)
+    first = APIClient().post("/api/auth/token/refresh/", {"refresh": client.tokens["refresh"]}, format="json")
+    assert first.status_code == 200 and set(first.json()) == {"access", "refresh"}
+    assert claims(first.json()["access"])["clinic_id"] == client.tokens["clinic"]["id"]
+    again = APIClient().post("/api/auth/token/refresh/", {"refresh": client.tokens["refresh"]}, format="json")
+    assert again.status_code == 401 and again.json()["code"] == "token_not_valid"
+    newer = APIClient().post("/api/auth/token/refresh/", {"refresh": first.json()["refresh"]}, format="json")
+    assert newer.status_code == 200
+
+
+def test_logout_ends_access_and_refresh_at_once(jwt_client, member):
+    client = jwt_client(member)
+    assert client.post("/api/auth/logout/", {"refresh": client.tokens["refresh"]}, format="json").status_code == 204
+    response = client.get(LIST)
+    assert response.status_code == 401 and response.json()["code"] == "session_revoked"
+    refresh = APIClient().post("/api/auth/token/refresh/", {"refresh": client.tokens["refresh"]}, format="json")
+    assert refresh.status_code == 401
+
+
+def test_logout_of_one_session_leaves_the_others(jwt_client, member):
+    phone, laptop = jwt_client(member), jwt_client(member)
+    phone.post("/api/auth/logout/", {}, format="json")
+    assert phone.get(LIST).status_code == 401 and laptop.get(LIST).status_code == 200
+
+
+def test_a_removed_membership_loses_access_with_a_valid_token(jwt_client, member):
+    client = jwt_client(member)
+    Membership.objects.filter(user=member).delete()
+    response = client.get(LIST)
+    assert response.status_code == 401 and response.json()["code"] == "membership_revoked"
+    refresh = APIClient().post("/api/auth/token/refresh/", {"refresh": client.tokens["refresh"]}, format="json")
+    assert refresh.status_code == 401
+
+
+def test_a_deactivated_user_loses_access_with_a_valid_token(jwt_client, member):
+    client = jwt_client(member)
+    member.is_active = False
+    member.save()
+    assert client.get(LIST).status_code == 401
+    assert (
+        APIClient().post("/api/auth/token/refresh/", {"refresh": client.tokens["refresh"]}, format="json").status_code
+        == 401
+    )
+
+
+def test_a_deleted_users_refresh_token_is_a_401_not_a_crash(jwt_client, member):
+    client = jwt_client(member)
+    member.delete()
+    assert (
+        APIClient().post("/api/auth/token/refresh/", {"refresh": client.tokens["refresh"]}, format="json").status_code
+        == 401
+    )
+
+
+def test_expired_and_forged_tokens_are_refused(jwt_client, member):
+    client = jwt_client(member)
+    expired = AccessToken(client.tokens["access"])
+    expired.set_exp(lifetime=-timedelta(seconds=1))
+    forged = jwt.encode(
+        {**claims(client.tokens["access"]), "clinic_id": 999},
+        "not-the-signing-key-of-this-installation",
+        algorithm="HS256",
+    )
+    for token in (str(expired), forged, "garbage"):
+        response = APIClient().get(LIST, HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert response.status_code == 401 and response.json()["code"] == "token_not_valid"
+
+
+def test_no_credentials_is_a_401_with_a_bearer_challenge():
+    response = APIClient().get(LIST)
+    assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_browser_session_works_with_csrf_on_writes(client, member, clinic):
+    from conversations.actions.messages import receive_inbound_message
+
+    conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(member)
+    assert browser.get(LIST).status_code == 403  # no active clinic chosen yet
+    browser.get("/")  # the inbox activates the user's only clinic
+    assert browser.get(LIST).status_code == 200
+    url = f"/api/conversations/{conversation.pk}/messages/"
+    refused = browser.post(url, {"content": "Oi"}, format="json")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    browser.get("/accounts/login/")
+    token = browser.cookies["csrftoken"].value
+    assert browser.post(url, {"content": "Oi"}, format="json", HTTP_X_CSRFTOKEN=token).status_code == 201
+
+
+def test_the_token_endpoint_is_throttled_per_ip(member, monkeypatch):
+    monkeypatch.setattr(LoginThrottle, "THROTTLE_RATES", {"auth": "3/min"})
+    body = {"username": member.username, "password": "wrong"}
+    codes = [APIClient().post("/api/auth/token/", body, format="json").status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    other_ip = APIClient(REMOTE_ADDR="10.1.2.3").post("/api/auth/token/", body, format="json")
+    assert other_ip.status_code == 401
+
+
+def test_last_login_is_recorded(jwt_client, member):
+    jwt_client(member)
+    member.refresh_from_db()
+    assert member.last_login is not None and timezone.now() - member.last_login < timedelta(minutes=1)

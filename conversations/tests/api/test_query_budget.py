@@ -1,0 +1,44 @@
+"""No N+1: the list and the detail run a fixed number of queries whatever the number of rows."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from conversations.actions.conversations import add_conversation_action, assign_conversation
+from conversations.actions.messages import receive_inbound_message, send_outbound_message
+from conversations.models import Role
+
+# Authentication (user, membership, API session) and the page's own reads; the same for 5 rows or 50.
+LIST_QUERIES = 5
+DETAIL_QUERIES = 8
+
+
+@pytest.fixture
+def api(jwt_client, member):
+    return jwt_client(member)
+
+
+@pytest.mark.parametrize("rows", [5, 50])
+def test_the_list(api, clinic, member, make_member, rows, django_assert_max_num_queries):
+    doctor = make_member(clinic, Role.PROFESSIONAL)
+    for n in range(rows):
+        conversation = receive_inbound_message(clinic=clinic, phone=f"55119111{n:05d}", content="Oi").conversation
+        assign_conversation(conversation=conversation, assignee=doctor, actor=member)
+    with django_assert_max_num_queries(LIST_QUERIES):
+        response = api.get("/api/conversations/", {"limit": 50})
+    assert len(response.json()["results"]) == rows
+    assert all(r["assignee"]["id"] == doctor.pk and r["unread_count"] == 1 for r in response.json()["results"])
+
+
+@pytest.mark.parametrize("rows", [5, 50])
+def test_the_detail(api, clinic, member, rows, django_assert_max_num_queries):
+    conversation = None
+    for n in range(rows):
+        conversation = receive_inbound_message(clinic=clinic, phone="5511911100000", content=f"m{n}").conversation
+        photo = SimpleUploadedFile(f"foto{n}.png", b"\x89PNG" + b"0" * 10, content_type="image/png")
+        send_outbound_message(conversation=conversation, sender=member, content=f"r{n}", attachment=photo)
+        add_conversation_action(conversation=conversation, action_type="note", action_data={"n": n})
+    with django_assert_max_num_queries(DETAIL_QUERIES):
+        body = api.get(f"/api/conversations/{conversation.pk}/").json()
+    assert len(body["messages"]) == min(2 * rows, 50) and len(body["actions"]) == rows
+    assert all(m["attachments"] for m in body["messages"] if m["direction"] == "outbound")
+    assert all(m["sender"]["id"] == member.pk for m in body["messages"] if m["direction"] == "outbound")

@@ -1,0 +1,121 @@
+"""The read cache: hits while nothing changes, never stale after a commit, per-user parts never shared,
+and the API still answering when Redis cannot be reached."""
+
+import pytest
+from django.core.cache import cache
+
+from conversations import read_cache
+from conversations.actions.conversations import set_conversation_status
+from conversations.actions.messages import receive_inbound_message
+from conversations.models import Role
+
+pytestmark = pytest.mark.django_db(transaction=True)  # invalidation runs on commit, so tests must commit
+LIST = "/api/conversations/"
+
+
+@pytest.fixture(autouse=True)
+def read_cache_on(settings):
+    settings.READ_CACHE = True
+
+
+@pytest.fixture
+def conversation(clinic):
+    return receive_inbound_message(
+        clinic=clinic, phone="5511987654321", contact_name="Maria", content="Oi"
+    ).conversation
+
+
+def list_stats() -> dict:
+    return read_cache.stats().get("conversation_list", {})
+
+
+def test_a_second_read_is_a_hit(jwt_client, member, conversation):
+    api = jwt_client(member)
+    first, second = api.get(LIST).json(), api.get(LIST).json()
+    assert first == second
+    assert (list_stats()["misses"], list_stats()["hits"]) == (1, 1)
+
+
+def test_the_next_read_after_any_write_shows_it(jwt_client, member, clinic, conversation):
+    api = jwt_client(member)
+    detail = f"{LIST}{conversation.pk}/"
+    api.get(LIST), api.get(detail)
+
+    api.post(f"{detail}messages/", {"content": "Resposta da clínica"}, format="json")
+    assert api.get(LIST).json()["results"][0]["last_message"]["content"] == "Resposta da clínica"
+    assert api.get(detail).json()["messages"][-1]["content"] == "Resposta da clínica"
+
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Chegou pelo WhatsApp")
+    assert api.get(LIST).json()["results"][0]["last_message"]["content"] == "Chegou pelo WhatsApp"
+
+    set_conversation_status(conversation=conversation, status="resolved", actor=None)
+    assert api.get(detail).json()["conversation"]["status"] == "resolved"
+    assert api.get(LIST, {"status": "open"}).json()["results"] == []
+
+
+def test_unread_counts_are_not_shared_through_the_cache(jwt_client, member, clinic, make_member, conversation):
+    colleague = make_member(clinic, Role.PROFESSIONAL)
+    mine, theirs = jwt_client(member), jwt_client(colleague)
+    assert mine.get(LIST).json()["results"][0]["unread_count"] == 1
+    message_id = conversation.messages.get().pk
+    mine.post(f"{LIST}{conversation.pk}/read/", {"message_id": message_id}, format="json")
+
+    assert mine.get(LIST).json()["results"][0]["unread_count"] == 0
+    assert theirs.get(LIST).json()["results"][0]["unread_count"] == 1
+    assert list_stats()["hits"] >= 1, "the shared page must have come from the cache"
+    assert mine.get(f"{LIST}{conversation.pk}/").json()["read_up_to"] == message_id
+    assert theirs.get(f"{LIST}{conversation.pk}/").json()["read_up_to"] is None
+
+
+def test_clinics_do_not_share_entries(jwt_client, member, outsider, other_clinic, conversation):
+    receive_inbound_message(clinic=other_clinic, phone="5511900001111", contact_name="Outro", content="Oi")
+    assert [r["contact"]["name"] for r in jwt_client(member).get(LIST).json()["results"]] == ["Maria"]
+    assert [r["contact"]["name"] for r in jwt_client(outsider).get(LIST).json()["results"]] == ["Outro"]
+
+
+def test_with_redis_unreachable_the_api_answers_from_the_database(settings, jwt_client, member, clinic, conversation):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+    api = jwt_client(member)  # the login's throttle cannot count either, and lets it through
+    first = api.get(LIST)
+    assert first.status_code == 200 and first.json()["results"][0]["contact"]["name"] == "Maria"
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Durante a queda")
+    assert api.get(LIST).json()["results"][0]["last_message"]["content"] == "Durante a queda"
+    assert api.get(f"{LIST}{conversation.pk}/").status_code == 200
+    assert list_stats()["errors"] >= 1
+
+
+def test_a_bump_lost_while_redis_was_down_is_applied_when_it_returns(
+    jwt_client, member, clinic, conversation, monkeypatch
+):
+    api = jwt_client(member)
+    api.get(LIST)  # cached
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    with monkeypatch.context() as down:
+        down.setattr(cache, "incr", unreachable)
+        down.setattr(cache, "set", unreachable)
+        receive_inbound_message(clinic=clinic, phone="5511987654321", content="Durante a queda")
+    assert read_cache._pending_bumps == {clinic.pk}
+    monkeypatch.setattr(read_cache, "_down_until", 0.0)  # the back-off has run out: Redis is back
+    assert api.get(LIST).json()["results"][0]["last_message"]["content"] == "Durante a queda"
+    assert list_stats()["bypassed"] == 0 and not read_cache._pending_bumps
+
+
+def test_metrics_are_for_clinic_admins_and_support(jwt_client, member, clinic, make_member, django_user_model, client):
+    admin = make_member(clinic, Role.ADMIN)
+    assert jwt_client(member).get("/api/metrics/").status_code == 403
+    jwt_client(member).get(LIST)
+    body = jwt_client(admin).get("/api/metrics/").json()
+    assert body["read_cache_enabled"] is True
+    assert set(body["caches"]["conversation_list"]) >= {"hits", "misses", "errors", "avg_lookup_ms", "hit_ratio"}
+    support = django_user_model.objects.create_superuser("suporte", "s@example.com", "senha-forte-123")
+    client.force_login(support)
+    assert client.get("/api/metrics/").status_code == 200

@@ -1,0 +1,99 @@
+"""A user of clinic B can do nothing to clinic A: every endpoint and method answers 404 and changes nothing."""
+
+import pytest
+from django.urls import URLPattern, get_resolver
+
+from conversations.actions.conversations import add_conversation_action
+from conversations.actions.messages import receive_inbound_message
+from conversations.models import AuditEvent, Contact, Conversation, ConversationAction, Message, ReadMarker
+from realtime.models import Event
+
+# (method, path template, body): every clinic-scoped object route of the API.
+OBJECT_ROUTES = [
+    ("get", "/api/conversations/{conversation}/", None),
+    ("patch", "/api/conversations/{conversation}/", {"status": "resolved"}),
+    ("get", "/api/conversations/{conversation}/messages/", None),
+    ("post", "/api/conversations/{conversation}/messages/", {"content": "invasão"}),
+    ("post", "/api/conversations/{conversation}/read/", {"message_id": "{message}"}),
+    ("get", "/api/conversations/{conversation}/actions/", None),
+    ("post", "/api/conversations/{conversation}/actions/", {"action_type": "note"}),
+    ("get", "/api/contacts/{contact}/", None),
+]
+LIST_ROUTES = ["/api/conversations/", "/api/contacts/", "/api/clinics/", "/api/presence/"]
+NOT_CLINIC_DATA = {
+    "auth/token/",
+    "auth/token/refresh/",
+    "auth/logout/",
+    "schema/",
+    "docs/",
+    "metrics/",
+    "socket/stats/",
+    "health/",
+    "^.*$",
+}
+
+
+@pytest.fixture
+def clinic_a(clinic, member):
+    conversation = receive_inbound_message(
+        clinic=clinic, phone="5511987654321", contact_name="Paciente A", content="sigilo"
+    ).conversation
+    add_conversation_action(conversation=conversation, action_type="appointment_created")
+    return {
+        "conversation": conversation.pk,
+        "contact": conversation.contact_id,
+        "message": conversation.messages.get().pk,
+    }
+
+
+def snapshot() -> dict:
+    models = (Conversation, Contact, Message, ConversationAction, ReadMarker, Event, AuditEvent)
+    return {m.__name__: sorted(m.objects.values_list("pk", flat=True)) for m in models} | {
+        "statuses": sorted(Conversation.objects.values_list("pk", "status"))
+    }
+
+
+def fill(template, ids: dict):
+    if isinstance(template, dict):
+        return {k: fill(v, ids) for k, v in template.items()}
+    if isinstance(template, str) and template.startswith("{") and template.endswith("}") and template[1:-1] in ids:
+        return ids[template[1:-1]]
+    return template.format(**ids) if isinstance(template, str) else template
+
+
+@pytest.mark.parametrize("method,path,body", OBJECT_ROUTES)
+def test_another_clinics_objects_are_not_found_and_unchanged(jwt_client, outsider, clinic_a, method, path, body):
+    api = jwt_client(outsider)
+    before = snapshot()
+    response = getattr(api, method)(fill(path, clinic_a), fill(body, clinic_a), format="json")
+    assert response.status_code == 404, response.content
+    assert "sigilo" not in response.text and "Paciente A" not in response.text
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("path", LIST_ROUTES)
+def test_another_clinics_lists_show_nothing_of_it(jwt_client, outsider, clinic_a, path):
+    response = jwt_client(outsider).get(path)
+    assert response.status_code == 200
+    assert "sigilo" not in response.text and "Paciente A" not in response.text and "aurora" not in response.text
+
+
+def test_a_message_id_of_another_clinic_cannot_be_marked_read_in_ones_own(jwt_client, outsider, other_clinic, clinic_a):
+    own = receive_inbound_message(clinic=other_clinic, phone="5511911112222", content="meu").conversation
+    response = jwt_client(outsider).post(
+        f"/api/conversations/{own.pk}/read/", {"message_id": clinic_a["message"]}, format="json"
+    )
+    assert response.status_code == 400 and not ReadMarker.objects.exists()
+
+
+def test_the_walk_covers_every_api_route():
+    api = next(p for p in get_resolver().url_patterns if str(p.pattern) == "api/")
+    routes = {str(p.pattern) for p in api.url_patterns if isinstance(p, URLPattern)}
+    walked = {
+        path.removeprefix("/api/")
+        .replace("{conversation}", "<int:conversation_id>")
+        .replace("{contact}", "<int:contact_id>")
+        for _, path, _ in OBJECT_ROUTES
+    }
+    walked |= {path.removeprefix("/api/") for path in LIST_ROUTES}
+    assert routes - NOT_CLINIC_DATA == walked
