@@ -1,0 +1,136 @@
+"""The WhatsApp Cloud API (Meta's Graph API) over httpx: sending, media, read receipts, credential checks."""
+
+import logging
+
+import httpx
+from django.conf import settings
+
+from conversations.models import Message, WhatsAppChannel
+from conversations.providers.base import NotSent, OutcomeUnknown, Rejected
+
+logger = logging.getLogger(__name__)
+
+# The request never left, or the server said it did not process it.
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+CAPTIONED = {"image", "video", "document"}
+
+
+def graph_error(response: httpx.Response) -> str:
+    """Meta's own words for an error response: '(#131047) Re-engagement message: …'."""
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        return f"HTTP {response.status_code} from the Graph API"
+    code = error.get("code")
+    text = error.get("error_data", {}).get("details") or error.get("message") or "no message"
+    return f"(#{code}) {text}" if code else text
+
+
+class GraphClient:
+    """One channel's credentials on the Graph API; every method raises NotSent, Rejected or OutcomeUnknown."""
+
+    def __init__(self, channel: WhatsAppChannel, *, transport: httpx.BaseTransport | None = None):
+        self.channel = channel
+        self.http = httpx.Client(
+            base_url=settings.WHATSAPP_GRAPH_URL,
+            headers={"Authorization": f"Bearer {channel.access_token}"},
+            timeout=httpx.Timeout(settings.WHATSAPP_TIMEOUT_SECONDS),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, url: str, *, idempotent: bool, **kwargs) -> httpx.Response:
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except NOT_SENT_ERRORS as error:
+            raise NotSent(f"Could not reach WhatsApp: {error.__class__.__name__}") from error
+        except httpx.HTTPError as error:
+            if idempotent:
+                raise NotSent(f"No answer from WhatsApp: {error.__class__.__name__}") from error
+            raise OutcomeUnknown(
+                f"WhatsApp did not answer ({error.__class__.__name__}); the message may have been delivered, "
+                "so it was not sent again."
+            ) from error
+        if response.status_code == 429 or response.status_code >= 500:
+            raise NotSent(f"WhatsApp is busy or failing: {graph_error(response)}")
+        if response.status_code >= 400:
+            raise Rejected(graph_error(response))
+        return response
+
+    def send(self, payload: dict) -> str:
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
+        response = self._call("POST", f"/{self.channel.phone_number_id}/messages", json=body, idempotent=False)
+        try:
+            return str(response.json()["messages"][0]["id"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise OutcomeUnknown("WhatsApp accepted the request but sent no message id; not sent again.") from None
+
+    def upload_media(self, *, content: bytes, file_name: str, content_type: str) -> str:
+        response = self._call(
+            "POST",
+            f"/{self.channel.phone_number_id}/media",
+            data={"messaging_product": "whatsapp", "type": content_type},
+            files={"file": (file_name, content, content_type)},
+            idempotent=True,  # an orphan upload harms nobody; a retry is safe
+        )
+        return str(response.json()["id"])
+
+    def mark_read(self, external_id: str) -> None:
+        body = {"messaging_product": "whatsapp", "status": "read", "message_id": external_id}
+        self._call("POST", f"/{self.channel.phone_number_id}/messages", json=body, idempotent=True)
+
+    def media_info(self, media_id: str) -> dict:
+        return self._call("GET", f"/{media_id}", idempotent=True).json()
+
+    def download(self, url: str, *, max_bytes: int) -> bytes:
+        try:
+            with self.http.stream("GET", url) as response:
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise NotSent(f"WhatsApp media download failed with HTTP {response.status_code}")
+                if response.status_code >= 400:
+                    raise Rejected(f"WhatsApp refused the media download: HTTP {response.status_code}")
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise Rejected(f"The media is larger than {max_bytes // (1024 * 1024)} MB; not kept.")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as error:
+            raise NotSent(f"Could not download the media: {error.__class__.__name__}") from error
+
+    def phone_number(self) -> dict:
+        """The channel's number as Meta sees it: proves the id and the token are right."""
+        params = {"fields": "display_phone_number,verified_name,quality_rating"}
+        return self._call("GET", f"/{self.channel.phone_number_id}", params=params, idempotent=True).json()
+
+
+class WhatsAppCloudProvider:
+    name = "whatsapp_cloud"
+
+    def __init__(self, channel: WhatsAppChannel):
+        self.channel = channel
+
+    def send(self, message: Message) -> str:
+        client = GraphClient(self.channel)
+        try:
+            return client.send({"to": message.conversation.contact.phone, **self._body(client, message)})
+        finally:
+            client.close()
+
+    def _body(self, client: GraphClient, message: Message) -> dict:
+        attachment = message.attachments.first()
+        if attachment is None:
+            return {"type": "text", "text": {"body": message.content, "preview_url": False}}
+        with attachment.file.open("rb") as file:
+            media_id = client.upload_media(
+                content=file.read(), file_name=attachment.file_name, content_type=attachment.content_type
+            )
+        media: dict = {"id": media_id}
+        if message.message_type in CAPTIONED and message.content:
+            media["caption"] = message.content
+        if message.message_type == "document":
+            media["filename"] = attachment.file_name
+        return {"type": message.message_type, message.message_type: media}

@@ -1,0 +1,159 @@
+"""Background work, run by `manage.py db_worker`: deliveries, the simulator's ticks, media and read receipts.
+
+Each task parses its arguments, calls the provider or an action, and never holds a transaction open
+while it waits on the network.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.tasks import task
+from django.utils import timezone
+
+from conversations.models import DeliveryAttempt, Message, MessageStatus
+
+logger = logging.getLogger(__name__)
+MEDIA_MAX_ATTEMPTS = 5
+
+
+@task()
+def deliver_message(message_id: int) -> str:
+    """Hand a pending message to the clinic's provider, at most once (see actions.deliveries)."""
+    from conversations.actions.deliveries import begin_delivery_attempt, finish_delivery_attempt
+    from conversations.providers import provider_for
+    from conversations.providers.base import NotSent, OutcomeUnknown, Rejected
+
+    message = Message.objects.select_related("conversation__contact").filter(pk=message_id).first()
+    if message is None:
+        return "gone"
+    provider = provider_for(message.clinic_id)
+    attempt = begin_delivery_attempt(message_id=message_id, provider=provider.name)
+    if attempt is None:
+        return "nothing to send"
+    try:
+        external_id = provider.send(message)
+    except NotSent as error:
+        outcome, detail, external_id = DeliveryAttempt.Outcome.NOT_SENT, error.reason, None
+    except Rejected as error:
+        outcome, detail, external_id = DeliveryAttempt.Outcome.REJECTED, error.reason, None
+    except OutcomeUnknown as error:
+        outcome, detail, external_id = DeliveryAttempt.Outcome.UNKNOWN, error.reason, None
+    except Exception:
+        # A bug after the request may have gone out: treat it as unknown rather than risk a duplicate.
+        logger.exception("delivery of message %s failed unexpectedly", message_id)
+        outcome, detail, external_id = (
+            DeliveryAttempt.Outcome.UNKNOWN,
+            "Unexpected error while sending; not retried.",
+            None,
+        )
+    else:
+        outcome, detail = DeliveryAttempt.Outcome.SENT, ""
+    finish_delivery_attempt(attempt=attempt, outcome=outcome, detail=detail, external_id=external_id)
+    return outcome
+
+
+@task()
+def simulate_status(message_id: int, status: str) -> str:
+    """The simulator's later ticks: delivered, then read."""
+    from conversations.actions.messages import update_message_status
+
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        return "gone"
+    return "changed" if update_message_status(message=message, status=status)[1] else "unchanged"
+
+
+@task()
+def download_inbound_media(message_id: int, attempt: int = 1) -> str:
+    """Fetch the media a patient sent (media id → URL → bytes); the message is already on every screen."""
+    from conversations.actions.deliveries import attach_inbound_media, record_media_failure, retry_delay
+    from conversations.providers import channel_of
+    from conversations.providers.base import NotSent, ProviderError
+    from conversations.providers.whatsapp_cloud import GraphClient
+
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        return "gone"
+    media_id = message.metadata.get("media_id")
+    channel = channel_of(message.clinic_id)
+    if not media_id or channel is None or channel.simulated:
+        record_media_failure(message=message, reason="No WhatsApp channel to fetch this media from.")
+        return "no channel"
+    client = GraphClient(channel)
+    try:
+        info = client.media_info(media_id)
+        content = client.download(info["url"], max_bytes=settings.WHATSAPP_MEDIA_MAX_BYTES)
+    except NotSent as error:
+        if attempt < MEDIA_MAX_ATTEMPTS:
+            run_after = timezone.now() + retry_delay(attempt)
+            download_inbound_media.using(run_after=run_after).enqueue(message_id, attempt + 1)
+            return "retrying"
+        record_media_failure(message=message, reason=f"Gave up after {attempt} attempts: {error.reason}")
+        return "failed"
+    except (ProviderError, KeyError, TypeError) as error:
+        record_media_failure(message=message, reason=getattr(error, "reason", "WhatsApp sent no media URL."))
+        return "failed"
+    finally:
+        client.close()
+    content_type = (info.get("mime_type") or message.metadata.get("mime_type") or "application/octet-stream").split(
+        ";"
+    )[0]
+    attach_inbound_media(
+        message=message, content=content, file_name=media_file_name(message, content_type), content_type=content_type
+    )
+    return "downloaded"
+
+
+def media_file_name(message: Message, content_type: str) -> str:
+    if message.metadata.get("filename"):
+        return str(message.metadata["filename"])[-200:]
+    extension = content_type.split("/")[-1].replace("jpeg", "jpg")[:8] or "bin"
+    return f"{message.message_type}-{message.pk}.{extension}"
+
+
+@task()
+def send_read_receipt(message_id: int, attempt: int = 1) -> str:
+    """Mark an inbound message (and every earlier one) read on the patient's WhatsApp."""
+    from conversations.actions.deliveries import retry_delay
+    from conversations.providers import channel_of
+    from conversations.providers.base import NotSent, ProviderError
+    from conversations.providers.whatsapp_cloud import GraphClient
+
+    message = Message.objects.filter(pk=message_id, external_id__isnull=False).first()
+    channel = channel_of(message.clinic_id) if message else None
+    if message is None or channel is None or channel.simulated:
+        return "nothing to do"
+    client = GraphClient(channel)
+    try:
+        client.mark_read(message.external_id)
+    except NotSent:
+        if attempt < 3:
+            send_read_receipt.using(run_after=timezone.now() + retry_delay(attempt)).enqueue(message_id, attempt + 1)
+            return "retrying"
+        return "gave up"
+    except ProviderError as error:
+        logger.info("read receipt for message %s refused: %s", message_id, error.reason)
+        return "refused"
+    finally:
+        client.close()
+    return "sent"
+
+
+def stalled_deliveries(older_than_minutes: int) -> list[int]:
+    """Pending outbound messages older than this with no delivery queued: a worker died on them."""
+    from django_tasks_db.models import DBTaskResult
+
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    pending = set(
+        Message.objects.filter(status=MessageStatus.PENDING, direction="outbound", created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    if not pending:
+        return []
+    queued = DBTaskResult.objects.filter(task_path=deliver_message.module_path, status__in=["READY"]).values_list(
+        "args_kwargs", flat=True
+    )
+    waiting = {args["args"][0] for args in queued if args.get("args")}
+    return sorted(pending - waiting)

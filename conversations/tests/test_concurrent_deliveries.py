@@ -1,0 +1,61 @@
+"""Concurrent deliveries for one patient (an album, Meta's retries) never duplicate anything."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from conversations.actions.messages import receive_inbound_message
+from conversations.models import Contact, Conversation, Message
+from realtime.models import Event
+
+DELIVERIES = 6
+
+
+def deliver_at_once(clinic, external_ids: list[str]) -> list:
+    barrier = threading.Barrier(len(external_ids))
+    results, errors = [], []
+
+    def deliver(external_id: str):
+        try:
+            barrier.wait(timeout=10)
+            results.append(
+                receive_inbound_message(
+                    clinic=clinic, phone="5511987654321", contact_name="Maria", content="foto", external_id=external_id
+                )
+            )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(e,)) for e in external_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_album_from_a_new_patient_makes_one_contact_and_one_conversation(clinic):
+    results = deliver_at_once(clinic, [f"wamid.album-{n}" for n in range(DELIVERIES)])
+
+    assert len(results) == DELIVERIES and all(r.created for r in results)
+    assert Contact.objects.count() == 1
+    assert Conversation.objects.count() == 1
+    assert Message.objects.count() == DELIVERIES
+    assert Event.objects.filter(type="conversation:new").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_delivery_retried_concurrently_is_stored_once(clinic):
+    results = deliver_at_once(clinic, ["wamid.same"] * DELIVERIES)
+
+    assert sum(r.created for r in results) == 1
+    assert len({r.message.pk for r in results}) == 1
+    assert Message.objects.count() == 1
+    assert Event.objects.filter(type="message:new").count() == 1

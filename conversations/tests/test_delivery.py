@@ -1,0 +1,288 @@
+"""Delivering outbound messages with the real task worker: the simulator, and the WhatsApp Cloud API client
+against Meta's HTTP mocked at the boundary (respx), with retries, refusals and the never-twice guarantee."""
+
+import json
+
+import httpx
+import pytest
+import respx
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+
+from conversations.actions.deliveries import begin_delivery_attempt
+from conversations.actions.messages import mark_read, receive_inbound_message, send_outbound_message
+from conversations.models import DeliveryAttempt, Message, WhatsAppChannel
+from conversations.providers import provider_for
+from realtime.models import Event
+
+pytestmark = pytest.mark.django_db(transaction=True)  # tasks are committed with their message
+PNID = "106540352242922"
+
+
+def run_worker() -> None:
+    call_command("db_worker", "--batch", "--no-reload", "--no-startup-delay", "--queue-name", "*", verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(settings):
+    settings.DELIVERY_RETRY_BASE_SECONDS = 0
+    settings.DELIVERY_MAX_ATTEMPTS = 3
+    settings.SIMULATOR_DELIVERED_AFTER_SECONDS = 0
+    settings.SIMULATOR_READ_AFTER_SECONDS = 0
+
+
+@pytest.fixture
+def conversation(clinic):
+    return receive_inbound_message(
+        clinic=clinic, phone="5511987654321", content="Oi", external_id="wamid.IN1"
+    ).conversation
+
+
+class Graph:
+    """Meta's Graph API at the HTTP boundary: routes by path under the configured API URL, or by full URL."""
+
+    def __init__(self, router: respx.MockRouter, base: str):
+        self.router, self.base = router, base
+
+    def get(self, path: str):
+        return self.router.get(path if path.startswith("https://") else self.base + path)
+
+    def post(self, path: str):
+        return self.router.post(self.base + path)
+
+
+@pytest.fixture
+def graph(settings, whatsapp_channel):
+    with respx.mock(assert_all_called=False) as router:
+        yield Graph(router, settings.WHATSAPP_GRAPH_URL)
+
+
+def send(conversation, member, content="Olá, Maria!", **fields) -> Message:
+    return send_outbound_message(conversation=conversation, sender=member, content=content, **fields).message
+
+
+def accepted(wamid: str = "wamid.OUT1") -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": "5511987654321", "wa_id": "5511987654321"}],
+            "messages": [{"id": wamid}],
+        },
+    )
+
+
+def meta_error(status: int, code: int, message: str) -> httpx.Response:
+    return httpx.Response(
+        status,
+        json={
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam",
+            }
+        },
+    )
+
+
+def reloaded(message: Message) -> Message:
+    return Message.objects.get(pk=message.pk)
+
+
+# --- The simulator --------------------------------------------------------------------------------------
+
+
+def test_the_simulator_takes_a_message_through_sent_delivered_read(conversation, member):
+    message = send(conversation, member)
+    assert provider_for(conversation.clinic_id).name == "simulator"
+    run_worker()
+    message = reloaded(message)
+    assert message.status == "read" and message.external_id.startswith("sim.")
+    statuses = [e.data["status"] for e in Event.objects.filter(type="message:status").order_by("seq")]
+    assert statuses == ["sent", "delivered", "read"]
+
+
+def test_a_simulated_demo_channel_still_uses_the_simulator(conversation, member, clinic):
+    WhatsAppChannel.objects.create(
+        clinic=clinic, phone_number_id="demo", access_token="x", app_secret="s", verify_token="v", simulated=True
+    )
+    message = send(conversation, member)
+    run_worker()
+    assert reloaded(message).status == "read"
+
+
+# --- The WhatsApp Cloud API -----------------------------------------------------------------------------
+
+
+def test_a_text_goes_to_the_graph_api_and_is_marked_sent(graph, conversation, member):
+    route = graph.post(f"/{PNID}/messages").mock(return_value=accepted())
+    message = send(conversation, member)
+    run_worker()
+    message = reloaded(message)
+    assert (message.status, message.external_id) == ("sent", "wamid.OUT1")
+    request = route.calls.last.request
+    assert request.headers["Authorization"] == "Bearer EAAG-test-token"
+    assert json.loads(request.content) == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "5511987654321",
+        "type": "text",
+        "text": {"body": "Olá, Maria!", "preview_url": False},
+    }
+
+
+def test_then_metas_statuses_take_it_to_read(graph, whatsapp_post, conversation, member):
+    graph.post(f"/{PNID}/messages").mock(return_value=accepted("wamid.OUTBOUND1"))
+    message = send(conversation, member)
+    run_worker()
+    whatsapp_post("status_delivered")
+    whatsapp_post("status_read")
+    assert reloaded(message).status == "read"
+
+
+def test_a_photo_is_uploaded_then_sent_with_its_caption(graph, conversation, member):
+    upload = graph.post(f"/{PNID}/media").mock(return_value=httpx.Response(200, json={"id": "4490709327384033"}))
+    route = graph.post(f"/{PNID}/messages").mock(return_value=accepted())
+    photo = SimpleUploadedFile("receita.png", b"\x89PNG" + b"0" * 32, content_type="image/png")
+    message = send(conversation, member, content="Sua receita", attachment=photo)
+    run_worker()
+    assert reloaded(message).status == "sent" and upload.call_count == 1
+    assert b'name="type"\r\n\r\nimage/png' in upload.calls.last.request.content
+    assert json.loads(route.calls.last.request.content)["image"] == {"id": "4490709327384033", "caption": "Sua receita"}
+
+
+def test_a_permanent_refusal_fails_at_once_with_metas_reason(graph, conversation, member):
+    route = graph.post(f"/{PNID}/messages").mock(return_value=meta_error(400, 131047, "Re-engagement message"))
+    message = send(conversation, member)
+    run_worker()
+    message = reloaded(message)
+    assert message.status == "failed" and message.error == "(#131047) Re-engagement message"
+    assert route.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        meta_error(503, 2, "Service temporarily unavailable"),
+        meta_error(429, 130429, "Rate limit hit"),
+        httpx.ConnectError("refused"),
+    ],
+)
+def test_transient_failures_are_retried(graph, conversation, member, first):
+    route = graph.post(f"/{PNID}/messages").mock(side_effect=[first, accepted()])
+    message = send(conversation, member)
+    run_worker()
+    assert reloaded(message).status == "sent" and route.call_count == 2
+    outcomes = list(DeliveryAttempt.objects.order_by("number").values_list("outcome", flat=True))
+    assert outcomes == ["not_sent", "sent"]
+
+
+def test_retries_stop_at_the_limit_with_the_reason(graph, conversation, member):
+    route = graph.post(f"/{PNID}/messages").mock(return_value=meta_error(500, 1, "An unknown error occurred"))
+    message = send(conversation, member)
+    run_worker()
+    message = reloaded(message)
+    assert route.call_count == 3 and message.status == "failed"
+    assert message.error.startswith("Gave up after 3 attempts: WhatsApp is busy or failing: (#1) An unknown error")
+
+
+def test_retry_delays_grow_exponentially_with_jitter(settings):
+    from conversations.actions.deliveries import retry_delay
+
+    settings.DELIVERY_RETRY_BASE_SECONDS = 4
+    for attempt, ceiling in [(1, 4), (2, 8), (3, 16), (5, 64)]:
+        delays = {retry_delay(attempt).total_seconds() for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 1
+
+
+def test_a_timeout_after_sending_is_never_retried(graph, conversation, member):
+    route = graph.post(f"/{PNID}/messages").mock(side_effect=httpx.ReadTimeout("no answer"))
+    message = send(conversation, member)
+    run_worker()
+    message = reloaded(message)
+    assert route.call_count == 1 and message.status == "failed"
+    assert "may have been delivered" in message.error
+
+
+def test_a_worker_killed_between_metas_answer_and_the_write_never_sends_twice(graph, conversation, member):
+    """The state a kill -9 leaves: the attempt committed as in flight, Meta called, no outcome written."""
+    route = graph.post(f"/{PNID}/messages").mock(return_value=accepted())
+    message = send(conversation, member)
+    attempt = begin_delivery_attempt(message_id=message.pk, provider="whatsapp_cloud")
+    provider_for(conversation.clinic_id).send(reloaded(message))  # Meta has it; then the process dies
+    assert route.call_count == 1 and attempt.outcome == "in_flight"
+
+    run_worker()  # the queued task runs again, as after a restart
+    call_command("recover_deliveries", "--older-than", "0", "--yes", verbosity=0)
+    run_worker()
+
+    message = reloaded(message)
+    assert route.call_count == 1, "the patient must not get the message twice"
+    assert message.status == "failed" and "interrupted after WhatsApp was called" in message.error
+    assert DeliveryAttempt.objects.get().outcome == "unknown"
+
+
+def test_recover_deliveries_requeues_a_message_whose_task_was_lost(graph, conversation, member, capsys):
+    graph.post(f"/{PNID}/messages").mock(return_value=accepted())
+    message = send(conversation, member)
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.all().delete()  # the worker died holding it
+    call_command("recover_deliveries", "--older-than", "0")
+    assert "Dry run" in capsys.readouterr().out and reloaded(message).status == "pending"
+    call_command("recover_deliveries", "--older-than", "0", "--yes")
+    run_worker()
+    assert reloaded(message).status == "sent"
+
+
+# --- Inbound media and read receipts --------------------------------------------------------------------
+
+
+def test_inbound_media_is_downloaded_and_every_screen_told(graph, whatsapp_post, whatsapp_channel):
+    graph.get("/1003383421387256").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
+                "mime_type": "image/jpeg",
+                "file_size": 5,
+                "id": "1003383421387256",
+            },
+        )
+    )
+    download = graph.get("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1").mock(
+        return_value=httpx.Response(200, content=b"\xff\xd8foto")
+    )
+    whatsapp_post("image")
+    run_worker()
+    message = Message.objects.get()
+    attachment = message.attachments.get()
+    assert attachment.file.read() == b"\xff\xd8foto" and attachment.content_type == "image/jpeg"
+    assert download.calls.last.request.headers["Authorization"] == "Bearer EAAG-test-token"
+    assert message.metadata["media_status"] == "downloaded"
+    updated = Event.objects.get(type="message:updated")
+    assert updated.data["message"]["attachments"][0]["file_name"] == attachment.file_name
+
+
+def test_a_failed_download_keeps_the_message_and_says_why(graph, whatsapp_post, whatsapp_channel):
+    route = graph.get("/1003383421387256").mock(return_value=meta_error(500, 1, "down"))
+    whatsapp_post("image")
+    run_worker()
+    message = Message.objects.get()
+    assert message.content == "Pedido do exame" and not message.attachments.exists()
+    assert (
+        message.metadata["media_status"] == "failed" and "Gave up after 5 attempts" in message.metadata["media_error"]
+    )
+    assert route.call_count == 5
+
+
+def test_staff_reading_marks_the_message_read_on_whatsapp(graph, conversation, member):
+    route = graph.post(f"/{PNID}/messages").mock(return_value=httpx.Response(200, json={"success": True}))
+    mark_read(user=member, conversation=conversation, message=conversation.messages.get())
+    run_worker()
+    assert json.loads(route.calls.last.request.content) == {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": "wamid.IN1",
+    }

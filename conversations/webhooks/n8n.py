@@ -1,0 +1,109 @@
+"""`/webhooks/n8n/<clinic slug>/`: messages and timeline actions from the clinic's n8n automations."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversations.actions.conversations import ACTION_TYPE, add_conversation_action
+from conversations.actions.integrations import touch_integration_token
+from conversations.actions.messages import MAX_TEXT_LENGTH, receive_inbound_message
+from conversations.api.inputs import StrictCharField, StrictSerializer
+from conversations.api.outputs import ActionOut, ErrorOut
+from conversations.models import IntegrationToken, MessageType
+from conversations.selectors import latest_conversation_for_phone
+
+
+class N8nMessageIn(StrictSerializer):
+    phone = StrictCharField(max_length=32, help_text="The patient's number, e.g. +55 11 98765-4321")
+    name = StrictCharField(max_length=200, required=False, default="")
+    content = StrictCharField(max_length=MAX_TEXT_LENGTH, required=False, allow_blank=True, default="")
+    sender_type = serializers.ChoiceField(choices=["patient", "ai"], default="patient")
+    message_type = serializers.ChoiceField(choices=MessageType.values, default="text")
+    external_id = StrictCharField(max_length=255, required=False, help_text="Your id for it; a repeat is stored once")
+    timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; without an offset, UTC")
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["message_type"] == "text" and not attrs["content"].strip():
+            raise serializers.ValidationError({"content": ["A text message needs some content."]})
+        return attrs
+
+
+class N8nActionIn(StrictSerializer):
+    phone = StrictCharField(max_length=32)
+    action_type = serializers.RegexField(ACTION_TYPE.pattern, max_length=64)
+    action_data = serializers.DictField(required=False, default=dict)
+
+
+class N8nMessageOut(serializers.Serializer):
+    message_id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    created = serializers.BooleanField()
+
+
+def integration_token(request: Request, slug: str) -> IntegrationToken:
+    """The clinic's live token from `Authorization: Bearer …`; any mismatch is the same 401."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    token = None
+    if scheme.lower() == "bearer" and raw.strip():
+        token = (
+            IntegrationToken.objects.select_related("clinic")
+            .filter(token_hash=IntegrationToken.hash_token(raw.strip()), revoked_at__isnull=True, clinic__slug=slug)
+            .first()
+        )
+    if token is None:
+        raise exceptions.AuthenticationFailed("Send the clinic's integration token as Authorization: Bearer <token>.")
+    return token
+
+
+class N8nWebhookView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="n8n"'
+
+    @extend_schema(
+        request=N8nMessageIn,
+        responses={200: N8nMessageOut, 201: N8nMessageOut, 400: ErrorOut, 401: ErrorOut},
+        tags=["webhooks"],
+        description="A message (phone, content, …) or, with action_type, a timeline action (see N8nActionIn).",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        token = integration_token(request, slug)
+        if token.last_used_at is None or timezone.now() - token.last_used_at > timedelta(minutes=1):
+            touch_integration_token(token=token)
+        if isinstance(request.data, dict) and "action_type" in request.data:
+            return self._action(token, request.data)
+        data = N8nMessageIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = receive_inbound_message(
+            clinic=token.clinic,
+            phone=data.validated_data["phone"],
+            contact_name=data.validated_data["name"],
+            content=data.validated_data["content"],
+            message_type=data.validated_data["message_type"],
+            sender_type=data.validated_data["sender_type"],
+            external_id=data.validated_data.get("external_id"),
+            happened_at=data.validated_data.get("timestamp"),
+        )
+        body = {"message_id": result.message.pk, "conversation_id": result.conversation.pk, "created": result.created}
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+    def _action(self, token: IntegrationToken, payload) -> Response:
+        data = N8nActionIn(data=payload)
+        data.is_valid(raise_exception=True)
+        conversation = latest_conversation_for_phone(token.clinic, data.validated_data["phone"])
+        if conversation is None:
+            raise exceptions.ValidationError({"phone": ["No conversation with this phone in the clinic yet."]})
+        action = add_conversation_action(
+            conversation=conversation,
+            action_type=data.validated_data["action_type"],
+            action_data=data.validated_data["action_data"],
+        )
+        return Response(ActionOut(action).data, status=status.HTTP_201_CREATED)
