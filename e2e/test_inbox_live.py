@@ -1,0 +1,80 @@
+"""The inbox in a real browser (Debian's Chromium, driven by Playwright) against a real server process:
+a patient's WhatsApp message appears in the open list without a reload."""
+
+import json
+import shutil
+import urllib.request
+
+import pytest
+
+from conftest import APP_SECRET, whatsapp_payload
+from conversations.actions.messages import receive_inbound_message
+from conversations.webhooks.whatsapp import signature_of
+from realtime.tests.test_scale_out import server_env
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+CHROMIUM = "/usr/bin/chromium"
+# As the machine's notes say: without the background-networking flags Chromium keeps dialling out.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def inbox_ready(settings, clinic, member, whatsapp_channel):
+    """Everything in the database before the browser starts: Playwright's loop then owns this thread."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # what the server verifies
+    member.set_password("senha-de-teste-123")
+    member.save()
+    receive_inbound_message(clinic=clinic, phone="5511911110001", contact_name="Ana Souza", content="Bom dia")
+    return member.username
+
+
+@pytest.fixture
+def browser(inbox_ready):
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is needed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def post_webhook(host: str, payload: dict) -> int:
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(
+        f"http://{host}/webhooks/whatsapp/",
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, APP_SECRET)},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def test_a_new_whatsapp_message_appears_in_the_open_inbox(inbox_ready, serve, browser, tmp_path):
+    host = serve(server_env())
+    page = browser.new_page()
+    page.goto(f"http://{host}/accounts/login/")
+    page.fill("#id_username", inbox_ready)
+    page.fill("#id_password", "senha-de-teste-123")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Ana Souza")
+    page.wait_for_selector('[data-stream-state="live"]', timeout=10_000)
+
+    payload = whatsapp_payload("text")  # Sheena Nelson writes for the first time
+    assert post_webhook(host, payload) == 200
+
+    row = page.locator(".conversation", has_text="Sheena Nelson")
+    row.wait_for(timeout=10_000)
+    assert "Does it come in another color?" in row.inner_text()
+    assert row.locator(".unread").inner_text() == "1"
+    assert page.locator(".conversation").first.inner_text().startswith("Sheena Nelson"), "newest activity first"
+    page.screenshot(path=str(tmp_path / "inbox.png"), full_page=True)

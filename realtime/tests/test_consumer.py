@@ -1,0 +1,495 @@
+"""The /ws/ protocol as clients use it: authentication and close codes, the clinic's frames and nobody
+else's, joins, typing, reads, resume without gaps or duplicates, limits, and losing access while open."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from conversations.actions.messages import receive_inbound_message
+from conversations.models import Membership, ReadMarker
+from conversations.web.clinics import SESSION_KEY
+from realtime import presence
+from realtime.models import Event
+from taskmed.asgi import application
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def forget_presence(settings) -> None:
+    """Presence lives in Redis between runs while test ids restart: start each test with none."""
+    presence.reset_store()
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(f"{settings.REDIS_PREFIX}:presence:*"):
+            client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def quick_timers(settings):
+    settings.WS_AUTH_TIMEOUT_SECONDS = 0.3
+    settings.WS_RESUME_WAIT_MS = 200  # tests that do not resume need not wait the default second
+    forget_presence(settings)
+    yield
+    presence.reset_store()
+
+
+def session_cookie(user, clinic=None) -> bytes:
+    client = Client()
+    client.force_login(user)
+    if clinic is not None:
+        session = client.session
+        session[SESSION_KEY] = clinic.pk
+        session.save()
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def access_token(user) -> str:
+    client = APIClient()
+    return client.post(
+        "/api/auth/token/", {"username": user.username, "password": "senha-de-teste-123"}, format="json"
+    ).json()["access"]
+
+
+async def connect(headers=(), path="/ws/", origin=ORIGIN) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path, headers=[origin, *headers])
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    return communicator
+
+
+async def as_member(user, clinic) -> WebsocketCommunicator:
+    ws = await connect([(b"cookie", await database_sync_to_async(session_cookie)(user, clinic))])
+    assert (await frame(ws))["type"] == "hello"
+    return ws
+
+
+async def frame(ws, *, durable_only=False) -> dict:
+    while True:
+        received = json.loads(await ws.receive_from(timeout=5))
+        if not durable_only or "seq" in received and received["type"] not in ("hello", "pong", "resumed", "resync"):
+            return received
+
+
+async def reply(ws) -> dict:
+    """The next frame that is not a presence announcement (those may arrive at any time)."""
+    while (received := await frame(ws))["type"] == "user:status":
+        pass
+    return received
+
+
+async def closed_with(ws) -> int:
+    while True:
+        output = await ws.receive_output(timeout=5)
+        if output["type"] == "websocket.close":
+            return output["code"]
+
+
+def receive(clinic, content="Oi", phone="5511987654321", **fields):
+    return receive_inbound_message(clinic=clinic, phone=phone, content=content, **fields)
+
+
+# --- Authentication ---------------------------------------------------------------------------------
+
+
+async def test_a_session_member_gets_hello_and_is_announced_online(clinic, member):
+    ws = await connect([(b"cookie", await database_sync_to_async(session_cookie)(member, clinic))])
+    hello = await frame(ws)
+    assert hello["type"] == "hello" and hello["seq"] == 0
+    assert hello["user"] == {"id": member.pk, "name": "Júlia Carvalho", "role": "receptionist"}
+    assert hello["clinic"]["id"] == clinic.pk and hello["clinic"]["timezone"] == "America/Sao_Paulo"
+    status = await frame(ws)
+    assert status["type"] == "user:status" and status["data"] == {"user_id": member.pk, "status": "online"}
+    await ws.disconnect()
+
+
+async def test_a_bearer_header_authenticates(clinic, member):
+    token = await database_sync_to_async(access_token)(member)
+    ws = await connect([(b"authorization", f"Bearer {token}".encode())])
+    assert (await frame(ws))["user"]["id"] == member.pk
+    await ws.disconnect()
+
+
+async def test_an_auth_frame_authenticates(clinic, member):
+    token = await database_sync_to_async(access_token)(member)
+    ws = await connect()
+    await ws.send_to(text_data=json.dumps({"type": "auth", "token": token}))
+    assert (await frame(ws))["type"] == "hello"
+    await ws.disconnect()
+
+
+async def test_no_auth_within_the_deadline_closes_4408():
+    ws = await connect()
+    assert await closed_with(ws) == 4408
+
+
+@pytest.mark.parametrize("sent", [{"type": "ping"}, {"type": "resume", "after": 0}])
+async def test_other_frames_before_auth_close_4401(sent):
+    ws = await connect()
+    await ws.send_to(text_data=json.dumps(sent))
+    assert await closed_with(ws) == 4401
+
+
+async def test_a_token_in_the_query_string_is_refused(clinic, member):
+    token = await database_sync_to_async(access_token)(member)
+    ws = await connect(path=f"/ws/?token={token}")
+    assert await closed_with(ws) == 4401
+
+
+@pytest.mark.parametrize("case", ["garbage", "expired", "inactive", "logged_out"])
+async def test_bad_tokens_close_4401(clinic, member, case):
+    token = await database_sync_to_async(access_token)(member)
+    if case == "garbage":
+        token = "not.a.jwt"
+    elif case == "expired":
+        expired = AccessToken(token)
+        expired.set_exp(lifetime=-timedelta(seconds=1))
+        token = str(expired)
+    elif case == "inactive":
+        await database_sync_to_async(lambda: type(member).objects.filter(pk=member.pk).update(is_active=False))()
+    else:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        await database_sync_to_async(lambda: client.post("/api/auth/logout/", {}, format="json"))()
+    ws = await connect([(b"authorization", f"Bearer {token}".encode())])
+    assert await closed_with(ws) == 4401
+
+
+async def test_a_removed_membership_closes_4403_at_connect(clinic, member):
+    cookie = await database_sync_to_async(session_cookie)(member, clinic)
+    await database_sync_to_async(lambda: Membership.objects.filter(user=member).delete())()
+    ws = await connect([(b"cookie", cookie)])
+    assert await closed_with(ws) == 4403
+
+
+async def test_a_foreign_origin_is_refused(clinic, member):
+    cookie = await database_sync_to_async(session_cookie)(member, clinic)
+    communicator = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)]
+    )
+    connected, _ = await communicator.connect(timeout=5)
+    assert not connected
+
+
+@pytest.mark.parametrize("change", ["membership", "deactivate", "logout", "expiry"])
+async def test_losing_access_while_connected_closes_the_socket(settings, clinic, member, change):
+    settings.WS_RECHECK_SECONDS = 0.2
+    token = await database_sync_to_async(access_token)(member)
+    if change == "expiry":
+        short = AccessToken(token)
+        short.set_exp(lifetime=timedelta(seconds=1))
+        token = str(short)
+    ws = await connect([(b"authorization", f"Bearer {token}".encode())])
+    await frame(ws)
+    if change == "membership":
+        await database_sync_to_async(lambda: Membership.objects.filter(user=member).delete())()
+    elif change == "deactivate":
+        await database_sync_to_async(lambda: type(member).objects.filter(pk=member.pk).update(is_active=False))()
+    elif change == "logout":
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        await database_sync_to_async(lambda: client.post("/api/auth/logout/", {}, format="json"))()
+    assert await closed_with(ws) == (4403 if change == "membership" else 4401)
+
+
+async def test_a_browser_logout_closes_the_socket(settings, clinic, member):
+    settings.WS_RECHECK_SECONDS = 0.2
+    browser = Client()
+
+    def log_in() -> bytes:
+        browser.force_login(member)
+        session = browser.session
+        session[SESSION_KEY] = clinic.pk
+        session.save()
+        return f"sessionid={browser.cookies['sessionid'].value}".encode()
+
+    ws = await connect([(b"cookie", await database_sync_to_async(log_in)())])
+    await frame(ws)
+    await database_sync_to_async(browser.post)("/accounts/logout/")
+    assert await closed_with(ws) == 4401
+
+
+# --- Events and tenancy -----------------------------------------------------------------------------
+
+
+async def test_durable_events_arrive_in_seq_order(clinic, member):
+    ws = await as_member(member, clinic)
+    await database_sync_to_async(receive)(clinic, "Oi")
+    first, second = await frame(ws, durable_only=True), await frame(ws, durable_only=True)
+    assert [(first["type"], first["seq"]), (second["type"], second["seq"])] == [
+        ("conversation:new", 1),
+        ("message:new", 2),
+    ]
+    assert second["data"]["message"]["content"] == "Oi"
+    assert second["data"]["conversation"]["contact"]["phone"] == "5511987654321"
+    await ws.disconnect()
+
+
+async def test_another_clinics_connection_receives_nothing(clinic, other_clinic, member, outsider):
+    ours, theirs = await as_member(member, clinic), await as_member(outsider, other_clinic)
+    await database_sync_to_async(receive)(clinic, "sigilo")
+    assert (await frame(ours, durable_only=True))["type"] == "conversation:new"
+    await theirs.send_to(text_data='{"type": "ping"}')
+    answer = await frame(theirs, durable_only=False)
+    while answer["type"] == "user:status":
+        assert answer["data"]["user_id"] == outsider.pk, "presence of another clinic leaked"
+        answer = await frame(theirs)
+    assert answer == {"type": "pong", "seq": 0}
+    await ours.disconnect()
+    await theirs.disconnect()
+
+
+async def test_another_clinics_conversation_cannot_be_joined(clinic, other_clinic, outsider):
+    conversation = await database_sync_to_async(lambda: receive(clinic).conversation)()
+    ws = await as_member(outsider, other_clinic)
+    await ws.send_to(text_data=json.dumps({"type": "conversation:join", "conversation_id": conversation.pk}))
+    error = await frame(ws)
+    while error["type"] == "user:status":
+        error = await frame(ws)
+    assert error["type"] == "error" and error["code"] == "not_found"
+    await ws.send_to(
+        text_data=json.dumps({"type": "conversation:typing", "conversation_id": conversation.pk, "is_typing": True})
+    )
+    assert (await reply(ws))["code"] == "not_joined"
+    await ws.disconnect()
+
+
+async def test_another_clinics_message_cannot_be_marked_read(clinic, other_clinic, outsider):
+    message = await database_sync_to_async(lambda: receive(clinic).message)()
+    ws = await as_member(outsider, other_clinic)
+    await ws.send_to(
+        text_data=json.dumps(
+            {"type": "message:read", "conversation_id": message.conversation_id, "message_id": message.pk}
+        )
+    )
+    assert (await reply(ws))["code"] == "not_found"
+    assert not await database_sync_to_async(ReadMarker.objects.exists)()
+    await ws.disconnect()
+
+
+async def test_typing_reaches_those_who_joined_but_not_the_sender(clinic, member, make_member):
+    conversation = await database_sync_to_async(lambda: receive(clinic).conversation)()
+    colleague = await database_sync_to_async(make_member)(clinic)
+    typist, watcher, elsewhere = (
+        await as_member(member, clinic),
+        await as_member(colleague, clinic),
+        await as_member(colleague, clinic),
+    )
+    for ws in (typist, watcher):
+        await ws.send_to(text_data=json.dumps({"type": "conversation:join", "conversation_id": conversation.pk}))
+        assert (await reply(ws))["type"] == "conversation:joined"
+    typing = {"type": "conversation:typing", "conversation_id": conversation.pk, "is_typing": True}
+    await typist.send_to(text_data=json.dumps(typing))
+    await typist.send_to(text_data=json.dumps(typing))  # throttled: nobody hears it twice
+
+    seen = []
+    while len([f for f in seen if f["type"] == "conversation:typing"]) < 1:
+        seen.append(await frame(watcher))
+    hint = next(f for f in seen if f["type"] == "conversation:typing")
+    assert (
+        hint["conversation_id"] == conversation.pk
+        and hint["data"]["user"]["id"] == member.pk
+        and hint["data"]["is_typing"]
+    )
+    await typist.send_to(text_data='{"type": "ping"}')
+    typist_frames = [await frame(typist)]
+    while typist_frames[-1]["type"] != "pong":
+        typist_frames.append(await frame(typist))
+    assert not any(f["type"] == "conversation:typing" for f in typist_frames)
+    await watcher.send_to(text_data='{"type": "ping"}')
+    later = [await frame(watcher)]
+    while later[-1]["type"] != "pong":
+        later.append(await frame(watcher))
+    assert not any(f["type"] == "conversation:typing" for f in later), "the repeated hint must be throttled"
+    await elsewhere.send_to(text_data='{"type": "ping"}')
+    unjoined = [await frame(elsewhere)]
+    while unjoined[-1]["type"] != "pong":
+        unjoined.append(await frame(elsewhere))
+    assert not any(f["type"] == "conversation:typing" for f in unjoined), "typing goes only to those who joined"
+    for ws in (typist, watcher, elsewhere):
+        await ws.disconnect()
+
+
+async def test_a_read_frame_marks_read_and_every_screen_is_told(clinic, member):
+    message = await database_sync_to_async(lambda: receive(clinic).message)()
+    ws, other_screen = await as_member(member, clinic), await as_member(member, clinic)
+    await ws.send_to(
+        text_data=json.dumps(
+            {"type": "message:read", "conversation_id": message.conversation_id, "message_id": message.pk}
+        )
+    )
+    for screen in (ws, other_screen):
+        read = await frame(screen, durable_only=True)
+        assert read["type"] == "message:read" and read["data"] == {"user_id": member.pk, "message_id": message.pk}
+    marker = await database_sync_to_async(ReadMarker.objects.get)()
+    assert marker.last_read_message_id == message.pk
+    await ws.disconnect()
+    await other_screen.disconnect()
+
+
+# --- Resume -------------------------------------------------------------------------------------------
+
+
+async def test_resume_replays_what_was_missed_then_continues_live_in_seq_order(settings, clinic, member):
+    settings.WS_RESUME_WAIT_MS = 60_000
+    await database_sync_to_async(lambda: [receive(clinic, f"m{n}", external_id=f"w{n}") for n in range(3)])()
+    ws = await as_member(member, clinic)  # hello says seq 4: conversation:new + 3 × message:new
+    # An event commits between hello and the client's resume: its live frame must not overtake the replay.
+    await database_sync_to_async(receive)(clinic, "ao vivo", external_id="w9")
+    await ws.send_to(text_data=json.dumps({"type": "resume", "after": 1}))
+    got = []
+    while len(got) < 5:
+        received = await reply(ws)
+        got.append((received["type"], received["seq"]))
+    assert got == [("message:new", 2), ("message:new", 3), ("message:new", 4), ("resumed", 4), ("message:new", 5)]
+    await ws.send_to(text_data='{"type": "ping"}')
+    assert await reply(ws) == {"type": "pong", "seq": 5}, "nothing arrives twice"
+    await ws.disconnect()
+
+
+async def test_a_client_that_does_not_resume_gets_live_frames_after_the_wait(settings, clinic, member):
+    settings.WS_RESUME_WAIT_MS = 200
+    ws = await as_member(member, clinic)
+    await database_sync_to_async(receive)(clinic, "Oi")
+    assert [(await frame(ws, durable_only=True))["seq"] for _ in range(2)] == [1, 2]
+    await ws.disconnect()
+
+
+async def test_a_first_frame_other_than_resume_releases_the_live_frames_at_once(settings, clinic, member):
+    settings.WS_RESUME_WAIT_MS = 60_000
+    ws = await as_member(member, clinic)
+    await database_sync_to_async(receive)(clinic, "Oi")
+    await ws.send_to(text_data='{"type": "ping"}')
+    # The frames reach the socket through the channel layer before or after the ping: either way they go
+    # out now, not after the 60-second wait (reply() gives up after 5 s).
+    got = [await reply(ws) for _ in range(3)]
+    assert [(f["type"], f["seq"]) for f in got if f["type"] != "pong"] == [("conversation:new", 1), ("message:new", 2)]
+    assert [f["type"] for f in got].count("pong") == 1
+    await ws.disconnect()
+
+
+async def test_a_late_resume_replays_only_what_came_before_hello(settings, clinic, member):
+    settings.WS_RESUME_WAIT_MS = 60_000
+    await database_sync_to_async(receive)(clinic, "antes", external_id="w1")  # seqs 1, 2
+    ws = await as_member(member, clinic)
+    await ws.send_to(text_data='{"type": "ping"}')
+    assert await reply(ws) == {"type": "pong", "seq": 2}
+    await database_sync_to_async(receive)(clinic, "depois", external_id="w2")  # seq 3, sent live
+    assert (await frame(ws, durable_only=True))["seq"] == 3
+    await ws.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
+    got = [await reply(ws) for _ in range(3)]
+    assert [(f["type"], f["seq"]) for f in got] == [("conversation:new", 1), ("message:new", 2), ("resumed", 2)]
+    await ws.send_to(text_data='{"type": "ping"}')
+    assert await reply(ws) == {"type": "pong", "seq": 3}, "the live frame is not replayed again"
+    await ws.disconnect()
+
+
+async def test_resume_past_the_bound_asks_for_a_resync(clinic, member, monkeypatch):
+    from realtime import consumers
+
+    monkeypatch.setattr(consumers, "REPLAY_LIMIT", 2)
+    await database_sync_to_async(lambda: [receive(clinic, f"m{n}", external_id=f"w{n}") for n in range(4)])()
+    ws = await as_member(member, clinic)
+    await ws.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
+    assert await reply(ws) == {"type": "resync", "seq": 5}
+    await ws.disconnect()
+
+
+async def test_a_gap_in_live_frames_is_filled_from_the_log(clinic, member):
+    """A frame lost by the channel layer (or overtaken across processes) is fetched, never skipped."""
+    ws = await as_member(member, clinic)
+    from channels.layers import get_channel_layer
+
+    from realtime.events import clinic_group, layer_message
+
+    await database_sync_to_async(receive)(clinic, "primeira")
+    while (await frame(ws, durable_only=True))["seq"] < 2:
+        pass
+    await ws.send_to(text_data='{"type": "ping"}')
+    pong = await reply(ws)
+    assert pong["type"] == "pong" and pong["seq"] == 2
+    # Two more events are logged, but only the later one's poke reaches the socket (the other was lost by
+    # the layer, or is still on its way from another process): the consumer fills seq 3 from the log.
+    await database_sync_to_async(
+        lambda: Event.objects.create(clinic=clinic, seq=3, type="message:status", data={"n": 3})
+    )()
+    await database_sync_to_async(
+        lambda: Event.objects.create(clinic=clinic, seq=4, type="message:status", data={"n": 4})
+    )()
+    frame4 = '{"type":"message:status","seq":4,"conversation_id":null,"data":{"n":4},"at":"x"}'
+    await get_channel_layer().group_send(clinic_group(clinic.pk), layer_message(frame4, seq=4))
+    got = [await frame(ws, durable_only=True), await frame(ws, durable_only=True)]
+    assert [f["seq"] for f in got] == [3, 4] and got[0]["data"] == {"n": 3}
+    await ws.disconnect()
+
+
+# --- Limits and bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sent,code",
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_frame"),
+        ('{"no": "type"}', "invalid_frame"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "resume", "after": "5"}', "invalid_frame"),
+        ('{"type": "conversation:join", "conversation_id": true}', "invalid_frame"),
+        ('{"type": "conversation:typing", "conversation_id": 1}', "invalid_frame"),
+        ('{"type": "ping", "pad": "' + "x" * 70_000 + '"}', "frame_too_large"),
+    ],
+)
+async def test_bad_frames_get_an_error_frame_and_the_connection_lives(clinic, member, sent, code):
+    ws = await as_member(member, clinic)
+    await ws.send_to(text_data=sent)
+    error = await reply(ws)
+    assert error["type"] == "error" and error["code"] == code and error["detail"]
+    await ws.send_to(text_data='{"type": "ping"}')
+    assert (await reply(ws))["type"] == "pong"
+    await ws.disconnect()
+
+
+async def test_too_many_frames_get_rate_limited_then_closed_4429(settings, clinic, member):
+    settings.WS_FRAMES_PER_MINUTE = 5
+    ws = await as_member(member, clinic)
+    for _ in range(5):
+        await ws.send_to(text_data='{"type": "ping"}')
+        assert (await reply(ws))["type"] == "pong"
+    await ws.send_to(text_data='{"type": "ping"}')
+    assert (await reply(ws))["code"] == "rate_limited"
+    for _ in range(5):
+        await ws.send_to(text_data='{"type": "ping"}')
+    assert await closed_with(ws) == 4429
+
+
+async def test_an_event_committed_while_the_socket_joins_is_not_lost(clinic, member, monkeypatch):
+    """Between authenticating and joining the clinic's group, an event commits: the client still gets it."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    join = layer.group_add
+
+    async def join_after_a_commit(group, channel):
+        monkeypatch.setattr(layer, "group_add", join)  # only the first join, the socket's own
+        await database_sync_to_async(receive)(clinic, "no meio do caminho")
+        await join(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", join_after_a_commit)
+    ws = await connect([(b"cookie", await database_sync_to_async(session_cookie)(member, clinic))])
+    hello = await frame(ws)
+    await ws.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
+    seqs = []
+    while len(seqs) < 2:
+        received = await reply(ws)
+        if received["type"] not in ("resumed", "pong"):
+            seqs.append(received["seq"])
+    assert sorted(seqs) == [1, 2] and hello["seq"] == 2
+    await ws.disconnect()

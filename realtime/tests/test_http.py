@@ -1,0 +1,124 @@
+"""Realtime over HTTP: the long-poll fallback, presence for the first render, socket stats and health."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import AsyncClient
+from django.utils import timezone
+
+from conversations.actions.messages import receive_inbound_message
+from conversations.models import Role
+from conversations.tasks import deliver_message
+from realtime.tests.test_consumer import access_token, as_member, forget_presence
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def short_waits(settings):
+    settings.LONGPOLL_SECONDS = 1
+    forget_presence(settings)
+
+
+async def bearer(user) -> dict:
+    return {"Authorization": f"Bearer {await database_sync_to_async(access_token)(user)}"}
+
+
+def receive(clinic, content="Oi", **fields):
+    return receive_inbound_message(clinic=clinic, phone="5511987654321", content=content, **fields)
+
+
+async def test_events_after_a_seq_come_at_once_as_websocket_frames(clinic, member):
+    await database_sync_to_async(receive)(clinic)
+    response = await AsyncClient().get("/api/events/", {"after": 0}, headers=await bearer(member))
+    body = response.json()
+    assert response.status_code == 200 and body["seq"] == 2
+    assert [(e["type"], e["seq"]) for e in body["events"]] == [("conversation:new", 1), ("message:new", 2)]
+    assert body["events"][1]["data"]["message"]["content"] == "Oi"
+
+
+async def test_with_nothing_new_it_waits_and_answers_when_an_event_is_published(clinic, member):
+    headers = await bearer(member)
+    started = time.monotonic()
+    waiting = asyncio.create_task(AsyncClient().get("/api/events/", {"after": 0}, headers=headers))
+    await asyncio.sleep(0.2)  # let the request reach its wait; then something happens
+    await database_sync_to_async(receive)(clinic, "chegou")
+    body = (await asyncio.wait_for(waiting, 5)).json()
+    assert body["events"] and body["events"][0]["seq"] == 1
+    assert time.monotonic() - started < 1, "it must answer on the event, not at the timeout"
+
+
+async def test_with_nothing_new_it_answers_empty_after_the_wait(clinic, member):
+    started = time.monotonic()
+    body = (await AsyncClient().get("/api/events/", {"after": 0}, headers=await bearer(member))).json()
+    assert body == {"events": [], "seq": 0} and time.monotonic() - started >= 0.9
+
+
+async def test_another_clinics_events_are_never_returned(clinic, other_clinic, outsider):
+    await database_sync_to_async(receive)(clinic, "sigilo")
+    body = (await AsyncClient().get("/api/events/", {"after": 0}, headers=await bearer(outsider))).json()
+    assert body == {"events": [], "seq": 0}
+
+
+async def test_a_seq_from_the_future_asks_for_a_resync(clinic, member):
+    body = (await AsyncClient().get("/api/events/", {"after": 99}, headers=await bearer(member))).json()
+    assert body["events"] == [{"type": "resync", "seq": 0}]
+
+
+@pytest.mark.parametrize("query,status", [({"after": "x"}, 400), ({}, 400), ({"after": -1}, 400)])
+async def test_bad_parameters_are_400s(clinic, member, query, status):
+    response = await AsyncClient().get("/api/events/", query, headers=await bearer(member))
+    assert response.status_code == status and response.json()["field"] == "after"
+
+
+async def test_unauthenticated_or_bad_tokens_are_401s(clinic):
+    assert (await AsyncClient().get("/api/events/", {"after": 0})).status_code == 401
+    response = await AsyncClient().get("/api/events/", {"after": 0}, headers={"Authorization": "Bearer junk"})
+    assert response.status_code == 401 and response.json()["code"] == "token_not_valid"
+
+
+async def test_the_session_works_too(clinic, member):
+    client = AsyncClient()
+    await client.aforce_login(member)
+    session = await client.asession()
+    await session.aset("active_clinic_id", clinic.pk)
+    await session.asave()
+    assert (await client.get("/api/events/", {"after": 0})).status_code == 200
+
+
+# --- Presence, stats, health --------------------------------------------------------------------------
+
+
+async def test_presence_lists_who_is_connected(clinic, member, make_member):
+    idle = await database_sync_to_async(make_member)(clinic, Role.PROFESSIONAL)
+    ws = await as_member(member, clinic)
+    online = (await AsyncClient().get("/api/presence/", headers=await bearer(idle))).json()["online"]
+    assert online == [{"id": member.pk, "name": "Júlia Carvalho"}]
+    await ws.disconnect()
+
+
+async def test_socket_stats_count_connections_for_admins(clinic, member, make_member):
+    admin = await database_sync_to_async(make_member)(clinic, Role.ADMIN)
+    sockets = [await as_member(member, clinic), await as_member(member, clinic)]
+    body = (await AsyncClient().get("/api/socket/stats/", headers=await bearer(admin))).json()
+    assert body["per_clinic"] == {str(clinic.pk): 2} and body["total"] >= 2
+    assert (await AsyncClient().get("/api/socket/stats/", headers=await bearer(member))).status_code == 403
+    for ws in sockets:
+        await ws.disconnect()
+
+
+def test_health_checks_every_part(client):
+    body = client.get("/api/health/").json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "cache", "channel_layer", "worker"}
+    assert all(check["ok"] and check["ms"] >= 0 for check in body["checks"].values())
+
+
+def test_health_fails_when_the_worker_does_not_keep_up(client):
+    deliver_message.using(run_after=timezone.now() - timedelta(minutes=5)).enqueue(1)
+    response = client.get("/api/health/")
+    assert response.status_code == 503 and response.json()["status"] == "failing"
+    assert "db_worker" in response.json()["checks"]["worker"]["detail"]
