@@ -40,7 +40,8 @@ async def test_events_after_a_seq_come_at_once_as_websocket_frames(clinic, membe
     assert body["events"][1]["data"]["message"]["content"] == "Oi"
 
 
-async def test_with_nothing_new_it_waits_and_answers_when_an_event_is_published(clinic, member):
+async def test_with_nothing_new_it_waits_and_answers_when_an_event_is_published(settings, clinic, member):
+    settings.LONGPOLL_SECONDS = 20
     headers = await bearer(member)
     started = time.monotonic()
     waiting = asyncio.create_task(AsyncClient().get("/api/events/", {"after": 0}, headers=headers))
@@ -48,7 +49,7 @@ async def test_with_nothing_new_it_waits_and_answers_when_an_event_is_published(
     await database_sync_to_async(receive)(clinic, "chegou")
     body = (await asyncio.wait_for(waiting, 5)).json()
     assert body["events"] and body["events"][0]["seq"] == 1
-    assert time.monotonic() - started < 1, "it must answer on the event, not at the timeout"
+    assert time.monotonic() - started < 10, "it must answer on the event, not at the 20-second timeout"
 
 
 async def test_with_nothing_new_it_answers_empty_after_the_wait(clinic, member):
