@@ -36,6 +36,10 @@ REPLAY_LIMIT = 1000  # beyond this many missed events a client reloads over HTTP
 TYPING_MIN_INTERVAL = 2.0
 
 
+class ClientGone(Exception):
+    """A frame could not be sent because the client has gone; the connection ends without a word."""
+
+
 class ClinicConsumer(AsyncWebsocketConsumer):
     caller: Caller | None = None
     last_seq = 0  # the last durable seq this connection sent (or, until a resume, the seq of hello)
@@ -49,8 +53,11 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         # without a word, close it as "service restart" (1012): the client reconnects and resumes.
         try:
             await super().__call__(scope, receive, send)
+        except ClientGone:
+            logger.debug("ws: the client went away while frames were being sent to it")
+            await self.disconnect(1006)
         except (ConnectionError, OSError, RedisError) as error:
-            logger.warning("ws: the channel layer failed (%s); closing with 1012 so the client resumes", error)
+            logger.warning("ws: the channel layer failed (%r); closing with 1012 so the client resumes", error)
             try:
                 await self.disconnect(1012)
             except Exception:
@@ -94,7 +101,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             elif token := auth.bearer_from_headers(self.scope.get("headers", [])):
                 caller = await database_sync_to_async(auth.by_token)(token)
             else:
-                self.background.append(asyncio.create_task(self.auth_deadline()))
+                self.spawn(self.auth_deadline())
                 return
         except Refused as refused:
             await self.refuse(refused)
@@ -132,8 +139,25 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 await self.announce(change)
         except Exception:
             logger.warning("presence unavailable; the connection goes on without it", exc_info=True)
-        self.background.append(asyncio.create_task(self.watch()))
-        self.background.append(asyncio.create_task(self.stop_holding_later()))
+        self.spawn(self.watch())
+        self.spawn(self.stop_holding_later())
+
+    def spawn(self, work) -> None:
+        self.background.append(asyncio.create_task(self.guarded(work)))
+
+    async def guarded(self, work) -> None:
+        """Run a background part of the connection. If it fails, the connection closes (1011) rather than
+        live on without its access checks; the client reconnects."""
+        try:
+            await work
+        except ClientGone:
+            pass
+        except Exception:
+            logger.exception("ws: a background check failed; closing with 1011 so the client reconnects")
+            try:
+                await self.close(code=1011)
+            except Exception:
+                logger.debug("ws: the socket was already gone", exc_info=True)
 
     async def stop_holding_later(self) -> None:
         """A client that sends nothing after hello (it has nothing to resume) gets its live frames anyway."""
@@ -389,6 +413,12 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         return None
 
     # --- Sending ------------------------------------------------------------------------------------
+
+    async def send(self, text_data=None, bytes_data=None, close=False) -> None:
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except OSError as error:  # the server's "client disconnected" (uvicorn: ClientDisconnected)
+            raise ClientGone from error
 
     async def send_json(self, content: dict) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False, separators=(",", ":")))

@@ -14,6 +14,7 @@ from django.conf import settings
 
 ENTRY_SECONDS = 60  # a connection not refreshed for this long (its process died) no longer counts
 GRACE_SECONDS = 5.0  # how long a user without connections stays "online" (a page reload reconnects)
+POOL_SIZE = 20  # Redis connections a process's event loop uses for presence
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,12 @@ class RedisPresence:
     def __init__(self, url: str, prefix: str):
         import redis.asyncio
 
-        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # A bounded pool that makes callers wait: a thousand sockets connecting or leaving at once (after a
+        # deploy) queue for a few connections instead of opening one each and failing at the pool's limit.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=5, socket_timeout=2, socket_connect_timeout=2
+        )
+        self.redis = redis.asyncio.Redis(connection_pool=pool)
         self.prefix = prefix
 
     def _key(self, *parts) -> str:

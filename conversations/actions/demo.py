@@ -27,6 +27,7 @@ from conversations.models import (
     Message,
     MessageStatus,
     ReadMarker,
+    Role,
     SenderType,
     WhatsAppChannel,
 )
@@ -234,3 +235,40 @@ def _seed_read_markers(readers: list, conversations: list[Conversation], message
         if n % 2 == 0
     ]
     ReadMarker.objects.bulk_create(markers)
+
+
+@dataclass
+class BenchClinic:
+    slug: str
+    username: str
+    phone_number_id: str
+    app_secret: str
+
+
+@transaction.atomic
+def seed_bench_clinics(count: int) -> list[BenchClinic]:
+    """`count` clinics for the fan-out benchmark (bench/fanout.py), each with one receptionist and a
+    simulated WhatsApp channel; idempotent. They are named `bench-N`, apart from the demo's."""
+    User = get_user_model()
+    made = []
+    for n in range(1, count + 1):
+        slug = f"bench-{n}"
+        clinic, _ = Clinic.objects.get_or_create(slug=slug, defaults={"name": f"Clínica de carga {n}"})
+        channel, _ = WhatsAppChannel.objects.get_or_create(
+            clinic=clinic,
+            defaults={
+                "phone_number_id": f"bench-{n}",
+                "access_token": "simulated",
+                "app_secret": secrets.token_hex(16),
+                "verify_token": secrets.token_urlsafe(16),
+                "simulated": True,
+            },
+        )
+        user, created = User.objects.get_or_create(username=f"bench.{n}", defaults={"first_name": f"Carga {n}"})
+        if created:
+            user.set_unusable_password()  # reached only through tokens the benchmark issues
+            user.save(update_fields=["password"])
+        Membership.objects.get_or_create(user=user, clinic=clinic, defaults={"role": Role.RECEPTIONIST})
+        made.append(BenchClinic(slug, user.username, channel.phone_number_id, channel.app_secret))
+    return made
+

@@ -1,6 +1,7 @@
 """The /ws/ protocol as clients use it: authentication and close codes, the clinic's frames and nobody
 else's, joins, typing, reads, resume without gaps or duplicates, limits, and losing access while open."""
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -198,6 +199,56 @@ async def test_losing_access_while_connected_closes_the_socket(settings, clinic,
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         await database_sync_to_async(lambda: client.post("/api/auth/logout/", {}, format="json"))()
     assert await closed_with(ws) == (4403 if change == "membership" else 4401)
+
+
+async def test_when_the_access_check_itself_fails_the_socket_closes_1011(settings, clinic, member, monkeypatch):
+    """A connection never lives on without its periodic checks: if one cannot run, the client reconnects."""
+    from realtime import auth
+
+    settings.WS_RECHECK_SECONDS = 0.2
+
+    def database_down(caller):
+        raise OSError("the database is unreachable")
+
+    monkeypatch.setattr(auth, "still_allowed", database_down)
+    ws = await as_member(member, clinic)
+    assert await closed_with(ws) == 1011
+
+
+async def test_a_client_gone_in_the_middle_of_a_replay_ends_the_connection_quietly(clinic, member, caplog):
+    """The server finds the client gone while sending (uvicorn raises ClientDisconnected, an OSError): the
+    connection leaves its groups and presence and ends; it is not mistaken for a channel-layer failure."""
+    await database_sync_to_async(lambda: [receive(clinic, f"m{n}", external_id=f"w{n}") for n in range(3)])()
+    token = await database_sync_to_async(access_token)(member)
+    from_client: asyncio.Queue = asyncio.Queue()
+    from_client.put_nowait({"type": "websocket.connect"})
+    from_client.put_nowait({"type": "websocket.receive", "text": json.dumps({"type": "resume", "after": 0})})
+    sent = []
+
+    async def send(message):
+        if message["type"] == "websocket.send" and '"message:new"' in message["text"]:
+            raise OSError("client disconnected")
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/ws/",
+        "query_string": b"",
+        "headers": [ORIGIN, (b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "subprotocols": [],
+    }
+    await asyncio.wait_for(application(scope, from_client.get, send), 5)  # returns: no hang, no exception
+    frames = [json.loads(m["text"]) for m in sent[1:] if m["type"] == "websocket.send"]
+    assert sent[0]["type"] == "websocket.accept" and frames[0]["type"] == "hello"
+    assert [f["seq"] for f in frames if f["type"] != "hello" and "seq" in f] == [1], "the replay stopped at the failure"
+    assert "channel layer failed" not in caplog.text
+    for _ in range(50):
+        if not await presence.online_users(clinic.pk):
+            break
+        await asyncio.sleep(0.02)
+    assert await presence.online_users(clinic.pk) == [], "the connection left presence"
 
 
 async def test_a_browser_logout_closes_the_socket(settings, clinic, member):
