@@ -271,4 +271,3 @@ def seed_bench_clinics(count: int) -> list[BenchClinic]:
         Membership.objects.get_or_create(user=user, clinic=clinic, defaults={"role": Role.RECEPTIONIST})
         made.append(BenchClinic(slug, user.username, channel.phone_number_id, channel.app_secret))
     return made
-

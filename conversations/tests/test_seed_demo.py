@@ -88,3 +88,14 @@ def test_the_command_prints_the_logins_and_refuses_a_bad_scale(db, capsys):
     with pytest.raises(SystemExit):
         call_command("seed_demo", "--scale", "0")
     assert "--scale must be 1 or more" in capsys.readouterr().err
+
+
+def test_the_benchmark_clinics_are_made_once_each_with_a_receptionist_and_a_simulated_channel(db):
+    from conversations.actions.demo import seed_bench_clinics
+    from conversations.models import Membership, WhatsAppChannel
+
+    first = seed_bench_clinics(3)
+    again = seed_bench_clinics(3)
+    assert first == again and [c.slug for c in first] == ["bench-1", "bench-2", "bench-3"]
+    assert WhatsAppChannel.objects.filter(phone_number_id__startswith="bench-", simulated=True).count() == 3
+    assert Membership.objects.filter(clinic__slug="bench-2", user__username="bench.2", role="receptionist").exists()
