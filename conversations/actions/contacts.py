@@ -29,13 +29,15 @@ def find_or_create_contact(*, clinic: Clinic, phone: str, name: str = "") -> tup
     """
     phone = normalize_phone(phone)
     name = (name or "").strip()[:200]
-    try:
-        with transaction.atomic():
-            contact, created = Contact.objects.get_or_create(clinic=clinic, phone=phone, defaults={"name": name})
-    except IntegrityError:
-        # Another delivery created it between our read and our insert; the unique constraint caught it.
-        contact, created = Contact.objects.get(clinic=clinic, phone=phone), False
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    # The usual case, a patient who wrote before, is one statement: find and lock.
+    contact, created = Contact.objects.select_for_update().filter(clinic=clinic, phone=phone).first(), False
+    if contact is None:
+        try:
+            with transaction.atomic():
+                contact, created = Contact.objects.get_or_create(clinic=clinic, phone=phone, defaults={"name": name})
+        except IntegrityError:
+            pass  # another delivery created it between our read and our insert; the unique constraint caught it
+        contact = Contact.objects.select_for_update().get(clinic=clinic, phone=phone)
     if name and not contact.name:
         contact.name = name
         contact.updated_at = timezone.now()

@@ -61,16 +61,19 @@ def _thread_for(contact: Contact, channel: str) -> tuple[Conversation, str | Non
     Returns the conversation and what happened to it ("created", "reopened" or None). Call with the
     contact row locked.
     """
-    threads = Conversation.objects.filter(contact=contact, channel=channel).select_related("contact", "assignee")
+    threads = Conversation.objects.filter(contact=contact, channel=channel).select_related("assignee")
     conversation = threads.exclude(status=Conversation.Status.RESOLVED).first()
-    if conversation is not None:
-        return conversation, None
-    conversation = threads.order_by("-last_message_at", "-id").first()
-    if conversation is not None:
+    change = None
+    if conversation is None:
+        conversation = threads.order_by("-last_message_at", "-id").first()
+        change = "reopened"
+    if conversation is None:
+        conversation = Conversation.objects.create(clinic_id=contact.clinic_id, contact=contact, channel=channel)
+        change = "created"
+    elif change == "reopened":
         conversation.status = Conversation.Status.OPEN
-        return conversation, "reopened"
-    conversation = Conversation.objects.create(clinic_id=contact.clinic_id, contact=contact, channel=channel)
-    return conversation, "created"
+    conversation.contact = contact  # the locked row the caller holds, not another read of it
+    return conversation, change
 
 
 def _touch(conversation: Conversation, at: datetime, extra_fields: tuple[str, ...] = ()) -> None:
@@ -132,7 +135,6 @@ def receive_inbound_message(
         status_changed_at=happened_at,
     )
     _touch(conversation, happened_at, ("status",) if change == "reopened" else ())
-    conversation.contact = contact
     if (metadata or {}).get("media_id") and message_type in MEDIA_TYPES:
         # In this transaction: stored media messages always have their download queued.
         tasks.download_inbound_media.enqueue(message.pk)
@@ -147,11 +149,11 @@ def receive_inbound_message(
 
 
 def _message_by_external_id(clinic: Clinic, external_id: str) -> Message | None:
-    return (
-        Message.objects.select_related("conversation__contact", "conversation__assignee")
-        .filter(clinic=clinic, external_id=external_id)
-        .first()
-    )
+    # Most deliveries are new: check with the cheapest query, load the message only for a repeat.
+    seen = Message.objects.filter(clinic=clinic, external_id=external_id)
+    if not seen.exists():
+        return None
+    return seen.select_related("conversation__contact", "conversation__assignee").first()
 
 
 @transaction.atomic
