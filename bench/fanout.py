@@ -33,6 +33,15 @@ UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--ws", "websockets-
 UVICORN_FLAGS += ["--ws-per-message-deflate", "false", "--no-access-log", "--log-level", "warning"]
 
 
+def production_env(*needed: str) -> None:
+    """Production mode, as served (the server started here inherits it), with the services it needs; this
+    process signs the clients' tokens with the server's key."""
+    if missing := [name for name in needed if not os.environ.get(name)]:
+        raise SystemExit(f"Set {' and '.join(missing)}: the benchmark measures the production setup.")
+    os.environ.update(DEBUG="0", ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING")
+    os.environ["SECRET_KEY"] = os.environ.get("SECRET_KEY") or "bench" * 12
+
+
 def prepare(clinics: int) -> list[tuple[str, str, str]]:
     """(token, phone number id, app secret) of each bench clinic."""
     import django
@@ -218,12 +227,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
-        raise SystemExit("Set DATABASE_URL and REDIS_URL: the benchmark measures the production setup.")
+    production_env("DATABASE_URL", "REDIS_URL")
     raise_file_limit()
-    # Production mode, as served; this process signs the clients' tokens with the server's key.
-    os.environ.update(DEBUG="0", ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING")
-    os.environ["SECRET_KEY"] = os.environ.get("SECRET_KEY") or "bench" * 12
     clinics = prepare(args.clinics)
     server = start_server(args.port)
     try:

@@ -11,7 +11,6 @@ It uses the clinics of bench/fanout.py (creating them if needed) and starts its 
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import threading
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.fanout import cpu_seconds, prepare, start_server  # noqa: E402
+from bench.fanout import cpu_seconds, prepare, production_env, start_server  # noqa: E402
 
 
 def main() -> None:
@@ -28,10 +27,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=600)
     parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
-        raise SystemExit("Set DATABASE_URL and REDIS_URL: the benchmark measures the production setup.")
-    os.environ.update(DEBUG="0", ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING")
-    os.environ["SECRET_KEY"] = os.environ.get("SECRET_KEY") or "bench" * 12
+    production_env("DATABASE_URL", "REDIS_URL")
     clinics = prepare(10)
 
     import httpx

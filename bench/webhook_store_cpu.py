@@ -10,24 +10,20 @@ The on-commit broadcast is left out (there is no server to receive it); everythi
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.fanout import prepare  # noqa: E402
+from bench.fanout import prepare, production_env  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300)
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL"):
-        raise SystemExit("Set DATABASE_URL: the benchmark measures PostgreSQL.")
-    os.environ.update(DEBUG="0", ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING")
-    os.environ["SECRET_KEY"] = os.environ.get("SECRET_KEY") or "bench" * 12
+    production_env("DATABASE_URL")
     _token, number_id, secret = prepare(1)[0]
 
     from conversations.management.commands.simulate_patients import notification
