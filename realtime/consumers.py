@@ -101,7 +101,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             elif token := auth.bearer_from_headers(self.scope.get("headers", [])):
                 caller = await database_sync_to_async(auth.by_token)(token)
             else:
-                self.spawn(self.auth_deadline())
+                self.spawn(self.auth_deadline)
                 return
         except Refused as refused:
             await self.refuse(refused)
@@ -139,8 +139,8 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 await self.announce(change)
         except Exception:
             logger.warning("presence unavailable; the connection goes on without it", exc_info=True)
-        self.spawn(self.watch())
-        self.spawn(self.stop_holding_later())
+        self.spawn(self.watch)
+        self.spawn(self.stop_holding_later)
 
     def spawn(self, work) -> None:
         self.background.append(asyncio.create_task(self.guarded(work)))
@@ -149,7 +149,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         """Run a background part of the connection. If it fails, the connection closes (1011) rather than
         live on without its access checks; the client reconnects."""
         try:
-            await work
+            await work()  # made here: a task cancelled before it starts leaves no coroutine unawaited
         except ClientGone:
             pass
         except Exception:
