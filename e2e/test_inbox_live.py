@@ -3,6 +3,7 @@ a patient's WhatsApp message appears in the open list without a reload."""
 
 import json
 import shutil
+import time
 import urllib.request
 
 import pytest
@@ -59,6 +60,16 @@ def post_webhook(host: str, payload: dict) -> int:
         return response.status
 
 
+def patient_writes(name: str, phone: str, text: str, at: int) -> dict:
+    """Meta's recorded text notification, from another patient and stamped at `at` (epoch seconds)."""
+    payload = whatsapp_payload("text")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"profile": {"name": name}, "wa_id": phone}]
+    message = value["messages"][0]
+    message.update({"from": phone, "id": f"wamid.e2e-{phone}-{at}", "timestamp": str(at), "text": {"body": text}})
+    return payload
+
+
 def test_a_new_whatsapp_message_appears_in_the_open_inbox(inbox_ready, serve, browser, tmp_path):
     host = serve(server_env())
     page = browser.new_page()
@@ -69,12 +80,26 @@ def test_a_new_whatsapp_message_appears_in_the_open_inbox(inbox_ready, serve, br
     page.wait_for_selector("text=Ana Souza")
     page.wait_for_selector('[data-stream-state="live"]', timeout=10_000)
 
-    payload = whatsapp_payload("text")  # Sheena Nelson writes for the first time
-    assert post_webhook(host, payload) == 200
-
+    now = int(time.time())
+    assert post_webhook(host, patient_writes("Sheena Nelson", "5511987654321", "Tem em outra cor?", now)) == 200
     row = page.locator(".conversation", has_text="Sheena Nelson")
     row.wait_for(timeout=10_000)
-    assert "Does it come in another color?" in row.inner_text()
+    assert "Tem em outra cor?" in row.inner_text()
     assert row.locator(".unread").inner_text() == "1"
     assert page.locator(".conversation").first.inner_text().startswith("Sheena Nelson"), "newest activity first"
+
+    # A message WhatsApp delivers late, stamped a day ago, takes its place in time: below the newer ones,
+    # where the list also puts it after a reload.
+    late = patient_writes("Carlos Lima", "5511922220002", "Mensagem de ontem", now - 86_400)
+    assert post_webhook(host, late) == 200
+    page.locator(".conversation", has_text="Carlos Lima").wait_for(timeout=10_000)
+    live = [name.split("\n")[0] for name in page.locator(".conversation .name").all_inner_texts()]
+    assert live == ["Sheena Nelson", "Ana Souza", "Carlos Lima"]
+    # Sheena's own message of an hour ago, delivered late: counted unread, but not shown as her latest.
+    assert post_webhook(host, patient_writes("Sheena Nelson", "5511987654321", "Oi, uma hora atrás", now - 3600)) == 200
+    page.wait_for_function("document.querySelector('.conversation .unread')?.textContent === '2'", timeout=10_000)
+    assert "Tem em outra cor?" in row.inner_text() and "uma hora atrás" not in row.inner_text()
     page.screenshot(path=str(tmp_path / "inbox.png"), full_page=True)
+    page.reload()
+    page.wait_for_selector("text=Carlos Lima")
+    assert page.locator(".conversation .name").all_inner_texts() == live, "the live order is the server's"

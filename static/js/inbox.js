@@ -28,6 +28,24 @@ function clinicTime(iso) {
   return year(when) === year(new Date()) ? label : `${label} de ${year(when)}`;
 }
 
+// Rows stay in the server's order, newest activity first: a message WhatsApp delivers late, stamped
+// with an older time, does not lift its conversation above newer ones.
+function activityOf(conversation) {
+  return conversation.last_message_at || conversation.created_at;
+}
+
+function place(item, activity) {
+  item.dataset.activity = activity;
+  const at = Date.parse(activity);
+  for (const other of list.querySelectorAll(".conversation")) {
+    if (other !== item && Date.parse(other.dataset.activity) <= at) {
+      list.insertBefore(item, other);
+      return;
+    }
+  }
+  list.append(item);
+}
+
 function newRow(conversation) {
   const item = document.createElement("li");
   item.className = `conversation status-${conversation.status}`;
@@ -38,18 +56,20 @@ function newRow(conversation) {
   setText(item, ".phone", `+${conversation.contact.phone}`);
   setText(item, ".status", STATUS_LABELS[conversation.status] || conversation.status);
   list.querySelector(".empty")?.remove();
-  list.prepend(item);
+  place(item, activityOf(conversation));
   return item;
 }
 
 function showMessage(conversation, message) {
   const item = row(conversation.id) || newRow(conversation);
-  const prefix = message.direction === "outbound" ? "Você: " : "";
-  const text = message.message_type === "text" ? message.content : `[${message.message_type}] ${message.content}`;
-  setText(item, ".preview", prefix + text);
   const time = item.querySelector("time");
-  time.dateTime = message.created_at;
-  time.textContent = clinicTime(message.created_at);
+  if (!time.dateTime || Date.parse(message.created_at) >= Date.parse(time.dateTime)) {
+    const prefix = message.direction === "outbound" ? "Você: " : "";
+    const text = message.message_type === "text" ? message.content : `[${message.message_type}] ${message.content}`;
+    setText(item, ".preview", prefix + text);  // the preview is the conversation's latest message
+    time.dateTime = message.created_at;
+    time.textContent = clinicTime(message.created_at);
+  }
   if (message.direction === "inbound") {
     const unread = item.querySelector(".unread");
     const count = Number(unread.textContent || 0) + 1;
@@ -57,7 +77,7 @@ function showMessage(conversation, message) {
     unread.hidden = false;
     unread.setAttribute("aria-label", `${count} não lidas`);
   }
-  list.prepend(item);  // newest activity first
+  place(item, activityOf(conversation));
 }
 
 const STATUS_LABELS = { open: "Aberta", pending: "Pendente", resolved: "Resolvida" };
