@@ -52,3 +52,12 @@ async def test_clinics_are_counted_apart():
     await presence.connect(1, 7, "a")
     await presence.connect(2, 8, "b")
     assert await presence.online_users(1) == [7] and await presence.online_users(2) == [8]
+
+
+@pytest.mark.redis
+async def test_a_burst_of_connections_waits_for_redis_connections_instead_of_failing():
+    """After a deploy every browser reconnects at once: more connections than the presence pool holds."""
+    users = range(1, 301)
+    changes = await asyncio.gather(*(presence.connect(1, user, f"c{user}") for user in users))
+    assert all(change == presence.Change(user, "online") for change, user in zip(changes, users, strict=True))
+    assert await presence.connection_counts() == {1: 300}
