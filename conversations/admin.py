@@ -7,6 +7,7 @@ from django.http import HttpRequest
 
 from conversations.actions.conversations import set_conversation_status
 from conversations.actions.integrations import create_integration_token, revoke_integration_token
+from conversations.actions.support import delete_by_support, save_by_support
 from conversations.models import (
     AuditEvent,
     Clinic,
@@ -50,8 +51,35 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ["user"]
 
 
+class SupportActions:
+    """Saves and deletions, inlines included, go through the support actions: audited, and told to open
+    screens where they show."""
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        editable = list(form.base_fields) if form is not None else None
+        save_by_support(obj=obj, actor=request.user, editable=editable, ip=request.META.get("REMOTE_ADDR"))
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        delete_by_support(obj=obj, actor=request.user, ip=request.META.get("REMOTE_ADDR"))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            self.delete_model(request, obj)
+        ip = request.META.get("REMOTE_ADDR")
+        for obj in formset.new_objects:
+            save_by_support(obj=obj, actor=request.user, ip=ip)
+        for obj, fields in formset.changed_objects:
+            save_by_support(obj=obj, actor=request.user, editable=fields, ip=ip)
+        formset.save_m2m()
+
+
 @admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
+class ClinicAdmin(SupportActions, admin.ModelAdmin):
     list_display = ["name", "slug", "timezone", "retention_days", "event_seq", "created_at"]
     search_fields = ["name", "slug"]
     list_filter = ["timezone"]
@@ -61,7 +89,7 @@ class ClinicAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(SupportActions, admin.ModelAdmin):
     list_display = ["user", "clinic", "role", "created_at"]
     list_filter = ["role", "clinic"]
     search_fields = ["user__username", "user__first_name", "user__last_name", "user__email", "clinic__name"]
@@ -70,12 +98,12 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(SupportActions, admin.ModelAdmin):
     list_display = ["name", "phone", "email", "clinic", "status", "created_at"]
     list_filter = ["status", "clinic"]
     search_fields = ["name", "phone", "email"]
     autocomplete_fields = ["clinic"]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "updated_at"]
 
 
 @admin.action(description="Marcar como resolvidas")
@@ -192,7 +220,7 @@ class WhatsAppChannelForm(forms.ModelForm):
 
 
 @admin.register(WhatsAppChannel)
-class WhatsAppChannelAdmin(admin.ModelAdmin):
+class WhatsAppChannelAdmin(SupportActions, admin.ModelAdmin):
     form = WhatsAppChannelForm
     list_display = [
         "display_phone_number",
@@ -223,7 +251,7 @@ def revoke_tokens(modeladmin, request: HttpRequest, queryset: QuerySet[Integrati
 
 
 @admin.register(IntegrationToken)
-class IntegrationTokenAdmin(admin.ModelAdmin):
+class IntegrationTokenAdmin(SupportActions, admin.ModelAdmin):
     list_display = ["name", "prefix", "clinic", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["clinic"]
     search_fields = ["name", "prefix", "clinic__name"]

@@ -6,7 +6,8 @@ from django.urls import reverse
 
 from conversations.actions.demo import seed_demo
 from conversations.actions.messages import receive_inbound_message
-from conversations.models import Contact, IntegrationToken, Message, WhatsAppChannel
+from conversations.actions.support import save_by_support
+from conversations.models import AuditEvent, Clinic, Contact, IntegrationToken, Membership, Message, WhatsAppChannel
 from realtime.models import Event
 
 SECRET_TOKEN = "EAAGm0PX4ZCpsBAKZBqZAqzVZCs1Q2" * 3
@@ -105,3 +106,53 @@ def test_a_new_integration_token_is_shown_once_and_only_its_hash_is_kept(client,
     assert shown.startswith("tmk_") and IntegrationToken.hash_token(shown) == token.token_hash
     assert shown not in client.get(admin_url(IntegrationToken)).text
     assert shown not in client.get(admin_url(IntegrationToken, "change", token.pk)).text
+
+
+# --- Support's changes go through actions -------------------------------------------------------------
+
+
+def test_a_secret_changed_in_the_admin_is_audited_by_name_never_by_value(client, support, channel, clinic):
+    client.force_login(support)
+    form = {"clinic": clinic.pk, "phone_number_id": channel.phone_number_id, "display_phone_number": "+55 11 3000-1000"}
+    client.post(admin_url(WhatsAppChannel, "change", channel.pk), {**form, "app_secret": "novo-segredo-" + "x" * 20})
+    client.post(admin_url(WhatsAppChannel, "change", channel.pk), form)  # blank secrets: nothing changes
+    audit = AuditEvent.objects.get(object_type="whatsappchannel")
+    assert (audit.action, audit.actor, audit.clinic, audit.detail) == (
+        "support.changed",
+        support,
+        clinic,
+        {"fields": ["app_secret"]},
+    )
+    assert "novo-segredo" not in str(audit.detail)
+
+
+def test_a_contact_renamed_in_the_admin_reaches_open_screens(client, support, clinic):
+    conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
+    contact = conversation.contact
+    client.force_login(support)
+    response = client.post(
+        admin_url(Contact, "change", contact.pk),
+        {"clinic": clinic.pk, "name": "Maria Aparecida", "phone": contact.phone, "email": "", "status": contact.status},
+    )
+    assert response.status_code == 302
+    event = Event.objects.filter(clinic=clinic).latest("seq")
+    assert event.type == "conversation:updated" and event.conversation_id == conversation.pk
+    assert event.data["changed"] == ["contact"] and event.data["conversation"]["contact"]["name"] == "Maria Aparecida"
+
+
+def test_a_support_edit_never_writes_back_a_seq_the_application_moved(support, clinic):
+    stale = Clinic.objects.get(pk=clinic.pk)  # the admin loaded the clinic…
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi")  # …then events were published
+    stale.name = "Clínica Aurora Centro"
+    assert save_by_support(obj=stale, actor=support, editable=["name", "slug", "timezone"]) == ["name"]
+    clinic.refresh_from_db()
+    assert (clinic.name, clinic.event_seq) == ("Clínica Aurora Centro", 2)
+
+
+def test_a_membership_removed_in_the_admin_is_audited_without_personal_data(client, support, clinic, member):
+    membership = Membership.objects.get(user=member)
+    client.force_login(support)
+    response = client.post(admin_url(Membership, "delete", membership.pk), {"post": "yes"})
+    assert response.status_code == 302 and not Membership.objects.filter(pk=membership.pk).exists()
+    audit = AuditEvent.objects.get(action="support.deleted")
+    assert (audit.object_type, audit.object_id, audit.detail) == ("membership", str(membership.pk), {})
