@@ -33,6 +33,7 @@ def inbox_ready(settings, clinic, member, whatsapp_channel):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # what the server verifies
     member.set_password("senha-de-teste-123")
     member.save()
+    type(member).objects.create_superuser("suporte", "suporte@example.com", "senha-de-teste-123")
     receive_inbound_message(clinic=clinic, phone="5511911110001", contact_name="Ana Souza", content="Bom dia")
     return member.username
 
@@ -60,6 +61,14 @@ def post_webhook(host: str, payload: dict) -> int:
         return response.status
 
 
+def log_in(page, host: str, username: str, path: str = "/accounts/login/") -> None:
+    page.goto(f"http://{host}{path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "senha-de-teste-123")
+    page.click("[type=submit]")
+    page.wait_for_load_state()
+
+
 def patient_writes(name: str, phone: str, text: str, at: int) -> dict:
     """Meta's recorded text notification, from another patient and stamped at `at` (epoch seconds)."""
     payload = whatsapp_payload("text")
@@ -73,11 +82,7 @@ def patient_writes(name: str, phone: str, text: str, at: int) -> dict:
 def test_a_new_whatsapp_message_appears_in_the_open_inbox(inbox_ready, serve, browser, tmp_path):
     host = serve(server_env())
     page = browser.new_page()
-    page.goto(f"http://{host}/accounts/login/")
-    page.fill("#id_username", inbox_ready)
-    page.fill("#id_password", "senha-de-teste-123")
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Ana Souza")
+    log_in(page, host, inbox_ready)
     page.wait_for_selector('[data-stream-state="live"]', timeout=10_000)
 
     now = int(time.time())
@@ -103,3 +108,20 @@ def test_a_new_whatsapp_message_appears_in_the_open_inbox(inbox_ready, serve, br
     page.reload()
     page.wait_for_selector("text=Carlos Lima")
     assert page.locator(".conversation .name").all_inner_texts() == live, "the live order is the server's"
+
+
+def test_a_contact_renamed_by_support_is_renamed_in_the_open_inbox(inbox_ready, serve, browser):
+    host = serve(server_env())
+    inbox = browser.new_page()
+    log_in(inbox, host, inbox_ready)
+    inbox.wait_for_selector('[data-stream-state="live"]', timeout=10_000)
+
+    support = browser.new_context().new_page()  # another person, in the admin
+    log_in(support, host, "suporte", "/admin/login/")
+    support.goto(f"http://{host}/admin/conversations/contact/")
+    support.click("text=Ana Souza")
+    support.fill("#id_name", "Ana Souza Lima")
+    support.click("input[name=_save]")
+    support.wait_for_selector(".messagelist")
+
+    inbox.locator(".conversation .name", has_text="Ana Souza Lima").wait_for(timeout=10_000)

@@ -91,6 +91,8 @@ function apply(frame) {
     if (item) {
       item.className = `conversation status-${data.conversation.status}`;
       setText(item, ".status", STATUS_LABELS[data.conversation.status] || data.conversation.status);
+      setText(item, ".name", data.conversation.contact.name || "Sem nome");  // renamed by support
+      setText(item, ".phone", `+${data.conversation.contact.phone}`);
     }
   } else if (frame.type === "message:read" && data.user_id === me) {
     const unread = row(frame.conversation_id)?.querySelector(".unread");
