@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from conversations.actions.conversations import set_conversation_status
 from conversations.actions.integrations import create_integration_token, revoke_integration_token
 from conversations.actions.support import delete_by_support, save_by_support
+from conversations.api.views.base import client_ip
 from conversations.models import (
     AuditEvent,
     Clinic,
@@ -56,11 +57,10 @@ class SupportActions:
     screens where they show."""
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
-        editable = list(form.base_fields) if form is not None else None
-        save_by_support(obj=obj, actor=request.user, editable=editable, ip=request.META.get("REMOTE_ADDR"))
+        save_by_support(obj=obj, actor=request.user, editable=list(form.base_fields), ip=client_ip(request))
 
     def delete_model(self, request: HttpRequest, obj) -> None:
-        delete_by_support(obj=obj, actor=request.user, ip=request.META.get("REMOTE_ADDR"))
+        delete_by_support(obj=obj, actor=request.user, ip=client_ip(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for obj in queryset:
@@ -70,11 +70,10 @@ class SupportActions:
         formset.save(commit=False)
         for obj in formset.deleted_objects:
             self.delete_model(request, obj)
-        ip = request.META.get("REMOTE_ADDR")
         for obj in formset.new_objects:
-            save_by_support(obj=obj, actor=request.user, ip=ip)
+            save_by_support(obj=obj, actor=request.user, ip=client_ip(request))
         for obj, fields in formset.changed_objects:
-            save_by_support(obj=obj, actor=request.user, editable=fields, ip=ip)
+            save_by_support(obj=obj, actor=request.user, editable=fields, ip=client_ip(request))
         formset.save_m2m()
 
 

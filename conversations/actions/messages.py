@@ -62,16 +62,14 @@ def _thread_for(contact: Contact, channel: str) -> tuple[Conversation, str | Non
     contact row locked.
     """
     threads = Conversation.objects.filter(contact=contact, channel=channel).select_related("assignee")
-    conversation = threads.exclude(status=Conversation.Status.RESOLVED).first()
-    change = None
+    conversation, change = threads.exclude(status=Conversation.Status.RESOLVED).first(), None
     if conversation is None:
         conversation = threads.order_by("-last_message_at", "-id").first()
-        change = "reopened"
-    if conversation is None:
-        conversation = Conversation.objects.create(clinic_id=contact.clinic_id, contact=contact, channel=channel)
-        change = "created"
-    elif change == "reopened":
-        conversation.status = Conversation.Status.OPEN
+        if conversation is not None:
+            conversation.status, change = Conversation.Status.OPEN, "reopened"
+        else:
+            conversation = Conversation.objects.create(clinic_id=contact.clinic_id, contact=contact, channel=channel)
+            change = "created"
     conversation.contact = contact  # the locked row the caller holds, not another read of it
     return conversation, change
 
