@@ -98,9 +98,17 @@ class MembershipAdmin(SupportActions, admin.ModelAdmin):
 
 @admin.register(Contact)
 class ContactAdmin(SupportActions, admin.ModelAdmin):
-    list_display = ["name", "phone", "email", "clinic", "status", "created_at"]
+    list_display = ["display_name", "phone_display", "whatsapp_username", "whatsapp_user_id", "clinic", "status"]
     list_filter = ["status", "clinic"]
-    search_fields = ["name", "phone", "email"]
+    search_fields = [
+        "name",
+        "profile_name",
+        "phone",
+        "whatsapp_username",
+        "=whatsapp_user_id",
+        "=whatsapp_parent_user_id",
+        "email",
+    ]
     autocomplete_fields = ["clinic"]
     readonly_fields = ["created_at", "updated_at"]
 
@@ -117,7 +125,7 @@ def resolve_conversations(modeladmin, request: HttpRequest, queryset: QuerySet[C
 class ConversationAdmin(ReadOnlyAdmin):
     list_display = ["id", "contact", "clinic", "status", "assignee", "last_message_at", "created_at"]
     list_filter = ["status", "channel", "clinic"]
-    search_fields = ["contact__name", "contact__phone"]
+    search_fields = ["contact__name", "contact__profile_name", "contact__phone", "contact__whatsapp_username"]
     list_select_related = ["contact", "clinic", "assignee"]
     date_hierarchy = "last_message_at"
     actions = [resolve_conversations]

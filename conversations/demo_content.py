@@ -148,3 +148,32 @@ ACTION_SAMPLES = [
     ("appointment_status_changed", {"from": "scheduled", "to": "confirmed"}),
     ("appointment_status_changed", {"from": "confirmed", "to": "canceled", "reason": "Paciente remarcou"}),
 ]
+
+# A patient who uses a WhatsApp username: WhatsApp sends a user id (BSUID) and no phone number.
+NO_PHONE_PATIENT = {
+    "user_id_suffix": "502576394655843",
+    "username": "lu.ferraz",
+    "profile_name": "Luísa F.",
+    "timeline": [
+        (
+            "patient",
+            "text",
+            "Oi! Vi o anúncio de vocês, ainda tem horário para check-up esta semana?",
+            {"referral": {"source_type": "ad", "headline": "Check-up completo", "source_url": "https://fb.me/checkup"}},
+        ),
+        (
+            "professional",
+            "text",
+            "Olá, Luísa! Temos quinta às 9h ou sexta às 15h.",
+            {"sent_from": "whatsapp_business_app"},
+        ),
+        (
+            "system",
+            "system",
+            "Luísa F. mudou o ID de usuário do WhatsApp.",
+            {"identity_change": "user_changed_user_id"},
+        ),
+        ("patient", "text", "Sexta às 15h, por favor.", {}),
+        ("professional", "text", "Perfeito, sexta às 15h está reservado para você.", {}),
+    ],
+}

@@ -15,9 +15,14 @@ from conversations.models import (
     Direction,
     Membership,
     Message,
+    MessageType,
     ReadMarker,
+    SenderType,
     WhatsAppChannel,
 )
+
+# What counts as unread: what the patient wrote, not WhatsApp's system lines (a number change).
+FROM_PATIENT = {"direction": Direction.INBOUND, "sender_type": SenderType.PATIENT}
 
 
 def membership_for(user: AbstractBaseUser, clinic_id: int) -> Membership | None:
@@ -51,7 +56,12 @@ def conversations_by_activity(clinic: Clinic) -> QuerySet[Conversation]:
 
     A conversation without messages sorts by when it was created (`activity_at`), as the index does.
     """
-    last_message = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id")
+    # The preview is the latest message anyone wrote; a system line (a number change) is not one.
+    last_message = (
+        Message.objects.filter(conversation=OuterRef("pk"))
+        .exclude(message_type=MessageType.SYSTEM)
+        .order_by("-created_at", "-id")
+    )
     return (
         Conversation.objects.filter(clinic=clinic)
         .select_related("contact", "assignee")
@@ -73,7 +83,7 @@ def _read_up_to(user: AbstractBaseUser, conversation_ref) -> Coalesce:
 def conversation_list_for(clinic: Clinic, user: AbstractBaseUser) -> QuerySet[Conversation]:
     """The list with the user's own unread count on each row, in one query whatever the number of rows."""
     unread = (
-        Message.objects.filter(conversation=OuterRef("pk"), direction=Direction.INBOUND, id__gt=OuterRef("read_up_to"))
+        Message.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("read_up_to"), **FROM_PATIENT)
         .order_by()
         .values("conversation")
         .annotate(n=Count("id"))
@@ -90,7 +100,7 @@ def unread_counts_for(user: AbstractBaseUser, conversation_ids: list[int]) -> di
     if not conversation_ids:
         return {}
     rows = (
-        Message.objects.filter(conversation_id__in=conversation_ids, direction=Direction.INBOUND)
+        Message.objects.filter(conversation_id__in=conversation_ids, **FROM_PATIENT)
         .annotate(read_up_to=_read_up_to(user, OuterRef("conversation_id")))
         .filter(id__gt=F("read_up_to"))
         .order_by()
@@ -127,7 +137,13 @@ def conversation_page(
 
 
 def _contact_matches(q: str, prefix: str = "") -> Q:
-    match = Q(**{f"{prefix}name__icontains": q})
+    """A name, WhatsApp profile name or username containing `q`, a phone containing its digits, or the
+    exact WhatsApp user id."""
+    match = Q(**{f"{prefix}name__icontains": q}) | Q(**{f"{prefix}profile_name__icontains": q})
+    if username := q.strip().lstrip("@"):
+        match |= Q(**{f"{prefix}whatsapp_username__icontains": username})
+    if q.strip():
+        match |= Q(**{f"{prefix}whatsapp_user_id": q.strip()})
     digits = re.sub(r"\D", "", q)
     if len(digits) >= 3:
         match |= Q(**{f"{prefix}phone__contains": digits})
@@ -207,10 +223,16 @@ def contact_page(
     return list(contacts[: limit + 1])
 
 
-def latest_conversation_for_phone(clinic: Clinic, phone: str) -> Conversation | None:
-    """The contact's current thread: the unresolved one, else the latest."""
+def latest_conversation_for(clinic: Clinic, *, phone: str = "", whatsapp_user_id: str = "") -> Conversation | None:
+    """The patient's current thread, by phone or else by WhatsApp user id: the unresolved one, else the latest."""
     digits = re.sub(r"\D", "", phone or "")
-    threads = Conversation.objects.filter(clinic=clinic, contact__phone=digits).order_by("-last_message_at", "-id")
+    if digits:
+        patient = Q(contact__phone=digits)
+    elif whatsapp_user_id.strip():
+        patient = Q(contact__whatsapp_user_id=whatsapp_user_id.strip())
+    else:
+        return None
+    threads = Conversation.objects.filter(patient, clinic=clinic).order_by("-last_message_at", "-id")
     return threads.exclude(status=Conversation.Status.RESOLVED).first() or threads.first()
 
 

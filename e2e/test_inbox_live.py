@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from conftest import APP_SECRET, whatsapp_payload
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.webhooks.whatsapp import signature_of
 from realtime.tests.test_scale_out import server_env
 

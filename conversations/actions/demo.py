@@ -69,6 +69,7 @@ def seed_demo(*, scale: int = 1, progress: Callable[[str], None] = lambda line: 
             report.messages += _seed_batch(clinic, area_code, batch, staff_by_clinic[slug], now)
             report.contacts += len(batch)
             progress(f"{clinic.name}: {min(start + BATCH_CONTACTS, len(missing))}/{len(missing)} new patients")
+        report.messages += _seed_patient_without_phone(clinic, staff_by_clinic[slug], now)
     if report.messages:
         _refresh_planner_statistics()
         for clinic in Clinic.objects.filter(slug__in=[slug for slug, *_ in content.CLINICS]):
@@ -152,6 +153,52 @@ def _seed_batch(clinic: Clinic, area_code: str, indexes: list[int], staff: dict[
     Message.objects.bulk_create(messages, batch_size=2000)
     _seed_actions(rng, clinic, conversations, timelines)
     _seed_read_markers(staff.get("receptionist", []), conversations, messages)
+    return len(messages)
+
+
+@transaction.atomic
+def _seed_patient_without_phone(clinic: Clinic, staff: dict[str, list], now: datetime) -> int:
+    """A patient who uses a WhatsApp username, so WhatsApp sends no phone: known by user id alone.
+
+    The timeline shows a reply sent from the clinic's WhatsApp Business app and WhatsApp's notice that
+    the patient's user id changed. Made once per clinic.
+    """
+    user_id = f"BR.{clinic.pk}{content.NO_PHONE_PATIENT['user_id_suffix']}"
+    if Contact.objects.filter(clinic=clinic, whatsapp_user_id=user_id).exists():
+        return 0
+    contact = Contact.objects.create(
+        clinic=clinic,
+        whatsapp_user_id=user_id,
+        whatsapp_username=content.NO_PHONE_PATIENT["username"],
+        profile_name=content.NO_PHONE_PATIENT["profile_name"],
+        created_at=now,
+    )
+    lines = content.NO_PHONE_PATIENT["timeline"]
+    times = [now - timedelta(minutes=5 * (len(lines) - n)) for n in range(len(lines))]
+    conversation = Conversation.objects.create(
+        clinic=clinic, contact=contact, last_message_at=times[-1], created_at=times[0], updated_at=times[-1]
+    )
+    senders = staff.get("receptionist", [])
+    messages = []
+    for n, ((sender_type, kind, text, metadata), at) in enumerate(zip(lines, times, strict=True)):
+        inbound = sender_type in (SenderType.PATIENT, SenderType.SYSTEM)
+        messages.append(
+            Message(
+                clinic=clinic,
+                conversation=conversation,
+                direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
+                sender_type=sender_type,
+                sender=senders[0] if senders and sender_type == SenderType.PROFESSIONAL and not metadata else None,
+                message_type=kind,
+                content=text,
+                metadata=metadata,
+                status=MessageStatus.DELIVERED if inbound else MessageStatus.READ,
+                external_id=f"wamid.DEMO{clinic.pk}xUSERNAMEx{n}",
+                created_at=at,
+                status_changed_at=at,
+            )
+        )
+    Message.objects.bulk_create(messages)
     return len(messages)
 
 

@@ -1,4 +1,4 @@
-"""Actions on messages: receiving, sending, status changes and read marks."""
+"""Actions on messages the clinic sends, and on every message's status and read marks."""
 
 import uuid
 from dataclasses import dataclass
@@ -11,13 +11,10 @@ from django.utils import timezone
 
 from conversations import events, tasks
 from conversations.actions.audit import record_audit
-from conversations.actions.contacts import find_or_create_contact
 from conversations.actions.locks import lock_conversation
 from conversations.errors import InvalidInput, NotAMember, WrongClinic
 from conversations.media import content_type_of, message_type_for
 from conversations.models import (
-    Clinic,
-    Contact,
     Conversation,
     Direction,
     Message,
@@ -42,116 +39,17 @@ STATUS_RANK = {
 
 
 @dataclass(frozen=True)
-class InboundResult:
-    message: Message
-    conversation: Conversation
-    contact: Contact
-    created: bool
-
-
-@dataclass(frozen=True)
 class OutboundResult:
     message: Message
     created: bool
 
 
-def _thread_for(contact: Contact, channel: str) -> tuple[Conversation, str | None]:
-    """The contact's thread on `channel`: the unresolved one, else the latest reopened, else a new one.
-
-    Returns the conversation and what happened to it ("created", "reopened" or None). Call with the
-    contact row locked.
-    """
-    threads = Conversation.objects.filter(contact=contact, channel=channel).select_related("assignee")
-    conversation, change = threads.exclude(status=Conversation.Status.RESOLVED).first(), None
-    if conversation is None:
-        conversation = threads.order_by("-last_message_at", "-id").first()
-        if conversation is not None:
-            conversation.status, change = Conversation.Status.OPEN, "reopened"
-        else:
-            conversation = Conversation.objects.create(clinic_id=contact.clinic_id, contact=contact, channel=channel)
-            change = "created"
-    conversation.contact = contact  # the locked row the caller holds, not another read of it
-    return conversation, change
-
-
-def _touch(conversation: Conversation, at: datetime, extra_fields: tuple[str, ...] = ()) -> None:
+def touch_conversation(conversation: Conversation, at: datetime, extra_fields: tuple[str, ...] = ()) -> None:
     """Move the conversation's last activity forward (never back: deliveries arrive out of order)."""
     if conversation.last_message_at is None or at > conversation.last_message_at:
         conversation.last_message_at = at
     conversation.updated_at = timezone.now()
     conversation.save(update_fields=["last_message_at", "updated_at", *extra_fields])
-
-
-@transaction.atomic
-def receive_inbound_message(
-    *,
-    clinic: Clinic,
-    phone: str,
-    contact_name: str = "",
-    message_type: str = MessageType.TEXT,
-    content: str = "",
-    metadata: dict | None = None,
-    external_id: str | None = None,
-    happened_at: datetime | None = None,
-    sender_type: str = SenderType.PATIENT,
-    channel: str = Conversation.Channel.WHATSAPP,
-) -> InboundResult:
-    """Store a message that reached the clinic from outside (WhatsApp, or an automation on its behalf).
-
-    Finds or creates the contact and its conversation, reopens a resolved conversation, and is
-    idempotent on `external_id`: the same delivery twice returns the first message with created=False.
-    A message from the AI assistant (`sender_type="ai"`) is stored as outbound and already sent.
-    """
-    if message_type not in MessageType.values:
-        message_type = MessageType.UNSUPPORTED
-    if sender_type not in (SenderType.PATIENT, SenderType.AI, SenderType.SYSTEM):
-        raise InvalidInput(f"sender_type must be patient, ai or system, not {sender_type!r}.", field="sender_type")
-    external_id = str(external_id).strip() if external_id not in (None, "") else None
-    happened_at = happened_at or timezone.now()
-    if timezone.is_naive(happened_at):
-        raise InvalidInput("happened_at must carry a time zone.", field="timestamp")
-
-    contact, _ = find_or_create_contact(clinic=clinic, phone=phone, name=contact_name)
-    if external_id is not None:
-        existing = _message_by_external_id(clinic, external_id)
-        if existing is not None:
-            return InboundResult(existing, existing.conversation, existing.conversation.contact, created=False)
-
-    conversation, change = _thread_for(contact, channel)
-    from_patient = sender_type == SenderType.PATIENT
-    message = Message.objects.create(
-        clinic=clinic,
-        conversation=conversation,
-        direction=Direction.INBOUND if from_patient else Direction.OUTBOUND,
-        sender_type=sender_type,
-        message_type=message_type,
-        content=content or "",
-        metadata=metadata or {},
-        status=MessageStatus.DELIVERED if from_patient else MessageStatus.SENT,
-        external_id=external_id,
-        created_at=happened_at,
-        status_changed_at=happened_at,
-    )
-    _touch(conversation, happened_at, ("status",) if change == "reopened" else ())
-    if (metadata or {}).get("media_id") and message_type in MEDIA_TYPES:
-        # In this transaction: stored media messages always have their download queued.
-        tasks.download_inbound_media.enqueue(message.pk)
-    if change == "created":
-        events.publish_conversation_new(conversation)
-    elif change == "reopened":
-        events.publish_conversation_updated(conversation, ["status"])
-    events.publish_message_new(message, conversation)
-    if external_id is not None and not from_patient:
-        message = _apply_pending_statuses(message)
-    return InboundResult(message, conversation, contact, created=True)
-
-
-def _message_by_external_id(clinic: Clinic, external_id: str) -> Message | None:
-    # Most deliveries are new: check with the cheapest query, load the message only for a repeat.
-    seen = Message.objects.filter(clinic=clinic, external_id=external_id)
-    if not seen.exists():
-        return None
-    return seen.select_related("conversation__contact", "conversation__assignee").first()
 
 
 @transaction.atomic
@@ -219,7 +117,7 @@ def send_outbound_message(
     reopened = conversation.status == Conversation.Status.RESOLVED
     if reopened:
         conversation.status = Conversation.Status.OPEN
-    _touch(conversation, now, ("status",) if reopened else ())
+    touch_conversation(conversation, now, ("status",) if reopened else ())
     record_audit(clinic_id=conversation.clinic_id, actor=sender, action="message.sent", obj=message, ip=ip)
     # In this transaction: the message and its delivery task are committed together or not at all.
     tasks.deliver_message.enqueue(message.pk)
@@ -268,11 +166,11 @@ def update_message_status(
         ) from None
     events.publish_message_status(message)
     if "external_id" in fields:
-        message = _apply_pending_statuses(message)
+        message = apply_pending_statuses(message)
     return message, True
 
 
-def _apply_pending_statuses(message: Message) -> Message:
+def apply_pending_statuses(message: Message) -> Message:
     """Statuses the provider reported before this message's id was known, applied in order now."""
     pending = list(PendingStatus.objects.filter(clinic_id=message.clinic_id, external_id=message.external_id))
     for early in sorted(pending, key=lambda p: (STATUS_RANK.get(p.status, 9), p.happened_at)):
@@ -308,7 +206,9 @@ def mark_read(*, user: AbstractBaseUser, conversation: Conversation, message: Me
 def _send_read_receipt(conversation: Conversation, *, up_to: Message) -> None:
     """Show the patient the blue ticks: WhatsApp marks every earlier message read with the latest one."""
     latest = (
-        conversation.messages.filter(direction=Direction.INBOUND, external_id__isnull=False, id__lte=up_to.pk)
+        conversation.messages.filter(
+            direction=Direction.INBOUND, sender_type=SenderType.PATIENT, external_id__isnull=False, id__lte=up_to.pk
+        )
         .order_by("-id")
         .values_list("pk", flat=True)
         .first()

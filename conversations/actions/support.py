@@ -11,7 +11,7 @@ from conversations import events
 from conversations.actions.audit import record_audit
 from conversations.models import Clinic, Contact
 
-SHOWN_CONTACT_FIELDS = {"name", "phone"}
+SHOWN_CONTACT_FIELDS = {"name", "phone", "profile_name", "whatsapp_username", "whatsapp_user_id"}
 
 
 def _clinic_id(obj: models.Model) -> int:

@@ -14,10 +14,19 @@ class UserRefOut(serializers.Serializer):
 class ContactRefOut(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     name = serializers.CharField()
-    phone = serializers.CharField(help_text="E.164 digits, e.g. 5511987654321")
+    display_name = serializers.CharField(help_text="The name to show: the clinic's, else WhatsApp's profile name")
+    phone = serializers.SerializerMethodField(help_text="E.164 digits, e.g. 5511987654321; null when WhatsApp hid it")
+    phone_display = serializers.CharField(help_text='"+55 11 98765-4321", or "sem telefone"')
+    whatsapp_user_id = serializers.CharField(help_text="WhatsApp's business-scoped user id (BSUID), or empty")
+    whatsapp_username = serializers.CharField(help_text="The patient's WhatsApp username, or empty")
+
+    def get_phone(self, contact) -> str | None:
+        return contact.phone or None
 
 
 class ContactOut(ContactRefOut):
+    whatsapp_parent_user_id = serializers.CharField()
+    profile_name = serializers.CharField(help_text="The name the patient set on WhatsApp")
     email = serializers.CharField()
     status = serializers.CharField()
     created_at = serializers.DateTimeField()

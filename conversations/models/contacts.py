@@ -1,13 +1,22 @@
-"""Contacts: the patients who write to a clinic."""
+"""Contacts: the patients who write to a clinic, known by phone, by WhatsApp user id, or both."""
 
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from conversations.models.clinics import Clinic
 
+PHONE_PATTERN = r"^[1-9][0-9]{7,14}$"
 # E.164 without the plus sign: country code and number, digits only (5511987654321).
-phone_validator = RegexValidator(r"^[1-9][0-9]{7,14}$", "Use the E.164 number in digits only, e.g. 5511987654321.")
+phone_validator = RegexValidator(PHONE_PATTERN, "Use the E.164 number in digits only, e.g. 5511987654321.")
+# Meta's business-scoped user id: a country code, a period and up to 128 characters (BR.1502576394655843);
+# a parent id has one more part (US.ENT.11815799212886844830).
+WHATSAPP_USER_ID_PATTERN = r"^[A-Za-z]{2}\.[A-Za-z0-9._-]{1,140}$"
+whatsapp_user_id_validator = RegexValidator(
+    WHATSAPP_USER_ID_PATTERN, "Use the id exactly as WhatsApp sends it, e.g. BR.1502576394655843."
+)
+NO_PHONE_LABEL = "sem telefone"
 
 
 class ContactStatus(models.TextChoices):
@@ -15,14 +24,42 @@ class ContactStatus(models.TextChoices):
     BLOCKED = "blocked", "Bloqueado"
 
 
+def format_phone(phone: str) -> str:
+    """A number as people read it: '+55 11 98765-4321' for Brazil, '+15551234567' elsewhere."""
+    if not phone:
+        return NO_PHONE_LABEL
+    if phone.startswith("55") and len(phone) in (12, 13):
+        area, local = phone[2:4], phone[4:]
+        return f"+55 {area} {local[:-4]}-{local[-4:]}"
+    return f"+{phone}"
+
+
+def _unique_when_set(field: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(
+        fields=["clinic", field], condition=~Q(**{field: ""}), name=f"contact_unique_clinic_{field}"
+    )
+
+
 class Contact(models.Model):
-    """A patient known to one clinic by phone number."""
+    """A patient of one clinic, reachable on WhatsApp by phone or, when WhatsApp hides it, by user id.
+
+    Each identifier is optional and unique in the clinic when set. `name` is how the clinic knows the
+    patient; `profile_name` and `whatsapp_username` are what the patient shows on WhatsApp, kept current.
+    """
 
     Status = ContactStatus
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="contacts")
     name = models.CharField(max_length=200, blank=True)
-    phone = models.CharField(max_length=15, validators=[phone_validator])
+    phone = models.CharField(max_length=15, blank=True, validators=[phone_validator])
+    whatsapp_user_id = models.CharField(
+        "WhatsApp user id (BSUID)", max_length=150, blank=True, validators=[whatsapp_user_id_validator]
+    )
+    whatsapp_parent_user_id = models.CharField(
+        "WhatsApp parent user id", max_length=150, blank=True, validators=[whatsapp_user_id_validator]
+    )
+    whatsapp_username = models.CharField("WhatsApp username", max_length=100, blank=True)
+    profile_name = models.CharField("WhatsApp profile name", max_length=200, blank=True)
     email = models.EmailField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -31,10 +68,28 @@ class Contact(models.Model):
     class Meta:
         verbose_name = "contato"
         constraints = [
-            models.UniqueConstraint(fields=["clinic", "phone"], name="contact_unique_clinic_phone"),
-            models.CheckConstraint(condition=models.Q(phone__regex=r"^[1-9][0-9]{7,14}$"), name="contact_phone_e164"),
-            models.CheckConstraint(condition=models.Q(status__in=ContactStatus.values), name="contact_status_valid"),
+            _unique_when_set("phone"),
+            _unique_when_set("whatsapp_user_id"),
+            _unique_when_set("whatsapp_parent_user_id"),
+            _unique_when_set("whatsapp_username"),
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__regex=PHONE_PATTERN), name="contact_phone_e164_or_empty"
+            ),
+            models.CheckConstraint(condition=Q(status__in=ContactStatus.values), name="contact_status_valid"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.name or 'Sem nome'} (+{self.phone})"
+        return f"{self.display_name} ({self.phone_display})"
+
+    @property
+    def display_name(self) -> str:
+        """What staff see: the clinic's name for the patient, else WhatsApp's profile name or username."""
+        if self.name or self.profile_name:
+            return self.name or self.profile_name
+        if self.whatsapp_username:
+            return f"@{self.whatsapp_username}"
+        return format_phone(self.phone) if self.phone else "Paciente sem telefone"
+
+    @property
+    def phone_display(self) -> str:
+        return format_phone(self.phone)

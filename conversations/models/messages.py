@@ -28,6 +28,8 @@ class MessageType(models.TextChoices):
     DOCUMENT = "document", "Documento"
     LOCATION = "location", "Localização"
     STICKER = "sticker", "Figurinha"
+    # A line about the conversation itself (the patient changed number), not something anyone wrote.
+    SYSTEM = "system", "Aviso do sistema"
     UNSUPPORTED = "unsupported", "Não suportada"
 
 

@@ -5,7 +5,7 @@ import logging
 import httpx
 from django.conf import settings
 
-from conversations.models import Message, WhatsAppChannel
+from conversations.models import Contact, Message, WhatsAppChannel
 from conversations.providers.base import NotSent, OutcomeUnknown, Rejected
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,17 @@ class GraphClient:
         return self._call("GET", f"/{self.channel.phone_number_id}", params=params, idempotent=True).json()
 
 
+def recipient_of(contact: Contact) -> dict:
+    """Where the Graph API sends: the phone when known, else the patient's business-scoped user id
+    (`recipient`), as Meta accepts for patients who use a username."""
+    if contact.phone:
+        return {"to": contact.phone}
+    user_id = contact.whatsapp_user_id or contact.whatsapp_parent_user_id
+    if not user_id:
+        raise Rejected("The patient has neither a phone number nor a WhatsApp user id to send to.")
+    return {"recipient": user_id}
+
+
 class WhatsAppCloudProvider:
     name = "whatsapp_cloud"
 
@@ -116,7 +127,7 @@ class WhatsAppCloudProvider:
     def send(self, message: Message) -> str:
         client = GraphClient(self.channel)
         try:
-            return client.send({"to": message.conversation.contact.phone, **self._body(client, message)})
+            return client.send({**recipient_of(message.conversation.contact), **self._body(client, message)})
         finally:
             client.close()
 

@@ -3,7 +3,7 @@
 import pytest
 
 from conversations.actions.conversations import add_conversation_action, assign_conversation, set_conversation_status
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.errors import InvalidInput, NotAMember
 from conversations.models import Conversation, ConversationAction, Role
 from realtime.models import Event

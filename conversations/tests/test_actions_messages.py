@@ -6,13 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from conversations.actions.messages import (
-    mark_read,
-    receive_inbound_message,
-    send_outbound_message,
-    status_may_move,
-    update_message_status,
-)
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import mark_read, send_outbound_message, status_may_move, update_message_status
 from conversations.errors import InvalidInput, NotAMember, WrongClinic
 from conversations.models import Contact, Conversation, Message, ReadMarker
 from realtime.models import Event
@@ -46,7 +41,11 @@ def test_first_message_creates_contact_conversation_and_events(clinic):
     assert new.data["conversation"]["contact"] == {
         "id": result.contact.pk,
         "name": "Maria Souza",
+        "display_name": "Maria Souza",
         "phone": "5511987654321",
+        "phone_display": "+55 11 98765-4321",
+        "whatsapp_user_id": "",
+        "whatsapp_username": "",
     }
 
 

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from conversations.actions.demo import seed_demo
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.support import save_by_support
 from conversations.models import AuditEvent, Clinic, Contact, IntegrationToken, Membership, Message, WhatsAppChannel
 from realtime.models import Event

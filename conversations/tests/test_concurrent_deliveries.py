@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Contact, Conversation, Message
 from realtime.models import Event
 

@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from conversations.actions.deliveries import begin_delivery_attempt
-from conversations.actions.messages import mark_read, receive_inbound_message, send_outbound_message
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import mark_read, send_outbound_message
 from conversations.models import DeliveryAttempt, Message, WhatsAppChannel
 from conversations.providers import provider_for
 from realtime.models import Event

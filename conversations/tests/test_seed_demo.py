@@ -54,9 +54,18 @@ def test_history_covers_every_status_type_and_today_and_earlier_days(seeded):
 
 
 def test_patients_have_brazilian_names_and_mobile_numbers(seeded):
-    for contact in Contact.objects.all():
+    for contact in Contact.objects.exclude(phone=""):
         assert len(contact.name.split()) == 3
         assert contact.phone.startswith(("5511", "5592")) and len(contact.phone) == 13 and contact.phone[4] == "9"
+
+
+def test_each_clinic_has_a_patient_known_by_whatsapp_user_id_alone(seeded):
+    for clinic in Clinic.objects.all():
+        patient = Contact.objects.get(clinic=clinic, phone="")
+        assert patient.whatsapp_user_id.startswith("BR.") and patient.whatsapp_username == "lu.ferraz"
+        assert (patient.display_name, patient.phone_display) == ("Luísa F.", "sem telefone")
+        kinds = set(patient.conversations.get().messages.values_list("sender_type", "message_type"))
+        assert {("patient", "text"), ("professional", "text"), ("system", "system")} <= kinds
 
 
 def test_conversations_record_their_last_activity(seeded):
@@ -74,8 +83,9 @@ def test_running_again_changes_nothing(seeded):
 
 def test_a_larger_scale_adds_only_the_difference(seeded):
     seed_demo(scale=3)
-    assert Contact.objects.count() == 2 * 3 * CONTACTS_PER_SCALE
-    assert Contact.objects.values("clinic", "phone").distinct().count() == Contact.objects.count()
+    with_phone = Contact.objects.exclude(phone="")
+    assert with_phone.count() == 2 * 3 * CONTACTS_PER_SCALE
+    assert with_phone.values("clinic", "phone").distinct().count() == with_phone.count()
     before = counts()
     seed_demo(scale=3)
     assert counts() == before

@@ -2,7 +2,8 @@
 
 import pytest
 
-from conversations.actions.messages import mark_read, receive_inbound_message, send_outbound_message
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import mark_read, send_outbound_message
 from conversations.models import Conversation
 from conversations.selectors import conversation_list_for
 

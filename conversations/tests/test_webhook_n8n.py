@@ -4,8 +4,8 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.integrations import create_integration_token, revoke_integration_token
-from conversations.actions.messages import receive_inbound_message
 from conversations.models import ConversationAction, IntegrationToken, Message
 
 MESSAGE = {"phone": "+55 11 98765-4321", "name": "Maria Souza", "content": "Quero remarcar", "external_id": "n8n-1"}

@@ -6,10 +6,12 @@ import urllib.request
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from conftest import APP_SECRET, clean_env, whatsapp_payload
-from conversations.actions.messages import receive_inbound_message, send_outbound_message, update_message_status
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import send_outbound_message, update_message_status
 from conversations.models import Contact, Conversation, Message, PendingStatus, WhatsAppChannel
 from conversations.webhooks.whatsapp import signature_of
 from realtime.models import Event
@@ -230,10 +232,28 @@ def test_malformed_bodies_are_400s_and_store_nothing(whatsapp_post, whatsapp_cha
     assert not Message.objects.exists()
 
 
-def test_a_malformed_message_inside_a_good_notification_is_skipped_not_fatal(whatsapp_post, whatsapp_channel):
+def test_a_message_without_an_id_inside_a_good_notification_is_skipped_not_fatal(whatsapp_post, whatsapp_channel):
     payload = whatsapp_payload("batch")
-    del payload["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"]
+    del payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
     assert whatsapp_post(payload).json()["received"]["messages"] == 3
+
+
+@pytest.mark.parametrize("timestamp", [None, "amanhã", "99999999999999999999", -(10**30)])
+def test_a_message_with_an_unreadable_timestamp_is_kept_at_the_time_it_arrived(
+    whatsapp_post, whatsapp_channel, timestamp
+):
+    payload = whatsapp_payload("text")
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    if timestamp is None:
+        del message["timestamp"]
+    else:
+        message["timestamp"] = timestamp
+    before = timezone.now()
+    response = whatsapp_post(payload)
+    assert response.status_code == 200 and response.json()["received"]["messages"] == 1
+    stored_message = Message.objects.get()
+    assert stored_message.created_at >= before and stored_message.content == "Does it come in another color?"
+    assert "timestamp_unreadable" in stored_message.metadata
 
 
 def test_other_methods_are_refused(client, whatsapp_channel):

@@ -11,16 +11,32 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.actions.conversations import ACTION_TYPE, add_conversation_action
+from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.integrations import touch_integration_token
-from conversations.actions.messages import MAX_TEXT_LENGTH, receive_inbound_message
+from conversations.actions.messages import MAX_TEXT_LENGTH
 from conversations.api.inputs import StrictCharField, StrictSerializer
 from conversations.api.outputs import ActionOut, ErrorOut
 from conversations.models import IntegrationToken, MessageType
-from conversations.selectors import latest_conversation_for_phone
+from conversations.selectors import latest_conversation_for
 
 
-class N8nMessageIn(StrictSerializer):
-    phone = StrictCharField(max_length=32, help_text="The patient's number, e.g. +55 11 98765-4321")
+class PatientIn(StrictSerializer):
+    """Who the patient is: the phone, or for a patient WhatsApp knows by username only, the user id."""
+
+    phone = StrictCharField(
+        max_length=32, required=False, default="", help_text="The patient's number, e.g. +55 11 98765-4321"
+    )
+    whatsapp_user_id = StrictCharField(
+        max_length=150, required=False, default="", help_text="WhatsApp's user id (BSUID) when there is no phone"
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if not (attrs["phone"].strip() or attrs["whatsapp_user_id"].strip()):
+            raise serializers.ValidationError({"phone": ["Give the patient's phone or whatsapp_user_id."]})
+        return attrs
+
+
+class N8nMessageIn(PatientIn):
     name = StrictCharField(max_length=200, required=False, default="")
     content = StrictCharField(max_length=MAX_TEXT_LENGTH, required=False, allow_blank=True, default="")
     sender_type = serializers.ChoiceField(choices=["patient", "ai"], default="patient")
@@ -29,13 +45,13 @@ class N8nMessageIn(StrictSerializer):
     timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; without an offset, UTC")
 
     def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
         if attrs["message_type"] == "text" and not attrs["content"].strip():
             raise serializers.ValidationError({"content": ["A text message needs some content."]})
         return attrs
 
 
-class N8nActionIn(StrictSerializer):
-    phone = StrictCharField(max_length=32)
+class N8nActionIn(PatientIn):
     action_type = serializers.RegexField(ACTION_TYPE.pattern, max_length=64)
     action_data = serializers.DictField(required=False, default=dict)
 
@@ -85,6 +101,7 @@ class N8nWebhookView(APIView):
         result = receive_inbound_message(
             clinic=token.clinic,
             phone=data.validated_data["phone"],
+            whatsapp_user_id=data.validated_data["whatsapp_user_id"],
             contact_name=data.validated_data["name"],
             content=data.validated_data["content"],
             message_type=data.validated_data["message_type"],
@@ -98,9 +115,11 @@ class N8nWebhookView(APIView):
     def _action(self, token: IntegrationToken, payload) -> Response:
         data = N8nActionIn(data=payload)
         data.is_valid(raise_exception=True)
-        conversation = latest_conversation_for_phone(token.clinic, data.validated_data["phone"])
+        conversation = latest_conversation_for(
+            token.clinic, phone=data.validated_data["phone"], whatsapp_user_id=data.validated_data["whatsapp_user_id"]
+        )
         if conversation is None:
-            raise exceptions.ValidationError({"phone": ["No conversation with this phone in the clinic yet."]})
+            raise exceptions.ValidationError({"phone": ["No conversation with this patient in the clinic yet."]})
         action = add_conversation_action(
             conversation=conversation,
             action_type=data.validated_data["action_type"],

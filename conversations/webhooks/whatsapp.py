@@ -12,10 +12,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from conversations.actions.deliveries import record_provider_status
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import (
+    receive_inbound_message,
+    record_business_app_echo,
+    record_identity_change,
+)
 from conversations.errors import ActionError
-from conversations.models import WhatsAppChannel
-from conversations.webhooks.whatsapp_payload import Notification, PayloadError, parse_notification
+from conversations.models import Clinic, WhatsAppChannel
+from conversations.webhooks.whatsapp_payload import InboundMessage, Notification, PayloadError, parse_notification
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +64,8 @@ def store(notification: Notification, secret: str) -> dict[str, int]:
             counts["ignored"] += 1
             continue
         try:
-            receive_inbound_message(
-                clinic=channel.clinic,
-                phone=message.phone,
-                contact_name=message.name,
-                message_type=message.message_type,
-                content=message.content,
-                metadata=message.metadata,
-                external_id=message.external_id,
-                happened_at=message.happened_at,
-            )
-        except ActionError as refused:  # e.g. a number that is not E.164: Meta's retry would not help
+            store_message(channel.clinic, message)
+        except ActionError as refused:  # e.g. a record naming no patient at all: Meta's retry would not help
             logger.warning("whatsapp message %s refused: %s", message.external_id, refused.detail)
             counts["ignored"] += 1
             continue
@@ -90,6 +85,45 @@ def store(notification: Notification, secret: str) -> dict[str, int]:
         )
         counts["statuses"] += 1
     return counts
+
+
+def store_message(clinic: Clinic, message: InboundMessage) -> None:
+    """One record: a patient's message, the clinic's echo from the Business app, or a number/id change."""
+    patient = message.patient
+    ids = {
+        "phone": patient.phone,
+        "whatsapp_user_id": patient.user_id,
+        "whatsapp_parent_user_id": patient.parent_user_id,
+        "whatsapp_username": patient.username,
+    }
+    common = {
+        "clinic": clinic,
+        "external_id": message.external_id,
+        "happened_at": message.happened_at,
+        "metadata": message.metadata,
+    }
+    change = message.identity_change
+    if change is not None:
+        record_identity_change(
+            **common,
+            kind=change.kind,
+            text=message.content,
+            old_phone=patient.phone,
+            old_user_ids=(change.previous_user_id, patient.user_id),
+            new_phone=change.new_phone,
+            new_user_id=change.new_user_id,
+            new_parent_user_id=change.new_parent_user_id,
+        )
+    elif message.echo:
+        record_business_app_echo(**common, **ids, message_type=message.message_type, content=message.content)
+    else:
+        receive_inbound_message(
+            **common,
+            **ids,
+            profile_name=patient.name,
+            message_type=message.message_type,
+            content=message.content,
+        )
 
 
 @csrf_exempt

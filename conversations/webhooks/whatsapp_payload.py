@@ -1,10 +1,34 @@
-"""Reading a WhatsApp Cloud API notification into plain records; nothing here touches the database."""
+"""Reading a WhatsApp Cloud API notification into plain records; nothing here touches the database.
 
+Shapes as Meta documents them: `messages` (with the sender's phone in `from` and its business-scoped
+user id in `from_user_id`; the phone is left out for a patient who uses a username), `system` messages
+for number and id changes, `statuses`, and `smb_message_echoes` (what the clinic sent from the WhatsApp
+Business app on its phone). A record that cannot be read whole is kept as `unsupported` with its raw JSON
+rather than dropped; only a record without an id (nothing to deduplicate a retry by) is skipped.
+"""
+
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 STATUSES = ("sent", "delivered", "read", "failed")
+IDENTITY_CHANGES = ("user_changed_number", "user_changed_user_id")
+# The keys of a message this parser reads; any other is kept in metadata["extra"], never lost.
+READ_KEYS = {
+    "from",
+    "from_user_id",
+    "from_parent_user_id",
+    "to",
+    "to_user_id",
+    "to_parent_user_id",
+    "id",
+    "timestamp",
+    "type",
+    "context",
+    "referral",
+    "errors",
+}
 
 
 class PayloadError(ValueError):
@@ -12,15 +36,39 @@ class PayloadError(ValueError):
 
 
 @dataclass(frozen=True)
+class Patient:
+    """Who the record is about, as far as WhatsApp said: any field may be empty."""
+
+    phone: str = ""
+    user_id: str = ""
+    parent_user_id: str = ""
+    username: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class IdentityChange:
+    """A `system` message: the patient's new number or id (empty when WhatsApp withheld it)."""
+
+    kind: str
+    new_phone: str = ""
+    new_user_id: str = ""
+    new_parent_user_id: str = ""
+    previous_user_id: str = ""
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     phone_number_id: str
-    phone: str
-    name: str
+    patient: Patient
     external_id: str
     happened_at: datetime
     message_type: str
     content: str
     metadata: dict = field(default_factory=dict)
+    # Sent by the clinic from the WhatsApp Business app (an echo): outbound, already delivered to WhatsApp.
+    echo: bool = False
+    identity_change: IdentityChange | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +92,7 @@ class Notification:
 
 
 def parse_notification(payload) -> Notification:
-    """Every message and status of every change of every entry, in the order Meta sent them."""
+    """Every message, echo and status of every change of every entry, in the order Meta sent them."""
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
         raise PayloadError('A WhatsApp notification is an object with an "entry" list.')
     notification = Notification()
@@ -55,20 +103,49 @@ def parse_notification(payload) -> Notification:
             if not isinstance(value, dict):
                 notification.skipped.append("a change without a value")
                 continue
+            kind = change.get("field") or "messages"
+            if kind not in ("messages", "smb_message_echoes"):
+                notification.skipped.append(f"a change of field {str(kind)[:40]!r}, which the inbox does not use")
+                continue
             number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
             if not number_id:
                 notification.skipped.append("a change without metadata.phone_number_id")
                 continue
-            names = {
-                str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
-                for c in value.get("contacts") or []
-                if isinstance(c, dict)
-            }
-            for raw in value.get("messages") or []:
-                _read(notification, _message, number_id, raw, names)
-            for raw in value.get("statuses") or []:
+            profiles = _profiles(value.get("contacts"))
+            for raw in _list(value.get("messages")):
+                _read(notification, _message, number_id, raw, profiles, False)
+            for raw in _list(value.get("message_echoes")):
+                _read(notification, _message, number_id, raw, profiles, True)
+            for raw in _list(value.get("statuses")):
                 _read(notification, _status, number_id, raw)
     return notification
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _text(value) -> str:
+    return str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+
+
+def _profiles(contacts) -> list[Patient]:
+    """The `contacts` array: each patient's phone (`wa_id`, left out when withheld), ids and profile."""
+    found = []
+    for contact in _list(contacts):
+        if not isinstance(contact, dict):
+            continue
+        profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
+        found.append(
+            Patient(
+                phone=_text(contact.get("wa_id")),
+                user_id=_text(contact.get("user_id")),
+                parent_user_id=_text(contact.get("parent_user_id")),
+                username=_text(profile.get("username")),
+                name=_text(profile.get("name")),
+            )
+        )
+    return found
 
 
 def _read(notification: Notification, convert, *args) -> None:
@@ -84,27 +161,87 @@ def _read(notification: Notification, convert, *args) -> None:
         notification.statuses.append(record)
 
 
-def _time(raw: dict) -> datetime:
-    return datetime.fromtimestamp(int(raw["timestamp"]), tz=UTC)
+def _time(raw: dict, metadata: dict | None = None) -> datetime:
+    """When it happened; a missing or impossible timestamp becomes now (noted), never a lost message."""
+    try:
+        return datetime.fromtimestamp(int(raw["timestamp"]), tz=UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        if metadata is None:
+            raise ValueError(f"unreadable timestamp {str(raw.get('timestamp'))[:40]!r}") from None
+        metadata["timestamp_unreadable"] = str(raw.get("timestamp"))[:40]
+        return datetime.now(tz=UTC)
 
 
-def _message(number_id: str, raw: dict, names: dict[str, str]) -> InboundMessage:
-    kind = str(raw.get("type") or "unknown")
-    message_type, content, metadata = _content(kind, raw)
+def _patient(raw: dict, profiles: list[Patient], echo: bool) -> Patient:
+    """The patient of a message (its sender) or of an echo (its recipient), with the matching profile."""
+    prefix = "to" if echo else "from"
+    phone, user_id = _text(raw.get(prefix)), _text(raw.get(f"{prefix}_user_id"))
+    parent = _text(raw.get(f"{prefix}_parent_user_id"))
+    profile = next(
+        (p for p in profiles if (user_id and p.user_id == user_id) or (phone and p.phone == phone)),
+        profiles[0] if len(profiles) == 1 else Patient(),
+    )
+    return Patient(
+        phone=phone or profile.phone,
+        user_id=user_id or profile.user_id,
+        parent_user_id=parent or profile.parent_user_id,
+        username=profile.username,
+        # An echo's contact is named by the clinic's phone book, not by a profile the patient set.
+        name="" if echo else profile.name,
+    )
+
+
+def _message(number_id: str, raw: dict, profiles: list[Patient], echo: bool) -> InboundMessage:
+    if not isinstance(raw, dict) or not _text(raw.get("id")):
+        raise ValueError("a message without an id")
+    kind = _text(raw.get("type")) or "unknown"
+    metadata: dict = {}
+    change = None
+    if kind == "system":
+        message_type, content, metadata, change = _system(raw)
+    else:
+        try:
+            message_type, content, metadata = _content(kind, raw)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            message_type, content, metadata = "unsupported", "", {"raw": raw}  # kept, never dropped
     metadata["whatsapp_type"] = kind
-    if isinstance(raw.get("context"), dict):
-        metadata["context"] = raw["context"]  # the message this one replies to
-    phone = str(raw["from"])
+    for key in ("context", "referral"):
+        if isinstance(raw.get(key), dict):
+            metadata[key] = raw[key]  # the message replied to; the ad the patient came from
+    if raw.get("errors") and "raw" not in metadata:
+        metadata["errors"] = raw["errors"]
+    extra = {key: value for key, value in raw.items() if key not in READ_KEYS and key != kind}
+    if extra and "raw" not in metadata:
+        metadata["extra"] = extra
+    happened_at = _time(raw, metadata)
     return InboundMessage(
         phone_number_id=number_id,
-        phone=phone,
-        name=names.get(phone, ""),
-        external_id=str(raw["id"]),
-        happened_at=_time(raw),
+        patient=_patient(raw, profiles, echo),
+        external_id=_text(raw["id"]),
+        happened_at=happened_at,
         message_type=message_type,
         content=content,
         metadata=metadata,
+        echo=echo,
+        identity_change=change,
     )
+
+
+def _system(raw: dict) -> tuple[str, str, dict, IdentityChange | None]:
+    body = raw.get("system") if isinstance(raw.get("system"), dict) else {}
+    kind = _text(body.get("type"))
+    text = _text(body.get("body")) or "WhatsApp informou uma mudança na conta do paciente."
+    metadata = {"system": body}
+    if kind not in IDENTITY_CHANGES:
+        return "system", text, metadata, None
+    change = IdentityChange(
+        kind=kind,
+        new_phone=_text(body.get("wa_id")),
+        new_user_id=_text(body.get("user_id")),
+        new_parent_user_id=_text(body.get("parent_user_id")),
+        previous_user_id=_text(body.get("previous_user_id")),
+    )
+    return "system", text, metadata, change
 
 
 def _content(kind: str, raw: dict) -> tuple[str, str, dict]:
@@ -133,8 +270,7 @@ def _content(kind: str, raw: dict) -> tuple[str, str, dict]:
         )
         return "text", shown, {"contacts": cards}
     if kind == "interactive":
-        reply = body.get("button_reply") or body.get("list_reply") or body.get("nfm_reply") or {}
-        return "text", str(reply.get("title") or reply.get("body") or ""), {"interactive": body}
+        return _interactive(body)
     if kind == "button":
         return "text", str(body.get("text") or ""), {"button": body}
     if kind == "reaction":
@@ -142,13 +278,34 @@ def _content(kind: str, raw: dict) -> tuple[str, str, dict]:
     return "unsupported", "", {"raw": raw}
 
 
+def _interactive(body: dict) -> tuple[str, str, dict]:
+    """A tapped button or list row, or a WhatsApp Flow's answers (`nfm_reply`), kept even when broken."""
+    if isinstance(body.get("nfm_reply"), dict):
+        reply = body["nfm_reply"]
+        metadata: dict = {"interactive": body}
+        try:
+            answers = json.loads(reply.get("response_json") or "")
+            if not isinstance(answers, dict):
+                raise ValueError("not an object")
+        except (TypeError, ValueError):
+            metadata["flow_response_error"] = "WhatsApp sent the form's answers in a shape that could not be read."
+            return "text", str(reply.get("body") or "Formulário respondido"), metadata
+        metadata["flow_response"] = answers
+        shown = "; ".join(f"{key}: {value}" for key, value in answers.items() if key != "flow_token")
+        return "text", f"Formulário respondido — {shown}" if shown else "Formulário respondido", metadata
+    reply = body.get("button_reply") or body.get("list_reply") or {}
+    return "text", str(reply.get("title") or ""), {"interactive": body}
+
+
 def _status(number_id: str, raw: dict) -> StatusReport | None:
     status = raw.get("status")
     if status not in STATUSES:
         return None  # e.g. "deleted" or "warning": nothing the inbox shows
+    # Matched by the message's id: the recipient may be a phone (`recipient_id`) or, for a patient
+    # without one, a user id (`recipient_user_id`); neither is needed to apply it.
     return StatusReport(
         phone_number_id=number_id,
-        external_id=str(raw["id"]),
+        external_id=_text(raw["id"]),
         status=status,
         happened_at=_time(raw),
         error=_error(raw.get("errors")) if status == "failed" else "",

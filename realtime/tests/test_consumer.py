@@ -12,7 +12,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Membership, ReadMarker
 from conversations.web.clinics import SESSION_KEY
 from realtime import presence

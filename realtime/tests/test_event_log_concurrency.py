@@ -7,7 +7,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Clinic
 from realtime.models import Event
 

@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient
 from django.utils import timezone
 
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Role
 from conversations.tasks import deliver_message
 from realtime.tests.test_consumer import access_token, as_member, forget_presence

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.management.commands.listen import Command
 from realtime.ordering import SeqOrder
 from realtime.tests.test_consumer import access_token

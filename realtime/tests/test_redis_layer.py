@@ -9,7 +9,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.core.cache import cache
 
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from realtime.events import clinic_group
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]

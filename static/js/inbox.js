@@ -52,8 +52,8 @@ function newRow(conversation) {
   item.dataset.conversationId = conversation.id;
   item.innerHTML = `<div class="who"><span class="name"></span><span class="phone"></span></div>
     <p class="preview"></p><div class="meta"><time></time><span class="unread" hidden></span><span class="status"></span></div>`;
-  setText(item, ".name", conversation.contact.name || "Sem nome");
-  setText(item, ".phone", `+${conversation.contact.phone}`);
+  setText(item, ".name", conversation.contact.display_name);
+  setText(item, ".phone", conversation.contact.phone_display);
   setText(item, ".status", STATUS_LABELS[conversation.status] || conversation.status);
   list.querySelector(".empty")?.remove();
   place(item, activityOf(conversation));
@@ -62,6 +62,10 @@ function newRow(conversation) {
 
 function showMessage(conversation, message) {
   const item = row(conversation.id) || newRow(conversation);
+  setText(item, ".name", conversation.contact.display_name);
+  setText(item, ".phone", conversation.contact.phone_display);
+  // A system line (the patient changed number) is neither the preview nor unread.
+  if (message.message_type === "system") return;
   const time = item.querySelector("time");
   if (!time.dateTime || Date.parse(message.created_at) >= Date.parse(time.dateTime)) {
     const prefix = message.direction === "outbound" ? "Você: " : "";
@@ -91,8 +95,8 @@ function apply(frame) {
     if (item) {
       item.className = `conversation status-${data.conversation.status}`;
       setText(item, ".status", STATUS_LABELS[data.conversation.status] || data.conversation.status);
-      setText(item, ".name", data.conversation.contact.name || "Sem nome");  // renamed by support
-      setText(item, ".phone", `+${data.conversation.contact.phone}`);
+      setText(item, ".name", data.conversation.contact.display_name);  // renamed by support
+      setText(item, ".phone", data.conversation.contact.phone_display);
     }
   } else if (frame.type === "message:read" && data.user_id === me) {
     const unread = row(frame.conversation_id)?.querySelector(".unread");

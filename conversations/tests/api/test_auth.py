@@ -147,7 +147,7 @@ def test_no_credentials_is_a_401_with_a_bearer_challenge():
 
 
 def test_the_browser_session_works_with_csrf_on_writes(client, member, clinic):
-    from conversations.actions.messages import receive_inbound_message
+    from conversations.actions.inbound import receive_inbound_message
 
     conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
     browser = APIClient(enforce_csrf_checks=True)

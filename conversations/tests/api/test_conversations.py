@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from conversations.actions.conversations import assign_conversation, set_conversation_status
-from conversations.actions.messages import mark_read, receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import mark_read
 from conversations.models import Conversation, ConversationAction, Role
 from realtime.models import Event
 
@@ -51,7 +52,15 @@ def test_newest_activity_first_with_preview_and_unread(api, inbox):
     response = api.get(LIST)
     assert ids(response) == [inbox["ana"].pk, inbox["bruno"].pk, inbox["carla"].pk]
     row = response.json()["results"][0]
-    assert row["contact"] == {"id": inbox["ana"].contact_id, "name": "Ana Souza", "phone": "5511911110001"}
+    assert row["contact"] == {
+        "id": inbox["ana"].contact_id,
+        "name": "Ana Souza",
+        "display_name": "Ana Souza",
+        "phone": "5511911110001",
+        "phone_display": "+55 11 91111-0001",
+        "whatsapp_user_id": "",
+        "whatsapp_username": "",
+    }
     assert row["last_message"] == {"content": "Oi de Ana Souza", "message_type": "text", "direction": "inbound"}
     assert row["unread_count"] == 1 and row["status"] == "open" and row["assignee"] is None
     assert row["last_message_at"].endswith("Z") or "+00:00" in row["last_message_at"]

@@ -4,7 +4,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conversations.actions.conversations import add_conversation_action, assign_conversation
-from conversations.actions.messages import receive_inbound_message, send_outbound_message
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import send_outbound_message
 from conversations.models import Role
 
 # Authentication (user, membership, API session) and the page's own reads; the same for 5 rows or 50.

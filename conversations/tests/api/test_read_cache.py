@@ -6,7 +6,7 @@ from django.core.cache import cache
 
 from conversations import read_cache
 from conversations.actions.conversations import set_conversation_status
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Role
 
 pytestmark = pytest.mark.django_db(transaction=True)  # invalidation runs on commit, so tests must commit

@@ -13,7 +13,7 @@ from django.urls import URLPattern, get_resolver
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 NOT_IN_SCHEMA = {"schema/", "docs/", "^.*$"}

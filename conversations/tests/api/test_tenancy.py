@@ -4,7 +4,7 @@ import pytest
 from django.urls import URLPattern, get_resolver
 
 from conversations.actions.conversations import add_conversation_action
-from conversations.actions.messages import receive_inbound_message
+from conversations.actions.inbound import receive_inbound_message
 from conversations.models import AuditEvent, Contact, Conversation, ConversationAction, Message, ReadMarker
 from realtime.models import Event
 

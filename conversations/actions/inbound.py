@@ -1,0 +1,303 @@
+"""Actions on what reaches the clinic from outside: a patient's message, the assistant's, a reply the
+clinic sent from the WhatsApp Business app, and WhatsApp's notices that a patient changed number or id."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from conversations import events, tasks
+from conversations.actions.contacts import PatientIdentity, change_contact_identifier, find_or_create_contact
+from conversations.actions.messages import MEDIA_TYPES, apply_pending_statuses, touch_conversation
+from conversations.errors import InvalidInput
+from conversations.models import (
+    Clinic,
+    Contact,
+    Conversation,
+    Direction,
+    Message,
+    MessageStatus,
+    MessageType,
+    SenderType,
+)
+
+logger = logging.getLogger(__name__)
+# Marks a message the clinic sent from the WhatsApp Business app on its phone (coexistence).
+SENT_FROM_BUSINESS_APP = "whatsapp_business_app"
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    message: Message
+    conversation: Conversation
+    contact: Contact
+    created: bool
+
+
+def _thread_for(contact: Contact, channel: str) -> tuple[Conversation, str | None]:
+    """The contact's thread on `channel`: the unresolved one, else the latest reopened, else a new one.
+
+    Returns the conversation and what happened to it ("created", "reopened" or None). Call with the
+    contact row locked.
+    """
+    threads = Conversation.objects.filter(contact=contact, channel=channel).select_related("assignee")
+    conversation, change = threads.exclude(status=Conversation.Status.RESOLVED).first(), None
+    if conversation is None:
+        conversation = threads.order_by("-last_message_at", "-id").first()
+        if conversation is not None:
+            conversation.status, change = Conversation.Status.OPEN, "reopened"
+        else:
+            conversation = Conversation.objects.create(clinic_id=contact.clinic_id, contact=contact, channel=channel)
+            change = "created"
+    conversation.contact = contact  # the locked row the caller holds, not another read of it
+    return conversation, change
+
+
+def _seen(clinic: Clinic, external_id: str | None) -> InboundResult | None:
+    """The message already stored under this provider id (Meta delivers twice), or None."""
+    if external_id is None:
+        return None
+    # Most deliveries are new: check with the cheapest query, load the message only for a repeat.
+    seen = Message.objects.filter(clinic=clinic, external_id=external_id)
+    if not seen.exists():
+        return None
+    existing = seen.select_related("conversation__contact", "conversation__assignee").first()
+    return InboundResult(existing, existing.conversation, existing.conversation.contact, created=False)
+
+
+def _checked(message_type: str, external_id: str | None, happened_at: datetime | None):
+    if message_type not in MessageType.values:
+        message_type = MessageType.UNSUPPORTED
+    external_id = str(external_id).strip() if external_id not in (None, "") else None
+    happened_at = happened_at or timezone.now()
+    if timezone.is_naive(happened_at):
+        raise InvalidInput("happened_at must carry a time zone.", field="timestamp")
+    return message_type, external_id, happened_at
+
+
+def _with_reply_link(clinic: Clinic, metadata: dict) -> dict:
+    """Link a reply to the message it quotes (`context.id`), when the clinic has that message."""
+    quoted = (metadata.get("context") or {}).get("id") if isinstance(metadata.get("context"), dict) else None
+    if quoted:
+        replied = Message.objects.filter(clinic=clinic, external_id=str(quoted)).values_list("pk", flat=True).first()
+        if replied is not None:
+            return {**metadata, "reply_to_message_id": replied}
+    return metadata
+
+
+def _publish_thread(conversation: Conversation, change: str | None) -> None:
+    if change == "created":
+        events.publish_conversation_new(conversation)
+    elif change == "reopened":
+        events.publish_conversation_updated(conversation, ["status"])
+
+
+@transaction.atomic
+def receive_inbound_message(
+    *,
+    clinic: Clinic,
+    phone: str = "",
+    whatsapp_user_id: str = "",
+    whatsapp_parent_user_id: str = "",
+    whatsapp_username: str = "",
+    profile_name: str = "",
+    contact_name: str = "",
+    message_type: str = MessageType.TEXT,
+    content: str = "",
+    metadata: dict | None = None,
+    external_id: str | None = None,
+    happened_at: datetime | None = None,
+    sender_type: str = SenderType.PATIENT,
+    channel: str = Conversation.Channel.WHATSAPP,
+) -> InboundResult:
+    """Store a message that reached the clinic from outside (WhatsApp, or an automation on its behalf).
+
+    The patient is found by phone, else by WhatsApp user id (a patient with a username may have no
+    phone), and created if new; a resolved conversation is reopened. Idempotent on `external_id`: the
+    same delivery twice returns the first message with created=False. A message from the AI assistant
+    (`sender_type="ai"`) is stored as outbound and already sent.
+    """
+    if sender_type not in (SenderType.PATIENT, SenderType.AI):
+        raise InvalidInput(f"sender_type must be patient or ai, not {sender_type!r}.", field="sender_type")
+    message_type, external_id, happened_at = _checked(message_type, external_id, happened_at)
+    identity = PatientIdentity.of(
+        phone=phone,
+        whatsapp_user_id=whatsapp_user_id,
+        whatsapp_parent_user_id=whatsapp_parent_user_id,
+        whatsapp_username=whatsapp_username,
+        profile_name=profile_name,
+    )
+    contact, _ = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name)
+    if (repeat := _seen(clinic, external_id)) is not None:
+        return repeat
+
+    conversation, change = _thread_for(contact, channel)
+    from_patient = sender_type == SenderType.PATIENT
+    message = Message.objects.create(
+        clinic=clinic,
+        conversation=conversation,
+        direction=Direction.INBOUND if from_patient else Direction.OUTBOUND,
+        sender_type=sender_type,
+        message_type=message_type,
+        content=content or "",
+        metadata=_with_reply_link(clinic, metadata or {}),
+        status=MessageStatus.DELIVERED if from_patient else MessageStatus.SENT,
+        external_id=external_id,
+        created_at=happened_at,
+        status_changed_at=happened_at,
+    )
+    touch_conversation(conversation, happened_at, ("status",) if change == "reopened" else ())
+    _queue_media(message)
+    _publish_thread(conversation, change)
+    events.publish_message_new(message, conversation)
+    if external_id is not None and not from_patient:
+        message = apply_pending_statuses(message)
+    return InboundResult(message, conversation, contact, created=True)
+
+
+def _queue_media(message: Message) -> None:
+    if message.metadata.get("media_id") and message.message_type in MEDIA_TYPES:
+        # In the caller's transaction: stored media messages always have their download queued.
+        tasks.download_inbound_media.enqueue(message.pk)
+
+
+@transaction.atomic
+def record_business_app_echo(
+    *,
+    clinic: Clinic,
+    phone: str = "",
+    whatsapp_user_id: str = "",
+    whatsapp_parent_user_id: str = "",
+    whatsapp_username: str = "",
+    message_type: str = MessageType.TEXT,
+    content: str = "",
+    metadata: dict | None = None,
+    external_id: str,
+    happened_at: datetime | None = None,
+) -> InboundResult:
+    """Store what the clinic sent the patient from the WhatsApp Business app on its phone (an echo).
+
+    It is outbound and already with WhatsApp: never queued for delivery, so never sent twice; later
+    statuses apply to it by its id. Idempotent on `external_id`.
+    """
+    message_type, external_id, happened_at = _checked(message_type, external_id, happened_at)
+    if external_id is None:
+        raise InvalidInput("An echo needs WhatsApp's message id.", field="id")
+    identity = PatientIdentity.of(
+        phone=phone,
+        whatsapp_user_id=whatsapp_user_id,
+        whatsapp_parent_user_id=whatsapp_parent_user_id,
+        whatsapp_username=whatsapp_username,
+    )
+    contact, _ = find_or_create_contact(clinic=clinic, identity=identity)
+    if (repeat := _seen(clinic, external_id)) is not None:
+        return repeat
+    conversation, change = _thread_for(contact, Conversation.Channel.WHATSAPP)
+    message = Message.objects.create(
+        clinic=clinic,
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        sender_type=SenderType.PROFESSIONAL,
+        message_type=message_type,
+        content=content or "",
+        metadata={**_with_reply_link(clinic, metadata or {}), "sent_from": SENT_FROM_BUSINESS_APP},
+        status=MessageStatus.SENT,
+        external_id=external_id,
+        created_at=happened_at,
+        status_changed_at=happened_at,
+    )
+    touch_conversation(conversation, happened_at, ("status",) if change == "reopened" else ())
+    _queue_media(message)
+    _publish_thread(conversation, change)
+    events.publish_message_new(message, conversation)
+    return InboundResult(apply_pending_statuses(message), conversation, contact, created=True)
+
+
+@transaction.atomic
+def record_identity_change(
+    *,
+    clinic: Clinic,
+    kind: str,
+    text: str,
+    external_id: str,
+    happened_at: datetime | None = None,
+    old_phone: str = "",
+    old_user_ids: tuple[str, ...] = (),
+    new_phone: str = "",
+    new_user_id: str = "",
+    new_parent_user_id: str = "",
+    metadata: dict | None = None,
+) -> InboundResult:
+    """WhatsApp's notice that a patient changed number (`user_changed_number`) or user id
+    (`user_changed_user_id`): the same patient keeps its history and open conversation under the new
+    identifier, and the timeline shows a system line (never unread, never the list's preview).
+
+    Idempotent on `external_id`. A new identifier another patient already holds is not taken (logged).
+    """
+    _, external_id, happened_at = _checked(MessageType.SYSTEM, external_id, happened_at)
+    if external_id is None:
+        raise InvalidInput("A system message needs WhatsApp's message id.", field="id")
+    if (repeat := _seen(clinic, external_id)) is not None:
+        return repeat
+    user_ids = tuple(dict.fromkeys(u for u in (*old_user_ids, new_user_id) if u))
+    # The old identifiers route to the patient; the new ones too, should an earlier message have
+    # taught them already.
+    contact = _patient_named_by(clinic, phones=(old_phone, new_phone), user_ids=user_ids)
+    if contact is None:
+        identity = PatientIdentity.of(
+            phone=new_phone or old_phone,
+            whatsapp_user_id=new_user_id or next(iter(user_ids), ""),
+            whatsapp_parent_user_id=new_parent_user_id,
+        )
+        contact, _ = find_or_create_contact(clinic=clinic, identity=identity)
+    changed = []
+    for key, value in (("phone", new_phone), ("whatsapp_user_id", new_user_id)):
+        if value:
+            contact, moved = change_contact_identifier(contact=contact, key=key, value=value)
+            changed += [key] if moved else []
+    # The notice goes in the patient's current thread and does not reopen one: it is news, not a message.
+    threads = Conversation.objects.filter(contact=contact, channel=Conversation.Channel.WHATSAPP)
+    conversation = threads.exclude(status=Conversation.Status.RESOLVED).first()
+    conversation = conversation or threads.order_by("-last_message_at", "-id").first()
+    change = None
+    if conversation is None:
+        conversation, change = Conversation.objects.create(clinic=clinic, contact=contact), "created"
+    conversation.contact = contact
+    message = Message.objects.create(
+        clinic=clinic,
+        conversation=conversation,
+        direction=Direction.INBOUND,
+        sender_type=SenderType.SYSTEM,
+        message_type=MessageType.SYSTEM,
+        content=text,
+        metadata={**(metadata or {}), "identity_change": kind, "changed": changed},
+        status=MessageStatus.DELIVERED,
+        external_id=external_id,
+        created_at=happened_at,
+        status_changed_at=happened_at,
+    )
+    if change == "created":
+        events.publish_conversation_new(conversation)
+    elif changed:
+        events.publish_conversation_updated(conversation, ["contact"])
+    events.publish_message_new(message, conversation)
+    return InboundResult(message, conversation, contact, created=True)
+
+
+def _patient_named_by(clinic: Clinic, *, phones: tuple[str, ...], user_ids: tuple[str, ...]) -> Contact | None:
+    """The patient any of these identifiers belongs to, old ones first; locked."""
+    candidates = [("phone", phones[0]), *(("whatsapp_user_id", u) for u in user_ids), ("phone", phones[1])]
+    for key, value in candidates:
+        if not value:
+            continue
+        if key == "phone":
+            try:
+                value = PatientIdentity.of(phone=value).phone
+            except InvalidInput:
+                continue
+        found = Contact.objects.select_for_update().filter(clinic=clinic, **{key: value}).first()
+        if found is not None:
+            return found
+    return None
