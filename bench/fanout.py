@@ -140,7 +140,7 @@ class Run:
 
         _token, number_id, secret = self.clinics[index]
         content = f"fanout {n}"
-        body = json.dumps(notification(number_id, f"55119{n % 50:08d}", "Carga", content, n)).encode()
+        body = json.dumps(notification(number_id, content, n, phone=f"55119{n % 50:08d}", name="Carga")).encode()
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, secret)}
         self.sent[content] = started = time.perf_counter()
         try:

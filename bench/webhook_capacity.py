@@ -44,7 +44,9 @@ def main() -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=30) as http:
             for n in numbers:
                 _token, number_id, secret = clinics[n % len(clinics)]
-                body = json.dumps(notification(number_id, f"55119{n % 50:08d}", "Carga", f"capacity {n}", n)).encode()
+                body = json.dumps(
+                    notification(number_id, f"capacity {n}", n, phone=f"55119{n % 50:08d}", name="Carga")
+                ).encode()
                 headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, secret)}
                 started = time.perf_counter()
                 http.post("/webhooks/whatsapp/", content=body, headers=headers).raise_for_status()

@@ -49,7 +49,9 @@ async def run(url: str, count: int, token: str, number_id: str, secret: str) -> 
         await ws.recv()
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             for n in range(count):
-                body = json.dumps(notification(number_id, "5511999990000", "Bench", f"bench {n}", n)).encode()
+                body = json.dumps(
+                    notification(number_id, f"bench {n}", n, phone="5511999990000", name="Bench")
+                ).encode()
                 started = time.perf_counter()
                 response = await http.post(
                     "/webhooks/whatsapp/",

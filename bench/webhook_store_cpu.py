@@ -32,7 +32,7 @@ def main() -> None:
     from realtime import events
 
     def one(n: int) -> None:
-        body = json.dumps(notification(number_id, f"55119{n % 50:08d}", "Carga", f"cpu {n}", n)).encode()
+        body = json.dumps(notification(number_id, f"cpu {n}", n, phone=f"55119{n % 50:08d}", name="Carga")).encode()
         store(parse_notification(json.loads(body)), verified_secret(body, signature_of(body, secret)))
 
     with mock.patch.object(events, "broadcast", lambda *args, **kwargs: None):

@@ -87,6 +87,7 @@ def find_or_create_contact(*, clinic: Clinic, identity: PatientIdentity, name: s
     contact, others = _locked_matches(clinic, identity)
     created = False
     if contact is None:
+        _free_username(clinic.pk, identity.whatsapp_username)
         try:
             with transaction.atomic():
                 contact = Contact.objects.create(
@@ -96,7 +97,6 @@ def find_or_create_contact(*, clinic: Clinic, identity: PatientIdentity, name: s
                     whatsapp_username=identity.whatsapp_username,
                     profile_name=identity.profile_name,
                 )
-                _free_username(contact)
                 created = True
         except IntegrityError:
             # Another delivery created the patient between our read and our insert (the unique
@@ -161,18 +161,18 @@ def _record_identifiers(contact: Contact, identity: PatientIdentity, *, taken: s
         contact.name = identity.profile_name
         changed.append("name")
     if changed:
+        if "whatsapp_username" in changed:
+            _free_username(contact.clinic_id, contact.whatsapp_username, keep=contact.pk)
         contact.updated_at = timezone.now()
         contact.save(update_fields=[*changed, "updated_at"])
-        if "whatsapp_username" in changed:
-            _free_username(contact)
 
 
-def _free_username(contact: Contact) -> None:
+def _free_username(clinic_id: int, username: str, *, keep: int | None = None) -> None:
     """A WhatsApp username can pass to another person: whoever held it before in the clinic lets it go."""
-    if contact.whatsapp_username:
-        Contact.objects.filter(clinic_id=contact.clinic_id, whatsapp_username=contact.whatsapp_username).exclude(
-            pk=contact.pk
-        ).update(whatsapp_username="", updated_at=timezone.now())
+    if username:
+        Contact.objects.filter(clinic_id=clinic_id, whatsapp_username=username).exclude(pk=keep).update(
+            whatsapp_username="", updated_at=timezone.now()
+        )
 
 
 @transaction.atomic

@@ -129,9 +129,11 @@ def receive_inbound_message(
         whatsapp_username=whatsapp_username,
         profile_name=profile_name,
     )
-    contact, _ = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name)
     if (repeat := _seen(clinic, external_id)) is not None:
-        return repeat
+        return repeat  # before the patient is looked up: an old id must not recreate who has a new one
+    contact, created = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name)
+    if not created and (repeat := _seen(clinic, external_id)) is not None:
+        return repeat  # a concurrent delivery of the same message committed while we waited for the lock
 
     conversation, change = _thread_for(contact, channel)
     from_patient = sender_type == SenderType.PATIENT
@@ -191,8 +193,10 @@ def record_business_app_echo(
         whatsapp_parent_user_id=whatsapp_parent_user_id,
         whatsapp_username=whatsapp_username,
     )
-    contact, _ = find_or_create_contact(clinic=clinic, identity=identity)
     if (repeat := _seen(clinic, external_id)) is not None:
+        return repeat
+    contact, created = find_or_create_contact(clinic=clinic, identity=identity)
+    if not created and (repeat := _seen(clinic, external_id)) is not None:
         return repeat
     conversation, change = _thread_for(contact, Conversation.Channel.WHATSAPP)
     message = Message.objects.create(

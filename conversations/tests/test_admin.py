@@ -54,6 +54,22 @@ def test_messages_are_found_by_content_and_contacts_by_name_or_phone(client, sup
     assert contact.name in client.get(admin_url(Contact), {"q": contact.phone}).text
 
 
+def test_a_patient_without_a_phone_is_listed_and_found_by_username_or_user_id(client, support, clinic):
+    receive_inbound_message(
+        clinic=clinic,
+        whatsapp_user_id="BR.13491208655302741918",
+        whatsapp_username="realsheenanelson",
+        profile_name="Sheena Nelson",
+        content="Oi",
+    )
+    receive_inbound_message(clinic=clinic, phone="5511911110001", profile_name="Outra Pessoa", content="Oi")
+    client.force_login(support)
+    for q in ("realsheenanelson", "BR.13491208655302741918", "Sheena"):
+        page = client.get(admin_url(Contact), {"q": q}).text
+        assert "Sheena Nelson" in page and "sem telefone" in page and "Outra Pessoa" not in page, q
+    assert "+None" not in page
+
+
 @pytest.mark.parametrize("model", [Message, Event])
 def test_history_is_read_only(client, support, model, clinic):
     receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi")

@@ -12,16 +12,20 @@ from realtime.models import Event
 DELIVERIES = 6
 
 
-def deliver_at_once(clinic, external_ids: list[str]) -> list:
+PHONE = {"phone": "5511987654321"}
+
+
+def deliver_at_once(clinic, external_ids: list[str], identities: list[dict] | None = None) -> list:
     barrier = threading.Barrier(len(external_ids))
     results, errors = [], []
+    identities = identities or [PHONE] * len(external_ids)
 
-    def deliver(external_id: str):
+    def deliver(external_id: str, identity: dict):
         try:
             barrier.wait(timeout=10)
             results.append(
                 receive_inbound_message(
-                    clinic=clinic, phone="5511987654321", contact_name="Maria", content="foto", external_id=external_id
+                    clinic=clinic, **identity, contact_name="Maria", content="foto", external_id=external_id
                 )
             )
         except BaseException as error:
@@ -29,7 +33,7 @@ def deliver_at_once(clinic, external_ids: list[str]) -> list:
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=deliver, args=(e,)) for e in external_ids]
+    threads = [threading.Thread(target=deliver, args=pair) for pair in zip(external_ids, identities, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -59,3 +63,18 @@ def test_the_same_delivery_retried_concurrently_is_stored_once(clinic):
     assert len({r.message.pk for r in results}) == 1
     assert Message.objects.count() == 1
     assert Event.objects.filter(type="message:new").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_new_patient_writing_by_phone_and_by_user_id_at_once_is_one_patient(clinic):
+    """Deliveries of one new patient race, some carrying the phone and the id, some the id alone."""
+    both = {"phone": "5511987654321", "whatsapp_user_id": "BR.13491208655302741918"}
+    only_id = {"whatsapp_user_id": "BR.13491208655302741918"}
+    identities = [both if n % 2 else only_id for n in range(DELIVERIES)]
+    results = deliver_at_once(clinic, [f"wamid.mixed-{n}" for n in range(DELIVERIES)], identities)
+
+    assert len(results) == DELIVERIES
+    contact = Contact.objects.get()
+    assert (contact.phone, contact.whatsapp_user_id) == ("5511987654321", "BR.13491208655302741918")
+    assert Conversation.objects.count() == 1 and Message.objects.count() == DELIVERIES

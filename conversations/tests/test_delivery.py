@@ -12,7 +12,7 @@ from django.core.management import call_command
 from conversations.actions.deliveries import begin_delivery_attempt
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message
-from conversations.models import DeliveryAttempt, Message, WhatsAppChannel
+from conversations.models import Contact, DeliveryAttempt, Message, WhatsAppChannel
 from conversations.providers import provider_for
 from realtime.models import Event
 
@@ -131,6 +131,46 @@ def test_a_text_goes_to_the_graph_api_and_is_marked_sent(graph, conversation, me
         "type": "text",
         "text": {"body": "Olá, Maria!", "preview_url": False},
     }
+
+
+def test_a_patient_without_a_phone_is_answered_at_their_whatsapp_user_id(graph, clinic, member):
+    conversation = receive_inbound_message(
+        clinic=clinic, whatsapp_user_id="BR.13491208655302741918", content="Oi", external_id="wamid.IN1"
+    ).conversation
+    route = graph.post(f"/{PNID}/messages").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": "BR.13491208655302741918", "user_id": "BR.13491208655302741918"}],
+                "messages": [{"id": "wamid.OUT1"}],
+            },
+        )
+    )
+    message = send(conversation, member)
+    run_worker()
+    assert (reloaded(message).status, reloaded(message).external_id) == ("sent", "wamid.OUT1")
+    body = json.loads(route.calls.last.request.content)
+    assert body["recipient"] == "BR.13491208655302741918" and "to" not in body
+
+
+def test_the_simulator_answers_a_patient_known_by_user_id_alone(clinic, member):
+    conversation = receive_inbound_message(
+        clinic=clinic, whatsapp_user_id="BR.13491208655302741918", content="Oi"
+    ).conversation
+    message = send(conversation, member)
+    run_worker()
+    assert reloaded(message).status == "read"
+
+
+def test_a_patient_with_no_address_left_fails_with_the_reason_instead_of_a_crash(graph, conversation, member):
+    route = graph.post(f"/{PNID}/messages").mock(return_value=accepted())
+    message = send(conversation, member)
+    Contact.objects.filter(pk=conversation.contact_id).update(phone="")  # e.g. erased meanwhile
+    run_worker()
+    message = reloaded(message)
+    assert message.status == "failed" and "neither a phone number nor a WhatsApp user id" in message.error
+    assert not route.called
 
 
 def test_then_metas_statuses_take_it_to_read(graph, whatsapp_post, conversation, member):

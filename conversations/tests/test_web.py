@@ -83,6 +83,17 @@ def test_the_inbox_filters_by_status_and_shows_unread_counts(client, member, cli
     assert "Maria Aurora" not in client.get(reverse("inbox") + "?status=resolved").text
 
 
+def test_a_patient_without_a_phone_is_shown_by_name_and_sem_telefone(client, member, clinic):
+    receive_inbound_message(
+        clinic=clinic, whatsapp_user_id="BR.13491208655302741918", whatsapp_username="realsheenanelson", content="Oi"
+    )
+    receive_inbound_message(clinic=clinic, phone="5511911110001", contact_name="Maria Aurora", content="Oi")
+    client.force_login(member)
+    page = client.get(reverse("inbox")).text
+    assert "@realsheenanelson" in page and "sem telefone" in page and "+55 11 91111-0001" in page
+    assert "+None" not in page and ">+<" not in page
+
+
 def test_logout_ends_the_session(client, member):
     client.force_login(member)
     client.post(reverse("logout"))

@@ -33,6 +33,23 @@ def test_a_patients_message_is_stored_once(token):
     assert message.conversation.contact.name == "Maria Souza" and message.conversation.contact.phone == "5511987654321"
 
 
+def test_the_assistant_answers_a_patient_known_by_whatsapp_user_id_alone(token, clinic):
+    patient = receive_inbound_message(clinic=clinic, whatsapp_user_id="BR.13491208655302741918", content="Oi")
+    reply = {"whatsapp_user_id": "BR.13491208655302741918", "content": "Olá! Como posso ajudar?", "sender_type": "ai"}
+    assert post(reply, token).status_code == 201
+    assert Message.objects.get(sender_type="ai").conversation == patient.conversation
+    action = {"whatsapp_user_id": "BR.13491208655302741918", "action_type": "appointment_created"}
+    assert post(action, token).status_code == 201
+    assert ConversationAction.objects.get().conversation == patient.conversation
+
+
+@pytest.mark.parametrize("patient", [{}, {"phone": ""}, {"phone": " ", "whatsapp_user_id": ""}])
+def test_a_message_naming_no_patient_is_a_400(token, patient):
+    response = post({"content": "Oi", **patient}, token)
+    assert response.status_code == 400 and "phone" in response.json()["errors"]
+    assert not Message.objects.exists()
+
+
 def test_the_assistants_reply_is_stored_as_sent(token):
     post(MESSAGE, token)
     reply = {

@@ -74,11 +74,13 @@ def test_simulate_patients_posts_signed_webhooks_to_a_running_server(live_server
         "--count",
         "6",
         "--patients",
-        "3",
+        "4",
     )
     assert "6/6 accepted" in capsys.readouterr().out
     assert Message.objects.filter(clinic=clinic, direction="inbound").count() == 6
-    assert Contact.objects.filter(clinic=clinic).count() == 3
+    assert Contact.objects.filter(clinic=clinic).count() == 4
+    # One patient in four uses a WhatsApp username: known by user id, with no phone.
+    assert Contact.objects.filter(clinic=clinic, phone="").exclude(whatsapp_user_id="").count() == 1
 
 
 def test_simulate_patients_says_when_the_server_is_down(clinic):

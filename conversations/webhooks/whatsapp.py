@@ -11,15 +11,22 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from conversations.actions.contacts import normalize_phone
 from conversations.actions.deliveries import record_provider_status
 from conversations.actions.inbound import (
     receive_inbound_message,
     record_business_app_echo,
     record_identity_change,
 )
-from conversations.errors import ActionError
+from conversations.errors import ActionError, InvalidInput
 from conversations.models import Clinic, WhatsAppChannel
-from conversations.webhooks.whatsapp_payload import InboundMessage, Notification, PayloadError, parse_notification
+from conversations.webhooks.whatsapp_payload import (
+    InboundMessage,
+    Notification,
+    Patient,
+    PayloadError,
+    parse_notification,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +94,23 @@ def store(notification: Notification, secret: str) -> dict[str, int]:
     return counts
 
 
+def _usable_phone(patient: Patient) -> str:
+    """The sender's phone; one that is not a number is dropped when a user id still names the patient,
+    so the message is kept rather than refused."""
+    if not patient.phone or not (patient.user_id or patient.parent_user_id):
+        return patient.phone
+    try:
+        return normalize_phone(patient.phone)
+    except InvalidInput:
+        logger.warning("whatsapp sent %r as a phone; the patient is found by user id instead", patient.phone[:40])
+        return ""
+
+
 def store_message(clinic: Clinic, message: InboundMessage) -> None:
     """One record: a patient's message, the clinic's echo from the Business app, or a number/id change."""
     patient = message.patient
     ids = {
-        "phone": patient.phone,
+        "phone": _usable_phone(patient),
         "whatsapp_user_id": patient.user_id,
         "whatsapp_parent_user_id": patient.parent_user_id,
         "whatsapp_username": patient.username,

@@ -13,8 +13,19 @@ from conversations.providers import channel_of
 from conversations.webhooks.whatsapp import signature_of
 
 
-def notification(phone_number_id: str, phone: str, name: str, text: str, n: int) -> dict:
-    """One inbound text in the shape Meta sends it."""
+def notification(
+    phone_number_id: str, text: str, n: int, *, phone: str = "", name: str = "", user_id: str = "", username: str = ""
+) -> dict:
+    """One inbound text in the shape Meta sends it: with the phone, or for a patient who uses a username,
+    with the business-scoped user id alone."""
+    contact: dict = {"profile": {"name": name}}
+    message: dict = {}
+    if user_id:
+        contact["user_id"] = message["from_user_id"] = user_id
+    if phone:
+        contact["wa_id"] = message["from"] = phone
+    if username:
+        contact["profile"]["username"] = username
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -26,10 +37,10 @@ def notification(phone_number_id: str, phone: str, name: str, text: str, n: int)
                         "value": {
                             "messaging_product": "whatsapp",
                             "metadata": {"display_phone_number": "5511300000000", "phone_number_id": phone_number_id},
-                            "contacts": [{"profile": {"name": name}, "wa_id": phone}],
+                            "contacts": [contact],
                             "messages": [
                                 {
-                                    "from": phone,
+                                    **message,
                                     "id": f"wamid.SIM{time.time_ns()}{n}",
                                     "timestamp": str(int(time.time())),
                                     "type": "text",
@@ -62,21 +73,24 @@ class Command(BaseCommand):
         if rate <= 0 or count < 1 or patients < 1:
             raise CommandError("--rate, --count and --patients must be positive.")
         rng = random.Random()
-        people = [
-            (
-                f"55119{rng.randrange(10**8):08d}",
-                f"{rng.choice(demo_content.FIRST_NAMES)} {rng.choice(demo_content.LAST_NAMES)}",
+        people = []
+        for p in range(patients):
+            first = rng.choice(demo_content.FIRST_NAMES)
+            people.append(
+                {
+                    # Every fourth patient uses a WhatsApp username, so WhatsApp withholds the phone.
+                    "phone": "" if p % 4 == 3 else f"55119{rng.randrange(10**8):08d}",
+                    "user_id": f"BR.{rng.randrange(10**18):018d}",
+                    "username": f"{first.lower()}.{rng.randrange(1000)}" if p % 4 == 3 else "",
+                    "name": f"{first} {rng.choice(demo_content.LAST_NAMES)}",
+                }
             )
-            for _ in range(patients)
-        ]
         endpoint = url.rstrip("/") + "/webhooks/whatsapp/"
         started, failures = time.monotonic(), 0
         with httpx.Client(timeout=10) as client:
             for n in range(count):
-                phone, name = people[n % patients]
-                body = json.dumps(
-                    notification(channel.phone_number_id, phone, name, rng.choice(demo_content.PATIENT_LINES), n)
-                ).encode()
+                text = rng.choice(demo_content.PATIENT_LINES)
+                body = json.dumps(notification(channel.phone_number_id, text, n, **people[n % patients])).encode()
                 try:
                     response = client.post(
                         endpoint,

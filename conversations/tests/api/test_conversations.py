@@ -211,3 +211,27 @@ def test_contacts_list_search_and_detail(api, inbox):
     first = api.get("/api/contacts/", {"limit": 2}).json()
     rest = api.get("/api/contacts/", {"limit": 2, "cursor": first["next_cursor"]}).json()
     assert len(first["results"]) == 2 and len(rest["results"]) == 1 and rest["next_cursor"] is None
+
+
+def test_a_patient_without_a_phone_is_shown_and_searched_by_username_or_id(api, clinic):
+    receive_inbound_message(
+        clinic=clinic,
+        whatsapp_user_id="BR.13491208655302741918",
+        whatsapp_parent_user_id="BR.ENT.11815799212886844830",
+        whatsapp_username="realsheenanelson",
+        profile_name="Sheena Nelson",
+        content="Oi",
+    )
+    for q in ("@realsheenanelson", "sheenanel", "BR.13491208655302741918"):
+        rows = api.get("/api/contacts/", {"q": q}).json()["results"]
+        assert [r["display_name"] for r in rows] == ["Sheena Nelson"], q
+        listed = api.get(LIST, {"q": q}).json()["results"]
+        assert [r["contact"]["display_name"] for r in listed] == ["Sheena Nelson"], q
+    assert api.get(LIST, {"q": "ninguem"}).json()["results"] == []
+    detail = api.get(f"/api/contacts/{rows[0]['id']}/").json()
+    assert detail["phone"] is None and detail["phone_display"] == "sem telefone"
+    assert (detail["whatsapp_username"], detail["whatsapp_parent_user_id"], detail["profile_name"]) == (
+        "realsheenanelson",
+        "BR.ENT.11815799212886844830",
+        "Sheena Nelson",
+    )
