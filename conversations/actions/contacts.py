@@ -11,10 +11,12 @@ from django.utils import timezone
 
 from conversations.errors import InvalidInput
 from conversations.models import Clinic, Contact
+from conversations.models.contacts import WHATSAPP_USER_ID_PATTERN
 
 logger = logging.getLogger(__name__)
 
 E164_DIGITS = re.compile(r"^[1-9][0-9]{7,14}$")
+WHATSAPP_USER_ID = re.compile(WHATSAPP_USER_ID_PATTERN)
 MAX_WHATSAPP_ID = 150
 # The identifiers that find a patient, in the order they are trusted (DESIGN §6: by phone, else by BSUID).
 KEYS = ("phone", "whatsapp_user_id", "whatsapp_parent_user_id")
@@ -32,9 +34,20 @@ def normalize_phone(phone: str) -> str:
 
 def _clean_id(value: str, field: str) -> str:
     value = (value or "").strip()
-    if len(value) > MAX_WHATSAPP_ID or any(c.isspace() for c in value):
-        raise InvalidInput(f"{value[:40]!r} is not a WhatsApp user id.", field=field)
+    if value and (len(value) > MAX_WHATSAPP_ID or not WHATSAPP_USER_ID.match(value)):
+        raise InvalidInput(
+            f"{value[:40]!r} is not a WhatsApp user id; use it as WhatsApp sends it, e.g. BR.1502576394655843.",
+            field=field,
+        )
     return value
+
+
+def usable_identifier(key: str, value: str) -> str:
+    """The identifier normalised, or "" when it is malformed (the caller logs and goes on without it)."""
+    try:
+        return normalize_phone(value) if key == "phone" else _clean_id(value, key)
+    except InvalidInput:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -84,31 +97,22 @@ def find_or_create_contact(*, clinic: Clinic, identity: PatientIdentity, name: s
     Call inside a transaction. The row lock serialises concurrent deliveries for one patient (an album
     arrives as several webhooks at once), so they never create a second conversation or message.
     """
-    contact, others = _locked_matches(clinic, identity)
+    contact, others, matched_by = _locked_matches(clinic, identity)
     created = False
     if contact is None:
-        _free_username(clinic.pk, identity.whatsapp_username)
-        try:
-            with transaction.atomic():
-                contact = Contact.objects.create(
-                    clinic=clinic,
-                    name=(name or identity.profile_name or "").strip()[:200],
-                    **identity.keys,
-                    whatsapp_username=identity.whatsapp_username,
-                    profile_name=identity.profile_name,
-                )
-                created = True
-        except IntegrityError:
+        contact, created = _create(clinic, identity, name)
+        if contact is None:
             # Another delivery created the patient between our read and our insert (the unique
             # constraints caught it): it is committed now, so the second look finds and locks it.
-            contact, others = _locked_matches(clinic, identity)
+            contact, others, matched_by = _locked_matches(clinic, identity)
             if contact is None:
-                raise
+                raise IntegrityError(f"patient of {sorted(identity.keys)} neither found nor created")
     if not created:
-        _record_identifiers(contact, identity, taken={key for other in others for key in _shared(other, identity)})
+        taken = {key for other in others for key in _shared(other, identity)}
+        _record_identifiers(contact, identity, taken=taken, matched_by=matched_by)
         if name and not contact.name:
-            contact.name = name.strip()[:200]
-            contact.save(update_fields=["name"])
+            contact.name, contact.updated_at = name.strip()[:200], timezone.now()
+            contact.save(update_fields=["name", "updated_at"])
     for other in others:
         logger.warning(
             "whatsapp identifiers %s of one message belong to patients #%s and #%s of clinic %s; kept apart",
@@ -120,8 +124,29 @@ def find_or_create_contact(*, clinic: Clinic, identity: PatientIdentity, name: s
     return contact, created
 
 
-def _locked_matches(clinic: Clinic, identity: PatientIdentity) -> tuple[Contact | None, list[Contact]]:
-    """The patient the identity routes to, and any other patient holding one of its identifiers; locked."""
+def _create(clinic: Clinic, identity: PatientIdentity, name: str) -> tuple[Contact | None, bool]:
+    """A new patient with every identifier given; (None, False) when a concurrent delivery made it first.
+
+    The name is the clinic's for the patient (n8n may give one); WhatsApp's profile name is kept apart
+    and shown until the clinic names the patient.
+    """
+    fields = {"clinic": clinic, "name": (name or "").strip()[:200], "profile_name": identity.profile_name}
+    fields |= identity.keys
+    for username in dict.fromkeys((identity.whatsapp_username, "")):
+        _free_username(clinic.pk, username)
+        try:
+            with transaction.atomic():
+                return Contact.objects.create(**fields, whatsapp_username=username), True
+        except IntegrityError:
+            if _locked_matches(clinic, identity)[0] is not None:
+                return None, False
+            # Only the username clashed (another new patient took it at this instant): keep it off.
+    return None, False
+
+
+def _locked_matches(clinic: Clinic, identity: PatientIdentity) -> tuple[Contact | None, list[Contact], str]:
+    """The patient the identity routes to, any other patient holding one of its identifiers, and the
+    key that routed (phone first); all locked."""
     match = Q()
     for key, value in identity.keys.items():
         match |= Q(**{key: value})
@@ -131,25 +156,31 @@ def _locked_matches(clinic: Clinic, identity: PatientIdentity) -> tuple[Contact 
         value = getattr(identity, key)
         chosen = next((c for c in found if value and getattr(c, key) == value), None)
         if chosen is not None:
-            return chosen, [c for c in found if c.pk != chosen.pk]
-    return None, []
+            return chosen, [c for c in found if c.pk != chosen.pk], key
+    return None, [], ""
 
 
 def _shared(contact: Contact, identity: PatientIdentity) -> set[str]:
     return {key for key, value in identity.keys.items() if getattr(contact, key) == value}
 
 
-def _record_identifiers(contact: Contact, identity: PatientIdentity, *, taken: set[str]) -> None:
-    """Fill in what the patient's row lacks; an identifier it already has is changed only by a system
-    message (a number or id change), never by a payload that disagrees with it."""
+def _record_identifiers(contact: Contact, identity: PatientIdentity, *, taken: set[str], matched_by: str) -> None:
+    """Fill in what the patient's row lacks, and keep the profile current.
+
+    A user id that differs from the stored one is taken when the patient was found by phone (WhatsApp
+    issues a new id with some changes, and the notice may not come); a phone that differs is kept, since
+    only a `user_changed_number` notice moves it.
+    """
     changed = []
     for key, value in identity.keys.items():
         current = getattr(contact, key)
         if key in taken or current == value:
             continue
-        if current:
-            logger.warning("patient #%s: whatsapp sent %s %r, the clinic knows another; kept", contact.pk, key, value)
+        if current and not (matched_by == "phone" and key != "phone"):
+            logger.warning("patient #%s: whatsapp sent another %s than the clinic knows; kept", contact.pk, key)
             continue
+        if current:
+            logger.info("patient #%s: %s changed on WhatsApp (found by phone); updated", contact.pk, key)
         setattr(contact, key, value)
         changed.append(key)
     for key in ("whatsapp_username", "profile_name"):
@@ -157,14 +188,18 @@ def _record_identifiers(contact: Contact, identity: PatientIdentity, *, taken: s
         if value and getattr(contact, key) != value:
             setattr(contact, key, value)
             changed.append(key)
-    if not contact.name and identity.profile_name:
-        contact.name = identity.profile_name
-        changed.append("name")
-    if changed:
-        if "whatsapp_username" in changed:
-            _free_username(contact.clinic_id, contact.whatsapp_username, keep=contact.pk)
-        contact.updated_at = timezone.now()
-        contact.save(update_fields=[*changed, "updated_at"])
+    if not changed:
+        return
+    if "whatsapp_username" in changed:
+        _free_username(contact.clinic_id, contact.whatsapp_username, keep=contact.pk)
+    contact.updated_at = timezone.now()
+    try:
+        with transaction.atomic():
+            contact.save(update_fields=[*changed, "updated_at"])
+    except IntegrityError:
+        # A concurrent delivery gave one of these to another patient meanwhile: keep what is stored.
+        logger.warning("patient #%s: identifiers %s taken concurrently; not recorded", contact.pk, changed)
+        contact.refresh_from_db()
 
 
 def _free_username(clinic_id: int, username: str, *, keep: int | None = None) -> None:
@@ -176,29 +211,39 @@ def _free_username(clinic_id: int, username: str, *, keep: int | None = None) ->
 
 
 @transaction.atomic
-def change_contact_identifier(*, contact: Contact, key: str, value: str) -> tuple[Contact, bool]:
-    """Give the patient a new phone or WhatsApp user id, as WhatsApp reported it (a number change).
+def change_contact_identifiers(*, contact: Contact, new: dict[str, str]) -> tuple[Contact, list[str]]:
+    """Give the patient the new phone, user id and parent id WhatsApp reported (a number or id change),
+    all or nothing. Returns the contact and the names of the identifiers that changed.
 
-    Returns the contact and whether it changed. When another patient of the clinic holds the new value
-    already, nothing changes and the conflict is logged: two patients are never merged silently.
+    When another patient of the clinic holds any of the new values, nothing changes and the conflict
+    is logged: two patients are never merged silently, nor one left half-moved.
     """
-    if key not in ("phone", "whatsapp_user_id"):
-        raise InvalidInput(f"{key!r} cannot be changed this way.", field="key")
-    value = normalize_phone(value) if key == "phone" else _clean_id(value, key)
+    wanted = {}
+    for key, value in new.items():
+        if key not in KEYS:
+            raise InvalidInput(f"{key!r} cannot be changed this way.", field="key")
+        if value:
+            wanted[key] = normalize_phone(value) if key == "phone" else _clean_id(value, key)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
-    if not value or getattr(contact, key) == value:
-        return contact, False
-    holder = Contact.objects.filter(clinic_id=contact.clinic_id, **{key: value}).exclude(pk=contact.pk).first()
+    wanted = {key: value for key, value in wanted.items() if getattr(contact, key) != value}
+    if not wanted:
+        return contact, []
+    holders = Contact.objects.filter(clinic_id=contact.clinic_id).exclude(pk=contact.pk)
+    match = Q()
+    for key, value in wanted.items():
+        match |= Q(**{key: value})
+    holder = holders.filter(match).first()
     if holder is not None:
         logger.warning(
-            "patient #%s changed %s to one patient #%s of clinic %s has; kept apart",
+            "patient #%s changed %s to values patient #%s of clinic %s has; kept apart, nothing changed",
             contact.pk,
-            key,
+            sorted(wanted),
             holder.pk,
             contact.clinic_id,
         )
-        return contact, False
-    setattr(contact, key, value)
+        return contact, []
+    for key, value in wanted.items():
+        setattr(contact, key, value)
     contact.updated_at = timezone.now()
-    contact.save(update_fields=[key, "updated_at"])
-    return contact, True
+    contact.save(update_fields=[*wanted, "updated_at"])
+    return contact, sorted(wanted)

@@ -9,7 +9,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations import events, tasks
-from conversations.actions.contacts import PatientIdentity, change_contact_identifier, find_or_create_contact
+from conversations.actions.contacts import (
+    PatientIdentity,
+    change_contact_identifiers,
+    find_or_create_contact,
+    usable_identifier,
+)
 from conversations.actions.messages import MEDIA_TYPES, apply_pending_statuses, touch_conversation
 from conversations.errors import InvalidInput
 from conversations.models import (
@@ -236,39 +241,22 @@ def record_identity_change(
 ) -> InboundResult:
     """WhatsApp's notice that a patient changed number (`user_changed_number`) or user id
     (`user_changed_user_id`): the same patient keeps its history and open conversation under the new
-    identifier, and the timeline shows a system line (never unread, never the list's preview).
+    identifiers, and the timeline shows a system line (never unread, never the list's preview).
 
-    Idempotent on `external_id`. A new identifier another patient already holds is not taken (logged).
+    Idempotent on `external_id`. New identifiers another patient already holds are not taken, none of
+    them (logged): the patient is never left half-moved.
     """
     _, external_id, happened_at = _checked(MessageType.SYSTEM, external_id, happened_at)
     if external_id is None:
         raise InvalidInput("A system message needs WhatsApp's message id.", field="id")
     if (repeat := _seen(clinic, external_id)) is not None:
         return repeat
-    user_ids = tuple(dict.fromkeys(u for u in (*old_user_ids, new_user_id) if u))
-    # The old identifiers route to the patient; the new ones too, should an earlier message have
-    # taught them already.
-    contact = _patient_named_by(clinic, phones=(old_phone, new_phone), user_ids=user_ids)
-    if contact is None:
-        identity = PatientIdentity.of(
-            phone=new_phone or old_phone,
-            whatsapp_user_id=new_user_id or next(iter(user_ids), ""),
-            whatsapp_parent_user_id=new_parent_user_id,
-        )
-        contact, _ = find_or_create_contact(clinic=clinic, identity=identity)
-    changed = []
-    for key, value in (("phone", new_phone), ("whatsapp_user_id", new_user_id)):
-        if value:
-            contact, moved = change_contact_identifier(contact=contact, key=key, value=value)
-            changed += [key] if moved else []
-    # The notice goes in the patient's current thread and does not reopen one: it is news, not a message.
-    threads = Conversation.objects.filter(contact=contact, channel=Conversation.Channel.WHATSAPP)
-    conversation = threads.exclude(status=Conversation.Status.RESOLVED).first()
-    conversation = conversation or threads.order_by("-last_message_at", "-id").first()
-    change = None
-    if conversation is None:
-        conversation, change = Conversation.objects.create(clinic=clinic, contact=contact), "created"
-    conversation.contact = contact
+    contact = _patient_of_change(clinic, old_phone, old_user_ids, new_phone, new_user_id, new_parent_user_id)
+    if (repeat := _seen(clinic, external_id)) is not None:
+        return repeat  # the same notice, delivered twice at once, committed while we waited for the lock
+    new = {"phone": new_phone, "whatsapp_user_id": new_user_id, "whatsapp_parent_user_id": new_parent_user_id}
+    contact, changed = change_contact_identifiers(contact=contact, new=new)
+    conversation, created = _current_thread(contact)
     message = Message.objects.create(
         clinic=clinic,
         conversation=conversation,
@@ -282,7 +270,7 @@ def record_identity_change(
         created_at=happened_at,
         status_changed_at=happened_at,
     )
-    if change == "created":
+    if created:
         events.publish_conversation_new(conversation)
     elif changed:
         events.publish_conversation_updated(conversation, ["contact"])
@@ -290,18 +278,35 @@ def record_identity_change(
     return InboundResult(message, conversation, contact, created=True)
 
 
-def _patient_named_by(clinic: Clinic, *, phones: tuple[str, ...], user_ids: tuple[str, ...]) -> Contact | None:
-    """The patient any of these identifiers belongs to, old ones first; locked."""
-    candidates = [("phone", phones[0]), *(("whatsapp_user_id", u) for u in user_ids), ("phone", phones[1])]
+def _patient_of_change(
+    clinic: Clinic, old_phone: str, old_user_ids: tuple[str, ...], new_phone: str, new_user_id: str, new_parent: str
+) -> Contact:
+    """The patient a change notice is about, locked: found by the old identifiers first, then by the new
+    ones (an earlier message may have taught them); created under the new ones if the clinic never knew
+    them."""
+    user_ids = tuple(dict.fromkeys(u for u in (*old_user_ids, new_user_id) if u))
+    candidates = [("phone", old_phone), *(("whatsapp_user_id", u) for u in user_ids), ("phone", new_phone)]
     for key, value in candidates:
-        if not value:
-            continue
-        if key == "phone":
-            try:
-                value = PatientIdentity.of(phone=value).phone
-            except InvalidInput:
-                continue
-        found = Contact.objects.select_for_update().filter(clinic=clinic, **{key: value}).first()
+        value = usable_identifier(key, value) if value else ""
+        found = Contact.objects.select_for_update().filter(clinic=clinic, **{key: value}).first() if value else None
         if found is not None:
             return found
-    return None
+    identity = PatientIdentity.of(
+        phone=new_phone or old_phone,
+        whatsapp_user_id=new_user_id or next(iter(user_ids), ""),
+        whatsapp_parent_user_id=new_parent,
+    )
+    return find_or_create_contact(clinic=clinic, identity=identity)[0]
+
+
+def _current_thread(contact: Contact) -> tuple[Conversation, bool]:
+    """Where a notice about the patient goes: the open thread, else the latest; it reopens none (it is
+    news, not a message). Returns the thread and whether it had to be created."""
+    threads = Conversation.objects.filter(contact=contact, channel=Conversation.Channel.WHATSAPP)
+    conversation = threads.exclude(status=Conversation.Status.RESOLVED).first()
+    conversation = conversation or threads.order_by("-last_message_at", "-id").first()
+    created = conversation is None
+    if created:
+        conversation = Conversation.objects.create(clinic_id=contact.clinic_id, contact=contact)
+    conversation.contact = contact
+    return conversation, created

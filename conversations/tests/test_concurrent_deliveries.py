@@ -78,3 +78,41 @@ def test_a_new_patient_writing_by_phone_and_by_user_id_at_once_is_one_patient(cl
     contact = Contact.objects.get()
     assert (contact.phone, contact.whatsapp_user_id) == ("5511987654321", "BR.13491208655302741918")
     assert Conversation.objects.count() == 1 and Message.objects.count() == DELIVERIES
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_number_change_notice_delivered_twice_at_once_is_stored_once(clinic):
+    from conversations.actions.inbound import record_identity_change
+
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi")
+    barrier = threading.Barrier(DELIVERIES)
+    results, errors = [], []
+
+    def deliver():
+        try:
+            barrier.wait(timeout=10)
+            results.append(
+                record_identity_change(
+                    clinic=clinic,
+                    kind="user_changed_number",
+                    text="mudou de número",
+                    external_id="wamid.sys-twice",
+                    old_phone="5511987654321",
+                    new_phone="5511912345678",
+                )
+            )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(DELIVERIES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert sum(r.created for r in results) == 1
+    assert Message.objects.filter(external_id="wamid.sys-twice").count() == 1
+    assert Contact.objects.get().phone == "5511912345678"

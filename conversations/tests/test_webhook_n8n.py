@@ -43,6 +43,13 @@ def test_the_assistant_answers_a_patient_known_by_whatsapp_user_id_alone(token, 
     assert ConversationAction.objects.get().conversation == patient.conversation
 
 
+def test_an_action_by_user_id_finds_the_patient_when_the_phone_is_unknown(token, clinic):
+    patient = receive_inbound_message(clinic=clinic, whatsapp_user_id="BR.13491208655302741918", content="Oi")
+    action = {"phone": "5511900000009", "whatsapp_user_id": "BR.13491208655302741918", "action_type": "exam_sent"}
+    assert post(action, token).status_code == 201
+    assert ConversationAction.objects.get().conversation == patient.conversation
+
+
 @pytest.mark.parametrize("patient", [{}, {"phone": ""}, {"phone": " ", "whatsapp_user_id": ""}])
 def test_a_message_naming_no_patient_is_a_400(token, patient):
     response = post({"content": "Oi", **patient}, token)

@@ -92,7 +92,8 @@ def test_each_message_type_is_stored_as_sent(whatsapp_post, whatsapp_channel, fi
     assert metadata.items() <= message.metadata.items()
     assert message.created_at == AT, "a message's time is WhatsApp's, not when it was processed"
     assert (
-        message.conversation.contact.name == "Sheena Nelson" and message.conversation.contact.phone == "5511987654321"
+        message.conversation.contact.display_name == "Sheena Nelson"
+        and message.conversation.contact.phone == "5511987654321"
     )
     assert message.clinic == whatsapp_channel.clinic
 
@@ -120,7 +121,7 @@ def test_several_entries_changes_and_messages_are_all_stored(whatsapp_post, what
         ("wamid.B3", "três"),
         ("wamid.B4", "quatro"),
     ]
-    assert dict(Contact.objects.values_list("phone", "name")) == {
+    assert dict(Contact.objects.values_list("phone", "profile_name")) == {
         "5511911110001": "Ana",
         "5511922220002": "Bruno",
         "5521933330003": "Carla",

@@ -46,11 +46,12 @@ def test_a_patient_without_a_phone_is_stored_by_user_id_never_dropped(whatsapp_p
     assert response.status_code == 200 and response.json()["received"] == {"messages": 1, "statuses": 0, "ignored": 0}
     contact = Contact.objects.get()
     assert (contact.phone, contact.whatsapp_user_id, contact.whatsapp_parent_user_id) == ("", BSUID, PARENT)
-    assert (contact.whatsapp_username, contact.profile_name, contact.name) == (
+    assert (contact.whatsapp_username, contact.profile_name, contact.display_name) == (
         "realsheenanelson",
         "Sheena Nelson",
         "Sheena Nelson",
     )
+    assert contact.name == "", "the clinic's own name for the patient stays theirs to give"
     assert Message.objects.get().content == "Tem horário amanhã?"
     row = api.get("/api/conversations/").json()["results"][0]
     assert row["contact"]["phone"] is None and row["contact"]["phone_display"] == "sem telefone"
@@ -181,12 +182,71 @@ def test_a_number_change_moves_the_patient_keeping_history_and_the_open_conversa
     assert Contact.objects.count() == 1 and Conversation.objects.count() == 1
 
 
-def test_a_number_change_to_another_patients_number_keeps_both(whatsapp_post, whatsapp_channel, sheena, clinic):
+def test_a_number_change_to_another_patients_number_keeps_both_whole(
+    whatsapp_post, whatsapp_channel, sheena, clinic, caplog
+):
     other = receive_inbound_message(clinic=clinic, phone="5511912345678", content="Oi").contact
-    assert whatsapp_post("system_changed_number").status_code == 200
+    with caplog.at_level(logging.WARNING, logger="conversations.actions.contacts"):
+        assert whatsapp_post("system_changed_number").status_code == 200
     sheena.contact.refresh_from_db()
-    assert sheena.contact.phone == "5511987654321" and other.phone == "5511912345678"
-    assert Message.objects.get(external_id="wamid.SYSNUMBER01").conversation == sheena.conversation
+    other.refresh_from_db()
+    assert (sheena.contact.phone, sheena.contact.whatsapp_user_id) == ("5511987654321", BSUID), "nothing half-moved"
+    assert (other.phone, other.whatsapp_user_id) == ("5511912345678", "")
+    line = Message.objects.get(external_id="wamid.SYSNUMBER01")
+    assert line.conversation == sheena.conversation and line.metadata["changed"] == []
+    assert any("kept apart, nothing changed" in record.getMessage() for record in caplog.records)
+
+
+def test_a_number_change_carries_the_new_parent_id_too(whatsapp_post, whatsapp_channel, clinic):
+    receive_inbound_message(clinic=clinic, phone="5511987654321", whatsapp_user_id=BSUID, content="Oi")
+    payload = whatsapp_payload("system_changed_number")
+    message_of(payload)["system"]["parent_user_id"] = "BR.ENT.22222222222222222222"
+    whatsapp_post(payload)
+    contact = Contact.objects.get()
+    assert contact.whatsapp_parent_user_id == "BR.ENT.22222222222222222222"
+    assert sorted(Message.objects.get(message_type="system").metadata["changed"]) == [
+        "phone",
+        "whatsapp_parent_user_id",
+        "whatsapp_user_id",
+    ]
+
+
+def test_a_new_user_id_with_a_known_phone_is_recorded_so_id_only_messages_find_the_patient(
+    whatsapp_post, whatsapp_channel, clinic
+):
+    first = receive_inbound_message(clinic=clinic, phone="5511987654321", whatsapp_user_id="BR.111", content="Oi")
+    whatsapp_post("phone_and_user_id")  # the same phone, a user id WhatsApp issued since
+    assert Contact.objects.get().whatsapp_user_id == BSUID
+    whatsapp_post("username_only")
+    assert Contact.objects.count() == 1 and Conversation.objects.get() == first.conversation
+
+
+def test_a_profile_name_change_on_whatsapp_shows_until_the_clinic_names_the_patient(
+    whatsapp_post, whatsapp_channel, api
+):
+    whatsapp_post("username_only")
+    payload = whatsapp_payload("username_only")
+    message_of(payload)["id"] = "wamid.USERNAME02"
+    value_of(payload)["contacts"][0]["profile"]["name"] = "Sheena Casada"
+    whatsapp_post(payload)
+    assert Contact.objects.get().display_name == "Sheena Casada"
+    assert api.get("/api/conversations/").json()["results"][0]["contact"]["display_name"] == "Sheena Casada"
+
+
+@pytest.mark.parametrize("key", ["from_parent_user_id", "from_user_id"])
+def test_a_malformed_id_beside_a_good_one_does_not_lose_the_message(whatsapp_post, whatsapp_channel, key):
+    payload = whatsapp_payload("phone_and_user_id")
+    message_of(payload)[key] = "not an id"
+    value_of(payload)["contacts"][0].pop(key.removeprefix("from_"), None)
+    assert whatsapp_post(payload).json()["received"]["messages"] == 1
+    assert Contact.objects.get().phone == "5511987654321"
+
+
+def test_the_system_line_is_in_the_conversation_as_the_api_shows_it(whatsapp_post, whatsapp_channel, sheena, api):
+    whatsapp_post("system_changed_number")
+    messages = api.get(f"/api/conversations/{sheena.conversation.pk}/").json()["messages"]
+    line = next(m for m in messages if m["external_id"] == "wamid.SYSNUMBER01")
+    assert (line["sender_type"], line["message_type"], line["direction"]) == ("system", "system", "inbound")
 
 
 def test_a_user_id_change_is_recorded_on_the_same_patient(whatsapp_post, whatsapp_channel, clinic):
@@ -255,6 +315,14 @@ def test_a_reply_sent_from_the_business_app_appears_as_outbound_and_is_never_sen
     whatsapp_post(payload)
     echo.refresh_from_db()
     assert echo.status == "read"
+
+
+def test_a_status_that_comes_before_its_echo_is_applied_when_the_echo_arrives(whatsapp_post, whatsapp_channel):
+    payload = whatsapp_payload("status_delivered")
+    value_of(payload)["statuses"][0]["id"] = "wamid.ECHO01"
+    whatsapp_post(payload)
+    whatsapp_post("echo_text")
+    assert Message.objects.get(external_id="wamid.ECHO01").status == "delivered"
 
 
 def test_a_conversation_that_starts_with_an_echo_is_the_patients_named_by_phone(whatsapp_post, whatsapp_channel, api):
@@ -335,7 +403,7 @@ def test_fields_the_inbox_does_not_know_are_kept(whatsapp_post, whatsapp_channel
 
 @pytest.mark.parametrize(
     "kind,body",
-    [("poll_update", {"vote": 1}), ("text", {}), ("image", {"caption": "no id"}), ("location", {"name": 5})],
+    [("poll_update", {"vote": 1}), ("text", {}), ("image", {"caption": "no id"}), ("location", {"address": None})],
 )
 def test_an_unknown_type_or_a_known_one_that_cannot_be_read_is_kept_as_unsupported(
     whatsapp_post, whatsapp_channel, kind, body
@@ -346,9 +414,8 @@ def test_an_unknown_type_or_a_known_one_that_cannot_be_read_is_kept_as_unsupport
     message["type"], message[kind] = kind, body
     assert whatsapp_post(payload).json()["received"]["messages"] == 1
     stored = Message.objects.get()
-    assert stored.message_type in ("unsupported", "location") and stored.metadata["whatsapp_type"] == kind
-    if stored.message_type == "unsupported":
-        assert stored.metadata["raw"][kind] == body
+    assert (stored.message_type, stored.metadata["whatsapp_type"]) == ("unsupported", kind)
+    assert stored.metadata["raw"][kind] == body
 
 
 def test_a_change_of_a_field_the_inbox_does_not_use_is_acknowledged(whatsapp_post, whatsapp_channel):

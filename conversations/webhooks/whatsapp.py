@@ -11,14 +11,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from conversations.actions.contacts import normalize_phone
+from conversations.actions.contacts import usable_identifier
 from conversations.actions.deliveries import record_provider_status
 from conversations.actions.inbound import (
     receive_inbound_message,
     record_business_app_echo,
     record_identity_change,
 )
-from conversations.errors import ActionError, InvalidInput
+from conversations.errors import ActionError
 from conversations.models import Clinic, WhatsAppChannel
 from conversations.webhooks.whatsapp_payload import (
     InboundMessage,
@@ -94,27 +94,27 @@ def store(notification: Notification, secret: str) -> dict[str, int]:
     return counts
 
 
-def _usable_phone(patient: Patient) -> str:
-    """The sender's phone; one that is not a number is dropped when a user id still names the patient,
-    so the message is kept rather than refused."""
-    if not patient.phone or not (patient.user_id or patient.parent_user_id):
-        return patient.phone
-    try:
-        return normalize_phone(patient.phone)
-    except InvalidInput:
-        logger.warning("whatsapp sent %r as a phone; the patient is found by user id instead", patient.phone[:40])
-        return ""
+def _identifiers(patient: Patient) -> dict[str, str]:
+    """The sender's identifiers; a malformed one is dropped (logged) while another still names the
+    patient, so the message is kept rather than refused for it."""
+    given = {
+        "phone": patient.phone,
+        "whatsapp_user_id": patient.user_id,
+        "whatsapp_parent_user_id": patient.parent_user_id,
+    }
+    usable = {key: usable_identifier(key, value) if value else "" for key, value in given.items()}
+    if not any(usable.values()):
+        return given  # nothing usable: the action refuses it and says why
+    for key, value in given.items():
+        if value and not usable[key]:
+            logger.warning("whatsapp sent a malformed %s (%r); the patient is found by the others", key, value[:40])
+    return usable
 
 
 def store_message(clinic: Clinic, message: InboundMessage) -> None:
     """One record: a patient's message, the clinic's echo from the Business app, or a number/id change."""
     patient = message.patient
-    ids = {
-        "phone": _usable_phone(patient),
-        "whatsapp_user_id": patient.user_id,
-        "whatsapp_parent_user_id": patient.parent_user_id,
-        "whatsapp_username": patient.username,
-    }
+    ids = {**_identifiers(patient), "whatsapp_username": patient.username}
     common = {
         "clinic": clinic,
         "external_id": message.external_id,
@@ -127,7 +127,7 @@ def store_message(clinic: Clinic, message: InboundMessage) -> None:
             **common,
             kind=change.kind,
             text=message.content,
-            old_phone=patient.phone,
+            old_phone=ids["phone"],
             old_user_ids=(change.previous_user_id, patient.user_id),
             new_phone=change.new_phone,
             new_user_id=change.new_user_id,
