@@ -198,8 +198,8 @@ def serve(tmp_path):
     """
     servers = []
 
-    def start(env: dict[str, str]) -> str:
-        port = free_port()
+    def start(env: dict[str, str], port: int | None = None) -> str:
+        port = port or free_port()
         log_path = tmp_path / f"server-{port}.log"
         log = log_path.open("wb")
         server = subprocess.Popen(
@@ -221,6 +221,7 @@ def serve(tmp_path):
         )
         log.close()  # the child has its own copy
         servers.append(server)
+        by_host[f"127.0.0.1:{port}"] = server
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and server.poll() is None:
             try:
@@ -230,6 +231,15 @@ def serve(tmp_path):
                 time.sleep(0.1)  # the port opens once the app has loaded; there is nothing to await
         pytest.fail(f"the server did not start: {log_path.read_text()[-2000:]}")
 
+    by_host: dict[str, subprocess.Popen] = {}
+
+    def stop(host: str) -> None:
+        """Stop one server as a deploy would (SIGTERM); `start(env, port)` brings it back on its port."""
+        server = by_host.pop(host)
+        server.terminate()
+        server.wait(timeout=10)
+
+    start.stop = stop
     yield start
     for server in servers:
         server.terminate()

@@ -4,7 +4,7 @@ import re
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import BigIntegerField, Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from conversations.models import (
@@ -69,6 +69,8 @@ def conversations_by_activity(clinic: Clinic) -> QuerySet[Conversation]:
             last_message_content=Subquery(last_message.values("content")[:1]),
             last_message_type=Subquery(last_message.values("message_type")[:1]),
             last_message_direction=Subquery(last_message.values("direction")[:1]),
+            last_message_sender_type=Subquery(last_message.values("sender_type")[:1]),
+            last_message_sender_id=Subquery(last_message.values("sender_id")[:1]),
             activity_at=Coalesce("last_message_at", "created_at"),
         )
         .order_by(F("activity_at").desc(), "-id")
@@ -119,9 +121,16 @@ def conversation_page(
     q: str | None = None,
     after: tuple[datetime, int] | None = None,
     limit: int = 50,
+    ids: list[int] | None = None,
 ) -> list[Conversation]:
-    """One page of the list, `limit + 1` rows so the caller knows whether another page follows."""
+    """One page of the list, `limit + 1` rows so the caller knows whether another page follows.
+
+    `q` matches the contact (name, username, phone, user id) or the text of any message; `ids` keeps
+    only those conversations (a screen asking whether a row still matches its filters).
+    """
     rows = conversations_by_activity(clinic)
+    if ids is not None:
+        rows = rows.filter(pk__in=ids)
     if status:
         rows = rows.filter(status=status)
     if unassigned:
@@ -129,7 +138,8 @@ def conversation_page(
     elif assignee_id is not None:
         rows = rows.filter(assignee_id=assignee_id)
     if q:
-        rows = rows.filter(_contact_matches(q, prefix="contact__"))
+        said = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
+        rows = rows.filter(_contact_matches(q, prefix="contact__") | Exists(said))
     if after is not None:
         at, pk = after
         rows = rows.filter(Q(activity_at__lt=at) | Q(activity_at=at, id__lt=pk))
@@ -204,6 +214,24 @@ def read_up_to(user: AbstractBaseUser, conversation: Conversation) -> int | None
     )
 
 
+def staff_of(clinic: Clinic) -> list[Membership]:
+    """The clinic's active staff, by name: who a conversation can be assigned to."""
+    return list(
+        Membership.objects.filter(clinic=clinic, user__is_active=True)
+        .select_related("user")
+        .order_by("user__first_name", "user__last_name", "user__username")
+    )
+
+
+def other_conversations_of(conversation: Conversation, limit: int = 10) -> list[Conversation]:
+    """The patient's other threads in the clinic, newest first (for the patient panel)."""
+    return list(
+        Conversation.objects.filter(clinic_id=conversation.clinic_id, contact_id=conversation.contact_id)
+        .exclude(pk=conversation.pk)
+        .order_by("-last_message_at", "-id")[:limit]
+    )
+
+
 def has_real_channel(clinic_id: int) -> bool:
     """Whether the clinic is connected to WhatsApp for real (not the simulator)."""
     return WhatsAppChannel.objects.filter(clinic_id=clinic_id, simulated=False).exists()
@@ -224,16 +252,22 @@ def contact_page(
 
 
 def latest_conversation_for(clinic: Clinic, *, phone: str = "", whatsapp_user_id: str = "") -> Conversation | None:
-    """The patient's current thread, by phone or else by WhatsApp user id: the unresolved one, else the latest."""
+    """The patient's current thread, found as a message would find them (by phone, else by WhatsApp user
+    id or parent id): the unresolved one, else the latest."""
     digits = re.sub(r"\D", "", phone or "")
-    if digits:
-        patient = Q(contact__phone=digits)
-    elif whatsapp_user_id.strip():
-        patient = Q(contact__whatsapp_user_id=whatsapp_user_id.strip())
-    else:
-        return None
-    threads = Conversation.objects.filter(patient, clinic=clinic).order_by("-last_message_at", "-id")
-    return threads.exclude(status=Conversation.Status.RESOLVED).first() or threads.first()
+    user_id = (whatsapp_user_id or "").strip()
+    for patient in (
+        Q(contact__phone=digits) if digits else None,
+        Q(contact__whatsapp_user_id=user_id) if user_id else None,
+        Q(contact__whatsapp_parent_user_id=user_id) if user_id else None,
+    ):
+        if patient is None:
+            continue
+        threads = Conversation.objects.filter(patient, clinic=clinic).order_by("-last_message_at", "-id")
+        found = threads.exclude(status=Conversation.Status.RESOLVED).first() or threads.first()
+        if found is not None:
+            return found
+    return None
 
 
 def contact_of(clinic: Clinic, contact_id: int) -> Contact | None:

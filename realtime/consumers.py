@@ -178,6 +178,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(clinic_group(self.clinic_id), self.channel_name)
             for conversation_id in self.joined:
                 await self.channel_layer.group_discard(conversation_group(conversation_id), self.channel_name)
+                await self.tell_clinic("conversation:viewing", conversation_id, viewing=False)
         except Exception:
             logger.debug("ws: could not leave the groups (the layer is down)", exc_info=True)
         # The grace period runs detached: this connection is already gone.
@@ -356,6 +357,8 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         self.joined.add(conversation_id)
         await self.channel_layer.group_add(conversation_group(conversation_id), self.channel_name)
         await self.send_json({"type": "conversation:joined", "conversation_id": conversation_id})
+        # Colleagues see who has it open; a client re-joins now and then, which refreshes their view.
+        await self.tell_clinic("conversation:viewing", conversation_id, viewing=True)
 
     def _conversation_in_clinic(self, conversation_id: int) -> bool:
         from conversations.models import Conversation
@@ -367,6 +370,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         if conversation_id in self.joined:
             self.joined.discard(conversation_id)
             await self.channel_layer.group_discard(conversation_group(conversation_id), self.channel_name)
+            await self.tell_clinic("conversation:viewing", conversation_id, viewing=False)
         await self.send_json({"type": "conversation:left", "conversation_id": conversation_id})
 
     async def on_conversation_typing(self, data: dict) -> None:
@@ -381,14 +385,19 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         if previous and previous[0] == is_typing and now - previous[1] < TYPING_MIN_INTERVAL:
             return  # throttled: the others already know, and their hint lasts 6 s
         self.typing_sent[conversation_id] = (is_typing, now)
+        # To the whole clinic, not only those who joined: the list shows "digitando…" on the row too.
+        await self.tell_clinic("conversation:typing", conversation_id, is_typing=is_typing)
+
+    async def tell_clinic(self, type: str, conversation_id: int, **data) -> None:
+        """An ephemeral frame about this user in a conversation (typing, viewing), to the clinic's other screens."""
         user = self.caller.membership.user
         frame = render_ephemeral(
-            "conversation:typing",
-            {"user": {"id": user.pk, "name": user.get_full_name() or user.get_username()}, "is_typing": is_typing},
+            type,
+            {"user": {"id": user.pk, "name": user.get_full_name() or user.get_username()}, **data},
             conversation_id=conversation_id,
         )
         await self.channel_layer.group_send(
-            conversation_group(conversation_id),
+            clinic_group(self.clinic_id),
             {"type": "event.frame", "text": frame, "seq": None, "sender": self.channel_name},
         )
 

@@ -3,16 +3,25 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
+from conversations.web.attachments import attachment
 from conversations.web.clinics import choose_clinic
-from conversations.web.inbox import inbox
+from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part
 from realtime.longpoll import events_longpoll
 
 admin.site.site_header = "TaskMed Conversas — suporte"
 admin.site.site_title = "TaskMed suporte"
 
 urlpatterns = [
-    path("", inbox, name="inbox"),
+    path("", RedirectView.as_view(pattern_name="inbox", query_string=True), name="home"),
+    path("inbox/", inbox, name="inbox"),
+    path("inbox/<int:conversation_id>/", inbox, name="conversation"),
+    path("inbox/rows/", inbox_rows, name="inbox-rows"),
+    path("inbox/<int:conversation_id>/messages/", timeline_part, name="timeline-part"),
+    path("board/", board, name="board"),
+    path("board/cards/<int:conversation_id>/", board_card, name="board-card"),
+    path("media/attachments/<int:attachment_id>/", attachment, name="attachment"),
     path("clinics/", choose_clinic, name="choose_clinic"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -91,6 +91,42 @@ def send_outbound_message(
         existing = conversation.messages.filter(client_id=client_id).first()
         if existing is not None:
             return OutboundResult(existing, created=False)
+    files = []
+    if attachment is not None:
+        files = [
+            {
+                "file": attachment,
+                "file_name": attachment.name[-255:],
+                "content_type": content_type,
+                "size": attachment.size,
+            }
+        ]
+    message = _queue_outbound(
+        conversation=conversation,
+        sender=sender,
+        message_type=message_type,
+        content=content,
+        metadata=metadata or {},
+        client_id=client_id,
+        files=files,
+        audit=("message.sent", ip),
+    )
+    return OutboundResult(message, created=True)
+
+
+def _queue_outbound(
+    *,
+    conversation: Conversation,
+    sender: AbstractBaseUser,
+    message_type: str,
+    content: str,
+    metadata: dict,
+    client_id: uuid.UUID | None,
+    files: list[dict],
+    audit: tuple[str, str | None],
+) -> Message:
+    """Store a pending outbound message with its files and queue its delivery. Call with the
+    conversation row locked, inside the transaction that commits them together."""
     now = timezone.now()
     message = Message.objects.create(
         clinic_id=conversation.clinic_id,
@@ -100,31 +136,60 @@ def send_outbound_message(
         sender=sender,
         message_type=message_type,
         content=content,
-        metadata=metadata or {},
+        metadata=metadata,
         status=MessageStatus.PENDING,
         client_id=client_id,
         created_at=now,
         status_changed_at=now,
     )
-    if attachment is not None:
-        MessageAttachment.objects.create(
-            message=message,
-            file=attachment,
-            file_name=attachment.name[-255:],
-            content_type=content_type,
-            size=attachment.size,
-        )
+    for file in files:
+        MessageAttachment.objects.create(message=message, **file)
     reopened = conversation.status == Conversation.Status.RESOLVED
     if reopened:
         conversation.status = Conversation.Status.OPEN
     touch_conversation(conversation, now, ("status",) if reopened else ())
-    record_audit(clinic_id=conversation.clinic_id, actor=sender, action="message.sent", obj=message, ip=ip)
+    action, ip = audit
+    record_audit(clinic_id=conversation.clinic_id, actor=sender, action=action, obj=message, ip=ip)
     # In this transaction: the message and its delivery task are committed together or not at all.
     tasks.deliver_message.enqueue(message.pk)
     if reopened:
         events.publish_conversation_updated(conversation, ["status"])
     events.publish_message_new(message, conversation)
-    return OutboundResult(message, created=True)
+    return message
+
+
+@transaction.atomic
+def resend_failed_message(
+    *, message: Message, sender: AbstractBaseUser, client_id: uuid.UUID | None = None, ip: str | None = None
+) -> OutboundResult:
+    """Send a failed message again as a new one (the failed one stays, with its reason); same text and
+    files. Idempotent on `client_id`, so a double click resends once."""
+    if not is_member(sender, message.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can resend in it.")
+    if message.direction != Direction.OUTBOUND or message.sender_type != SenderType.PROFESSIONAL:
+        raise InvalidInput("Only a message the clinic's staff sent can be resent.", field="message_id")
+    if message.status != MessageStatus.FAILED:
+        raise InvalidInput("Only a failed message can be resent.", field="message_id")
+    conversation = lock_conversation(message.conversation)
+    if client_id is not None:
+        existing = conversation.messages.filter(client_id=client_id).first()
+        if existing is not None:
+            return OutboundResult(existing, created=False)
+    files = [
+        {"file": a.file.name, "file_name": a.file_name, "content_type": a.content_type, "size": a.size}
+        for a in message.attachments.all()
+    ]
+    resent = _queue_outbound(
+        conversation=conversation,
+        sender=sender,
+        message_type=message.message_type,
+        content=message.content,
+        metadata={**message.metadata, "resent_from": message.pk},
+        client_id=client_id,
+        files=files,
+        audit=("message.resent", ip),
+    )
+    return OutboundResult(resent, created=True)
 
 
 def status_may_move(current: str, new: str) -> bool:

@@ -84,6 +84,10 @@ class SendMessageIn(StrictSerializer):
         return attrs
 
 
+class ResendIn(StrictSerializer):
+    client_id = serializers.UUIDField(required=False, help_text="Chosen by the client; a retry resends once")
+
+
 class ReadIn(StrictSerializer):
     message_id = StrictIntegerField(min_value=1)
 

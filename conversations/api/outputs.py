@@ -1,5 +1,6 @@
 """What the API and the event frames send: one serializer per shape, shared by both."""
 
+from django.urls import reverse
 from rest_framework import serializers
 
 
@@ -41,7 +42,8 @@ class AttachmentOut(serializers.Serializer):
     url = serializers.SerializerMethodField()
 
     def get_url(self, attachment) -> str | None:
-        return attachment.file.url if attachment.file else None
+        """Served only to staff of the clinic (`/media/attachments/<id>/`), never from storage directly."""
+        return reverse("attachment", args=[attachment.pk]) if attachment.file else None
 
 
 class MessageOut(serializers.Serializer):
@@ -77,6 +79,8 @@ class LastMessageOut(serializers.Serializer):
     content = serializers.CharField()
     message_type = serializers.CharField()
     direction = serializers.CharField()
+    sender_type = serializers.CharField(help_text="patient, professional, ai or system")
+    sender_id = serializers.IntegerField(allow_null=True, help_text="The staff member who sent it, if any")
 
 
 class ConversationRowOut(ConversationOut):
@@ -93,6 +97,8 @@ class ConversationRowOut(ConversationOut):
             "content": conversation.last_message_content,
             "message_type": conversation.last_message_type,
             "direction": conversation.last_message_direction,
+            "sender_type": conversation.last_message_sender_type,
+            "sender_id": conversation.last_message_sender_id,
         }
 
 

@@ -1,7 +1,7 @@
 """Routes of the HTTP API, mounted at /api/."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from conversations.api.errors import json_not_found
 from conversations.api.views import auth, contacts, conversations, messages, metrics
@@ -17,6 +17,11 @@ urlpatterns = [
         "conversations/<int:conversation_id>/", conversations.ConversationDetailView.as_view(), name="api-conversation"
     ),
     path("conversations/<int:conversation_id>/messages/", messages.MessagesView.as_view(), name="api-messages"),
+    path(
+        "conversations/<int:conversation_id>/messages/<int:message_id>/resend/",
+        messages.ResendView.as_view(),
+        name="api-resend",
+    ),
     path("conversations/<int:conversation_id>/read/", messages.ReadView.as_view(), name="api-read"),
     path(
         "conversations/<int:conversation_id>/actions/",
@@ -30,7 +35,8 @@ urlpatterns = [
     path("socket/stats/", realtime_api.SocketStatsView.as_view(), name="api-socket-stats"),
     path("health/", realtime_api.HealthView.as_view(), name="api-health"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),
+    # The split view serves its start-up script as a file, so the Content-Security-Policy needs no inline script.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),
     # Anything else under /api/ is a JSON 404, in DEBUG too.
     re_path(r"^.*$", json_not_found),
 ]

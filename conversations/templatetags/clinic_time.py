@@ -26,3 +26,69 @@ def format_clinic_time(value: datetime | None, clinic: Clinic, now: datetime | N
 @register.filter
 def clinic_time(value: datetime | None, clinic: Clinic) -> str:
     return format_clinic_time(value, clinic)
+
+
+@register.filter
+def clinic_clock(value: datetime | None, clinic: Clinic) -> str:
+    """The time of day in the clinic's zone, "14:30": a bubble's time, whatever its day."""
+    return f"{timezone.localtime(value, clinic.tzinfo):%H:%M}" if value else ""
+
+
+@register.filter
+def clinic_date(value: datetime | None, clinic: Clinic) -> str:
+    """The clinic's calendar day, as an ISO date (for grouping by day)."""
+    return timezone.localtime(value, clinic.tzinfo).date().isoformat() if value else ""
+
+
+@register.filter
+def clinic_day(value: datetime | None, clinic: Clinic) -> str:
+    """A day separator of the timeline: "Hoje", "Ontem", or "24 de junho de 2026"."""
+    if value is None:
+        return ""
+    day = timezone.localtime(value, clinic.tzinfo).date()
+    today = timezone.localtime(timezone.now(), clinic.tzinfo).date()
+    if day == today:
+        return "Hoje"
+    if (today - day).days == 1:
+        return "Ontem"
+    return f"{day.day} de {FULL_MONTHS[day.month - 1]} de {day.year}"
+
+
+FULL_MONTHS = (
+    "janeiro",
+    "fevereiro",
+    "março",
+    "abril",
+    "maio",
+    "junho",
+    "julho",
+    "agosto",
+    "setembro",
+    "outubro",
+    "novembro",
+    "dezembro",
+)
+
+
+@register.filter
+def lookup(mapping: dict, key):
+    """`mapping|lookup:key` — a label from a dict the view hands over (status and tick labels)."""
+    return mapping.get(key, "") if isinstance(mapping, dict) else ""
+
+
+@register.filter
+def file_size(size: int | None) -> str:
+    if not size:
+        return ""
+    for unit in ("B", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}".replace(".", ",")
+        size /= 1024
+    return ""
+
+
+@register.filter
+def web_url(value) -> str:
+    """A link from outside (an ad's URL) only when it is http(s); anything else is not a link."""
+    text = str(value or "")
+    return text if text.startswith(("https://", "http://")) else ""

@@ -91,7 +91,7 @@ def test_a_patient_without_a_phone_is_shown_by_name_and_sem_telefone(client, mem
     client.force_login(member)
     page = client.get(reverse("inbox")).text
     assert "@realsheenanelson" in page and "sem telefone" in page and "+55 11 91111-0001" in page
-    assert "+None" not in page and ">+<" not in page
+    assert "+None" not in page and 'class="phone">+</span>' not in page
 
 
 def test_logout_ends_the_session(client, member):

@@ -1,34 +1,273 @@
-"""The inbox page: the active clinic's conversations, rendered on the server (the live UI builds on it)."""
+"""The staff workspace's pages: the inbox (list, open conversation, patient panel), the fragments its
+scripts fetch to stay live, and the board. Everything is rendered here; the scripts only place it."""
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+from rest_framework.exceptions import ValidationError
 
-from conversations.selectors import clinics_of, conversation_list_for, membership_for
+from conversations import selectors
+from conversations.api import cursors
+from conversations.media import WHATSAPP_MEDIA
+from conversations.models import Conversation, Membership, MessageType
 from conversations.web.clinics import activate, active_membership
+from conversations.web.presenters import (
+    STATUS_LABELS,
+    STATUSES,
+    TABS,
+    TICKS,
+    ListFilters,
+    message_sender,
+    page_config,
+    preview_prefix,
+    staff_names,
+)
 from realtime.events import latest_seq
 
 PAGE_SIZE = 50
+MESSAGE_TYPES = dict(MessageType.choices)
+BOARD_COLUMN_SIZE = 100
+# Sent by the scripts when they fetch a part of a page rather than the page.
+FRAGMENT_HEADER = "X-Fragment"
 
 
-@login_required
-def inbox(request: HttpRequest) -> HttpResponse:
-    membership = active_membership(request)
-    if membership is None:
-        clinics = list(clinics_of(request.user)[:2])
-        if len(clinics) != 1:
-            return redirect("choose_clinic")
-        membership = membership_for(request.user, clinics[0].pk)
-        activate(request, membership)
+def workspace(view):
+    """A page of the active clinic's workspace: signed in, with a clinic chosen (asked when there are several).
+
+    A fragment request answers 401/403 instead of redirecting, so the script can reload the page.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        fragment = FRAGMENT_HEADER in request.headers
+        if not request.user.is_authenticated:
+            return HttpResponse(status=401) if fragment else redirect_to_login(request.get_full_path())
+        membership = active_membership(request)
+        if membership is None:
+            clinics = list(selectors.clinics_of(request.user)[:2])
+            if len(clinics) != 1:
+                return HttpResponse(status=403) if fragment else redirect("choose_clinic")
+            membership = selectors.membership_for(request.user, clinics[0].pk)
+            activate(request, membership)
+        return view(request, membership, *args, **kwargs)
+
+    return require_GET(wrapped)
+
+
+def list_rows(
+    membership: Membership,
+    filters: ListFilters,
+    names: dict[int, str],
+    *,
+    after: tuple | None = None,
+    ids: list[int] | None = None,
+) -> tuple[list[Conversation], str | None]:
+    """A page of the list for these filters, each row with the viewer's unread count and preview prefix."""
+    viewer = membership.user
+    rows = selectors.conversation_page(
+        membership.clinic, **filters.page_kwargs(viewer.pk), after=after, limit=PAGE_SIZE, ids=ids
+    )
+    more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
+    unread = selectors.unread_counts_for(viewer, [row.pk for row in rows])
+    for row in rows:
+        row.unread_count = unread.get(row.pk, 0)
+        row.preview_prefix = preview_prefix(row, viewer.pk, names)
+    return rows, (cursors.encode(rows[-1].activity_at, rows[-1].pk) if more else None)
+
+
+def conversation_context(membership: Membership, conversation: Conversation, names: dict[int, str]) -> dict:
+    """The open conversation: its latest messages and actions in time order, header and patient panel."""
+    viewer = membership.user
+    messages, has_older = selectors.message_window(conversation, limit=PAGE_SIZE)
+    actions = selectors.actions_of(conversation)
+    if has_older and messages:
+        actions = [a for a in actions if a.created_at >= messages[0].created_at]
+    read_up_to = selectors.read_up_to(viewer, conversation) or 0
+    first_unread = None
+    for message in messages:
+        message.conversation = conversation  # the row already loaded, not one query per message
+        message.sender_label = message_sender(message, viewer.pk, names)
+        if first_unread is None and message.pk > read_up_to and message.sender_type == "patient":
+            first_unread = message.pk
+    items = sorted(
+        [("message", m) for m in messages] + [("action", a) for a in actions],
+        key=lambda item: (item[1].created_at, item[0] == "message", item[1].pk),
+    )
+    return {
+        "conversation": conversation,
+        "contact": conversation.contact,
+        "items": items,
+        "actions": actions,
+        "accept_types": ",".join(sorted(t for types, _ in WHATSAPP_MEDIA.values() for t in types)),
+        "has_older": has_older,
+        "first_unread": first_unread,
+        "others": selectors.other_conversations_of(conversation),
+        "status_labels": STATUS_LABELS,
+        "ticks": TICKS,
+    }
+
+
+def _staff(membership: Membership) -> tuple[list[Membership], dict[int, str]]:
+    staff = selectors.staff_of(membership.clinic)
+    return staff, staff_names(staff)
+
+
+def _media_limits() -> list[dict]:
+    return [
+        {"kind": kind, "types": sorted(types), "max_bytes": limit} for kind, (types, limit) in WHATSAPP_MEDIA.items()
+    ]
+
+
+@workspace
+def inbox(request: HttpRequest, membership: Membership, conversation_id: int | None = None) -> HttpResponse:
+    """`/inbox/` and `/inbox/<id>/`: the list, the open conversation and the patient panel.
+
+    With the fragment header, only the conversation's panes (the scripts switch conversation in place).
+    """
     clinic = membership.clinic
+    staff, names = _staff(membership)
+    context = {"clinic": clinic, "membership": membership, "section": "inbox", "message_types": MESSAGE_TYPES}
+    if conversation_id is not None:
+        conversation = selectors.conversation_of(clinic, conversation_id)
+        if conversation is None:
+            raise Http404("No such conversation in your clinic.")
+        context |= conversation_context(membership, conversation, names)
+    if request.headers.get(FRAGMENT_HEADER) == "conversation":
+        return render(request, "conversations/_panes.html", context | {"staff": staff})
+    filters = ListFilters.from_query(request.GET)
     # Read before the list: the page's stream resumes from here, so nothing between the two is missed.
     seq = latest_seq(clinic.pk)
-    status = request.GET.get("status") or ""
-    conversations = conversation_list_for(clinic, request.user)
-    if status in ("open", "pending", "resolved"):
-        conversations = conversations.filter(status=status)
+    rows, next_cursor = list_rows(membership, filters, names)
     return render(
         request,
         "conversations/inbox.html",
-        {"clinic": clinic, "conversations": conversations[:PAGE_SIZE], "status": status, "seq": seq},
+        context
+        | {
+            "seq": seq,
+            "rows": rows,
+            "next_cursor": next_cursor,
+            "filters": filters,
+            "tab_links": [
+                {"label": label, "query": filters.query(tab=key), "current": key == filters.tab}
+                for key, label in TABS.items()
+            ],
+            "status_links": [
+                {"label": label, "query": filters.query(status=key), "current": key == filters.status}
+                for key, label in STATUSES.items()
+            ],
+            "staff": staff,
+            "config": page_config(user_id=membership.user_id, names=names) | {"media": _media_limits()},
+        },
     )
+
+
+@workspace
+def inbox_rows(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Rows of the list for the filters in the query: the next page (`cursor`), or one conversation's row
+    (`id`) if it matches them — 204 if it does not, so the script removes it."""
+    filters = ListFilters.from_query(request.GET)
+    _, names = _staff(membership)
+    ids = None
+    if "id" in request.GET:
+        try:
+            ids = [int(request.GET["id"])]
+        except ValueError:
+            return HttpResponse("id must be a conversation id.", status=400, content_type="text/plain")
+    try:
+        after = cursors.decode_activity(request.GET["cursor"]) if request.GET.get("cursor") else None
+    except ValidationError:
+        return HttpResponse("Not a cursor this page gave out.", status=400, content_type="text/plain")
+    rows, next_cursor = list_rows(membership, filters, names, after=after, ids=ids)
+    if ids is not None and not rows:
+        return HttpResponse(status=204)
+    context = {
+        "rows": rows,
+        "next_cursor": next_cursor if ids is None else None,
+        "filters": filters,
+        "appending": True,
+        "clinic": membership.clinic,
+        "message_types": MESSAGE_TYPES,
+    }
+    return render(request, "conversations/_rows.html", context)
+
+
+@workspace
+def board(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """`/board/`: the clinic's conversations as cards in a column per status."""
+    clinic = membership.clinic
+    seq = latest_seq(clinic.pk)
+    staff, names = _staff(membership)
+    columns = []
+    for status, label in Conversation.Status.choices:
+        cards = selectors.conversation_page(clinic, status=status, limit=BOARD_COLUMN_SIZE)
+        columns.append({"status": status, "label": label, "cards": cards[:BOARD_COLUMN_SIZE]})
+    config = page_config(user_id=membership.user_id, names=names)
+    return render(
+        request,
+        "conversations/board.html",
+        {
+            "clinic": clinic,
+            "seq": seq,
+            "columns": columns,
+            "config": config,
+            "status_labels": STATUS_LABELS,
+            "section": "board",
+        },
+    )
+
+
+@workspace
+def board_card(request: HttpRequest, membership: Membership, conversation_id: int) -> HttpResponse:
+    """One card of the board, as it is now (the script puts it in its status's column)."""
+    rows = selectors.conversation_page(membership.clinic, ids=[conversation_id], limit=1)
+    if not rows:
+        raise Http404("No such conversation in your clinic.")
+    context = {"card": rows[0], "clinic": membership.clinic, "status_labels": STATUS_LABELS}
+    return render(request, "conversations/_card.html", context)
+
+
+@workspace
+def timeline_part(request: HttpRequest, membership: Membership, conversation_id: int) -> HttpResponse:
+    """Items of the open conversation as the timeline shows them: one message (`id`, live or changed), the
+    page before one (`before`, scrolling up), or one action (`action`). 204 for an id it lacks."""
+    conversation = selectors.conversation_of(membership.clinic, conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation in your clinic.")
+    _, names = _staff(membership)
+    try:
+        wanted = {key: int(request.GET[key]) for key in ("id", "before", "action") if key in request.GET}
+    except ValueError:
+        return HttpResponse("id, before and action are ids.", status=400, content_type="text/plain")
+    has_older = False
+    if "action" in wanted:
+        action = conversation.actions.filter(pk=wanted["action"]).first()
+        if action is None:
+            return HttpResponse(status=204)
+        context = {"items": [("action", action)], "clinic": membership.clinic, "conversation": conversation}
+        return render(request, "conversations/_timeline_items.html", context)
+    if "id" in wanted:
+        message = selectors.message_in(conversation, wanted["id"])
+        messages = [message] if message is not None else []
+        if not messages:
+            return HttpResponse(status=204)
+    elif "before" in wanted:
+        anchor = selectors.message_in(conversation, wanted["before"])
+        if anchor is None:
+            return HttpResponse(status=204)
+        messages, has_older = selectors.message_window(conversation, before=anchor, limit=PAGE_SIZE)
+    else:
+        return HttpResponse("Give id or before.", status=400, content_type="text/plain")
+    for message in messages:
+        message.conversation = conversation
+        message.sender_label = message_sender(message, membership.user_id, names)
+    context = {
+        "items": [("message", m) for m in messages],
+        "has_older": has_older,
+        "clinic": membership.clinic,
+        "conversation": conversation,
+        "ticks": TICKS,
+    }
+    return render(request, "conversations/_timeline_items.html", context)

@@ -326,7 +326,18 @@ async def test_another_clinics_message_cannot_be_marked_read(clinic, other_clini
     await ws.disconnect()
 
 
-async def test_typing_reaches_those_who_joined_but_not_the_sender(clinic, member, make_member):
+async def frames_until_pong(ws) -> list[dict]:
+    await ws.send_to(text_data='{"type": "ping"}')
+    seen = [await frame(ws)]
+    while seen[-1]["type"] != "pong":
+        seen.append(await frame(ws))
+    return seen
+
+
+async def test_typing_reaches_the_clinics_other_screens_but_not_the_sender_nor_another_clinic(
+    clinic, member, make_member, other_clinic, outsider
+):
+    """The list shows "digitando…" on the row, so every screen of the clinic hears it, joined or not."""
     conversation = await database_sync_to_async(lambda: receive(clinic).conversation)()
     colleague = await database_sync_to_async(make_member)(clinic)
     typist, watcher, elsewhere = (
@@ -334,6 +345,7 @@ async def test_typing_reaches_those_who_joined_but_not_the_sender(clinic, member
         await as_member(colleague, clinic),
         await as_member(colleague, clinic),
     )
+    stranger = await as_member(outsider, other_clinic)
     for ws in (typist, watcher):
         await ws.send_to(text_data=json.dumps({"type": "conversation:join", "conversation_id": conversation.pk}))
         assert (await reply(ws))["type"] == "conversation:joined"
@@ -341,32 +353,46 @@ async def test_typing_reaches_those_who_joined_but_not_the_sender(clinic, member
     await typist.send_to(text_data=json.dumps(typing))
     await typist.send_to(text_data=json.dumps(typing))  # throttled: nobody hears it twice
 
-    seen = []
-    while len([f for f in seen if f["type"] == "conversation:typing"]) < 1:
-        seen.append(await frame(watcher))
-    hint = next(f for f in seen if f["type"] == "conversation:typing")
-    assert (
-        hint["conversation_id"] == conversation.pk
-        and hint["data"]["user"]["id"] == member.pk
-        and hint["data"]["is_typing"]
-    )
-    await typist.send_to(text_data='{"type": "ping"}')
-    typist_frames = [await frame(typist)]
-    while typist_frames[-1]["type"] != "pong":
-        typist_frames.append(await frame(typist))
-    assert not any(f["type"] == "conversation:typing" for f in typist_frames)
-    await watcher.send_to(text_data='{"type": "ping"}')
-    later = [await frame(watcher)]
-    while later[-1]["type"] != "pong":
-        later.append(await frame(watcher))
-    assert not any(f["type"] == "conversation:typing" for f in later), "the repeated hint must be throttled"
-    await elsewhere.send_to(text_data='{"type": "ping"}')
-    unjoined = [await frame(elsewhere)]
-    while unjoined[-1]["type"] != "pong":
-        unjoined.append(await frame(elsewhere))
-    assert not any(f["type"] == "conversation:typing" for f in unjoined), "typing goes only to those who joined"
-    for ws in (typist, watcher, elsewhere):
+    for ws in (watcher, elsewhere):
+        seen = [await frame(ws)]
+        while seen[-1]["type"] != "conversation:typing":
+            seen.append(await frame(ws))
+        seen += await frames_until_pong(ws)
+        hints = [f for f in seen if f["type"] == "conversation:typing"]
+        assert len(hints) == 1, "one hint, the repeat throttled"
+        assert (hints[0]["conversation_id"], hints[0]["data"]["user"]["id"], hints[0]["data"]["is_typing"]) == (
+            conversation.pk,
+            member.pk,
+            True,
+        )
+    assert not any(f["type"] == "conversation:typing" for f in await frames_until_pong(typist))
+    assert not any(
+        f["type"] in ("conversation:typing", "conversation:viewing") for f in await frames_until_pong(stranger)
+    ), "another clinic hears nothing"
+    for ws in (typist, watcher, elsewhere, stranger):
         await ws.disconnect()
+
+
+async def test_colleagues_see_who_opens_and_leaves_a_conversation(clinic, member, make_member):
+    conversation = await database_sync_to_async(lambda: receive(clinic).conversation)()
+    colleague = await database_sync_to_async(make_member)(clinic)
+    viewer, other = await as_member(member, clinic), await as_member(colleague, clinic)
+    await viewer.send_to(text_data=json.dumps({"type": "conversation:join", "conversation_id": conversation.pk}))
+    assert (await reply(viewer))["type"] == "conversation:joined"
+    seen = [await frame(other)]
+    while seen[-1]["type"] != "conversation:viewing":
+        seen.append(await frame(other))
+    viewing = [f for f in seen + await frames_until_pong(other) if f["type"] == "conversation:viewing"]
+    assert [(f["conversation_id"], f["data"]["user"]["id"], f["data"]["viewing"]) for f in viewing] == [
+        (conversation.pk, member.pk, True)
+    ]
+    await viewer.disconnect()  # closing the tab: the others stop showing them
+    seen = [await frame(other)]
+    while seen[-1]["type"] != "conversation:viewing":
+        seen.append(await frame(other))
+    assert seen[-1]["data"] == {"user": seen[-1]["data"]["user"], "viewing": False}
+    assert seen[-1]["data"]["user"]["id"] == member.pk
+    await other.disconnect()
 
 
 async def test_a_read_frame_marks_read_and_every_screen_is_told(clinic, member):

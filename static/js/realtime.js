@@ -1,61 +1,138 @@
-// The clinic's event stream for this page: one WebSocket (or long-polling when it fails), durable frames
-// applied in seq order with gaps fetched from the log, ephemeral ones passed straight through.
+// The clinic's event stream for this page, and its only owner: one WebSocket (long-polling while that
+// fails), durable frames applied in seq order with gaps fetched from the log, ephemeral ones passed on.
+// Pages subscribe with on("frame") and on("state"); they never touch the socket.
+//
+// States: "connecting" (amber), "live" (green), "polling" (red: the long-poll fallback),
+// "disconnected" (grey: nothing answers), "signed-out" (the session ended: the page reloads).
 
-const RETRY_MS = [500, 1000, 2000, 5000, 10000];
+const BACKOFF_S = [1, 2, 4, 8, 16];
+const BACKOFF_CAP_S = 30;
 const GAP_WAIT_MS = 500;
+const WAKE_CHECK_MS = 5000;
+const WAKE_GAP_MS = 15000; // a timer that fired this late means the laptop slept
+const POLL_AFTER_FAILURES = 2;
+
+export function backoffDelay(failures, random = Math.random) {
+  // 1, 2, 4, 8, 16 s, then every 30 s, never giving up; ±20 % jitter so a restart is not a stampede.
+  const base = failures <= BACKOFF_S.length ? BACKOFF_S[failures - 1] : BACKOFF_CAP_S;
+  return Math.round(base * 1000 * (0.8 + 0.4 * random()));
+}
 
 export class ClinicStream {
-  constructor({ seq, onFrame, onState }) {
-    this.last = seq;            // every durable frame up to here has been applied
-    this.pending = new Map();   // seq → frame that arrived ahead of a missing one
-    this.onFrame = onFrame;
-    this.onState = onState || (() => {});
+  constructor({ seq }) {
+    this.last = seq; // every durable frame up to here has been applied
+    this.pending = new Map(); // seq → frame that arrived ahead of a missing one
+    this.listeners = { frame: [], state: [] };
     this.failures = 0;
     this.polling = false;
     this.gapTimer = null;
+    this.retryTimer = null;
+    this.state = "connecting";
+    this.stopped = false;
+  }
+
+  on(kind, listener) {
+    this.listeners[kind].push(listener);
+  }
+
+  emit(kind, value) {
+    for (const listener of this.listeners[kind]) {
+      try {
+        listener(value);
+      } catch (error) {
+        console.error(error); // one page part failing must not stop the others
+      }
+    }
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", state);
   }
 
   start() {
     this.connect();
+    window.addEventListener("online", () => this.retryNow());
+    window.addEventListener("offline", () => this.ws?.close());
+    let lastTick = Date.now();
+    setInterval(() => {
+      const now = Date.now();
+      if (now - lastTick > WAKE_GAP_MS) this.retryNow(true);
+      lastTick = now;
+    }, WAKE_CHECK_MS);
   }
 
   connect() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) return;
+    if (!this.polling) this.setState("connecting");
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/`);
+    let ws;
+    try {
+      ws = new WebSocket(`${scheme}://${location.host}/ws/`);
+    } catch (error) {
+      this.closed({ code: 1006 });
+      return;
+    }
     this.ws = ws;
-    ws.addEventListener("message", (event) => this.receive(JSON.parse(event.data)));
-    ws.addEventListener("close", (event) => this.closed(event));
-    ws.addEventListener("open", () => this.onState("connecting"));
+    ws.addEventListener("message", (event) => {
+      if (ws === this.ws) this.receive(JSON.parse(event.data));
+    });
+    ws.addEventListener("close", (event) => {
+      if (ws === this.ws) this.closed(event);
+    });
+  }
+
+  // Reconnect now: the "Tentar agora" button, the browser coming back online, the laptop waking.
+  retryNow(wokeUp = false) {
+    if (this.stopped) return;
+    if (wokeUp && this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.send({ type: "ping" }); // a socket that slept may be dead without knowing: it will close if so
+      return;
+    }
+    this.failures = Math.min(this.failures, 1);
+    this.connect();
+  }
+
+  send(frame) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.state === "live") {
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
   }
 
   receive(frame) {
     if (frame.type === "hello") {
       this.failures = 0;
       this.polling = false;
-      this.onState("live");
       this.ws.send(JSON.stringify({ type: "resume", after: this.last }));
+      this.setState("live");
+      this.emit("frame", frame);
       return;
     }
     if (frame.type === "resync") {
       this.reset(frame.seq);
-      this.onFrame(frame);
+      this.emit("frame", frame);
       return;
     }
     if (frame.seq === undefined || frame.seq === null || frame.type === "pong" || frame.type === "resumed") {
-      this.onFrame(frame);
+      this.emit("frame", frame);
       return;
     }
     this.push(frame);
   }
 
   push(frame) {
-    if (frame.seq <= this.last || this.pending.has(frame.seq)) return;  // seen already
+    if (frame.seq <= this.last || this.pending.has(frame.seq)) return; // seen already
     this.pending.set(frame.seq, frame);
     while (this.pending.has(this.last + 1)) {
       this.last += 1;
       const ready = this.pending.get(this.last);
       this.pending.delete(this.last);
-      this.onFrame(ready);
+      this.emit("frame", ready);
     }
     if (this.pending.size && !this.gapTimer) {
       // Frames from two server processes can cross; give the missing one a moment, then fetch it.
@@ -66,7 +143,11 @@ export class ClinicStream {
   async fillGap() {
     this.gapTimer = null;
     if (!this.pending.size) return;
-    await this.fetchAfter(false);
+    try {
+      await this.fetchAfter();
+    } catch (error) {
+      this.gapTimer = setTimeout(() => this.fillGap(), GAP_WAIT_MS * 4);
+    }
   }
 
   reset(seq) {
@@ -74,39 +155,52 @@ export class ClinicStream {
     this.pending.clear();
   }
 
-  // The log over HTTP: a gap fetch (answers at once) or, when WebSocket is down, a long-poll.
-  async fetchAfter(wait) {
+  // The log over HTTP: a gap fetch, or the long-poll while WebSocket is down (the server waits up to 25 s).
+  async fetchAfter() {
     const response = await fetch(`/api/events/?after=${this.last}`, { credentials: "same-origin" });
     if (response.status === 401 || response.status === 403) {
-      this.onState("signed-out");
+      this.signedOut();
       return false;
     }
+    if (!response.ok) throw new Error(`events: HTTP ${response.status}`);
     const body = await response.json();
     for (const frame of body.events) this.receive(frame);
     return true;
   }
 
+  signedOut() {
+    this.stopped = true;
+    this.polling = false;
+    this.setState("signed-out");
+  }
+
   closed(event) {
+    this.ws = null;
+    if (this.stopped) return;
     if (event.code === 4401 || event.code === 4403) {
-      this.onState("signed-out");
+      this.signedOut();
       return;
     }
     this.failures += 1;
-    this.onState("reconnecting");
-    if (this.failures >= 3 && !this.polling) this.poll();
-    const delay = RETRY_MS[Math.min(this.failures - 1, RETRY_MS.length - 1)];
-    setTimeout(() => this.connect(), delay);
+    if (this.failures >= POLL_AFTER_FAILURES && !this.polling) this.poll();
+    else if (!this.polling) this.setState(navigator.onLine === false ? "disconnected" : "connecting");
+    this.retryTimer = setTimeout(() => this.connect(), backoffDelay(this.failures));
   }
 
-  // While WebSocket keeps failing, long-poll; a successful hello (in receive) ends it.
+  // While WebSocket keeps failing, long-poll; a hello on a new socket (in receive) ends it.
   async poll() {
     this.polling = true;
-    this.onState("polling");
-    while (this.polling) {
+    let misses = 0;
+    while (this.polling && !this.stopped) {
       try {
-        if (!(await this.fetchAfter(true))) return;
+        this.setState(misses ? "disconnected" : "polling");
+        if (!(await this.fetchAfter())) return;
+        misses = 0;
+        this.setState("polling");
       } catch (error) {
-        await new Promise((resolve) => setTimeout(resolve, 2000));
+        misses += 1;
+        this.setState("disconnected");
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(Math.min(misses, 4))));
       }
     }
   }

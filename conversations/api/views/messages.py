@@ -7,8 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations import selectors
-from conversations.actions.messages import mark_read, send_outbound_message
-from conversations.api.inputs import MessagePageQuery, ReadIn, SendMessageIn
+from conversations.actions.messages import mark_read, resend_failed_message, send_outbound_message
+from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SendMessageIn
 from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut
 from conversations.api.views.base import ClinicAPIView, client_ip
 
@@ -55,6 +55,25 @@ class MessagesView(ClinicAPIView):
             client_id=data.validated_data.get("client_id"),
             attachment=data.validated_data.get("file"),
             ip=client_ip(request),
+        )
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(MessageOut(result.message).data, status=code)
+
+
+class ResendView(ClinicAPIView):
+    @extend_schema(
+        request=ResendIn, responses={200: MessageOut, 201: MessageOut, 400: ErrorOut, 404: ErrorOut}, tags=["messages"]
+    )
+    def post(self, request: Request, conversation_id: int, message_id: int) -> Response:
+        """Send a failed message again, as a new pending message with the same text and files."""
+        conversation = self.get_conversation(conversation_id)
+        data = ResendIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = selectors.message_in(conversation, message_id)
+        if message is None:
+            raise exceptions.NotFound("No such message in this conversation.", code="not_found")
+        result = resend_failed_message(
+            message=message, sender=request.user, client_id=data.validated_data.get("client_id"), ip=client_ip(request)
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(MessageOut(result.message).data, status=code)

@@ -153,7 +153,7 @@ def test_the_browser_session_works_with_csrf_on_writes(client, member, clinic):
     browser = APIClient(enforce_csrf_checks=True)
     browser.force_login(member)
     assert browser.get(LIST).status_code == 403  # no active clinic chosen yet
-    browser.get("/")  # the inbox activates the user's only clinic
+    browser.get("/inbox/")  # the inbox activates the user's only clinic
     assert browser.get(LIST).status_code == 200
     url = f"/api/conversations/{conversation.pk}/messages/"
     refused = browser.post(url, {"content": "Oi"}, format="json")

@@ -61,7 +61,13 @@ def test_newest_activity_first_with_preview_and_unread(api, inbox):
         "whatsapp_user_id": "",
         "whatsapp_username": "",
     }
-    assert row["last_message"] == {"content": "Oi de Ana Souza", "message_type": "text", "direction": "inbound"}
+    assert row["last_message"] == {
+        "content": "Oi de Ana Souza",
+        "message_type": "text",
+        "direction": "inbound",
+        "sender_type": "patient",
+        "sender_id": None,
+    }
     assert row["unread_count"] == 1 and row["status"] == "open" and row["assignee"] is None
     assert row["last_message_at"].endswith("Z") or "+00:00" in row["last_message_at"]
 

@@ -14,6 +14,7 @@ OBJECT_ROUTES = [
     ("patch", "/api/conversations/{conversation}/", {"status": "resolved"}),
     ("get", "/api/conversations/{conversation}/messages/", None),
     ("post", "/api/conversations/{conversation}/messages/", {"content": "invasão"}),
+    ("post", "/api/conversations/{conversation}/messages/{message}/resend/", {}),
     ("post", "/api/conversations/{conversation}/read/", {"message_id": "{message}"}),
     ("get", "/api/conversations/{conversation}/actions/", None),
     ("post", "/api/conversations/{conversation}/actions/", {"action_type": "note"}),
@@ -93,6 +94,7 @@ def test_the_walk_covers_every_api_route():
         path.removeprefix("/api/")
         .replace("{conversation}", "<int:conversation_id>")
         .replace("{contact}", "<int:contact_id>")
+        .replace("{message}", "<int:message_id>")
         for _, path, _ in OBJECT_ROUTES
     }
     walked |= {path.removeprefix("/api/") for path in LIST_ROUTES}

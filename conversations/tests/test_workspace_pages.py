@@ -1,0 +1,240 @@
+"""The workspace's pages and fragments over HTTP, as the browser asks for them: URLs, filters, rows, the
+timeline, the board, the authorised media view and the Content-Security-Policy; another clinic gets
+nothing from any of them."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from conversations.actions.conversations import assign_conversation
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import send_outbound_message, update_message_status
+from conversations.models import AuditEvent, Message, MessageAttachment, Role
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+    b"\x00\x00\x00\rIDATx\xdac\xfc\xcf\xc0\xf0\x1f\x00\x05\x01\x02\x00\xa5\xbd\x9b\xa1\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+FRAGMENT = {"HTTP_X_FRAGMENT": "row"}
+
+
+@pytest.fixture
+def maria(clinic):
+    return receive_inbound_message(clinic=clinic, phone="5511987654321", contact_name="Maria Souza", content="Oi")
+
+
+@pytest.fixture
+def staff(client, member):
+    client.force_login(member)
+    client.get("/inbox/")  # the only clinic becomes the session's
+    return client
+
+
+def test_the_root_leads_to_the_inbox_keeping_the_filters(client, member):
+    response = client.get("/?tab=mine&status=pending")
+    assert response.status_code == 302 and response["Location"] == "/inbox/?tab=mine&status=pending"
+
+
+def test_a_conversation_has_its_own_url_with_timeline_header_and_patient_panel(staff, maria, member):
+    send_outbound_message(conversation=maria.conversation, sender=member, content="Olá, Maria!")
+    page = staff.get(f"/inbox/{maria.conversation.pk}/")
+    assert page.status_code == 200
+    html = page.text
+    assert 'role="log"' in html and '<label for="composer-text" class="visually-hidden">Mensagem</label>' in html
+    assert "Maria Souza" in html and "+55 11 98765-4321" in html and "Olá, Maria!" in html
+    assert 'data-set-status="resolved"' in html and "Atribuir a mim" in html and 'aria-label="Paciente"' in html
+    timeline = html[html.index('role="log"') :]
+    assert timeline.index(">Oi<") < timeline.index("Olá, Maria!"), "oldest first"
+    assert '<span class="sender">Você</span>' in html and 'data-tick="pending"' in html
+
+
+@pytest.mark.parametrize("path", ["/inbox/{id}/", "/board/cards/{id}/", "/inbox/{id}/messages/?id={message}"])
+def test_another_clinics_conversation_is_a_404_everywhere(client, outsider, maria, path):
+    client.force_login(outsider)
+    client.get("/inbox/")
+    url = path.format(id=maria.conversation.pk, message=maria.message.pk)
+    response = client.get(url, HTTP_X_FRAGMENT="part") if "messages" in path or "cards" in path else client.get(url)
+    assert response.status_code == 404
+    assert "Maria Souza" not in response.text and ">Oi<" not in response.text
+
+
+def test_another_clinics_row_is_never_rendered(client, outsider, maria):
+    client.force_login(outsider)
+    client.get("/inbox/")
+    response = client.get(f"/inbox/rows/?status=all&id={maria.conversation.pk}", **FRAGMENT)
+    assert response.status_code == 204 and response.content == b""
+    assert "Maria Souza" not in client.get("/inbox/?status=all").text
+    assert "Maria Souza" not in client.get("/board/").text
+
+
+def test_fragments_answer_401_to_a_signed_out_browser_and_pages_redirect(client, maria):
+    assert client.get(f"/inbox/rows/?id={maria.conversation.pk}", **FRAGMENT).status_code == 401
+    page = client.get(f"/inbox/{maria.conversation.pk}/")
+    assert page.status_code == 302 and page["Location"].startswith("/accounts/login/?next=/inbox/")
+
+
+def test_tabs_status_and_search_filter_the_list_from_the_url(staff, clinic, member, maria, make_member):
+    bruno = make_member(clinic, first_name="Bruno")
+    ana = receive_inbound_message(clinic=clinic, phone="5511911110001", contact_name="Ana Dias", content="Exame")
+    assign_conversation(conversation=maria.conversation, assignee=member, actor=member)
+    assign_conversation(conversation=ana.conversation, assignee=bruno, actor=member)
+    carla = receive_inbound_message(clinic=clinic, phone="5511922220002", contact_name="Carla", content="Receita")
+
+    def names(query: str) -> list[str]:
+        return re.findall(r'<span class="name">([^<]+)</span>', staff.get(f"/inbox/?{query}").text)
+
+    assert names("") == ["Carla", "Ana Dias", "Maria Souza"]
+    assert names("tab=mine") == ["Maria Souza"]
+    assert names("tab=unassigned") == ["Carla"]
+    assert names("q=receita") == ["Carla"], "the text of a message matches"
+    assert names("q=98765") == ["Maria Souza"], "part of the phone matches"
+    assert names("status=resolved") == []
+    assert carla.conversation.status == "open"
+
+
+def test_a_row_asked_for_with_filters_is_204_once_it_no_longer_matches(staff, maria, member):
+    url = f"/inbox/rows/?tab=unassigned&id={maria.conversation.pk}"
+    assert staff.get(url, **FRAGMENT).status_code == 200
+    assign_conversation(conversation=maria.conversation, assignee=member, actor=member)
+    assert staff.get(url, **FRAGMENT).status_code == 204
+
+
+def test_the_preview_says_who_wrote_last(staff, clinic, member, make_member, maria):
+    colleague = make_member(clinic, Role.PROFESSIONAL, first_name="Marina", last_name="Assis")
+
+    def preview() -> str:
+        html = staff.get(f"/inbox/rows/?id={maria.conversation.pk}", **FRAGMENT).text
+        return re.search(r'<span class="preview">([^<]*)</span>', html).group(1)
+
+    assert preview() == "Oi"
+    send_outbound_message(conversation=maria.conversation, sender=member, content="Olá")
+    assert preview() == "Você: Olá"
+    send_outbound_message(conversation=maria.conversation, sender=colleague, content="Bom dia")
+    assert preview() == "Marina: Bom dia"
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Lembrete", sender_type="ai")
+    assert preview() == "Assistente: Lembrete"
+
+
+def test_the_list_pages_by_cursor_for_infinite_scroll(staff, clinic):
+    base = timezone.now()
+    for n in range(55):
+        receive_inbound_message(
+            clinic=clinic, phone=f"55119000{n:05d}", content=f"n{n}", happened_at=base - timedelta(minutes=n)
+        )
+    first = staff.get("/inbox/").text
+    assert first.count('class="conversation ') == 50
+    cursor = re.search(r'data-cursor="([^"]+)"', first).group(1)
+    rest = staff.get(f"/inbox/rows/?cursor={cursor}", **FRAGMENT).text
+    assert rest.count('class="conversation ') == 5 and "data-cursor" not in rest
+    assert "n54" in rest and "n0<" not in rest
+    assert staff.get("/inbox/rows/?cursor=nonsense", **FRAGMENT).status_code == 400
+
+
+def test_the_timeline_groups_by_day_in_the_clinics_zone_and_pages_back(staff, clinic, maria):
+    noon = timezone.now().replace(hour=15, minute=0)  # 12:00 in São Paulo
+    for days in (3, 2):
+        receive_inbound_message(
+            clinic=clinic, phone="5511987654321", content=f"há {days} dias", happened_at=noon - timedelta(days=days)
+        )
+    html = staff.get(f"/inbox/{maria.conversation.pk}/").text
+    assert html.count('class="day"') == 3 and ">Hoje</p>" in html
+    oldest = Message.objects.order_by("created_at").first()
+    page = staff.get(f"/inbox/{maria.conversation.pk}/messages/?before={oldest.pk}", **FRAGMENT)
+    assert page.status_code == 200 and "message" not in page.text
+
+
+def test_a_failed_message_shows_the_reason_and_can_be_resent_once(staff, maria, member, jwt_client):
+    failed = send_outbound_message(conversation=maria.conversation, sender=member, content="Retorno amanhã").message
+    update_message_status(message=failed, status="failed", error="(#131047) Re-engagement message")
+    html = staff.get(f"/inbox/{maria.conversation.pk}/messages/?id={failed.pk}", **FRAGMENT).text
+    assert "(#131047) Re-engagement message" in html and "data-resend" in html
+    url = f"/api/conversations/{maria.conversation.pk}/messages/{failed.pk}/resend/"
+    body = {"client_id": "9b2f8a8e-2f51-4c59-9d0e-4a8f5f0e7c11"}
+    api = jwt_client(member)
+    first, again = api.post(url, body, format="json"), api.post(url, body, format="json")
+    assert first.status_code == 201 and again.status_code == 200 and first.json()["id"] == again.json()["id"]
+    assert (first.json()["content"], first.json()["status"]) == ("Retorno amanhã", "pending")
+    assert AuditEvent.objects.filter(action="message.resent").count() == 1
+    sent = Message.objects.get(pk=first.json()["id"])
+    refused = api.post(f"/api/conversations/{maria.conversation.pk}/messages/{sent.pk}/resend/", {}, format="json")
+    assert refused.status_code == 400 and refused.json()["field"] == "message_id"
+
+
+def test_user_text_is_shown_as_text_everywhere(staff, clinic):
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    result = receive_inbound_message(clinic=clinic, phone="5511987654321", contact_name=evil, content=evil)
+    for url in (
+        "/inbox/",
+        f"/inbox/{result.conversation.pk}/",
+        f"/inbox/rows/?id={result.conversation.pk}",
+        f"/inbox/{result.conversation.pk}/messages/?id={result.message.pk}",
+        "/board/",
+    ):
+        html = staff.get(url, **FRAGMENT).text if "rows" in url or "messages" in url else staff.get(url).text
+        assert "<script>alert" not in html and "<img src=x" not in html, url
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
+
+
+def test_pages_carry_a_content_security_policy_without_inline_scripts(staff, maria):
+    page = staff.get(f"/inbox/{maria.conversation.pk}/")
+    policy = page["Content-Security-Policy"]
+    script_src = re.search(r"script-src ([^;]+)", policy).group(1)
+    assert script_src.strip() == "'self'" and "frame-ancestors 'none'" in policy
+    scripts = re.findall(r"<script([^>]*)>", page.text)
+    assert scripts and all('src="' in attributes or 'type="application/json"' in attributes for attributes in scripts)
+    assert staff.get("/board/")["Content-Security-Policy"] == policy
+
+
+# --- The authorised media view -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(maria, member):
+    def send(name: str, content: bytes, content_type: str) -> MessageAttachment:
+        upload = SimpleUploadedFile(name, content, content_type=content_type)
+        message = send_outbound_message(conversation=maria.conversation, sender=member, content="", attachment=upload)
+        return message.message.attachments.get()
+
+    return send
+
+
+def test_an_image_is_served_inline_to_the_clinics_staff_with_nosniff(staff, files):
+    image = files("exame.png", PNG, "image/png")
+    response = staff.get(f"/media/attachments/{image.pk}/")
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff" and "sandbox" in response["Content-Security-Policy"]
+    assert "attachment" not in response.get("Content-Disposition", "")
+    assert b"".join(response.streaming_content) == PNG
+
+
+def test_a_document_is_always_a_download_never_a_page(staff, files, member):
+    pdf = files("receita.pdf", b"%PDF-1.4 <html><script>alert(1)</script>", "application/pdf")
+    MessageAttachment.objects.filter(pk=pdf.pk).update(content_type="text/html")  # as a lying upload would be
+    response = staff.get(f"/media/attachments/{pdf.pk}/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/octet-stream"
+    assert (
+        response["Content-Disposition"].startswith("attachment;") and "receita.pdf" in response["Content-Disposition"]
+    )
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_media_is_refused_to_another_clinic_and_to_strangers(client, files, outsider, jwt_client, member):
+    image = files("exame.png", PNG, "image/png")
+    url = f"/media/attachments/{image.pk}/"
+    assert client.get(url).status_code == 401
+    client.force_login(outsider)
+    client.get("/inbox/")
+    assert client.get(url).status_code == 404
+    assert jwt_client(outsider).get(url).status_code == 404
+    assert jwt_client(member).get(url).status_code == 200, "an API token of the clinic opens it"
+    assert client.get("/media/attachments/999999/").status_code == 404
+
+
+def test_the_api_points_attachments_at_the_authorised_view(files, maria, jwt_client, member):
+    image = files("exame.png", PNG, "image/png")
+    detail = jwt_client(member).get(f"/api/conversations/{maria.conversation.pk}/").json()
+    urls = [a["url"] for m in detail["messages"] for a in m["attachments"]]
+    assert urls == [f"/media/attachments/{image.pk}/"]

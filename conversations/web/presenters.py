@@ -1,0 +1,109 @@
+"""How the workspace words things, written once on the server: who sent a message, status and tick labels,
+the list's filters. The pages render with these, and hand them to the scripts as data (json_script)."""
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.http import QueryDict
+
+from conversations.models import Conversation, Membership, Message
+
+TABS = {"mine": "Minhas", "unassigned": "Sem responsável", "all": "Todas"}
+STATUSES = {"open": "Abertas", "pending": "Pendentes", "resolved": "Resolvidas", "all": "Todas as situações"}
+STATUS_LABELS = dict(Conversation.Status.choices)
+TICKS = {
+    "pending": ("◔", "Enviando"),
+    "sent": ("✓", "Enviada"),
+    "delivered": ("✓✓", "Entregue"),
+    "read": ("✓✓", "Lida"),
+    "failed": ("!", "Falhou"),
+}
+SENDER_LABELS = {"you": "Você", "ai": "Assistente", "team": "Equipe", "business_app": "WhatsApp da clínica"}
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """The list's tab, status and search, as they travel in the URL (`?tab=mine&status=open&q=ana`)."""
+
+    tab: str = "all"
+    status: str = "open"
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> "ListFilters":
+        tab, status = query.get("tab", "all"), query.get("status", "open")
+        return cls(
+            tab=tab if tab in TABS else "all",
+            status=status if status in STATUSES else "open",
+            q=(query.get("q") or "").strip()[:100],
+        )
+
+    def page_kwargs(self, user_id: int) -> dict:
+        """Keyword arguments of `selectors.conversation_page` for these filters."""
+        return {
+            "status": None if self.status == "all" else self.status,
+            "assignee_id": user_id if self.tab == "mine" else None,
+            "unassigned": self.tab == "unassigned",
+            "q": self.q or None,
+        }
+
+    def query(self, **changes) -> str:
+        values = {"tab": self.tab, "status": self.status, "q": self.q, **changes}
+        return urlencode({k: v for k, v in values.items() if v and (k, v) not in (("tab", "all"), ("status", "open"))})
+
+
+def staff_names(staff: list[Membership]) -> dict[int, str]:
+    return {m.user_id: m.user.get_full_name() or m.user.get_username() for m in staff}
+
+
+def sender_label(
+    *, sender_type: str, sender_id: int | None, viewer_id: int, names: dict[int, str], metadata: dict | None = None
+) -> str:
+    """Who wrote a message, as this viewer reads it: "Você", a colleague's name, "Assistente", or ""
+    for the patient and for WhatsApp's own system lines."""
+    if sender_type == "ai":
+        return SENDER_LABELS["ai"]
+    if sender_type != "professional":
+        return ""
+    if sender_id is None:
+        business_app = (metadata or {}).get("sent_from") == "whatsapp_business_app"
+        return SENDER_LABELS["business_app" if business_app else "team"]
+    if sender_id == viewer_id:
+        return SENDER_LABELS["you"]
+    return names.get(sender_id, SENDER_LABELS["team"]).split(" ")[0]
+
+
+def preview_prefix(row: Conversation, viewer_id: int, names: dict[int, str]) -> str:
+    label = sender_label(
+        sender_type=row.last_message_sender_type or "",
+        sender_id=row.last_message_sender_id,
+        viewer_id=viewer_id,
+        names=names,
+    )
+    return f"{label}: " if label else ""
+
+
+def message_sender(message: Message, viewer_id: int, names: dict[int, str]) -> str:
+    """The name over a bubble: the patient's, the colleague's, the assistant's."""
+    if message.sender_type == "patient":
+        return message.conversation.contact.display_name
+    if message.sender_type == "system":
+        return "WhatsApp"
+    return sender_label(
+        sender_type=message.sender_type,
+        sender_id=message.sender_id,
+        viewer_id=viewer_id,
+        names=names,
+        metadata=message.metadata,
+    )
+
+
+def page_config(*, user_id: int, names: dict[int, str]) -> dict:
+    """What the scripts need to word things as the server does."""
+    return {
+        "user_id": user_id,
+        "staff": names,
+        "sender_labels": SENDER_LABELS,
+        "status_labels": STATUS_LABELS,
+        "ticks": {status: {"icon": icon, "label": label} for status, (icon, label) in TICKS.items()},
+    }

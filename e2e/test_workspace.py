@@ -1,0 +1,267 @@
+"""The staff workspace in real browsers against real server and worker processes: two receptionists of one
+clinic work a conversation together, a patient writes, files go and open, the board moves cards, and the
+pages survive a dropped socket and a server restart without a reload. Another clinic sees none of it."""
+
+import base64
+import time
+import zoneinfo
+from datetime import datetime
+
+import pytest
+from playwright.sync_api import expect
+
+from conversations.actions.inbound import receive_inbound_message
+from e2e.conftest import in_thread, live, log_in, patient_writes, post_webhook, screenshot
+from realtime.tests.test_scale_out import server_env
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+# A 1×1 PNG: a real image the browser draws.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.fixture
+def team(real_passwords, clinic, member, make_member, outsider, whatsapp_channel):
+    """Júlia and Bruno at the clinic, Maria's conversation with two messages, and a stranger elsewhere.
+
+    The channel is simulated: replies go to the simulator, never to Meta.
+    """
+    whatsapp_channel.simulated = True
+    whatsapp_channel.save(update_fields=["simulated"])
+    bruno = make_member(clinic, first_name="Bruno", last_name="Lima")
+    first = receive_inbound_message(clinic=clinic, phone="5511987654321", contact_name="Maria Souza", content="Oi")
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Tem horário amanhã?")
+    receive_inbound_message(clinic=clinic, phone="5511922220002", contact_name="Carlos Lima", content="Bom dia")
+    return {
+        "julia": real_passwords(member),
+        "bruno": real_passwords(bruno),
+        "outsider": real_passwords(outsider),
+        "maria": first.conversation.pk,
+    }
+
+
+def open_as(browser, host: str, username: str, path: str, **context):
+    page = browser.new_context(**context).new_page()
+    log_in(page, host, username)
+    page.goto(f"http://{host}{path}")
+    live(page)
+    return page
+
+
+def bubbles(page, text: str):
+    return page.locator(".timeline .message", has_text=text)
+
+
+def test_two_staff_work_one_conversation_together(team, serve, worker, browser):
+    env = server_env()
+    host = serve(env)
+    worker(env)
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    bruno = open_as(browser, host, team["bruno"], f"/inbox/{team['maria']}/")
+
+    # Each sees the other in the conversation, and Bruno's typing.
+    expect(julia.locator(".presence .viewers")).to_contain_text("Bruno Lima", timeout=10_000)
+    expect(bruno.locator(".presence .viewers")).to_contain_text("Júlia", timeout=10_000)
+    bruno.get_by_role("textbox", name="Mensagem").press_sequentially("Vou ver a agenda")
+    expect(julia.locator(".typing-line")).to_contain_text("Bruno Lima está digitando", timeout=10_000)
+    expect(julia.locator(".conversation", has_text="Maria Souza").locator(".typing")).to_contain_text("digitando")
+    bruno.get_by_role("textbox", name="Mensagem").fill("")
+
+    # Júlia's reply: once for her (confirmed in place, ticks moving on), once for Bruno, live.
+    composer = julia.get_by_role("textbox", name="Mensagem")
+    composer.fill("Bom dia, Maria! Temos às 14h.")
+    composer.press("Enter")
+    expect(bubbles(bruno, "Temos às 14h")).to_have_count(1, timeout=10_000)
+    expect(bubbles(julia, "Temos às 14h").locator('.tick[data-tick="read"]')).to_have_count(1, timeout=15_000)
+    expect(bubbles(julia, "Temos às 14h")).to_have_count(1)
+    expect(bubbles(bruno, "Temos às 14h").locator('.tick[data-tick="read"]')).to_have_count(1, timeout=15_000)
+    assert bubbles(bruno, "Temos às 14h").locator(".sender").inner_text() == "Júlia"
+    assert bubbles(julia, "Temos às 14h").locator(".sender").inner_text() == "Você"
+    expect(julia.locator(".conversation", has_text="Maria Souza").locator(".preview")).to_contain_text(
+        "Você: Bom dia, Maria!"
+    )
+    expect(bruno.locator(".conversation", has_text="Maria Souza").locator(".preview")).to_contain_text(
+        "Júlia: Bom dia, Maria!"
+    )
+
+    # Bruno takes it and marks it pending; Júlia's header follows.
+    bruno.get_by_role("button", name="Atribuir a mim").click()
+    expect(julia.locator("[data-assignee-select] option:checked")).to_have_text("Bruno Lima", timeout=10_000)
+    bruno.get_by_role("button", name="Pendente").click()
+    expect(julia.locator("[data-status-label]")).to_have_text("Pendente", timeout=10_000)
+    expect(julia.get_by_role("button", name="Pendente")).to_have_attribute("aria-pressed", "true")
+    # Opened and focused, the conversation is read: no unread badge on either screen.
+    expect(julia.locator(".conversation", has_text="Maria Souza").locator(".unread")).to_have_count(0)
+    expect(bruno.locator(".conversation", has_text="Maria Souza").locator(".unread")).to_have_count(0)
+    screenshot(julia, "conversation")
+
+
+def test_a_patients_message_appears_in_the_open_conversation_and_the_list(team, serve, browser, clinic):
+    host = serve(server_env())
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    now = int(time.time())
+    assert post_webhook(host, patient_writes("Maria Souza", "5511987654321", "Pode ser às 14h?", now)) == 200
+    expect(bubbles(julia, "Pode ser às 14h?")).to_have_count(1, timeout=10_000)
+    row = julia.locator(".conversation", has_text="Maria Souza")
+    local = datetime.fromtimestamp(now, zoneinfo.ZoneInfo(clinic.timezone))
+    expect(row.locator("time")).to_have_text(f"{local:%H:%M}")
+    expect(row.locator(".preview")).to_have_text("Pode ser às 14h?")
+
+    # Another patient writes: a new row with its unread count; the open conversation is untouched.
+    assert post_webhook(host, patient_writes("Renata Dias", "5521933330003", "Primeira consulta?", now)) == 200
+    renata = julia.locator(".conversation", has_text="Renata Dias")
+    expect(renata.locator(".unread")).to_have_text("1", timeout=10_000)
+    expect(bubbles(julia, "Primeira consulta?")).to_have_count(0)
+    assert julia.locator(".conversation .name").first.inner_text() == "Renata Dias", "newest activity first"
+    # A message WhatsApp stamped two days ago shows the day, not the hour.
+    days_ago = now - 2 * 86_400
+    assert post_webhook(host, patient_writes("Otávio Reis", "5511944440004", "Mensagem antiga", days_ago)) == 200
+    day = datetime.fromtimestamp(days_ago, zoneinfo.ZoneInfo(clinic.timezone))
+    months = ("jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez")
+    expect(julia.locator(".conversation", has_text="Otávio Reis").locator("time")).to_have_text(
+        f"{day.day} de {months[day.month - 1]}", timeout=10_000
+    )
+    screenshot(julia, "inbox")
+
+    # Another filter: only the unassigned conversations; one assigned meanwhile leaves the list live.
+    julia.goto(f"http://{host}/inbox/?tab=unassigned")
+    live(julia)
+    expect(julia.locator(".conversation", has_text="Renata Dias")).to_have_count(1)
+    julia.locator(".conversation", has_text="Renata Dias").locator(".row-link").click()
+    julia.get_by_role("button", name="Atribuir a mim").click()
+    expect(julia.locator(".conversation", has_text="Renata Dias")).to_have_count(0, timeout=10_000)
+
+
+def test_an_attachment_is_checked_uploaded_and_opened(team, serve, browser):
+    host = serve(server_env())
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    julia.set_input_files("#composer-file", files=[{"name": "pagina.html", "mimeType": "text/html", "buffer": b"<h1>"}])
+    expect(julia.locator(".composer-error")).to_contain_text("não aceita", timeout=5_000)
+    julia.set_input_files("#composer-file", files=[{"name": "exame.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(julia.locator(".attachment-chip")).to_contain_text("exame.png")
+    julia.get_by_role("textbox", name="Mensagem").fill("Segue o pedido do exame")
+    julia.get_by_role("button", name="Enviar").click()
+    image = bubbles(julia, "Segue o pedido do exame").locator("img")
+    expect(image).to_have_count(1, timeout=10_000)
+    source = image.get_attribute("src")
+    assert source.startswith("/media/attachments/")
+    opened = julia.request.get(f"http://{host}{source}")
+    assert opened.status == 200 and opened.headers["content-type"] == "image/png"
+    assert opened.headers["x-content-type-options"] == "nosniff" and opened.body() == PNG
+    assert image.evaluate("img => img.naturalWidth") == 1, "the browser drew it"
+
+
+def test_the_board_moves_cards_live_by_drag_and_by_keyboard(team, serve, browser):
+    host = serve(server_env())
+    julia = open_as(browser, host, team["julia"], "/board/")
+    bruno = open_as(browser, host, team["bruno"], "/board/")
+    card = julia.locator('.card-item:has-text("Maria Souza")')
+    card.drag_to(julia.locator('.cards[data-drop-status="resolved"]'))
+    expect(bruno.locator('.cards[data-drop-status="resolved"] .card-item', has_text="Maria Souza")).to_have_count(
+        1, timeout=10_000
+    )
+    # The keyboard way: the card's status menu.
+    bruno.locator('.card-item:has-text("Carlos Lima") [data-move-card]').select_option("pending")
+    expect(julia.locator('.cards[data-drop-status="pending"] .card-item', has_text="Carlos Lima")).to_have_count(
+        1, timeout=10_000
+    )
+    expect(julia.locator('.board-column[data-status="pending"] .count')).to_have_text("1")
+    screenshot(julia, "board")
+
+
+def test_a_dropped_socket_shows_connecting_then_everything_sent_meanwhile(team, serve, browser, clinic):
+    host = serve(server_env())
+    context = browser.new_context()
+    sockets, allowed = [], {"on": True}
+
+    def route(ws):
+        if not allowed["on"]:
+            ws.close(code=1006)
+            return
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    context.route_web_socket("**/ws/", route)
+    page = context.new_page()
+    log_in(page, host, team["julia"])
+    page.goto(f"http://{host}/inbox/{team['maria']}/")
+    live(page)
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+
+    allowed["on"] = False
+    for ws in sockets:
+        ws.close(code=1006)
+    expect(page.locator(".connection-label")).to_have_text("Conectando…", timeout=5_000)
+    for n in range(3):
+        in_thread(receive_inbound_message, clinic=clinic, phone="5511987654321", content=f"Enquanto caiu {n}")
+    allowed["on"] = True
+    page.get_by_role("button", name="Tentar agora").click()
+    live(page)
+    for n in range(3):
+        expect(bubbles(page, f"Enquanto caiu {n}")).to_have_count(1, timeout=10_000)
+    assert not navigations, "recovered without a reload"
+
+
+def test_a_server_restart_under_open_pages_recovers_without_a_reload(team, serve, browser, clinic):
+    env = server_env()
+    host = serve(env)
+    page = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+
+    serve.stop(host)
+    expect(page.locator(".connection")).not_to_have_attribute("data-state", "live", timeout=10_000)
+    in_thread(receive_inbound_message, clinic=clinic, phone="5511987654321", content="Durante o reinício")
+    serve(env, port=int(host.rsplit(":", 1)[1]))
+    page.get_by_role("button", name="Tentar agora").click()
+    live(page, timeout=30_000)
+    expect(bubbles(page, "Durante o reinício")).to_have_count(1, timeout=10_000)
+    assert post_webhook(host, patient_writes("Maria Souza", "5511987654321", "Depois do reinício")) == 200
+    expect(bubbles(page, "Depois do reinício")).to_have_count(1, timeout=10_000)
+    assert not navigations, "recovered without a reload"
+
+
+def test_staff_of_another_clinic_get_a_404_and_see_nothing(team, serve, browser):
+    host = serve(server_env())
+    stranger = browser.new_context().new_page()
+    log_in(stranger, host, team["outsider"])
+    response = stranger.goto(f"http://{host}/inbox/{team['maria']}/")
+    assert response.status == 404
+    assert "Maria Souza" not in stranger.content() and "Tem horário" not in stranger.content()
+    stranger.goto(f"http://{host}/inbox/")
+    live(stranger)
+    assert "Maria Souza" not in stranger.content()
+    stranger.goto(f"http://{host}/board/")
+    assert "Maria Souza" not in stranger.content()
+
+
+def test_the_keyboard_works_the_list_and_a_narrow_screen_shows_one_pane(team, serve, browser):
+    host = serve(server_env())
+    page = open_as(browser, host, team["julia"], "/inbox/")
+    page.keyboard.press("Alt+j")
+    expect(page.locator(".conversation-pane h2")).to_have_text("Carlos Lima", timeout=10_000)
+    page.keyboard.press("Alt+j")
+    expect(page.locator(".conversation-pane h2")).to_have_text("Maria Souza", timeout=10_000)
+    assert page.url.endswith(f"/inbox/{team['maria']}/")
+    page.keyboard.press("Alt+k")
+    expect(page.locator(".conversation-pane h2")).to_have_text("Carlos Lima", timeout=10_000)
+    page.go_back()
+    expect(page.locator(".conversation-pane h2")).to_have_text("Maria Souza", timeout=10_000)
+    page.locator("body").click()
+    page.keyboard.press("Escape")
+    expect(page.locator(".conversation-pane h2")).to_have_count(0, timeout=10_000)
+    page.keyboard.press("/")
+    expect(page.locator("#search")).to_be_focused()
+    page.keyboard.press("Escape")
+    page.locator("body").click()
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts-help")).to_be_visible()
+
+    narrow = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/", viewport={"width": 480, "height": 800})
+    expect(narrow.locator(".list-pane")).to_be_hidden()
+    expect(narrow.locator(".conversation-pane")).to_be_visible()
+    narrow.get_by_role("link", name="← Conversas").click()
+    expect(narrow.locator(".list-pane")).to_be_visible(timeout=10_000)
+    expect(narrow.locator(".conversation-pane")).to_be_hidden()

@@ -1,0 +1,158 @@
+// The composer of the open conversation: Enter sends, Shift+Enter breaks the line; files by button,
+// drag-and-drop or paste, checked against WhatsApp's limits before upload; the message shows at once
+// (with a client_id, so a retry is never stored twice); a draft per conversation survives switching and
+// reloading; typing hints go out while typing, throttled.
+
+import { api, HttpError } from "./api.js";
+
+const TYPING_EVERY_MS = 2500;
+const TYPING_IDLE_MS = 5000;
+
+export function newClientId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16)); // plain http on a LAN is not a secure context
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+export function checkFile(file, limits) {
+  // The same table the server enforces (conversations/media.py), handed over as page data.
+  const rule = limits.find((kind) => kind.types.includes(file.type));
+  if (!rule) return `O WhatsApp não aceita arquivos ${file.type || "deste tipo"}; envie imagem, vídeo, áudio, PDF ou Office.`;
+  if (file.size === 0) return "O arquivo está vazio.";
+  if (file.size > rule.max_bytes) {
+    return `O WhatsApp aceita ${rule.kind === "image" ? "imagens" : "arquivos deste tipo"} de até ${Math.round(rule.max_bytes / 1048576) || 0.5} MB; este tem ${(file.size / 1048576).toFixed(1)} MB.`;
+  }
+  return null;
+}
+
+export class Composer {
+  constructor(form, { conversationId, userId, stream, limits, timeline }) {
+    this.form = form;
+    this.conversationId = conversationId;
+    this.stream = stream;
+    this.limits = limits || [];
+    this.timeline = timeline;
+    this.text = form.querySelector("textarea");
+    this.fileInput = form.querySelector('input[type="file"]');
+    this.chip = form.querySelector(".attachment-chip");
+    this.error = form.querySelector(".composer-error");
+    this.draftKey = `taskmed:${userId}:draft:${conversationId}`;
+    this.file = null;
+    this.lastTyping = 0;
+    this.typingTimer = null;
+    this.text.value = localStorage.getItem(this.draftKey) || "";
+    this.bind();
+  }
+
+  bind() {
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send();
+    });
+    this.text.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.send();
+      }
+    });
+    this.text.addEventListener("input", () => {
+      if (this.text.value) localStorage.setItem(this.draftKey, this.text.value);
+      else localStorage.removeItem(this.draftKey);
+      this.typing(this.text.value.trim().length > 0);
+    });
+    this.text.addEventListener("blur", () => this.typing(false));
+    this.fileInput.addEventListener("change", () => this.attach(this.fileInput.files[0]));
+    this.form.querySelector("[data-remove-file]").addEventListener("click", () => this.attach(null));
+    this.text.addEventListener("paste", (event) => {
+      const file = [...(event.clipboardData?.files || [])][0];
+      if (file) {
+        event.preventDefault();
+        this.attach(file);
+      }
+    });
+    for (const kind of ["dragenter", "dragover"]) {
+      this.form.addEventListener(kind, (event) => {
+        if (![...event.dataTransfer.types].includes("Files")) return;
+        event.preventDefault();
+        this.form.classList.add("dragging");
+      });
+    }
+    this.form.addEventListener("dragleave", () => this.form.classList.remove("dragging"));
+    this.form.addEventListener("drop", (event) => {
+      event.preventDefault();
+      this.form.classList.remove("dragging");
+      this.attach(event.dataTransfer.files[0]);
+    });
+  }
+
+  showError(text) {
+    this.error.hidden = !text;
+    this.error.textContent = text || "";
+  }
+
+  attach(file) {
+    this.showError("");
+    if (file) {
+      const problem = checkFile(file, this.limits);
+      if (problem) {
+        this.showError(problem);
+        this.fileInput.value = "";
+        return;
+      }
+    }
+    this.file = file || null;
+    this.chip.hidden = !file;
+    this.chip.querySelector(".attachment-name").textContent = file ? `📎 ${file.name}` : "";
+    if (!file) this.fileInput.value = "";
+  }
+
+  typing(isTyping) {
+    clearTimeout(this.typingTimer);
+    const now = Date.now();
+    if (isTyping) {
+      if (now - this.lastTyping > TYPING_EVERY_MS) {
+        this.lastTyping = now;
+        this.stream.send({ type: "conversation:typing", conversation_id: this.conversationId, is_typing: true });
+      }
+      this.typingTimer = setTimeout(() => this.typing(false), TYPING_IDLE_MS);
+    } else if (this.lastTyping) {
+      this.lastTyping = 0;
+      this.stream.send({ type: "conversation:typing", conversation_id: this.conversationId, is_typing: false });
+    }
+  }
+
+  async send() {
+    const content = this.text.value.trim();
+    if (!content && !this.file) return;
+    this.showError("");
+    const outgoing = { content, file: this.file, clientId: newClientId() };
+    this.text.value = "";
+    localStorage.removeItem(this.draftKey);
+    this.attach(null);
+    this.typing(false);
+    this.timeline.showPending(outgoing, () => this.post(outgoing));
+    await this.post(outgoing);
+    this.text.focus();
+  }
+
+  async post(outgoing) {
+    const url = `/api/conversations/${this.conversationId}/messages/`;
+    let body = { content: outgoing.content, client_id: outgoing.clientId };
+    if (outgoing.file) {
+      body = new FormData();
+      body.append("content", outgoing.content);
+      body.append("client_id", outgoing.clientId);
+      body.append("file", outgoing.file, outgoing.file.name);
+    }
+    try {
+      const message = await api("POST", url, body);
+      await this.timeline.confirm(outgoing.clientId, message.id);
+    } catch (error) {
+      const reason = error instanceof HttpError && error.body?.detail ? error.body.detail : "Sem conexão com o servidor.";
+      this.timeline.failPending(outgoing.clientId, reason);
+    }
+  }
+}

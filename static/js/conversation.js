@@ -1,0 +1,388 @@
+// The open conversation: switching to another without a reload (the server renders the panes), its
+// timeline kept live from the stream (each new or changed message rendered by the server), the header's
+// status and assignee, who is viewing or typing, and marking it read only while it is really being read.
+
+import { announce, api, fragment, nodesOf } from "./api.js";
+import { Composer, newClientId } from "./composer.js";
+
+const NEAR_BOTTOM_PX = 160;
+const REJOIN_MS = 30000;
+const MESSAGE_EVENTS = new Set(["message:new", "message:updated"]);
+const RECENT_MS = 15000;
+
+export class OpenConversation {
+  constructor({ workspace, stream, presence, list, config }) {
+    this.workspace = workspace;
+    this.stream = stream;
+    this.presence = presence;
+    this.list = list;
+    this.config = config;
+    this.id = null;
+    this.readUpTo = 0;
+    this.laterStatus = new Map(); // message id → a status that came before its bubble
+    this.recent = []; // frames of the last seconds, re-applied after a switch (the panes may predate them)
+    presence.addEventListener("change", (event) => {
+      this.showPresence();
+      if (event.detail.newViewer && event.detail.conversationId === this.id) this.announceViewing();
+    });
+    setInterval(() => this.announceViewing(), REJOIN_MS);
+    window.addEventListener("focus", () => this.markRead());
+    document.addEventListener("visibilitychange", () => this.markRead());
+    this.mount();
+  }
+
+  get pane() {
+    return document.getElementById("conversation");
+  }
+
+  get timeline() {
+    return this.pane.querySelector(".timeline");
+  }
+
+  // --- Opening and closing -------------------------------------------------------------------------
+
+  mount() {
+    const pane = this.pane;
+    const previous = this.id;
+    this.id = pane.dataset.conversationId ? Number(pane.dataset.conversationId) : null;
+    if (previous && previous !== this.id) this.stream.send({ type: "conversation:leave", conversation_id: previous });
+    this.workspace.classList.toggle("has-conversation", Boolean(this.id));
+    this.list.setCurrent(this.id);
+    this.readUpTo = 0;
+    if (!this.id) return;
+    this.composer = new Composer(pane.querySelector(".composer"), {
+      conversationId: this.id,
+      userId: this.config.user_id,
+      stream: this.stream,
+      limits: this.config.media,
+      timeline: this,
+    });
+    this.bindHeader();
+    this.bindTimeline();
+    const fresh = Date.now() - RECENT_MS;
+    for (const { frame, at } of this.recent) if (at > fresh && frame.conversation_id === this.id) this.apply(frame, false);
+    this.scrollToStart();
+    this.announceViewing();
+    this.showPresence();
+    this.markRead();
+  }
+
+  async open(id, { push = true } = {}) {
+    if (id === this.id) return;
+    const { html } = await fragment(`/inbox/${id}/`, "conversation");
+    this.swap(html);
+    if (push) history.pushState({ id }, "", `/inbox/${id}/${this.listQuery()}`);
+    document.title = `${this.pane.querySelector("h2")?.textContent || "Conversa"} — Conversas`;
+    this.pane.querySelector("textarea")?.focus();
+  }
+
+  async close({ push = true } = {}) {
+    if (!this.id) return;
+    const { html } = await fragment("/inbox/", "conversation");
+    this.swap(html);
+    if (push) history.pushState({ id: null }, "", `/inbox/${this.listQuery()}`);
+    this.list.rowOf(this.list.current)?.querySelector(".row-link")?.focus();
+  }
+
+  swap(html) {
+    const nodes = nodesOf(html);
+    const pane = nodes.find((node) => node.id === "conversation");
+    const patient = nodes.find((node) => node.id === "patient");
+    this.pane.replaceWith(pane);
+    document.getElementById("patient").replaceWith(patient);
+    this.mount();
+  }
+
+  listQuery() {
+    const query = this.workspace.dataset.listQuery;
+    return query ? `?${query}` : "";
+  }
+
+  // --- The header ----------------------------------------------------------------------------------
+
+  bindHeader() {
+    const pane = this.pane;
+    for (const button of pane.querySelectorAll("[data-set-status]")) {
+      button.addEventListener("click", () => this.setStatus(button.dataset.setStatus));
+    }
+    pane.querySelector("[data-assignee-select]").addEventListener("change", (event) => {
+      this.patch({ assignee: event.target.value ? Number(event.target.value) : null }, "Responsável alterado.");
+    });
+    pane.querySelector("[data-assign-me]")?.addEventListener("click", () => {
+      this.patch({ assignee: this.config.user_id }, "Conversa atribuída a você.");
+    });
+    pane.querySelector("[data-close-conversation]").addEventListener("click", (event) => {
+      if (event.ctrlKey || event.metaKey || event.shiftKey) return;
+      event.preventDefault();
+      this.close();
+    });
+  }
+
+  setStatus(status) {
+    if (!this.id) return;
+    const words = { open: "Conversa reaberta.", pending: "Conversa pendente.", resolved: "Conversa resolvida." };
+    this.patch({ status }, words[status]);
+  }
+
+  async patch(change, done) {
+    try {
+      const conversation = await api("PATCH", `/api/conversations/${this.id}/`, change);
+      this.showConversation(conversation);
+      announce(done);
+    } catch (error) {
+      announce(`Não foi possível alterar: ${error.message}`);
+    }
+  }
+
+  showConversation(conversation) {
+    if (conversation.id !== this.id) return;
+    const pane = this.pane;
+    pane.dataset.status = conversation.status;
+    for (const button of pane.querySelectorAll("[data-set-status]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.setStatus === conversation.status));
+    }
+    const reopen = pane.querySelector('[data-set-status="open"]');
+    reopen.textContent = conversation.status === "resolved" ? "Reabrir" : "Aberta";
+    pane.querySelector("[data-status-label]").textContent = this.config.status_labels[conversation.status];
+    pane.querySelector("[data-assignee-select]").value = conversation.assignee ? String(conversation.assignee.id) : "";
+    const mine = pane.querySelector("[data-assign-me]");
+    if (mine) mine.hidden = conversation.assignee?.id === this.config.user_id;
+    pane.querySelector("h2").textContent = conversation.contact.display_name;
+    pane.querySelector(".conversation-head .phone").textContent = conversation.contact.phone_display;
+  }
+
+  // --- Who else is here ----------------------------------------------------------------------------
+
+  announceViewing() {
+    if (this.id) this.stream.send({ type: "conversation:join", conversation_id: this.id });
+  }
+
+  showPresence() {
+    if (!this.id) return;
+    const viewers = this.presence.viewers(this.id);
+    const typists = this.presence.typists(this.id);
+    this.pane.querySelector(".presence .viewers").textContent = viewers.length
+      ? `Vendo agora: ${viewers.join(", ")}`
+      : "";
+    const line = this.pane.querySelector(".typing-line");
+    line.textContent = typists.length ? `${typists.join(", ")} ${typists.length > 1 ? "estão" : "está"} digitando…` : "";
+  }
+
+  // --- The timeline --------------------------------------------------------------------------------
+
+  bindTimeline() {
+    this.timeline.addEventListener("click", (event) => {
+      const target = event.target.closest("button");
+      if (!target) return;
+      if (target.matches("[data-load-older]")) this.loadOlder();
+      else if (target.matches("[data-resend]")) this.resend(target.closest(".message"));
+      else if (target.matches("[data-retry-send]")) target.closest(".message")?.retry?.();
+    });
+    const older = this.timeline.querySelector(".older");
+    if (older) {
+      this.olderObserver = new IntersectionObserver((entries) => {
+        if (entries.some((entry) => entry.isIntersecting)) this.loadOlder();
+      }, { root: this.timeline });
+      this.olderObserver.observe(older);
+    }
+  }
+
+  messageNode(id) {
+    return this.timeline.querySelector(`.message[data-message-id="${id}"]`);
+  }
+
+  scrollToStart() {
+    const firstUnread = this.timeline.querySelector(".message.first-unread");
+    if (firstUnread) firstUnread.scrollIntoView({ block: "start" });
+    else this.timeline.scrollTop = this.timeline.scrollHeight;
+  }
+
+  nearBottom() {
+    const t = this.timeline;
+    return t.scrollHeight - t.scrollTop - t.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  apply(frame, remember = true) {
+    if (remember) {
+      this.recent.push({ frame, at: Date.now() });
+      if (this.recent.length > 200) this.recent.shift();
+    }
+    if (frame.conversation_id !== this.id || !this.id) return;
+    const data = frame.data || {};
+    if (MESSAGE_EVENTS.has(frame.type)) this.refreshMessage(data.message.id, data.message.client_id);
+    else if (frame.type === "message:status") this.showStatus(data);
+    else if (frame.type === "conversation:updated") this.showConversation(data.conversation);
+    else if (frame.type === "conversation:action") this.refreshAction(data.action.id);
+  }
+
+  showStatus({ message_id: id, status }) {
+    const node = this.messageNode(id);
+    const tick = node?.querySelector(".tick");
+    if (!node || !tick) {
+      this.laterStatus.set(id, status); // its bubble is still being fetched: applied when it is placed
+      return;
+    }
+    const rank = ["pending", "sent", "delivered", "read"];
+    if (status !== "failed" && rank.indexOf(status) <= rank.indexOf(node.dataset.status)) return;
+    if (status === "failed") {
+      this.refreshMessage(id); // the reason and the resend button come rendered
+      return;
+    }
+    const { icon, label } = this.config.ticks[status];
+    node.dataset.status = status;
+    tick.dataset.tick = status;
+    tick.textContent = icon;
+    tick.title = label;
+    tick.setAttribute("aria-label", label);
+  }
+
+  async refreshMessage(id, clientId) {
+    const { status, html } = await fragment(`/inbox/${this.id}/messages/?id=${id}`, "message");
+    if (status === 204) return;
+    this.place(nodesOf(html), clientId);
+  }
+
+  async refreshAction(id) {
+    const { status, html } = await fragment(`/inbox/${this.id}/messages/?action=${id}`, "action");
+    if (status !== 204) this.place(nodesOf(html));
+  }
+
+  // Put server-rendered items in time order; one already shown (or its pending copy) is replaced in place.
+  place(nodes, clientId) {
+    const follow = this.nearBottom();
+    let mine = false;
+    let separator = null;
+    for (const node of nodes) {
+      if (node.classList.contains("day")) {
+        separator = node; // the server's words for the item's day, used if the item starts a new day here
+        continue;
+      }
+      const key = node.dataset.messageId
+        ? `.message[data-message-id="${node.dataset.messageId}"]`
+        : `[data-action-id="${node.dataset.actionId}"]`;
+      const existing = this.timeline.querySelector(key);
+      const pending = clientId && this.timeline.querySelector(`.pending-local[data-client-id="${clientId}"]`);
+      if (existing) {
+        existing.replaceWith(node);
+        pending?.remove();
+      } else if (pending) {
+        pending.replaceWith(node);
+        mine = true;
+      } else {
+        this.insertInOrder(node, separator);
+      }
+      const later = this.laterStatus.get(Number(node.dataset.messageId));
+      if (later) {
+        this.laterStatus.delete(Number(node.dataset.messageId));
+        this.showStatus({ message_id: Number(node.dataset.messageId), status: later });
+      }
+    }
+    if (follow || mine) this.timeline.scrollTop = this.timeline.scrollHeight;
+    this.markRead();
+  }
+
+  insertInOrder(node, separator) {
+    const at = Date.parse(node.dataset.createdAt);
+    const items = [...this.timeline.querySelectorAll(".message:not(.pending-local), .timeline-action")];
+    let after = null;
+    for (const item of items) if (Date.parse(item.dataset.createdAt) <= at) after = item;
+    const older = this.timeline.querySelector(".older");
+    if (!after && items.length && older) return; // older than what is loaded: it shows when scrolled to
+    let reference = after ? after.nextElementSibling : older ? older.nextElementSibling : this.timeline.firstElementChild;
+    if (node.dataset.day !== after?.dataset.day) {
+      if (reference?.classList.contains("day") && reference.dataset.day === node.dataset.day) {
+        reference = reference.nextElementSibling; // that day's separator is there already
+      } else if (separator) {
+        this.timeline.insertBefore(separator, reference);
+      }
+    }
+    this.timeline.insertBefore(node, reference);
+  }
+
+  async loadOlder() {
+    const older = this.timeline.querySelector(".older");
+    const first = this.timeline.querySelector(".message[data-message-id]");
+    if (!older || !first || older.dataset.loading) return;
+    older.dataset.loading = "1";
+    const id = this.id;
+    try {
+      const { html } = await fragment(`/inbox/${id}/messages/?before=${first.dataset.messageId}`, "older");
+      if (id !== this.id) return;
+      const keep = this.timeline.scrollHeight - this.timeline.scrollTop; // the reader's place, from the bottom
+      const nodes = nodesOf(html);
+      const firstDay = this.timeline.querySelector(".day");
+      const lastNew = [...nodes].reverse().find((node) => node.classList.contains("message"));
+      if (firstDay && lastNew && firstDay.dataset.day === lastNew.dataset.day) firstDay.remove();
+      older.replaceWith(...nodes);
+      this.timeline.scrollTop = this.timeline.scrollHeight - keep;
+      const next = this.timeline.querySelector(".older");
+      if (next) this.olderObserver?.observe(next);
+    } catch (error) {
+      delete older.dataset.loading;
+    }
+  }
+
+  // --- Sending (the composer calls these) ----------------------------------------------------------
+
+  showPending(outgoing, retry) {
+    const node = document.getElementById("pending-message-template").content.firstElementChild.cloneNode(true);
+    node.dataset.clientId = outgoing.clientId;
+    node.querySelector(".text").textContent = outgoing.content;
+    if (outgoing.file) node.querySelector(".files").textContent = `📎 ${outgoing.file.name}`;
+    node.retry = () => {
+      node.querySelector(".send-error").hidden = true;
+      node.querySelector("[data-retry-send]").hidden = true;
+      retry();
+    };
+    this.timeline.append(node);
+    this.timeline.scrollTop = this.timeline.scrollHeight;
+  }
+
+  async confirm(clientId, messageId) {
+    if (this.messageNode(messageId)) {
+      this.timeline.querySelector(`.pending-local[data-client-id="${clientId}"]`)?.remove();
+      return;
+    }
+    await this.refreshMessage(messageId, clientId);
+  }
+
+  failPending(clientId, reason) {
+    const node = this.timeline.querySelector(`.pending-local[data-client-id="${clientId}"]`);
+    if (!node) return;
+    const error = node.querySelector(".send-error");
+    error.textContent = reason;
+    error.hidden = false;
+    node.querySelector("[data-retry-send]").hidden = false;
+    announce(`Mensagem não enviada: ${reason}`);
+  }
+
+  async resend(node) {
+    const button = node.querySelector("[data-resend]");
+    button.disabled = true;
+    try {
+      const url = `/api/conversations/${this.id}/messages/${node.dataset.messageId}/resend/`;
+      const message = await api("POST", url, { client_id: newClientId() });
+      await this.refreshMessage(message.id);
+      announce("Mensagem reenviada.");
+    } catch (error) {
+      button.disabled = false;
+      announce(`Não foi possível reenviar: ${error.message}`);
+    }
+  }
+
+  // --- Read marks: only while open, visible and focused ----------------------------------------------
+
+  markRead() {
+    if (!this.id || document.visibilityState !== "visible" || !document.hasFocus()) return;
+    const ids = [...this.timeline.querySelectorAll(".message[data-message-id]")].map((m) => Number(m.dataset.messageId));
+    const latest = Math.max(0, ...ids);
+    if (latest <= this.readUpTo) return;
+    this.readUpTo = latest;
+    const frame = { type: "message:read", conversation_id: this.id, message_id: latest };
+    if (!this.stream.send(frame)) {
+      api("POST", `/api/conversations/${this.id}/read/`, { message_id: latest }).catch(() => {
+        this.readUpTo = 0; // try again on the next chance
+      });
+    }
+  }
+}
