@@ -85,6 +85,8 @@ def test_two_staff_work_one_conversation_together(team, serve, worker, browser):
         "Júlia: Bom dia, Maria!"
     )
 
+    screenshot(julia, "conversation")
+
     # Bruno takes it and marks it pending; Júlia's header follows.
     bruno.get_by_role("button", name="Atribuir a mim").click()
     expect(julia.locator("[data-assignee-select] option:checked")).to_have_text("Bruno Lima", timeout=10_000)
@@ -94,7 +96,6 @@ def test_two_staff_work_one_conversation_together(team, serve, worker, browser):
     # Opened and focused, the conversation is read: no unread badge on either screen.
     expect(julia.locator(".conversation", has_text="Maria Souza").locator(".unread")).to_have_count(0)
     expect(bruno.locator(".conversation", has_text="Maria Souza").locator(".unread")).to_have_count(0)
-    screenshot(julia, "conversation")
 
 
 def test_a_patients_message_appears_in_the_open_conversation_and_the_list(team, serve, browser, clinic):

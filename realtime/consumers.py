@@ -350,7 +350,10 @@ class ClinicConsumer(AsyncWebsocketConsumer):
 
     async def on_conversation_join(self, data: dict) -> None:
         conversation_id = data["conversation_id"]
-        exists = await database_sync_to_async(self._conversation_in_clinic)(conversation_id)
+        # Checked once: the browser re-joins every 30 s to refresh who is viewing, with no database work.
+        exists = conversation_id in self.joined or await database_sync_to_async(self._conversation_in_clinic)(
+            conversation_id
+        )
         if not exists:
             await self.send_error("not_found", "No such conversation in your clinic.", conversation_id=conversation_id)
             return

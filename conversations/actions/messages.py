@@ -175,6 +175,10 @@ def resend_failed_message(
         existing = conversation.messages.filter(client_id=client_id).first()
         if existing is not None:
             return OutboundResult(existing, created=False)
+    # Locked: two screens resending the same failure at once make one new message, not two.
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    if message.metadata.get("resent_as"):
+        raise InvalidInput("This message was resent already.", field="message_id")
     files = [
         {"file": a.file.name, "file_name": a.file_name, "content_type": a.content_type, "size": a.size}
         for a in message.attachments.all()
@@ -184,11 +188,14 @@ def resend_failed_message(
         sender=sender,
         message_type=message.message_type,
         content=message.content,
-        metadata={**message.metadata, "resent_from": message.pk},
+        metadata={k: v for k, v in {**message.metadata, "resent_from": message.pk}.items() if k != "resent_as"},
         client_id=client_id,
         files=files,
         audit=("message.resent", ip),
     )
+    message.metadata = {**message.metadata, "resent_as": resent.pk}
+    message.save(update_fields=["metadata"])
+    events.publish_message_updated(message)  # every screen hides its resend button
     return OutboundResult(resent, created=True)
 
 

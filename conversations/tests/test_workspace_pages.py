@@ -9,10 +9,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from conversations.actions.conversations import assign_conversation
+from conversations.actions.conversations import add_conversation_action, assign_conversation
 from conversations.actions.inbound import receive_inbound_message
-from conversations.actions.messages import send_outbound_message, update_message_status
-from conversations.models import AuditEvent, Message, MessageAttachment, Role
+from conversations.actions.messages import mark_read, send_outbound_message, update_message_status
+from conversations.models import AuditEvent, ConversationAction, Message, MessageAttachment, Role
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -92,7 +92,8 @@ def test_tabs_status_and_search_filter_the_list_from_the_url(staff, clinic, memb
     assert names("q=receita") == ["Carla"], "the text of a message matches"
     assert names("q=98765") == ["Maria Souza"], "part of the phone matches"
     assert names("status=resolved") == []
-    assert carla.conversation.status == "open"
+    assert names("status=all&tab=unassigned") == ["Carla"]
+    assert carla.conversation.pk
 
 
 def test_a_row_asked_for_with_filters_is_204_once_it_no_longer_matches(staff, maria, member):
@@ -133,7 +134,7 @@ def test_the_list_pages_by_cursor_for_infinite_scroll(staff, clinic):
     assert staff.get("/inbox/rows/?cursor=nonsense", **FRAGMENT).status_code == 400
 
 
-def test_the_timeline_groups_by_day_in_the_clinics_zone_and_pages_back(staff, clinic, maria):
+def test_the_timeline_groups_by_day_in_the_clinics_zone(staff, clinic, maria):
     noon = timezone.now().replace(hour=15, minute=0)  # 12:00 in São Paulo
     for days in (3, 2):
         receive_inbound_message(
@@ -141,9 +142,36 @@ def test_the_timeline_groups_by_day_in_the_clinics_zone_and_pages_back(staff, cl
         )
     html = staff.get(f"/inbox/{maria.conversation.pk}/").text
     assert html.count('class="day"') == 3 and ">Hoje</p>" in html
-    oldest = Message.objects.order_by("created_at").first()
-    page = staff.get(f"/inbox/{maria.conversation.pk}/messages/?before={oldest.pk}", **FRAGMENT)
-    assert page.status_code == 200 and "message" not in page.text
+
+
+def test_older_pages_bring_the_messages_and_actions_before_the_first_shown(staff, clinic, member, maria):
+    start = timezone.now() - timedelta(hours=3)
+    for n in range(60):
+        receive_inbound_message(
+            clinic=clinic, phone="5511987654321", content=f"m{n:02d}", happened_at=start + timedelta(minutes=n)
+        )
+        if n == 5:
+            add_conversation_action(conversation=maria.conversation, action_type="appointment_created")
+            ConversationAction.objects.update(created_at=start + timedelta(minutes=5, seconds=30))
+    mark_read(user=member, conversation=maria.conversation, message=Message.objects.order_by("-pk").first())
+    page = staff.get(f"/inbox/{maria.conversation.pk}/").text
+    timeline = page.split('role="log"')[1].split('class="typing-line"')[0]
+    assert timeline.count('class="message ') == 50 and "data-load-older" in timeline
+    assert "Consulta agendada" not in timeline, "before the first message shown: it comes with the older page"
+    oldest_shown = int(re.search(r'data-message-id="(\d+)"', timeline).group(1))
+    older = staff.get(f"/inbox/{maria.conversation.pk}/messages/?before={oldest_shown}", **FRAGMENT).text
+    assert older.count('class="message ') == 11 and "data-load-older" not in older
+    assert older.index(">m05<") < older.index("Consulta agendada") < older.index(">m06<"), "in time order"
+
+
+def test_a_conversation_with_many_unread_opens_at_the_first_of_them(staff, clinic, member, maria):
+    mark_read(user=member, conversation=maria.conversation, message=maria.message)
+    for n in range(70):
+        receive_inbound_message(clinic=clinic, phone="5511987654321", content=f"novo {n}")
+    html = staff.get(f"/inbox/{maria.conversation.pk}/").text
+    first_unread = re.search(r'class="message [^"]*first-unread"[^>]*', html).group(0)
+    assert 'data-first-unread="' in html and "Novas mensagens" in html
+    assert Message.objects.get(pk=int(re.search(r'data-message-id="(\d+)"', first_unread).group(1))).content == "novo 0"
 
 
 def test_a_failed_message_shows_the_reason_and_can_be_resent_once(staff, maria, member, jwt_client):
@@ -161,6 +189,10 @@ def test_a_failed_message_shows_the_reason_and_can_be_resent_once(staff, maria, 
     sent = Message.objects.get(pk=first.json()["id"])
     refused = api.post(f"/api/conversations/{maria.conversation.pk}/messages/{sent.pk}/resend/", {}, format="json")
     assert refused.status_code == 400 and refused.json()["field"] == "message_id"
+    twice = api.post(url, {"client_id": "1b2f8a8e-2f51-4c59-9d0e-4a8f5f0e7c12"}, format="json")
+    assert twice.status_code == 400 and "resent already" in twice.json()["detail"]
+    html = staff.get(f"/inbox/{maria.conversation.pk}/messages/?id={failed.pk}", **FRAGMENT).text
+    assert "Reenviada" in html and "data-resend" not in html
 
 
 def test_user_text_is_shown_as_text_everywhere(staff, clinic):

@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 from conversations import selectors
 from conversations.api import cursors
 from conversations.media import WHATSAPP_MEDIA
-from conversations.models import Conversation, Membership, MessageType
+from conversations.models import Conversation, Membership, Message, MessageType
 from conversations.web.clinics import activate, active_membership
 from conversations.web.presenters import (
     STATUS_LABELS,
@@ -20,6 +20,7 @@ from conversations.web.presenters import (
     TABS,
     TICKS,
     ListFilters,
+    media_limits_text,
     message_sender,
     page_config,
     preview_prefix,
@@ -28,6 +29,7 @@ from conversations.web.presenters import (
 from realtime.events import latest_seq
 
 PAGE_SIZE = 50
+MAX_FIRST_WINDOW = 200
 MESSAGE_TYPES = dict(MessageType.choices)
 BOARD_COLUMN_SIZE = 100
 # Sent by the scripts when they fetch a part of a page rather than the page.
@@ -81,11 +83,12 @@ def list_rows(
 def conversation_context(membership: Membership, conversation: Conversation, names: dict[int, str]) -> dict:
     """The open conversation: its latest messages and actions in time order, header and patient panel."""
     viewer = membership.user
-    messages, has_older = selectors.message_window(conversation, limit=PAGE_SIZE)
-    actions = selectors.actions_of(conversation)
-    if has_older and messages:
-        actions = [a for a in actions if a.created_at >= messages[0].created_at]
     read_up_to = selectors.read_up_to(viewer, conversation) or 0
+    # Enough to reach the first unread message, so the page can open there (within reason).
+    unread = selectors.unread_counts_for(viewer, [conversation.pk]).get(conversation.pk, 0)
+    limit = min(max(PAGE_SIZE, unread + 1), MAX_FIRST_WINDOW)
+    messages, has_older = selectors.message_window(conversation, limit=limit)
+    actions = _actions_between(conversation, messages[0] if has_older and messages else None, None)
     first_unread = None
     for message in messages:
         message.conversation = conversation  # the row already loaded, not one query per message
@@ -102,12 +105,23 @@ def conversation_context(membership: Membership, conversation: Conversation, nam
         "items": items,
         "actions": actions,
         "accept_types": ",".join(sorted(t for types, _ in WHATSAPP_MEDIA.values() for t in types)),
+        "media_limits": media_limits_text(),
         "has_older": has_older,
         "first_unread": first_unread,
         "others": selectors.other_conversations_of(conversation),
         "status_labels": STATUS_LABELS,
         "ticks": TICKS,
     }
+
+
+def _actions_between(conversation: Conversation, first: Message | None, anchor: Message | None) -> list:
+    """The conversation's actions from `first` (None: the beginning) to before `anchor` (None: now)."""
+    actions = selectors.actions_of(conversation)
+    if first is not None:
+        actions = [a for a in actions if a.created_at >= first.created_at]
+    if anchor is not None:
+        actions = [a for a in actions if a.created_at < anchor.created_at]
+    return actions
 
 
 def _staff(membership: Membership) -> tuple[list[Membership], dict[int, str]]:
@@ -128,6 +142,9 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
     With the fragment header, only the conversation's panes (the scripts switch conversation in place).
     """
     clinic = membership.clinic
+    # Read before anything is rendered: the page's stream resumes from here, so a change committed while
+    # the page is built is replayed to it rather than missed.
+    seq = latest_seq(clinic.pk)
     staff, names = _staff(membership)
     context = {"clinic": clinic, "membership": membership, "section": "inbox", "message_types": MESSAGE_TYPES}
     if conversation_id is not None:
@@ -135,12 +152,14 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
         if conversation is None:
             raise Http404("No such conversation in your clinic.")
         context |= conversation_context(membership, conversation, names)
-    if request.headers.get(FRAGMENT_HEADER) == "conversation":
+    if request.headers.get(FRAGMENT_HEADER) in ("conversation", "patient"):
         return render(request, "conversations/_panes.html", context | {"staff": staff})
     filters = ListFilters.from_query(request.GET)
-    # Read before the list: the page's stream resumes from here, so nothing between the two is missed.
-    seq = latest_seq(clinic.pk)
-    rows, next_cursor = list_rows(membership, filters, names)
+    try:  # without scripts, "Mais conversas" is a link to the next page
+        after = cursors.decode_activity(request.GET["cursor"]) if request.GET.get("cursor") else None
+    except ValidationError:
+        after = None
+    rows, next_cursor = list_rows(membership, filters, names, after=after)
     return render(
         request,
         "conversations/inbox.html",
@@ -241,7 +260,7 @@ def timeline_part(request: HttpRequest, membership: Membership, conversation_id:
         wanted = {key: int(request.GET[key]) for key in ("id", "before", "action") if key in request.GET}
     except ValueError:
         return HttpResponse("id, before and action are ids.", status=400, content_type="text/plain")
-    has_older = False
+    has_older, actions = False, []
     if "action" in wanted:
         action = conversation.actions.filter(pk=wanted["action"]).first()
         if action is None:
@@ -258,13 +277,16 @@ def timeline_part(request: HttpRequest, membership: Membership, conversation_id:
         if anchor is None:
             return HttpResponse(status=204)
         messages, has_older = selectors.message_window(conversation, before=anchor, limit=PAGE_SIZE)
+        actions = _actions_between(conversation, messages[0] if has_older and messages else None, anchor)
     else:
         return HttpResponse("Give id or before.", status=400, content_type="text/plain")
     for message in messages:
         message.conversation = conversation
         message.sender_label = message_sender(message, membership.user_id, names)
+    items = [("message", m) for m in messages] + [("action", a) for a in actions]
+    items.sort(key=lambda item: (item[1].created_at, item[0] == "message", item[1].pk))
     context = {
-        "items": [("message", m) for m in messages],
+        "items": items,
         "has_older": has_older,
         "clinic": membership.clinic,
         "conversation": conversation,

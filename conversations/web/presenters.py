@@ -98,6 +98,26 @@ def message_sender(message: Message, viewer_id: int, names: dict[int, str]) -> s
     )
 
 
+MEDIA_LABELS = {
+    "image": "imagens",
+    "sticker": "figurinhas",
+    "video": "vídeos",
+    "audio": "áudios",
+    "document": "documentos",
+}
+
+
+def media_limits_text() -> str:
+    """WhatsApp's limits as the composer shows them, from the same table the server enforces."""
+    from conversations.media import WHATSAPP_MEDIA
+
+    def size(limit: int) -> str:
+        return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+
+    parts = [f"{MEDIA_LABELS[kind]} até {size(limit)}" for kind, (_, limit) in WHATSAPP_MEDIA.items()]
+    return "Arraste ou cole arquivos aqui. " + "; ".join(parts).capitalize() + "."
+
+
 def page_config(*, user_id: int, names: dict[int, str]) -> dict:
     """What the scripts need to word things as the server does."""
     return {
@@ -105,5 +125,7 @@ def page_config(*, user_id: int, names: dict[int, str]) -> dict:
         "staff": names,
         "sender_labels": SENDER_LABELS,
         "status_labels": STATUS_LABELS,
+        "open_button": {"open": "Aberta", "reopen": "Reabrir"},
+        "empty_list": "Nenhuma conversa por aqui.",
         "ticks": {status: {"icon": icon, "label": label} for status, (icon, label) in TICKS.items()},
     }

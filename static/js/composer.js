@@ -82,9 +82,11 @@ export class Composer {
     }
     this.form.addEventListener("dragleave", () => this.form.classList.remove("dragging"));
     this.form.addEventListener("drop", (event) => {
-      event.preventDefault();
       this.form.classList.remove("dragging");
-      this.attach(event.dataTransfer.files[0]);
+      const file = event.dataTransfer.files[0];
+      if (!file) return; // dropped text goes into the box as usual
+      event.preventDefault();
+      this.attach(file);
     });
   }
 
@@ -128,7 +130,7 @@ export class Composer {
     const content = this.text.value.trim();
     if (!content && !this.file) return;
     this.showError("");
-    const outgoing = { content, file: this.file, clientId: newClientId() };
+    const outgoing = { content, file: this.file, clientId: newClientId(), draftKey: this.draftKey };
     this.text.value = "";
     localStorage.removeItem(this.draftKey);
     this.attach(null);
@@ -152,7 +154,7 @@ export class Composer {
       await this.timeline.confirm(outgoing.clientId, message.id);
     } catch (error) {
       const reason = error instanceof HttpError && error.body?.detail ? error.body.detail : "Sem conexão com o servidor.";
-      this.timeline.failPending(outgoing.clientId, reason);
+      this.timeline.failPending(outgoing.clientId, reason, outgoing);
     }
   }
 }

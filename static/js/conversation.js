@@ -9,6 +9,14 @@ const NEAR_BOTTOM_PX = 160;
 const REJOIN_MS = 30000;
 const MESSAGE_EVENTS = new Set(["message:new", "message:updated"]);
 const RECENT_MS = 15000;
+const STATUS_RANK = { pending: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
+
+// A fragment fetched before a newer status arrived must not take the tick back (read → sent).
+function isStale(node, existing) {
+  const fresh = STATUS_RANK[node.dataset.status] ?? 0;
+  const shown = STATUS_RANK[existing.dataset.status] ?? 0;
+  return node.dataset.status !== "failed" && fresh < shown;
+}
 
 export class OpenConversation {
   constructor({ workspace, stream, presence, list, config }) {
@@ -20,6 +28,7 @@ export class OpenConversation {
     this.id = null;
     this.readUpTo = 0;
     this.laterStatus = new Map(); // message id → a status that came before its bubble
+    this.stored = new Set(); // client ids the server has confirmed by a message:new frame
     this.recent = []; // frames of the last seconds, re-applied after a switch (the panes may predate them)
     presence.addEventListener("change", (event) => {
       this.showPresence();
@@ -49,6 +58,8 @@ export class OpenConversation {
     this.workspace.classList.toggle("has-conversation", Boolean(this.id));
     this.list.setCurrent(this.id);
     this.readUpTo = 0;
+    this.olderObserver?.disconnect();
+    this.listTitle = this.listTitle || document.title.replace(/^.* — (Conversas — )/, "$1");
     if (!this.id) return;
     this.composer = new Composer(pane.querySelector(".composer"), {
       conversationId: this.id,
@@ -68,19 +79,24 @@ export class OpenConversation {
   }
 
   async open(id, { push = true } = {}) {
-    if (id === this.id) return;
+    if (id === this.id && !this.opening) return;
+    const request = (this.opening = (this.opening || 0) + 1); // only the latest click wins
     const { html } = await fragment(`/inbox/${id}/`, "conversation");
+    if (request !== this.opening) return;
     this.swap(html);
     if (push) history.pushState({ id }, "", `/inbox/${id}/${this.listQuery()}`);
-    document.title = `${this.pane.querySelector("h2")?.textContent || "Conversa"} — Conversas`;
+    document.title = `${this.pane.querySelector("h2")?.textContent || "Conversa"} — ${this.listTitle}`;
     this.pane.querySelector("textarea")?.focus();
   }
 
   async close({ push = true } = {}) {
     if (!this.id) return;
+    const request = (this.opening = (this.opening || 0) + 1);
     const { html } = await fragment("/inbox/", "conversation");
+    if (request !== this.opening) return;
     this.swap(html);
     if (push) history.pushState({ id: null }, "", `/inbox/${this.listQuery()}`);
+    document.title = this.listTitle;
     this.list.rowOf(this.list.current)?.querySelector(".row-link")?.focus();
   }
 
@@ -142,7 +158,7 @@ export class OpenConversation {
       button.setAttribute("aria-pressed", String(button.dataset.setStatus === conversation.status));
     }
     const reopen = pane.querySelector('[data-set-status="open"]');
-    reopen.textContent = conversation.status === "resolved" ? "Reabrir" : "Aberta";
+    reopen.textContent = this.config.open_button[conversation.status === "resolved" ? "reopen" : "open"];
     pane.querySelector("[data-status-label]").textContent = this.config.status_labels[conversation.status];
     pane.querySelector("[data-assignee-select]").value = conversation.assignee ? String(conversation.assignee.id) : "";
     const mine = pane.querySelector("[data-assign-me]");
@@ -161,9 +177,11 @@ export class OpenConversation {
     if (!this.id) return;
     const viewers = this.presence.viewers(this.id);
     const typists = this.presence.typists(this.id);
-    this.pane.querySelector(".presence .viewers").textContent = viewers.length
-      ? `Vendo agora: ${viewers.join(", ")}`
-      : "";
+    const online = [...this.presence.online.values()].filter(Boolean);
+    const parts = [];
+    if (viewers.length) parts.push(`Vendo agora: ${viewers.join(", ")}`);
+    if (online.length) parts.push(`Online: ${online.join(", ")}`);
+    this.pane.querySelector(".presence .viewers").textContent = parts.join(" · ");
     const line = this.pane.querySelector(".typing-line");
     line.textContent = typists.length ? `${typists.join(", ")} ${typists.length > 1 ? "estão" : "está"} digitando…` : "";
   }
@@ -203,6 +221,7 @@ export class OpenConversation {
   }
 
   apply(frame, remember = true) {
+    if (frame.type === "message:new" && frame.data?.message?.client_id) this.stored.add(frame.data.message.client_id);
     if (remember) {
       this.recent.push({ frame, at: Date.now() });
       if (this.recent.length > 200) this.recent.shift();
@@ -211,7 +230,10 @@ export class OpenConversation {
     const data = frame.data || {};
     if (MESSAGE_EVENTS.has(frame.type)) this.refreshMessage(data.message.id, data.message.client_id);
     else if (frame.type === "message:status") this.showStatus(data);
-    else if (frame.type === "conversation:updated") this.showConversation(data.conversation);
+    else if (frame.type === "conversation:updated") {
+      this.showConversation(data.conversation);
+      if ((data.changed || []).includes("contact") || (data.changed || []).includes("name")) this.refreshPatient();
+    }
     else if (frame.type === "conversation:action") this.refreshAction(data.action.id);
   }
 
@@ -220,6 +242,7 @@ export class OpenConversation {
     const tick = node?.querySelector(".tick");
     if (!node || !tick) {
       this.laterStatus.set(id, status); // its bubble is still being fetched: applied when it is placed
+      if (this.laterStatus.size > 200) this.laterStatus.delete(this.laterStatus.keys().next().value);
       return;
     }
     const rank = ["pending", "sent", "delivered", "read"];
@@ -237,14 +260,25 @@ export class OpenConversation {
   }
 
   async refreshMessage(id, clientId) {
-    const { status, html } = await fragment(`/inbox/${this.id}/messages/?id=${id}`, "message");
-    if (status === 204) return;
+    const conversation = this.id;
+    const { status, html } = await fragment(`/inbox/${conversation}/messages/?id=${id}`, "message");
+    if (status === 204 || conversation !== this.id) return; // switched meanwhile: not this timeline's
     this.place(nodesOf(html), clientId);
   }
 
   async refreshAction(id) {
-    const { status, html } = await fragment(`/inbox/${this.id}/messages/?action=${id}`, "action");
-    if (status !== 204) this.place(nodesOf(html));
+    const conversation = this.id;
+    const { status, html } = await fragment(`/inbox/${conversation}/messages/?action=${id}`, "action");
+    if (status !== 204 && conversation === this.id) this.place(nodesOf(html));
+    this.refreshPatient();
+  }
+
+  async refreshPatient() {
+    const conversation = this.id;
+    const { html } = await fragment(`/inbox/${conversation}/`, "patient");
+    if (conversation !== this.id) return;
+    const panel = nodesOf(html).find((node) => node.id === "patient");
+    if (panel) document.getElementById("patient").replaceWith(panel);
   }
 
   // Put server-rendered items in time order; one already shown (or its pending copy) is replaced in place.
@@ -263,7 +297,7 @@ export class OpenConversation {
       const existing = this.timeline.querySelector(key);
       const pending = clientId && this.timeline.querySelector(`.pending-local[data-client-id="${clientId}"]`);
       if (existing) {
-        existing.replaceWith(node);
+        if (!isStale(node, existing)) existing.replaceWith(node);
         pending?.remove();
       } else if (pending) {
         pending.replaceWith(node);
@@ -346,9 +380,15 @@ export class OpenConversation {
     await this.refreshMessage(messageId, clientId);
   }
 
-  failPending(clientId, reason) {
+  failPending(clientId, reason, outgoing) {
+    if (this.stored.has(clientId)) return; // its message:new came: stored, only the answer was lost
     const node = this.timeline.querySelector(`.pending-local[data-client-id="${clientId}"]`);
-    if (!node) return;
+    if (!node) {
+      // Switched away meanwhile: the text goes back to that conversation's draft, never lost.
+      if (outgoing?.content) localStorage.setItem(outgoing.draftKey, outgoing.content);
+      announce(`Mensagem não enviada: ${reason}. O texto voltou para o rascunho.`);
+      return;
+    }
     const error = node.querySelector(".send-error");
     error.textContent = reason;
     error.hidden = false;

@@ -19,12 +19,16 @@ const list = new ConversationList(document.querySelector(".conversation-list"), 
   query: workspace.dataset.listQuery,
   presence,
   me: settings.user_id,
+  emptyText: settings.empty_list,
 });
 const open = new OpenConversation({ workspace, stream, presence, list, config: settings });
+
+const FRESH_MS = 120000;
 
 function notifyInbound(frame) {
   const message = frame.data?.message;
   if (frame.type !== "message:new" || message?.sender_type !== "patient") return;
+  if (Date.now() - Date.parse(frame.at) > FRESH_MS) return; // replayed after a reconnect: already old news
   const body = message.message_type === "text" ? message.content : `[${message.message_type}] ${message.content}`;
   notifier.inbound({ title: frame.data.conversation.contact.display_name, body, url: `/inbox/${frame.conversation_id}/` });
 }

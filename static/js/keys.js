@@ -10,8 +10,8 @@ export function bindShortcuts(actions) {
   document.querySelector("[data-shortcuts]")?.addEventListener("click", () => help?.showModal());
   document.addEventListener("keydown", (event) => {
     if (event.altKey && !event.ctrlKey && !event.metaKey) {
-      const key = event.key.toLowerCase();
-      const action = { j: actions.next, k: actions.previous, e: actions.resolve }[key];
+      // event.code, not event.key: on a Mac, Option+J types "∆".
+      const action = { KeyJ: actions.next, KeyK: actions.previous, KeyE: actions.resolve }[event.code];
       if (action) {
         event.preventDefault();
         action();

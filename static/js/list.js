@@ -7,8 +7,9 @@ import { fragment, nodesOf } from "./api.js";
 const ROW_EVENTS = new Set(["message:new", "conversation:new", "conversation:updated", "message:read"]);
 
 export class ConversationList {
-  constructor(root, { query, presence, me }) {
+  constructor(root, { query, presence, me, emptyText }) {
     this.root = root;
+    this.emptyText = emptyText;
     this.query = query;
     this.presence = presence;
     this.me = me;
@@ -81,7 +82,7 @@ export class ConversationList {
     if (!rows && !empty && !this.root.querySelector(".more")) {
       const item = document.createElement("li");
       item.className = "empty";
-      item.textContent = "Nenhuma conversa por aqui.";
+      item.textContent = this.emptyText;
       this.root.append(item);
     }
   }
@@ -134,6 +135,7 @@ export class ConversationList {
       this.watchNext();
     } catch (error) {
       delete more.dataset.loading;
+      setTimeout(() => this.watchNext(), 5000); // try again when it comes into view
     }
   }
 }

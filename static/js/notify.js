@@ -2,7 +2,7 @@
 // the first interaction: browsers forbid sound before it), desktop notifications once allowed, and a
 // mute switch remembered per user on this browser.
 
-const BASE_TITLE = document.title;
+const COUNT_PREFIX = /^\(\d+\) /;
 
 export class Notifier {
   constructor(userId) {
@@ -53,7 +53,7 @@ export class Notifier {
   inbound({ title, body, url }) {
     if (!document.hidden && document.hasFocus()) return;
     this.unseen += 1;
-    document.title = `(${this.unseen}) ${BASE_TITLE}`;
+    document.title = `(${this.unseen}) ${document.title.replace(COUNT_PREFIX, "")}`;
     if (!this.muted && this.interacted) this.beep();
     if ("Notification" in window && Notification.permission === "granted") {
       const note = new Notification(title, { body, tag: url, silent: true });
@@ -66,7 +66,7 @@ export class Notifier {
 
   clear() {
     this.unseen = 0;
-    document.title = BASE_TITLE;
+    document.title = document.title.replace(COUNT_PREFIX, "");
   }
 
   beep() {

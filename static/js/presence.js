@@ -20,7 +20,7 @@ export class Presence extends EventTarget {
   async load() {
     try {
       const body = await api("GET", "/api/presence/");
-      for (const user of body.online) if (user.id !== this.me) this.online.set(user.id, user.name);
+      this.online = new Map(body.online.filter((user) => user.id !== this.me).map((user) => [user.id, user.name]));
       this.changed();
     } catch (error) {
       /* the stream's user:status frames fill it in */

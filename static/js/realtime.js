@@ -11,6 +11,7 @@ const GAP_WAIT_MS = 500;
 const WAKE_CHECK_MS = 5000;
 const WAKE_GAP_MS = 15000; // a timer that fired this late means the laptop slept
 const POLL_AFTER_FAILURES = 2;
+const PONG_WAIT_MS = 5000;
 
 export function backoffDelay(failures, random = Math.random) {
   // 1, 2, 4, 8, 16 s, then every 30 s, never giving up; ±20 % jitter so a restart is not a stampede.
@@ -89,8 +90,19 @@ export class ClinicStream {
   retryNow(wokeUp = false) {
     if (this.stopped) return;
     if (wokeUp && this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.send({ type: "ping" }); // a socket that slept may be dead without knowing: it will close if so
+      // A socket that slept may be dead without knowing: no pong soon means start a new one.
+      const ws = this.ws;
+      this.send({ type: "ping" });
+      clearTimeout(this.pongTimer);
+      this.pongTimer = setTimeout(() => {
+        if (ws === this.ws) ws.close();
+      }, PONG_WAIT_MS);
       return;
+    }
+    if (this.ws && this.ws.readyState === WebSocket.CONNECTING) {
+      const stale = this.ws; // an attempt made while things were down may hang: start a fresh one
+      this.ws = null;
+      stale.close();
     }
     this.failures = Math.min(this.failures, 1);
     this.connect();
@@ -108,6 +120,8 @@ export class ClinicStream {
     if (frame.type === "hello") {
       this.failures = 0;
       this.polling = false;
+      this.pollRun = (this.pollRun || 0) + 1; // a long-poll still out ends quietly
+      clearTimeout(this.pongTimer);
       this.ws.send(JSON.stringify({ type: "resume", after: this.last }));
       this.setState("live");
       this.emit("frame", frame);
@@ -118,6 +132,7 @@ export class ClinicStream {
       this.emit("frame", frame);
       return;
     }
+    if (frame.type === "pong") clearTimeout(this.pongTimer);
     if (frame.seq === undefined || frame.seq === null || frame.type === "pong" || frame.type === "resumed") {
       this.emit("frame", frame);
       return;
@@ -187,18 +202,23 @@ export class ClinicStream {
     this.retryTimer = setTimeout(() => this.connect(), backoffDelay(this.failures));
   }
 
-  // While WebSocket keeps failing, long-poll; a hello on a new socket (in receive) ends it.
+  // While WebSocket keeps failing, long-poll; a hello on a new socket (in receive) ends it. Each run has
+  // a token, so a long-poll that returns after the socket came back changes nothing.
   async poll() {
+    const run = (this.pollRun = (this.pollRun || 0) + 1);
+    const current = () => this.polling && !this.stopped && this.pollRun === run;
     this.polling = true;
     let misses = 0;
-    while (this.polling && !this.stopped) {
+    this.setState("polling");
+    while (current()) {
       try {
-        this.setState(misses ? "disconnected" : "polling");
-        if (!(await this.fetchAfter())) return;
+        const ok = await this.fetchAfter();
+        if (!ok) return;
         misses = 0;
-        this.setState("polling");
+        if (current()) this.setState("polling");
       } catch (error) {
         misses += 1;
+        if (!current()) return;
         this.setState("disconnected");
         await new Promise((resolve) => setTimeout(resolve, backoffDelay(Math.min(misses, 4))));
       }

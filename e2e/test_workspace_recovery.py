@@ -1,0 +1,136 @@
+"""The workspace when things go wrong or run long: WebSocket refused (long-poll until it is back), a send
+that fails and is tried again, drafts across switching and reloading, older messages on scrolling up,
+and the tab title counting what arrives while the tab is in the background."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import mark_read
+from e2e.conftest import live, log_in, patient_writes, post_webhook
+from e2e.test_workspace import bubbles, open_as
+from realtime.tests.test_scale_out import server_env
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def desk(real_passwords, clinic, member, whatsapp_channel):
+    """Júlia, and Maria's conversation with 60 messages over the last hours; Carlos's with one."""
+    whatsapp_channel.simulated = True
+    whatsapp_channel.save(update_fields=["simulated"])
+    start = timezone.now() - timedelta(hours=2)
+    for n in range(60):
+        maria = receive_inbound_message(
+            clinic=clinic,
+            phone="5511987654321",
+            contact_name="Maria Souza",
+            content=f"Mensagem {n:02d}",
+            happened_at=start + timedelta(minutes=n),
+        )
+    mark_read(user=member, conversation=maria.conversation, message=maria.message)  # read: opens at the bottom
+    carlos = receive_inbound_message(clinic=clinic, phone="5511922220002", contact_name="Carlos Lima", content="Oi")
+    return {"julia": real_passwords(member), "maria": maria.conversation.pk, "carlos": carlos.conversation.pk}
+
+
+def test_without_websocket_the_page_long_polls_then_goes_back_to_it(desk, serve, browser):
+    host = serve(server_env())
+    context = browser.new_context()
+    allowed = {"on": False}
+
+    def route(ws):
+        if allowed["on"]:
+            ws.connect_to_server()
+        else:
+            ws.close()
+
+    context.route_web_socket("**/ws/", route)
+    page = context.new_page()
+    log_in(page, host, desk["julia"])
+    page.goto(f"http://{host}/inbox/{desk['carlos']}/")
+    expect(page.locator(".connection-label")).to_have_text("Modo offline", timeout=15_000)
+    assert post_webhook(host, patient_writes("Carlos Lima", "5511922220002", "Chegou pelo long-poll")) == 200
+    expect(bubbles(page, "Chegou pelo long-poll")).to_have_count(1, timeout=10_000)
+    allowed["on"] = True
+    page.get_by_role("button", name="Tentar agora").click()
+    live(page)
+    assert post_webhook(host, patient_writes("Carlos Lima", "5511922220002", "De volta ao tempo real")) == 200
+    expect(bubbles(page, "De volta ao tempo real")).to_have_count(1, timeout=10_000)
+    expect(bubbles(page, "Chegou pelo long-poll")).to_have_count(1)
+
+
+@pytest.mark.parametrize("fault", ["refused", "answer lost"])
+def test_a_failed_send_is_shown_once_and_tried_again_when_it_did_not_arrive(desk, serve, browser, fault):
+    host = serve(server_env())
+    page = open_as(browser, host, desk["julia"], f"/inbox/{desk['carlos']}/")
+    failing = {"on": True}
+
+    def messages_route(route):
+        if failing["on"] and route.request.method == "POST":
+            failing["on"] = False
+            if fault == "answer lost":
+                route.fetch()  # the server stores it, and the answer is lost on the way back
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/conversations/*/messages/", messages_route)
+    page.get_by_role("textbox", name="Mensagem").fill("Confirmado!")
+    page.get_by_role("textbox", name="Mensagem").press("Enter")
+    if fault == "refused":
+        page.get_by_role("button", name="Tentar de novo").click(timeout=10_000)
+    confirmed = page.locator(".timeline .message[data-message-id]", has_text="Confirmado!")
+    expect(confirmed).to_have_count(1, timeout=10_000)  # stored, and confirmed in place
+    expect(bubbles(page, "Confirmado!")).to_have_count(1)
+    expect(page.get_by_role("textbox", name="Mensagem")).to_have_value("")
+    page.reload()
+    expect(bubbles(page, "Confirmado!")).to_have_count(1, timeout=10_000)
+
+
+def test_a_draft_survives_switching_and_reloading(desk, serve, browser):
+    host = serve(server_env())
+    page = open_as(browser, host, desk["julia"], f"/inbox/{desk['carlos']}/")
+    page.get_by_role("textbox", name="Mensagem").fill("Rascunho para o Carlos")
+    page.locator(".conversation", has_text="Maria Souza").locator(".row-link").click()
+    expect(page.locator(".conversation-pane h2")).to_have_text("Maria Souza", timeout=10_000)
+    expect(page.get_by_role("textbox", name="Mensagem")).to_have_value("")
+    page.go_back()
+    expect(page.get_by_role("textbox", name="Mensagem")).to_have_value("Rascunho para o Carlos", timeout=10_000)
+    page.reload()
+    expect(page.get_by_role("textbox", name="Mensagem")).to_have_value("Rascunho para o Carlos", timeout=10_000)
+
+
+def test_older_messages_load_on_scrolling_up_keeping_the_readers_place(desk, serve, browser):
+    host = serve(server_env())
+    page = open_as(browser, host, desk["julia"], f"/inbox/{desk['maria']}/")
+    expect(page.locator(".timeline .message")).to_have_count(50)
+    oldest_shown = page.locator(".timeline .message").first
+    expect(oldest_shown).to_contain_text("Mensagem 10")
+    page.locator(".timeline").evaluate("timeline => { timeline.scrollTop = 0; }")
+    expect(page.locator(".timeline .message")).to_have_count(60, timeout=10_000)
+    expect(page.locator(".timeline .message").first).to_contain_text("Mensagem 00")
+    expect(page.locator(".timeline .message", has_text="Mensagem 10")).to_be_in_viewport()
+    assert page.locator(".timeline .older").count() == 0, "nothing older is left"
+
+
+def test_the_tab_title_counts_new_messages_while_the_tab_is_in_the_background(desk, serve, browser):
+    host = serve(server_env())
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, host, desk["julia"])
+    page.goto(f"http://{host}/inbox/")
+    live(page)
+    title = page.title()
+    # Playwright tells every page it has the focus; a real browser tells only the tab in front.
+    context.new_cdp_session(page).send("Emulation.setFocusEmulationEnabled", {"enabled": False})
+    other = context.new_page()  # the receptionist switched to another tab
+    other.goto("about:blank")
+    other.bring_to_front()
+    assert post_webhook(host, patient_writes("Renata Dias", "5521933330003", "Olá?", int(time.time()))) == 200
+    expect(page).to_have_title(f"(1) {title}", timeout=10_000)
+    page.bring_to_front()
+    expect(page).to_have_title(title, timeout=5_000)
