@@ -117,20 +117,25 @@ def test_older_messages_load_on_scrolling_up_keeping_the_readers_place(desk, ser
     assert page.locator(".timeline .older").count() == 0, "nothing older is left"
 
 
-def test_the_tab_title_counts_new_messages_while_the_tab_is_in_the_background(desk, serve, browser):
+def test_in_a_background_tab_the_title_counts_and_nothing_is_marked_read_until_it_is_back(desk, serve, browser):
     host = serve(server_env())
     context = browser.new_context()
     page = context.new_page()
     log_in(page, host, desk["julia"])
-    page.goto(f"http://{host}/inbox/")
+    page.goto(f"http://{host}/inbox/{desk['carlos']}/")
     live(page)
     title = page.title()
+    carlos = page.locator(".conversation", has_text="Carlos Lima")
+    expect(carlos.locator(".unread")).to_have_count(0, timeout=10_000)  # open and focused: read
     # Playwright tells every page it has the focus; a real browser tells only the tab in front.
     context.new_cdp_session(page).send("Emulation.setFocusEmulationEnabled", {"enabled": False})
     other = context.new_page()  # the receptionist switched to another tab
     other.goto("about:blank")
     other.bring_to_front()
-    assert post_webhook(host, patient_writes("Renata Dias", "5521933330003", "Olá?", int(time.time()))) == 200
+    assert post_webhook(host, patient_writes("Carlos Lima", "5511922220002", "Alguém aí?", int(time.time()))) == 200
     expect(page).to_have_title(f"(1) {title}", timeout=10_000)
+    expect(bubbles(page, "Alguém aí?")).to_have_count(1)
+    expect(carlos.locator(".unread")).to_have_text("1")  # shown, but not read by anyone yet
     page.bring_to_front()
     expect(page).to_have_title(title, timeout=5_000)
+    expect(carlos.locator(".unread")).to_have_count(0, timeout=10_000)
