@@ -1,7 +1,9 @@
-"""The read cache (DESIGN §7): list and detail reads per clinic under a version that every commit bumps.
+"""The read cache (DESIGN §7): list and detail reads under versions that the commits touching them bump.
 
-Keys are `<name>:<clinic>:<version>:<hash of the query>`; a committed change increments the clinic's
-version, so old entries are simply never read again (no key scan) and expire by TTL. If the cache cannot
+Keys are `<name>:<clinic>:<clinic version>:<scope version>:<hash of the query>`. The scope is the
+clinic's list, or one conversation's detail: a status tick bumps only its conversation's detail, a new
+message the list and that detail, a clinic-wide change (a bulk load) the clinic version. Old entries are
+simply never read again (no key scan) and expire by TTL. If the cache cannot
 be reached, reads go to the database, the failure is counted, and the cache is left alone for a few
 seconds; a version bump that failed is retried when it can be reached again.
 """
@@ -45,7 +47,7 @@ class CacheStats:
 _stats: dict[str, CacheStats] = defaultdict(CacheStats)
 _lock = threading.Lock()
 _down_until = 0.0
-_pending_bumps: set[int] = set()
+_pending_bumps: set[str] = set()
 
 
 def enabled() -> bool:
@@ -65,8 +67,16 @@ def reset_stats() -> None:
         _down_until = 0.0
 
 
-def _version_key(clinic_id: int) -> str:
+def clinic_scope(clinic_id: int) -> str:
     return f"clinic-version:{clinic_id}"
+
+
+def list_scope(clinic_id: int) -> str:
+    return f"list-version:{clinic_id}"
+
+
+def detail_scope(conversation_id: int) -> str:
+    return f"detail-version:{conversation_id}"
 
 
 def _mark_down(what: str) -> None:
@@ -80,42 +90,52 @@ def _reachable() -> bool:
     if time.monotonic() < _down_until:
         return False
     while _pending_bumps:
-        clinic_id = _pending_bumps.pop()
-        if not _bump(clinic_id):
+        scope = _pending_bumps.pop()
+        if not _bump(scope):
             return False
     return True
 
 
-def _bump(clinic_id: int) -> bool:
+def _bump(scope: str) -> bool:
     try:
         try:
-            cache.incr(_version_key(clinic_id))
+            cache.incr(scope)
         except ValueError:  # no version yet (or evicted): start from the clock, above any earlier value
-            cache.set(_version_key(clinic_id), time.time_ns(), None)
+            cache.set(scope, time.time_ns(), None)
     except Exception:
-        _pending_bumps.add(clinic_id)
+        _pending_bumps.add(scope)
         _mark_down("bump")
         return False
     return True
 
 
-def bump_clinic_version(clinic_id: int) -> None:
-    """Make every cached read of the clinic stale; call after a commit (signals do)."""
+def bump(*scopes: str) -> None:
+    """Make the cached reads of these scopes stale; call after a commit (the signals do)."""
     if enabled():
-        _bump(clinic_id)
+        for scope in scopes:
+            _bump(scope)
 
 
-def _current_version(clinic_id: int) -> int:
-    key = _version_key(clinic_id)
-    version = cache.get(key)
-    if version is None:
-        cache.add(key, time.time_ns(), None)
-        version = cache.get(key)
-    return version
+def bump_clinic_version(clinic_id: int) -> None:
+    """Make every cached read of the clinic stale (after a bulk load, which sends no signals)."""
+    bump(clinic_scope(clinic_id))
 
 
-def cached[T](name: str, clinic_id: int, query: tuple, compute: Callable[[], T]) -> T:
-    """`compute()`'s result for this clinic and query, from the cache when the clinic has not changed."""
+def _versions(*scopes: str) -> list[int]:
+    """The current version of each scope, in one round trip when they all exist."""
+    found = cache.get_many(scopes)
+    for scope in scopes:
+        if found.get(scope) is None:
+            cache.add(scope, time.time_ns(), None)
+            found[scope] = cache.get(scope)
+    return [found[scope] for scope in scopes]
+
+
+def cached[T](
+    name: str, clinic_id: int, query: tuple, compute: Callable[[], T], *, conversation_id: int | None = None
+) -> T:
+    """`compute()`'s result for this query, from the cache while nothing it shows has changed: the clinic's
+    list, or with `conversation_id` that conversation's detail."""
     if not enabled():
         return compute()
     stat = _stats[name]
@@ -125,7 +145,9 @@ def cached[T](name: str, clinic_id: int, query: tuple, compute: Callable[[], T])
     started = time.perf_counter()
     digest = hashlib.sha1(json.dumps(query, default=str).encode(), usedforsecurity=False).hexdigest()[:20]
     try:
-        key = f"{name}:{clinic_id}:{_current_version(clinic_id)}:{digest}"
+        scope = list_scope(clinic_id) if conversation_id is None else detail_scope(conversation_id)
+        clinic_version, scope_version = _versions(clinic_scope(clinic_id), scope)
+        key = f"{name}:{clinic_id}:{clinic_version}:{scope_version}:{digest}"
         value = cache.get(key)
     except Exception:
         stat.errors += 1

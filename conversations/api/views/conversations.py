@@ -70,7 +70,11 @@ class ConversationDetailView(ClinicAPIView):
         """The conversation, its latest 50 messages (oldest first) with attachments, and its actions."""
         conversation = self.get_conversation(conversation_id)
         shared = read_cache.cached(
-            "conversation_detail", self.clinic.pk, (conversation.pk,), lambda: self._shared(conversation)
+            "conversation_detail",
+            self.clinic.pk,
+            (conversation.pk,),
+            lambda: self._shared(conversation),
+            conversation_id=conversation.pk,
         )
         return Response({**shared, "read_up_to": selectors.read_up_to(request.user, conversation)})
 

@@ -7,6 +7,7 @@ from django.core.cache import cache
 from conversations import read_cache
 from conversations.actions.conversations import set_conversation_status
 from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import send_outbound_message, update_message_status
 from conversations.models import Role
 
 pytestmark = pytest.mark.django_db(transaction=True)  # invalidation runs on commit, so tests must commit
@@ -103,7 +104,7 @@ def test_a_bump_lost_while_redis_was_down_is_applied_when_it_returns(
         down.setattr(cache, "incr", unreachable)
         down.setattr(cache, "set", unreachable)
         receive_inbound_message(clinic=clinic, phone="5511987654321", content="Durante a queda")
-    assert read_cache._pending_bumps == {clinic.pk}
+    assert read_cache.list_scope(clinic.pk) in read_cache._pending_bumps
     monkeypatch.setattr(read_cache, "_down_until", 0.0)  # the back-off has run out: Redis is back
     assert api.get(LIST).json()["results"][0]["last_message"]["content"] == "Durante a queda"
     assert list_stats()["bypassed"] == 0 and not read_cache._pending_bumps
@@ -119,3 +120,51 @@ def test_metrics_are_for_clinic_admins_and_support(jwt_client, member, clinic, m
     support = django_user_model.objects.create_superuser("suporte", "s@example.com", "senha-forte-123")
     client.force_login(support)
     assert client.get("/api/metrics/").status_code == 200
+
+
+def detail_stats() -> dict:
+    return read_cache.stats().get("conversation_detail", {})
+
+
+def test_a_status_tick_refreshes_its_conversation_but_leaves_the_list_and_other_details_cached(
+    jwt_client, member, clinic, conversation
+):
+    other = receive_inbound_message(clinic=clinic, phone="5511922220002", content="Outra").conversation
+    api = jwt_client(member)
+    sent = send_outbound_message(conversation=conversation, sender=member, content="Olá").message
+    for url in (LIST, f"{LIST}{conversation.pk}/", f"{LIST}{other.pk}/"):
+        api.get(url)
+    before_list, before_detail = dict(list_stats()), dict(detail_stats())
+
+    update_message_status(message=sent, status="delivered")
+    assert api.get(LIST).status_code == 200
+    assert list_stats()["hits"] == before_list["hits"] + 1, "the list does not show ticks: still cached"
+    assert api.get(f"{LIST}{other.pk}/").status_code == 200
+    assert detail_stats()["hits"] == before_detail["hits"] + 1, "another conversation's detail: still cached"
+    shown = api.get(f"{LIST}{conversation.pk}/").json()["messages"][-1]
+    assert shown["status"] == "delivered", "never stale"
+    assert detail_stats()["misses"] == before_detail["misses"] + 1
+
+
+def test_a_renamed_contact_shows_in_the_list_and_in_each_of_its_conversations(jwt_client, member, conversation):
+    from conversations.actions.support import save_by_support
+
+    api = jwt_client(member)
+    api.get(LIST), api.get(f"{LIST}{conversation.pk}/")
+    contact = conversation.contact
+    contact.name = "Maria Souza Lima"
+    save_by_support(obj=contact, actor=member, editable=["name"])
+    assert api.get(LIST).json()["results"][0]["contact"]["name"] == "Maria Souza Lima"
+    assert api.get(f"{LIST}{conversation.pk}/").json()["conversation"]["contact"]["name"] == "Maria Souza Lima"
+
+
+def test_an_action_refreshes_the_detail_only(jwt_client, member, conversation):
+    from conversations.actions.conversations import add_conversation_action
+
+    api = jwt_client(member)
+    api.get(LIST), api.get(f"{LIST}{conversation.pk}/")
+    hits = list_stats()["hits"]
+    add_conversation_action(conversation=conversation, action_type="appointment_created")
+    api.get(LIST)
+    assert list_stats()["hits"] == hits + 1
+    assert [a["action_type"] for a in api.get(f"{LIST}{conversation.pk}/").json()["actions"]] == ["appointment_created"]
