@@ -1,9 +1,10 @@
 """The /ws/ consumer: one user in one clinic, receiving the clinic's event frames in seq order.
 
 Authentication: the session cookie, an `Authorization: Bearer` header on the handshake, or an `auth` frame
-within 5 s. Durable frames carry `seq`, and one connection sends them in seq order: it drops duplicates,
-fills gaps from the event log, and on `resume` replays the log before releasing the live frames it held
-since `hello`, so a client misses nothing, sees nothing twice and never sees a later seq first.
+within 5 s. Durable frames carry `seq`, and one connection sends them in seq order: it drops duplicates
+and fills gaps from the event log. The resume point comes with the connection (`/ws/?after=<seq>`): the
+log after it is replayed right after `hello`, then the live frames follow, so a client misses nothing,
+sees nothing twice and never sees a later seq first; without it the connection is live at once.
 """
 
 import asyncio
@@ -11,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -32,6 +34,7 @@ from realtime.ratelimit import FrameRateLimit
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
+CLOSE_BAD_REQUEST = 4400  # the connection's URL is malformed (a non-numeric ?after=)
 REPLAY_LIMIT = 1000  # beyond this many missed events a client reloads over HTTP ("resync")
 TYPING_MIN_INTERVAL = 2.0
 
@@ -42,11 +45,9 @@ class ClientGone(Exception):
 
 class ClinicConsumer(AsyncWebsocketConsumer):
     caller: Caller | None = None
-    last_seq = 0  # the last durable seq this connection sent (or, until a resume, the seq of hello)
+    last_seq = 0  # the last durable seq this connection sent (from hello on)
     hello_seq = 0
-    # Live durable frames (seq → text) that arrived after hello and before the client's first frame. A
-    # resume replays what came before hello; holding these until then keeps the connection in seq order.
-    held: dict[int, str] | None = None
+    resume_after: int | None = None  # from /ws/?after=<seq>
 
     async def __call__(self, scope, receive, send):
         # The channel layer can fail under a live socket (Redis restarted). Rather than drop the connection
@@ -89,11 +90,18 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         self.durable = asyncio.Lock()
         # Accepted before checking, so that the client receives the close code rather than a bare 403.
         await self.accept()
-        if b"token" in self.scope.get("query_string", b"").lower():
+        query = self.scope.get("query_string", b"")
+        if b"token" in query.lower():
             await self.refuse(
                 Refused(auth.CLOSE_NOT_AUTHENTICATED, "tokens in the URL are refused; send a header or an auth frame")
             )
             return
+        after = parse_qs(query.decode("latin-1")).get("after")
+        if after is not None:
+            if not after[0].isdigit() or len(after[0]) > 18:
+                await self.refuse(Refused(CLOSE_BAD_REQUEST, "after must be the last seq you have, a whole number"))
+                return
+            self.resume_after = int(after[0])
         try:
             user = self.scope.get("user")
             if user is not None and user.is_authenticated:
@@ -114,12 +122,26 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             await self.refuse(Refused(auth.CLOSE_AUTH_TIMEOUT, "no auth frame within 5 seconds"))
 
     async def start(self, caller: Caller) -> None:
+        # Under the durable lock: a live frame that arrives meanwhile waits, and goes out after hello and
+        # the replay, in seq order.
+        async with self.durable:
+            await self.greet(caller)
+        try:
+            change = await presence.connect(self.clinic_id, self.user_id, self.connection_id)
+            if change:
+                await self.announce(change)
+        except Exception:
+            logger.warning("presence unavailable; the connection goes on without it", exc_info=True)
+        self.spawn(self.watch)
+
+    async def greet(self, caller: Caller) -> None:
+        """Join the clinic's broadcast, say hello with the clinic's latest seq, and replay what the client
+        missed before it (`?after=`). Call with `self.durable` held."""
         self.caller = caller
         self.clinic_id = caller.membership.clinic_id
         self.user_id = caller.membership.user_id
         await self.channel_layer.group_add(clinic_group(self.clinic_id), self.channel_name)
         self.last_seq = self.hello_seq = await database_sync_to_async(latest_seq)(self.clinic_id)
-        self.held = {}
         user, clinic = caller.membership.user, caller.membership.clinic
         await self.send_json(
             {
@@ -133,14 +155,8 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 "seq": self.last_seq,
             }
         )
-        try:
-            change = await presence.connect(self.clinic_id, self.user_id, self.connection_id)
-            if change:
-                await self.announce(change)
-        except Exception:
-            logger.warning("presence unavailable; the connection goes on without it", exc_info=True)
-        self.spawn(self.watch)
-        self.spawn(self.stop_holding_later)
+        if self.resume_after is not None:
+            await self.replay(self.resume_after, upto=self.hello_seq)
 
     def spawn(self, work) -> None:
         self.background.append(asyncio.create_task(self.guarded(work)))
@@ -158,12 +174,6 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 await self.close(code=1011)
             except Exception:
                 logger.debug("ws: the socket was already gone", exc_info=True)
-
-    async def stop_holding_later(self) -> None:
-        """A client that sends nothing after hello (it has nothing to resume) gets its live frames anyway."""
-        await asyncio.sleep(settings.WS_RESUME_WAIT_MS / 1000)
-        async with self.durable:
-            await self.release_held()
 
     async def refuse(self, refused: Refused) -> None:
         logger.info("ws refused (%s): %s", refused.code, refused.reason)
@@ -219,8 +229,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             except Exception:
                 logger.warning("ws: presence or channel layer unavailable; catching up from the log", exc_info=True)
             async with self.durable:
-                if self.held is None:  # while holding, the resume (or its deadline) sends the log first
-                    await self.catch_up()
+                await self.catch_up()
 
     # --- Frames from the server ---------------------------------------------------------------------
 
@@ -234,10 +243,6 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=message["text"])
             return
         async with self.durable:
-            if self.held is not None:
-                if seq > self.last_seq:
-                    self.held[seq] = message["text"]
-                return
             await self.send_durable(seq, message["text"])
 
     async def send_durable(self, seq: int, text: str) -> None:
@@ -250,12 +255,6 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 return
         await self.send(text_data=text)
         self.last_seq = seq
-
-    async def release_held(self) -> None:
-        """Stop holding live frames and send those held, in seq order. Call with `self.durable` held."""
-        held, self.held = self.held, None
-        for seq in sorted(held or ()):
-            await self.send_durable(seq, held[seq])
 
     async def catch_up(self, until: int | None = None) -> bool:
         """Send what the log has after the last seq sent; False (and a resync) when too much is missing."""
@@ -300,9 +299,6 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         if self.caller is None:
             await self.authenticate_by_frame(frame)
             return
-        if self.held is not None and frame.type != "resume":
-            async with self.durable:  # the client is not resuming: what arrived since hello goes out now
-                await self.release_held()
         handler = getattr(self, "on_" + frame.type.replace(":", "_"))
         await handler(frame.data)
 
@@ -324,16 +320,10 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "pong", "seq": self.last_seq})
 
     async def on_resume(self, data: dict) -> None:
-        """Replay what the client missed before hello, then the live frames held since: all in seq order.
-
-        Sent later than the client's first frame after hello, a resume still replays what came before hello,
-        but live frames have gone out meanwhile: the client must order by seq (DESIGN §4 asks it to send
-        resume at once).
-        """
-        after = data["after"]
+        """Replay what came before hello after `after`, for clients that resume by frame rather than with
+        `/ws/?after=`: live frames may have gone out first, so such a client orders by seq."""
         async with self.durable:
-            await self.replay(after, upto=self.hello_seq)
-            await self.release_held()
+            await self.replay(data["after"], upto=self.hello_seq)
 
     async def replay(self, after: int, upto: int) -> None:
         if after > upto:  # a seq this clinic never had (a restored database): start over

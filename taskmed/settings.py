@@ -180,9 +180,6 @@ WS_FRAMES_PER_MINUTE = env_int("WS_FRAMES_PER_MINUTE", 100)
 WS_RECHECK_SECONDS = env_int("WS_RECHECK_SECONDS", 30)
 # A connection without a session or Authorization header must send {"type": "auth"} within this.
 WS_AUTH_TIMEOUT_SECONDS = env_int("WS_AUTH_TIMEOUT_SECONDS", 5)
-# After hello, live events wait for the client's first frame (its resume) at most this long, so that a
-# resuming client receives the replay and the live events in seq order.
-WS_RESUME_WAIT_MS = env_int("WS_RESUME_WAIT_MS", 1000)
 # GET /api/events/ waits this long for an event before answering empty.
 LONGPOLL_SECONDS = env_int("LONGPOLL_SECONDS", 25)
 

@@ -37,7 +37,6 @@ def forget_presence(settings) -> None:
 @pytest.fixture(autouse=True)
 def quick_timers(settings):
     settings.WS_AUTH_TIMEOUT_SECONDS = 0.3
-    settings.WS_RESUME_WAIT_MS = 200  # tests that do not resume need not wait the default second
     forget_presence(settings)
     yield
     presence.reset_store()
@@ -67,8 +66,8 @@ async def connect(headers=(), path="/ws/", origin=ORIGIN) -> WebsocketCommunicat
     return communicator
 
 
-async def as_member(user, clinic) -> WebsocketCommunicator:
-    ws = await connect([(b"cookie", await database_sync_to_async(session_cookie)(user, clinic))])
+async def as_member(user, clinic, path="/ws/") -> WebsocketCommunicator:
+    ws = await connect([(b"cookie", await database_sync_to_async(session_cookie)(user, clinic))], path=path)
     assert (await frame(ws))["type"] == "hello"
     return ws
 
@@ -415,13 +414,10 @@ async def test_a_read_frame_marks_read_and_every_screen_is_told(clinic, member):
 # --- Resume -------------------------------------------------------------------------------------------
 
 
-async def test_resume_replays_what_was_missed_then_continues_live_in_seq_order(settings, clinic, member):
-    settings.WS_RESUME_WAIT_MS = 60_000
+async def test_a_resume_point_on_connect_replays_what_was_missed_then_goes_live_in_seq_order(clinic, member):
     await database_sync_to_async(lambda: [receive(clinic, f"m{n}", external_id=f"w{n}") for n in range(3)])()
-    ws = await as_member(member, clinic)  # hello says seq 4: conversation:new + 3 × message:new
-    # An event commits between hello and the client's resume: its live frame must not overtake the replay.
-    await database_sync_to_async(receive)(clinic, "ao vivo", external_id="w9")
-    await ws.send_to(text_data=json.dumps({"type": "resume", "after": 1}))
+    ws = await as_member(member, clinic, path="/ws/?after=1")  # hello: seq 4 (conversation:new + 3 messages)
+    await database_sync_to_async(receive)(clinic, "ao vivo", external_id="w9")  # live, after hello
     got = []
     while len(got) < 5:
         received = await reply(ws)
@@ -432,29 +428,24 @@ async def test_resume_replays_what_was_missed_then_continues_live_in_seq_order(s
     await ws.disconnect()
 
 
-async def test_a_client_that_does_not_resume_gets_live_frames_after_the_wait(settings, clinic, member):
-    settings.WS_RESUME_WAIT_MS = 200
+async def test_without_a_resume_point_a_connection_is_live_at_once(clinic, member):
     ws = await as_member(member, clinic)
     await database_sync_to_async(receive)(clinic, "Oi")
+    started = asyncio.get_running_loop().time()
     assert [(await frame(ws, durable_only=True))["seq"] for _ in range(2)] == [1, 2]
+    assert asyncio.get_running_loop().time() - started < 0.9, "no wait for a resume that is not coming"
     await ws.disconnect()
 
 
-async def test_a_first_frame_other_than_resume_releases_the_live_frames_at_once(settings, clinic, member):
-    settings.WS_RESUME_WAIT_MS = 60_000
-    ws = await as_member(member, clinic)
-    await database_sync_to_async(receive)(clinic, "Oi")
-    await ws.send_to(text_data='{"type": "ping"}')
-    # The frames reach the socket through the channel layer before or after the ping: either way they go
-    # out now, not after the 60-second wait (reply() gives up after 5 s).
-    got = [await reply(ws) for _ in range(3)]
-    assert [(f["type"], f["seq"]) for f in got if f["type"] != "pong"] == [("conversation:new", 1), ("message:new", 2)]
-    assert [f["type"] for f in got].count("pong") == 1
-    await ws.disconnect()
+@pytest.mark.parametrize("after", ["abc", "-1", "1e3", "9" * 30])
+async def test_a_resume_point_that_is_not_a_seq_closes_with_4400(clinic, member, after):
+    ws = await connect(
+        [(b"cookie", await database_sync_to_async(session_cookie)(member, clinic))], path=f"/ws/?after={after}"
+    )
+    assert await closed_with(ws) == 4400
 
 
-async def test_a_late_resume_replays_only_what_came_before_hello(settings, clinic, member):
-    settings.WS_RESUME_WAIT_MS = 60_000
+async def test_a_resume_frame_still_replays_what_came_before_hello(clinic, member):
     await database_sync_to_async(receive)(clinic, "antes", external_id="w1")  # seqs 1, 2
     ws = await as_member(member, clinic)
     await ws.send_to(text_data='{"type": "ping"}')

@@ -59,11 +59,11 @@ class Client:
     async def session(self, seconds: float, resume: bool = True) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         self.sessions += 1
-        async with connect(f"ws://{self.host}/ws/", additional_headers=headers, origin=f"http://{self.host}") as ws:
+        query = f"?after={self.seqs[-1] if self.seqs else 0}" if resume else ""
+        url = f"ws://{self.host}/ws/{query}"
+        async with connect(url, additional_headers=headers, origin=f"http://{self.host}") as ws:
             hello = json.loads(await ws.recv())
             assert hello["type"] == "hello"
-            if resume:
-                await ws.send(json.dumps({"type": "resume", "after": self.seqs[-1] if self.seqs else 0}))
             deadline = time.monotonic() + seconds
             while (left := deadline - time.monotonic()) > 0:
                 try:

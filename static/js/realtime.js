@@ -72,7 +72,8 @@ export class ClinicStream {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     let ws;
     try {
-      ws = new WebSocket(`${scheme}://${location.host}/ws/`);
+      // The resume point travels with the connection: the server replays after it, then goes live.
+      ws = new WebSocket(`${scheme}://${location.host}/ws/?after=${this.last}`);
     } catch (error) {
       this.closed({ code: 1006 });
       return;
@@ -122,7 +123,6 @@ export class ClinicStream {
       this.polling = false;
       this.pollRun = (this.pollRun || 0) + 1; // a long-poll still out ends quietly
       clearTimeout(this.pongTimer);
-      this.ws.send(JSON.stringify({ type: "resume", after: this.last }));
       this.setState("live");
       this.emit("frame", frame);
       return;

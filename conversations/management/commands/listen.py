@@ -79,7 +79,9 @@ class Command(BaseCommand):
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
             while deadline is None or time.monotonic() < deadline:
                 try:
-                    async with connect(ws_url, additional_headers=headers, origin=url) as ws:
+                    start = order.last if order is not None else after  # the resume point, on connect
+                    query = f"?after={start}" if start is not None else ""
+                    async with connect(ws_url + query, additional_headers=headers, origin=url) as ws:
                         hello = json.loads(await ws.recv())
                         if hello.get("type") != "hello":
                             raise CommandError(f"The server answered {hello}")
@@ -87,7 +89,6 @@ class Command(BaseCommand):
                             return
                         if order is None:
                             order = SeqOrder(hello["seq"] if after is None else after)
-                        await ws.send(json.dumps({"type": "resume", "after": order.last}))
                         if await self.receive(ws, http, order, deadline):
                             return
                 except InvalidStatus as refused:
