@@ -198,8 +198,7 @@ def test_a_dropped_socket_shows_connecting_then_everything_sent_meanwhile(team, 
     expect(page.locator(".connection-label")).to_have_text("Conectando…", timeout=5_000)
     for n in range(3):
         in_thread(receive_inbound_message, clinic=clinic, phone="5511987654321", content=f"Enquanto caiu {n}")
-    allowed["on"] = True
-    page.get_by_role("button", name="Tentar agora").click()
+    allowed["on"] = True  # back on its own, by the backoff: no click
     live(page)
     for n in range(3):
         expect(bubbles(page, f"Enquanto caiu {n}")).to_have_count(1, timeout=10_000)
@@ -235,6 +234,12 @@ def test_staff_of_another_clinic_get_a_404_and_see_nothing(team, serve, browser)
     stranger.goto(f"http://{host}/inbox/")
     live(stranger)
     assert "Maria Souza" not in stranger.content()
+    # While both are open, the clinic's news reaches its own staff and never the stranger's page.
+    julia = open_as(browser, host, team["julia"], "/inbox/")
+    assert post_webhook(host, patient_writes("Maria Souza", "5511987654321", "Só para a Aurora")) == 200
+    expect(julia.locator(".conversation", has_text="Só para a Aurora")).to_have_count(1, timeout=10_000)
+    stranger.wait_for_timeout(1000)  # a frame sent to it would have landed by now
+    assert "Só para a Aurora" not in stranger.content() and "Maria Souza" not in stranger.content()
     stranger.goto(f"http://{host}/board/")
     assert "Maria Souza" not in stranger.content()
 

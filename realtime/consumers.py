@@ -10,6 +10,7 @@ sees nothing twice and never sees a later seq first; without it the connection i
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from urllib.parse import parse_qs
@@ -98,7 +99,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             return
         after = parse_qs(query.decode("latin-1")).get("after")
         if after is not None:
-            if not after[0].isdigit() or len(after[0]) > 18:
+            if not re.fullmatch(r"[0-9]{1,18}", after[0]):
                 await self.refuse(Refused(CLOSE_BAD_REQUEST, "after must be the last seq you have, a whole number"))
                 return
             self.resume_after = int(after[0])
@@ -326,7 +327,9 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             await self.replay(data["after"], upto=self.hello_seq)
 
     async def replay(self, after: int, upto: int) -> None:
-        if after > upto:  # a seq this clinic never had (a restored database): start over
+        """Send the log after `after` up to `upto`, then `resumed`; `resync` past the bound, or for a seq
+        this connection never knew (a restored database)."""
+        if after > max(upto, self.last_seq):
             await self.send_json({"type": "resync", "seq": upto})
             return
         events = await database_sync_to_async(events_after)(self.clinic_id, after, REPLAY_LIMIT + 1)

@@ -204,10 +204,12 @@ def _record_identifiers(contact: Contact, identity: PatientIdentity, *, taken: s
 
 def _free_username(clinic_id: int, username: str, *, keep: int | None = None) -> None:
     """A WhatsApp username can pass to another person: whoever held it before in the clinic lets it go."""
-    if username:
-        Contact.objects.filter(clinic_id=clinic_id, whatsapp_username=username).exclude(pk=keep).update(
-            whatsapp_username="", updated_at=timezone.now()
-        )
+    if not username:
+        return
+    # Saved one by one (there is at most one): the save's signal refreshes what shows that patient.
+    for holder in Contact.objects.filter(clinic_id=clinic_id, whatsapp_username=username).exclude(pk=keep):
+        holder.whatsapp_username, holder.updated_at = "", timezone.now()
+        holder.save(update_fields=["whatsapp_username", "updated_at"])
 
 
 @transaction.atomic

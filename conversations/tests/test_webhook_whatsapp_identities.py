@@ -137,7 +137,9 @@ def test_a_phone_that_is_not_a_number_does_not_lose_a_message_that_has_a_user_id
     assert Contact.objects.get().whatsapp_user_id == BSUID
 
 
-@pytest.mark.parametrize("fixture", ["username_only", "phone_and_user_id", "echo_text", "system_changed_number"])
+@pytest.mark.parametrize(
+    "fixture", ["username_only", "phone_and_user_id", "echo_text", "system_changed_number", "system_changed_user_id"]
+)
 def test_a_redelivered_notification_changes_nothing(whatsapp_post, whatsapp_channel, clinic, fixture):
     receive_inbound_message(clinic=clinic, phone="5511987654321", whatsapp_user_id=BSUID, content="Oi")
     whatsapp_post(fixture)
@@ -249,13 +251,16 @@ def test_the_system_line_is_in_the_conversation_as_the_api_shows_it(whatsapp_pos
     assert (line["sender_type"], line["message_type"], line["direction"]) == ("system", "system", "inbound")
 
 
-def test_a_user_id_change_is_recorded_on_the_same_patient(whatsapp_post, whatsapp_channel, clinic):
+def test_a_user_id_change_is_recorded_on_the_same_patient(whatsapp_post, whatsapp_channel, clinic, api):
     first = receive_inbound_message(clinic=clinic, whatsapp_user_id=BSUID, content="Oi")
+    assert api.get("/api/conversations/").json()["results"][0]["unread_count"] == 1
     assert whatsapp_post("system_changed_user_id").json()["received"]["messages"] == 1
     contact = Contact.objects.get()
     assert contact.pk == first.contact.pk and contact.whatsapp_user_id == "BR.55443322110099887766"
     line = Message.objects.get(external_id="wamid.SYSUSERID01")
     assert line.conversation == first.conversation and line.message_type == "system"
+    row = api.get("/api/conversations/").json()["results"][0]
+    assert (row["unread_count"], row["last_message"]["content"]) == (1, "Oi"), "never unread, never the preview"
     payload = whatsapp_payload("username_only")
     message_of(payload)["from_user_id"] = value_of(payload)["contacts"][0]["user_id"] = "BR.55443322110099887766"
     whatsapp_post(payload)

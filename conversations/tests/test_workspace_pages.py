@@ -92,8 +92,7 @@ def test_tabs_status_and_search_filter_the_list_from_the_url(staff, clinic, memb
     assert names("q=receita") == ["Carla"], "the text of a message matches"
     assert names("q=98765") == ["Maria Souza"], "part of the phone matches"
     assert names("status=resolved") == []
-    assert names("status=all&tab=unassigned") == ["Carla"]
-    assert carla.conversation.pk
+    assert names("status=all&tab=unassigned") == [carla.contact.display_name]
 
 
 def test_a_row_asked_for_with_filters_is_204_once_it_no_longer_matches(staff, maria, member):
@@ -270,3 +269,34 @@ def test_the_api_points_attachments_at_the_authorised_view(files, maria, jwt_cli
     detail = jwt_client(member).get(f"/api/conversations/{maria.conversation.pk}/").json()
     urls = [a["url"] for m in detail["messages"] for a in m["attachments"]]
     assert urls == [f"/media/attachments/{image.pk}/"]
+
+
+# --- Without scripts ---------------------------------------------------------------------------------------
+
+
+def test_without_scripts_staff_reply_change_status_and_assign_by_form(staff, maria, member):
+    page = staff.get(f"/inbox/{maria.conversation.pk}/").text
+    client_id = re.search(r'name="client_id" value="([^"]+)"', page).group(1)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    url = f"/inbox/{maria.conversation.pk}/"
+    for _ in range(2):  # the same form posted twice (a reload) sends once
+        sent = staff.post(f"{url}send/", {"content": "Olá pelo formulário", "client_id": client_id})
+        assert sent.status_code == 302 and sent["Location"] == url
+    assert Message.objects.filter(content="Olá pelo formulário").count() == 1
+    assert "csrfmiddlewaretoken" in page and token
+    staff.post(f"{url}change/", {"status": "pending"})
+    staff.post(f"{url}change/", {"assignee": str(member.pk)})
+    maria.conversation.refresh_from_db()
+    assert (maria.conversation.status, maria.conversation.assignee) == ("pending", member)
+    refused = staff.post(f"{url}send/", {"content": "   "}, follow=True)
+    assert "Mensagem não enviada" in refused.text
+
+
+def test_another_clinics_conversation_cannot_be_written_by_form(client, outsider, maria):
+    client.force_login(outsider)
+    client.get("/inbox/")
+    url = f"/inbox/{maria.conversation.pk}/"
+    assert client.post(f"{url}send/", {"content": "invasão"}).status_code == 404
+    assert client.post(f"{url}change/", {"status": "resolved"}).status_code == 404
+    maria.conversation.refresh_from_db()
+    assert maria.conversation.status == "open" and not Message.objects.filter(content="invasão").exists()

@@ -1,12 +1,13 @@
 """The staff workspace's pages: the inbox (list, open conversation, patient panel), the fragments its
 scripts fetch to stay live, and the board. Everything is rendered here; the scripts only place it."""
 
+import uuid
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import ValidationError
 
 from conversations import selectors
@@ -36,7 +37,7 @@ BOARD_COLUMN_SIZE = 100
 FRAGMENT_HEADER = "X-Fragment"
 
 
-def workspace(view):
+def workspace(view, methods: tuple[str, ...] = ("GET",)):
     """A page of the active clinic's workspace: signed in, with a clinic chosen (asked when there are several).
 
     A fragment request answers 401/403 instead of redirecting, so the script can reload the page.
@@ -56,7 +57,7 @@ def workspace(view):
             activate(request, membership)
         return view(request, membership, *args, **kwargs)
 
-    return require_GET(wrapped)
+    return require_http_methods(list(methods))(wrapped)
 
 
 def list_rows(
@@ -106,6 +107,7 @@ def conversation_context(membership: Membership, conversation: Conversation, nam
         "actions": actions,
         "accept_types": ",".join(sorted(t for types, _ in WHATSAPP_MEDIA.values() for t in types)),
         "media_limits": media_limits_text(),
+        "form_client_id": uuid.uuid4(),
         "has_older": has_older,
         "first_unread": first_unread,
         "others": selectors.other_conversations_of(conversation),

@@ -437,7 +437,34 @@ async def test_without_a_resume_point_a_connection_is_live_at_once(clinic, membe
     await ws.disconnect()
 
 
-@pytest.mark.parametrize("after", ["abc", "-1", "1e3", "9" * 30])
+async def test_a_resume_point_past_the_clinics_latest_seq_asks_for_a_resync(clinic, member):
+    await database_sync_to_async(receive)(clinic, "Oi")  # seqs 1, 2
+    ws = await as_member(member, clinic, path="/ws/?after=50")  # as after a database restore
+    assert await reply(ws) == {"type": "resync", "seq": 2}
+    await ws.disconnect()
+
+
+async def test_a_late_resume_frame_for_a_seq_already_sent_live_needs_no_resync(clinic, member):
+    ws = await as_member(member, clinic)
+    await database_sync_to_async(receive)(clinic, "Oi")  # seqs 1, 2, after hello: sent live
+    assert [(await frame(ws, durable_only=True))["seq"] for _ in range(2)] == [1, 2]
+    await ws.send_to(text_data=json.dumps({"type": "resume", "after": 2}))
+    assert await reply(ws) == {"type": "resumed", "seq": 0}
+    await ws.disconnect()
+
+
+async def test_a_resume_point_works_with_the_auth_frame_too(clinic, member, jwt_client):
+    await database_sync_to_async(receive)(clinic, "antes")  # seqs 1, 2
+    token = (await database_sync_to_async(jwt_client)(member)).tokens["access"]
+    ws = await connect(path="/ws/?after=1")
+    await ws.send_to(text_data=json.dumps({"type": "auth", "token": token}))
+    assert (await frame(ws))["type"] == "hello"
+    got = [await reply(ws) for _ in range(2)]
+    assert [(f["type"], f["seq"]) for f in got] == [("message:new", 2), ("resumed", 2)]
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize("after", ["abc", "-1", "1e3", "9" * 30, "%C2%B2"])
 async def test_a_resume_point_that_is_not_a_seq_closes_with_4400(clinic, member, after):
     ws = await connect(
         [(b"cookie", await database_sync_to_async(session_cookie)(member, clinic))], path=f"/ws/?after={after}"

@@ -7,6 +7,7 @@ import { bindShortcuts } from "./keys.js";
 import { Presence } from "./presence.js";
 import { ClinicStream } from "./realtime.js";
 
+document.documentElement.classList.add("scripted");
 const settings = config();
 const board = document.querySelector(".board");
 const stream = new ClinicStream({ seq: Number(board.dataset.seq) });

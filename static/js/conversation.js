@@ -118,13 +118,21 @@ export class OpenConversation {
 
   bindHeader() {
     const pane = this.pane;
+    // The forms post without scripts; here the API does it, without leaving the page.
+    for (const form of pane.querySelectorAll(".status-buttons, .assign-form")) {
+      form.addEventListener("submit", (event) => event.preventDefault());
+    }
     for (const button of pane.querySelectorAll("[data-set-status]")) {
-      button.addEventListener("click", () => this.setStatus(button.dataset.setStatus));
+      button.addEventListener("click", (event) => {
+        event.preventDefault();
+        this.setStatus(button.dataset.setStatus);
+      });
     }
     pane.querySelector("[data-assignee-select]").addEventListener("change", (event) => {
       this.patch({ assignee: event.target.value ? Number(event.target.value) : null }, "Responsável alterado.");
     });
-    pane.querySelector("[data-assign-me]")?.addEventListener("click", () => {
+    pane.querySelector("[data-assign-me]")?.addEventListener("click", (event) => {
+      event.preventDefault();
       this.patch({ assignee: this.config.user_id }, "Conversa atribuída a você.");
     });
     pane.querySelector("[data-close-conversation]").addEventListener("click", (event) => {

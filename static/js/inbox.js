@@ -10,6 +10,7 @@ import { Notifier } from "./notify.js";
 import { Presence } from "./presence.js";
 import { ClinicStream } from "./realtime.js";
 
+document.documentElement.classList.add("scripted");
 const settings = config();
 const workspace = document.querySelector(".workspace");
 const stream = new ClinicStream({ seq: Number(workspace.dataset.seq) });

@@ -96,7 +96,10 @@ export class ClinicStream {
       this.send({ type: "ping" });
       clearTimeout(this.pongTimer);
       this.pongTimer = setTimeout(() => {
-        if (ws === this.ws) ws.close();
+        if (ws !== this.ws) return;
+        this.ws = null; // a dead link may take a minute to finish closing: do not wait for it
+        ws.close();
+        this.closed({ code: 1006 });
       }, PONG_WAIT_MS);
       return;
     }

@@ -1,0 +1,71 @@
+"""The workspace's writes as plain form posts, so a browser without scripts can still reply, change the
+status and assign (the scripts use the API instead). Each posts, calls one action, and redirects back."""
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from conversations import selectors
+from conversations.actions.conversations import UNCHANGED, update_conversation
+from conversations.actions.messages import send_outbound_message
+from conversations.errors import ActionError
+from conversations.models import Conversation, Membership
+from conversations.web.inbox import workspace
+
+
+def _conversation(membership: Membership, conversation_id: int) -> Conversation:
+    conversation = selectors.conversation_of(membership.clinic, conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation in your clinic.")
+    return conversation
+
+
+def _back(conversation: Conversation) -> HttpResponse:
+    return redirect("conversation", conversation.pk)
+
+
+def send_reply(request: HttpRequest, membership: Membership, conversation_id: int) -> HttpResponse:
+    conversation = _conversation(membership, conversation_id)
+    try:
+        client_id = uuid.UUID(request.POST.get("client_id", ""))  # rendered with the form: a re-post sends once
+    except ValueError:
+        client_id = None
+    try:
+        send_outbound_message(
+            conversation=conversation,
+            sender=request.user,
+            content=request.POST.get("content", ""),
+            client_id=client_id,
+            attachment=request.FILES.get("file"),
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+    except ActionError as refused:
+        messages.error(request, f"Mensagem não enviada: {refused.detail}")
+    return _back(conversation)
+
+
+def change_conversation(request: HttpRequest, membership: Membership, conversation_id: int) -> HttpResponse:
+    conversation = _conversation(membership, conversation_id)
+    status = request.POST.get("status") or UNCHANGED
+    assignee = UNCHANGED
+    if "assignee" in request.POST:
+        wanted = request.POST["assignee"]
+        assignee = get_user_model().objects.filter(pk=int(wanted)).first() if wanted.isdigit() else None
+    try:
+        update_conversation(
+            conversation=conversation,
+            actor=request.user,
+            status=status,
+            assignee=assignee,
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+    except ActionError as refused:
+        messages.error(request, f"Não foi possível alterar: {refused.detail}")
+    return _back(conversation)
+
+
+send_reply = workspace(send_reply, methods=("POST",))
+change_conversation = workspace(change_conversation, methods=("POST",))
