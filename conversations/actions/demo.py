@@ -132,7 +132,9 @@ def _seed_batch(clinic: Clinic, area_code: str, indexes: list[int], staff: dict[
             for i in indexes
         ]
     )
-    timelines = [_timeline(rng, i, now) for i in indexes]
+    local_now = timezone.localtime(now, clinic.tzinfo)
+    today_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    timelines = [_timeline(rng, i, now, today_start) for i in indexes]
     professionals = staff.get("professional", [])
     conversations = Conversation.objects.bulk_create(
         [
@@ -206,9 +208,14 @@ def _patient_name(rng: random.Random) -> str:
     return f"{rng.choice(content.FIRST_NAMES)} {rng.choice(content.LAST_NAMES)} {rng.choice(content.LAST_NAMES)}"
 
 
-def _timeline(rng: random.Random, index: int, now: datetime) -> list[datetime]:
-    """Message times, oldest first: the first patients wrote today, the rest over the past 60 days."""
-    last = now - (timedelta(minutes=rng.randint(1, 300)) if index < 8 else timedelta(days=rng.uniform(1, 60)))
+def _timeline(rng: random.Random, index: int, now: datetime, today_start: datetime) -> list[datetime]:
+    """Message times, oldest first: the first patients wrote today (the clinic's today, even just after its
+    midnight), the rest over the past 60 days."""
+    if index < 8:
+        since_midnight = max(1.0, (now - today_start).total_seconds())
+        last = now - timedelta(seconds=rng.uniform(0.5, min(300 * 60, since_midnight)))
+    else:
+        last = now - timedelta(days=rng.uniform(1, 60))
     times = [last]
     for _ in range(rng.randint(30, 50) - 1):
         times.append(times[-1] - timedelta(minutes=rng.randint(1, 240)))

@@ -89,6 +89,14 @@ export class OpenConversation {
     this.pane.querySelector("textarea")?.focus();
   }
 
+  // The same conversation rendered afresh (its day labels after midnight); the draft is kept.
+  async reload() {
+    const id = this.id;
+    const request = (this.opening = (this.opening || 0) + 1);
+    const { html } = await fragment(`/inbox/${id}/`, "conversation");
+    if (request === this.opening && id === this.id) this.swap(html);
+  }
+
   async close({ push = true } = {}) {
     if (!this.id) return;
     const request = (this.opening = (this.opening || 0) + 1);

@@ -84,4 +84,21 @@ bindShortcuts({
   resolve: () => open.setStatus("resolved"),
 });
 
+// At the clinic's midnight, "14:30" becomes "2 de dez" and "Hoje" becomes "Ontem": the server re-renders.
+function msToClinicMidnight() {
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: workspace.dataset.timezone, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  }).formatToParts(new Date());
+  const value = (type) => Number(parts.find((part) => part.type === type).value);
+  return (86400 - (value("hour") * 3600 + value("minute") * 60 + value("second"))) * 1000 + 2000;
+}
+function atMidnight() {
+  setTimeout(() => {
+    for (const id of list.ids()) list.refresh(id);
+    if (open.id) open.reload();
+    atMidnight();
+  }, msToClinicMidnight());
+}
+atMidnight();
+
 stream.start();
