@@ -5,6 +5,7 @@ from rest_framework import serializers
 from conversations.actions.conversations import ACTION_TYPE
 from conversations.actions.messages import MAX_TEXT_LENGTH
 from conversations.models import Conversation
+from conversations.storable import unstorable
 
 
 class StrictCharField(serializers.CharField):
@@ -14,6 +15,18 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+def refuse_unstorable(value) -> None:
+    if unstorable(value):
+        raise serializers.ValidationError("Holds a NUL character or a lone surrogate, which cannot be stored.")
+
+
+class StorableDictField(serializers.DictField):
+    """A JSON object whose every string, keys included, the database can store."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validators=[refuse_unstorable], **kwargs)
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -104,7 +117,7 @@ class ConversationPatchIn(StrictSerializer):
 
 class ActionIn(StrictSerializer):
     action_type = serializers.RegexField(ACTION_TYPE.pattern, max_length=64, help_text="e.g. appointment_created")
-    action_data = serializers.DictField(required=False, default=dict)
+    action_data = StorableDictField(required=False, default=dict)
 
 
 class ContactListQuery(serializers.Serializer):

@@ -2,6 +2,7 @@
 hides the phone, or both; number and id changes; and replies the clinic sends from the WhatsApp Business
 app. Every case goes through the webhook as Meta sends it (fixtures in the shapes Meta documents)."""
 
+import json
 import logging
 
 import pytest
@@ -428,3 +429,15 @@ def test_a_change_of_a_field_the_inbox_does_not_use_is_acknowledged(whatsapp_pos
     payload["entry"][0]["changes"][0]["field"] = "account_update"
     response = whatsapp_post(payload)
     assert response.status_code == 200 and not Message.objects.exists()
+
+
+def test_text_with_a_nul_or_a_lone_surrogate_from_whatsapp_is_kept_cleaned_not_retried_forever(
+    whatsapp_post, whatsapp_channel
+):
+    payload = whatsapp_payload("text")
+    message_of(payload)["text"]["body"] = "Oi\x00 tudo bem\udbb3?"
+    value_of(payload)["contacts"][0]["profile"]["name"] = "Sheena\x00"
+    body = json.dumps(payload).encode()  # \u0000 and \udbb3 escapes, as JSON can carry them
+    assert whatsapp_post(body).status_code == 200
+    message = Message.objects.get()
+    assert message.content == "Oi tudo bem\ufffd?" and message.conversation.contact.profile_name == "Sheena"

@@ -93,6 +93,7 @@ def test_tabs_status_and_search_filter_the_list_from_the_url(staff, clinic, memb
     assert names("q=98765") == ["Maria Souza"], "part of the phone matches"
     assert names("status=resolved") == []
     assert names("status=all&tab=unassigned") == [carla.contact.display_name]
+    assert staff.get("/inbox/?q=rec%00eita").status_code == 200, "a NUL in the search is no 500"
 
 
 def test_a_row_asked_for_with_filters_is_204_once_it_no_longer_matches(staff, maria, member):

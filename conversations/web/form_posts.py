@@ -13,6 +13,7 @@ from conversations.actions.conversations import UNCHANGED, update_conversation
 from conversations.actions.messages import send_outbound_message
 from conversations.errors import ActionError
 from conversations.models import Conversation, Membership
+from conversations.storable import storable
 from conversations.web.inbox import workspace
 
 
@@ -37,7 +38,7 @@ def send_reply(request: HttpRequest, membership: Membership, conversation_id: in
         send_outbound_message(
             conversation=conversation,
             sender=request.user,
-            content=request.POST.get("content", ""),
+            content=storable(request.POST.get("content", "")),
             client_id=client_id,
             attachment=request.FILES.get("file"),
             ip=request.META.get("REMOTE_ADDR"),

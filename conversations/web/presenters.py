@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.http import QueryDict
 
 from conversations.models import Conversation, Membership, Message
+from conversations.storable import storable
 
 TABS = {"mine": "Minhas", "unassigned": "Sem responsável", "all": "Todas"}
 STATUSES = {"open": "Abertas", "pending": "Pendentes", "resolved": "Resolvidas", "all": "Todas as situações"}
@@ -35,7 +36,7 @@ class ListFilters:
         return cls(
             tab=tab if tab in TABS else "all",
             status=status if status in STATUSES else "open",
-            q=(query.get("q") or "").strip()[:100],
+            q=storable(query.get("q") or "").strip()[:100],
         )
 
     def page_kwargs(self, user_id: int) -> dict:

@@ -14,7 +14,7 @@ from conversations.actions.conversations import ACTION_TYPE, add_conversation_ac
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.integrations import touch_integration_token
 from conversations.actions.messages import MAX_TEXT_LENGTH
-from conversations.api.inputs import StrictCharField, StrictSerializer
+from conversations.api.inputs import StorableDictField, StrictCharField, StrictSerializer
 from conversations.api.outputs import ActionOut, ErrorOut
 from conversations.models import IntegrationToken, MessageType
 from conversations.selectors import latest_conversation_for
@@ -53,7 +53,7 @@ class N8nMessageIn(PatientIn):
 
 class N8nActionIn(PatientIn):
     action_type = serializers.RegexField(ACTION_TYPE.pattern, max_length=64)
-    action_data = serializers.DictField(required=False, default=dict)
+    action_data = StorableDictField(required=False, default=dict)
 
 
 class N8nMessageOut(serializers.Serializer):

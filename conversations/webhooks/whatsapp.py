@@ -20,6 +20,7 @@ from conversations.actions.inbound import (
 )
 from conversations.errors import ActionError
 from conversations.models import Clinic, WhatsAppChannel
+from conversations.storable import storable
 from conversations.webhooks.whatsapp_payload import (
     InboundMessage,
     Notification,
@@ -161,7 +162,7 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
             logger.warning("whatsapp webhook with a bad or missing signature refused")
             return JsonResponse({"code": "bad_signature", "detail": "X-Hub-Signature-256 does not match."}, status=403)
         try:
-            notification = parse_notification(json.loads(body))
+            notification = parse_notification(storable(json.loads(body)))
         except (ValueError, PayloadError) as error:
             logger.warning("whatsapp webhook with an unreadable body: %s", error)
             return JsonResponse({"code": "invalid_payload", "detail": str(error)[:200], "field": "body"}, status=400)

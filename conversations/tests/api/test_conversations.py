@@ -1,5 +1,6 @@
 """The inbox list, one conversation, its status and assignee, and its timeline actions, over the API."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -241,3 +242,12 @@ def test_a_patient_without_a_phone_is_shown_and_searched_by_username_or_id(api, 
         "BR.ENT.11815799212886844830",
         "Sheena Nelson",
     )
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\udbb3", {"k\x00": 1}, ["ok", {"x": "\ud845"}]])
+def test_action_data_the_database_cannot_store_is_a_400_not_a_500(api, inbox, bad):
+    conversation = inbox["ana"]
+    body = json.dumps({"action_type": "note", "action_data": {"v": bad}})  # escaped, as JSON carries them
+    response = api.post(f"{LIST}{conversation.pk}/actions/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["field"] == "action_data"
+    assert not ConversationAction.objects.exists()
