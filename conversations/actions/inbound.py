@@ -134,33 +134,54 @@ def receive_inbound_message(
         whatsapp_username=whatsapp_username,
         profile_name=profile_name,
     )
+    from_patient = sender_type == SenderType.PATIENT
+    return _store(
+        clinic=clinic,
+        identity=identity,
+        contact_name=contact_name,
+        channel=channel,
+        fields={
+            "direction": Direction.INBOUND if from_patient else Direction.OUTBOUND,
+            "sender_type": sender_type,
+            "message_type": message_type,
+            "content": content or "",
+            "metadata": metadata or {},
+            "status": MessageStatus.DELIVERED if from_patient else MessageStatus.SENT,
+            "external_id": external_id,
+            "created_at": happened_at,
+        },
+    )
+
+
+def _store(
+    *,
+    clinic: Clinic,
+    identity: PatientIdentity,
+    fields: dict,
+    contact_name: str = "",
+    channel: str = Conversation.Channel.WHATSAPP,
+) -> InboundResult:
+    """Find the patient and their thread and store the message there, once per `external_id`; tells
+    every screen. Call inside the action's transaction."""
+    external_id = fields["external_id"]
     if (repeat := _seen(clinic, external_id)) is not None:
         return repeat  # before the patient is looked up: an old id must not recreate who has a new one
     contact, created = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name)
     if not created and (repeat := _seen(clinic, external_id)) is not None:
         return repeat  # a concurrent delivery of the same message committed while we waited for the lock
-
     conversation, change = _thread_for(contact, channel)
-    from_patient = sender_type == SenderType.PATIENT
     message = Message.objects.create(
         clinic=clinic,
         conversation=conversation,
-        direction=Direction.INBOUND if from_patient else Direction.OUTBOUND,
-        sender_type=sender_type,
-        message_type=message_type,
-        content=content or "",
-        metadata=_with_reply_link(clinic, metadata or {}),
-        status=MessageStatus.DELIVERED if from_patient else MessageStatus.SENT,
-        external_id=external_id,
-        created_at=happened_at,
-        status_changed_at=happened_at,
+        **fields | {"metadata": _with_reply_link(clinic, fields["metadata"])},
+        status_changed_at=fields["created_at"],
     )
-    touch_conversation(conversation, happened_at, ("status",) if change == "reopened" else ())
+    touch_conversation(conversation, message.created_at, ("status",) if change == "reopened" else ())
     _queue_media(message)
     _publish_thread(conversation, change)
     events.publish_message_new(message, conversation)
-    if external_id is not None and not from_patient:
-        message = apply_pending_statuses(message)
+    if external_id is not None and message.direction == Direction.OUTBOUND:
+        message = apply_pending_statuses(message)  # statuses WhatsApp reported before we knew the id
     return InboundResult(message, conversation, contact, created=True)
 
 
@@ -198,30 +219,20 @@ def record_business_app_echo(
         whatsapp_parent_user_id=whatsapp_parent_user_id,
         whatsapp_username=whatsapp_username,
     )
-    if (repeat := _seen(clinic, external_id)) is not None:
-        return repeat
-    contact, created = find_or_create_contact(clinic=clinic, identity=identity)
-    if not created and (repeat := _seen(clinic, external_id)) is not None:
-        return repeat
-    conversation, change = _thread_for(contact, Conversation.Channel.WHATSAPP)
-    message = Message.objects.create(
+    return _store(
         clinic=clinic,
-        conversation=conversation,
-        direction=Direction.OUTBOUND,
-        sender_type=SenderType.PROFESSIONAL,
-        message_type=message_type,
-        content=content or "",
-        metadata={**_with_reply_link(clinic, metadata or {}), "sent_from": SENT_FROM_BUSINESS_APP},
-        status=MessageStatus.SENT,
-        external_id=external_id,
-        created_at=happened_at,
-        status_changed_at=happened_at,
+        identity=identity,
+        fields={
+            "direction": Direction.OUTBOUND,
+            "sender_type": SenderType.PROFESSIONAL,
+            "message_type": message_type,
+            "content": content or "",
+            "metadata": {**(metadata or {}), "sent_from": SENT_FROM_BUSINESS_APP},
+            "status": MessageStatus.SENT,
+            "external_id": external_id,
+            "created_at": happened_at,
+        },
     )
-    touch_conversation(conversation, happened_at, ("status",) if change == "reopened" else ())
-    _queue_media(message)
-    _publish_thread(conversation, change)
-    events.publish_message_new(message, conversation)
-    return InboundResult(apply_pending_statuses(message), conversation, contact, created=True)
 
 
 @transaction.atomic
