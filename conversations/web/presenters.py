@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from django.http import QueryDict
 
+from conversations.media import WHATSAPP_MEDIA
 from conversations.models import Conversation, Membership, Message
 from conversations.storable import storable
 
@@ -110,13 +111,13 @@ MEDIA_LABELS = {
 
 def media_limits_text() -> str:
     """WhatsApp's limits as the composer shows them, from the same table the server enforces."""
-    from conversations.media import WHATSAPP_MEDIA
 
     def size(limit: int) -> str:
         return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
 
     parts = [f"{MEDIA_LABELS[kind]} até {size(limit)}" for kind, (_, limit) in WHATSAPP_MEDIA.items()]
-    return "Arraste ou cole arquivos aqui. " + "; ".join(parts).capitalize() + "."
+    text = "; ".join(parts)
+    return f"Arraste ou cole arquivos aqui. {text[0].upper()}{text[1:]}."
 
 
 def page_config(*, user_id: int, names: dict[int, str]) -> dict:
