@@ -87,8 +87,11 @@ class PatientIdentity:
         return {key: getattr(self, key) for key in KEYS if getattr(self, key)}
 
 
-def find_or_create_contact(*, clinic: Clinic, identity: PatientIdentity, name: str = "") -> tuple[Contact, bool]:
-    """The clinic's patient for `identity`, created if new, locked until the caller's transaction ends.
+def find_or_create_contact(
+    *, clinic: Clinic, identity: PatientIdentity, name: str = "", create: bool = True
+) -> tuple[Contact | None, bool]:
+    """The clinic's patient for `identity`, created if new (None with `create=False`), locked until the
+    caller's transaction ends.
 
     Found by phone when the phone is known to the clinic, else by WhatsApp user id, else by parent id;
     the other identifiers of the payload are then recorded on that patient. When they belong to
@@ -99,6 +102,8 @@ def find_or_create_contact(*, clinic: Clinic, identity: PatientIdentity, name: s
     """
     contact, others, matched_by = _locked_matches(clinic, identity)
     created = False
+    if contact is None and not create:
+        return None, False
     if contact is None:
         contact, created = _create(clinic, identity, name)
         if contact is None:

@@ -164,11 +164,15 @@ def _store(
     """Find the patient and their thread and store the message there, once per `external_id`; tells
     every screen. Call inside the action's transaction."""
     external_id = fields["external_id"]
+    # The usual case, a patient who wrote before, is one locking lookup and one check: the lock makes a
+    # concurrent delivery of the same message commit first, so the check sees it.
+    contact, _ = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name, create=False)
     if (repeat := _seen(clinic, external_id)) is not None:
-        return repeat  # before the patient is looked up: an old id must not recreate who has a new one
-    contact, created = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name)
-    if not created and (repeat := _seen(clinic, external_id)) is not None:
-        return repeat  # a concurrent delivery of the same message committed while we waited for the lock
+        return repeat  # checked before any patient is created: an old id must not recreate who has a new one
+    if contact is None:
+        contact, created = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name)
+        if not created and (repeat := _seen(clinic, external_id)) is not None:
+            return repeat  # a concurrent delivery created the patient and stored this message meanwhile
     conversation, change = _thread_for(contact, channel)
     message = Message.objects.create(
         clinic=clinic,

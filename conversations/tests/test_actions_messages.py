@@ -4,6 +4,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations.actions.inbound import receive_inbound_message
@@ -272,3 +274,11 @@ def test_mark_read_refuses_a_message_of_another_conversation(clinic, other_clini
 def test_mark_read_refuses_staff_of_another_clinic(conversation, outsider):
     with pytest.raises(NotAMember):
         mark_read(user=outsider, conversation=conversation, message=conversation.messages.first())
+
+
+def test_a_known_patients_message_is_checked_for_a_repeat_once(clinic):
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi", external_id="wamid.1")
+    with CaptureQueriesContext(connection) as queries:
+        receive_inbound_message(clinic=clinic, phone="5511987654321", content="De novo", external_id="wamid.2")
+    repeat_checks = [q["sql"] for q in queries if q["sql"].startswith('SELECT 1 AS "a" FROM "conversations_message"')]
+    assert len(repeat_checks) == 1, "the webhook's hot path: one locking lookup, one repeat check"
