@@ -78,6 +78,16 @@ def outsider(other_clinic, make_member):
     return make_member(other_clinic, Role.ADMIN)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def close_database_threads(django_db_setup, django_db_blocker):
+    """realtime.db's threads keep their connections open: close them before the test database goes."""
+    yield
+    from realtime import db
+
+    with django_db_blocker.unblock():
+        db.close_connections()
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # Hashing with the production hasher costs ~0.3 s a user; tests create many users.

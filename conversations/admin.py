@@ -24,6 +24,7 @@ from conversations.models import (
     ReadMarker,
     WhatsAppChannel,
 )
+from realtime.models import Event
 
 
 def mask(secret: str) -> str:
@@ -299,3 +300,14 @@ class PendingStatusAdmin(ReadOnlyAdmin):
     list_display = ["external_id", "status", "clinic", "happened_at", "received_at"]
     list_filter = ["status", "clinic"]
     search_fields = ["external_id"]
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    """The event log: what reached a clinic's screens, and when."""
+
+    list_display = ["seq", "type", "clinic", "conversation_id", "created_at"]
+    list_filter = ["type", "clinic"]
+    search_fields = ["=conversation_id", "=seq"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False

@@ -8,7 +8,11 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversas"
 
     def ready(self) -> None:
+        import realtime.auth
         from conversations import signals
+        from conversations.access import StreamAccess
         from conversations.api import schema  # noqa: F401 (registers the schema's auth extensions)
 
         signals.connect()
+        # The event stream learns from the domain how callers are recognised (DESIGN §1: handed down).
+        realtime.auth.configure(StreamAccess())

@@ -1,15 +1,16 @@
-"""Builders of the durable events the domain publishes: one function per event type."""
+"""Builders of the durable events the domain publishes: one function per event type, shapes from wire."""
 
+from conversations import wire
 from conversations.models import Conversation, ConversationAction, Message
-from conversations.payloads import action_data, conversation_data, message_data
 from realtime import publish
 
 
-def publish_message_new(message: Message, conversation: Conversation) -> None:
+def publish_message_new(message: Message, conversation: Conversation, *, attachments=None) -> None:
+    """`attachments` when known (a new inbound message has none), saving the read."""
     publish(
         conversation.clinic_id,
         "message:new",
-        {"message": message_data(message), "conversation": conversation_data(conversation)},
+        {"message": wire.message(message, attachments=attachments), "conversation": wire.conversation(conversation)},
         conversation_id=conversation.pk,
     )
 
@@ -19,7 +20,7 @@ def publish_message_updated(message: Message) -> None:
     publish(
         message.clinic_id,
         "message:updated",
-        {"message": message_data(message)},
+        {"message": wire.message(message)},
         conversation_id=message.conversation_id,
     )
 
@@ -33,7 +34,7 @@ def publish_message_status(message: Message) -> None:
             "status": message.status,
             "error": message.error,
             "external_id": message.external_id,
-            "status_changed_at": message.status_changed_at.isoformat() if message.status_changed_at else None,
+            "status_changed_at": wire.iso(message.status_changed_at),
         },
         conversation_id=message.conversation_id,
     )
@@ -52,7 +53,7 @@ def publish_conversation_new(conversation: Conversation) -> None:
     publish(
         conversation.clinic_id,
         "conversation:new",
-        {"conversation": conversation_data(conversation)},
+        {"conversation": wire.conversation(conversation)},
         conversation_id=conversation.pk,
     )
 
@@ -61,7 +62,7 @@ def publish_conversation_updated(conversation: Conversation, changed: list[str])
     publish(
         conversation.clinic_id,
         "conversation:updated",
-        {"conversation": conversation_data(conversation), "changed": changed},
+        {"conversation": wire.conversation(conversation), "changed": changed},
         conversation_id=conversation.pk,
     )
 
@@ -70,6 +71,6 @@ def publish_conversation_action(action: ConversationAction) -> None:
     publish(
         action.clinic_id,
         "conversation:action",
-        {"action": action_data(action)},
+        {"action": wire.action(action)},
         conversation_id=action.conversation_id,
     )

@@ -1,10 +1,23 @@
-"""Cache bookkeeping: a committed change bumps the versions of the reads that show it (read_cache)."""
+"""Bookkeeping on commit (STYLE: the one kind of work signals do): a committed change bumps the versions of
+the cached reads that show it (read_cache), and a change of who may see a clinic tells the event stream,
+which re-checks that user's open sockets in every process."""
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+import realtime
 from conversations import read_cache
-from conversations.models import Contact, Conversation, ConversationAction, Message, MessageAttachment
+from conversations.models import (
+    ApiSession,
+    Contact,
+    Conversation,
+    ConversationAction,
+    Membership,
+    Message,
+    MessageAttachment,
+)
 
 # What the list does not show of a message: a change of only these leaves the list's cache alone.
 NOT_IN_THE_LIST = frozenset({"status", "error", "status_changed_at", "external_id", "metadata"})
@@ -37,7 +50,30 @@ def bump_on_commit(sender, instance, update_fields=None, **kwargs) -> None:
         transaction.on_commit(lambda: read_cache.bump(*scopes))
 
 
+def _user_id(instance) -> int | None:
+    return instance.pk if isinstance(instance, get_user_model()) else instance.user_id
+
+
+def access_changed_on_commit(sender, instance, update_fields=None, **kwargs) -> None:
+    """A user saved or deleted (deactivated, say), a membership added, changed or removed, an API session
+    revoked: that user's sockets are re-checked once the change is committed."""
+    if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return  # a login, not a change of access
+    user_id = _user_id(instance)
+    if user_id is not None:
+        transaction.on_commit(lambda: realtime.access_changed(user_id), robust=True)
+
+
+def logged_out(sender, request, user, **kwargs) -> None:
+    if user is not None:
+        transaction.on_commit(lambda: realtime.access_changed(user.pk), robust=True)
+
+
 def connect() -> None:
     for model in (Contact, Conversation, ConversationAction, Message, MessageAttachment):
         post_save.connect(bump_on_commit, sender=model, dispatch_uid=f"read-cache-{model.__name__}-save")
         post_delete.connect(bump_on_commit, sender=model, dispatch_uid=f"read-cache-{model.__name__}-delete")
+    for model in (get_user_model(), Membership, ApiSession):
+        post_save.connect(access_changed_on_commit, sender=model, dispatch_uid=f"access-{model.__name__}-save")
+        post_delete.connect(access_changed_on_commit, sender=model, dispatch_uid=f"access-{model.__name__}-delete")
+    user_logged_out.connect(logged_out, dispatch_uid="access-logged-out")

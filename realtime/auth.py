@@ -1,86 +1,122 @@
-"""Who a WebSocket belongs to: the session's user and clinic, or a JWT (header or first frame).
+"""Who a connection belongs to: the caller, as the domain's access rules (handed down at start-up) say.
 
-Every check runs in one sync function, called through database_sync_to_async, so the event loop never
-blocks on the database.
+The stream does not know how staff log in or what a membership is: `conversations.access` gives it an
+`Access` in `ConversationsConfig.ready()`. What it keeps is a short-lived cache of callers per
+credential, so that a thousand sockets of one login cost one database lookup; a change of access (a
+membership removed, a user deactivated, a logout) is a control message that empties it for that user.
 """
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
-from django.utils import timezone
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken
-
-from conversations.api.auth import session_is_open
-from conversations.models import Membership
-from conversations.selectors import membership_for
-from conversations.web.clinics import SESSION_KEY
+from django.http.cookie import parse_cookie
 
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_RATE_LIMITED = 4429
+CACHE_SECONDS = 60.0  # a backstop only: access changes empty the cache at once
+
+
+@dataclass(frozen=True, eq=False)
+class Caller:
+    """A member of a clinic, as the stream needs it: ids, what `hello` shows, and the credential's family."""
+
+    user_id: int
+    clinic_id: int
+    user: dict  # {"id", "name", "role"} for hello
+    clinic: dict  # {"id", "name", "slug", "timezone"} for hello
+    sid: str | None = None  # the API session of a token
+    session_key: str | None = None  # the browser session of a cookie
+    session_expires_at: float | None = None  # when that browser session ends (epoch seconds)
+    key: tuple = field(default=())  # the credential family (what the cache and the re-checks group by)
+
+    @property
+    def name(self) -> str:
+        return self.user["name"]
 
 
 @dataclass(frozen=True)
-class Caller:
-    membership: Membership
-    expires_at: float | None = None  # the token's exp (epoch seconds); None for a session
-    sid: str | None = None  # the API session id of a token
-    session_key: str | None = None  # the browser session of a cookie login
+class TokenClaims:
+    user_id: int
+    clinic_id: int | None
+    sid: str | None
+    expires_at: float
 
 
 class Refused(Exception):
-    def __init__(self, code: int, reason: str):
+    """Access refused: `code` is the WebSocket close code (4401, 4403), `api_code` the HTTP API's code."""
+
+    def __init__(self, code: int, reason: str, api_code: str = "not_authenticated"):
         super().__init__(reason)
-        self.code, self.reason = code, reason
+        self.code, self.reason, self.api_code = code, reason, api_code
 
 
-def _caller(membership: Membership | None, **fields) -> Caller:
-    if membership is None:
-        raise Refused(CLOSE_FORBIDDEN, "not a member of this clinic")
-    return Caller(membership=membership, **fields)
+class Access(Protocol):
+    """What the domain hands the stream (conversations.access.StreamAccess)."""
+
+    def token_claims(self, raw: str) -> TokenClaims:
+        """Checks an access token's signature and expiry, without the database; raises Refused."""
+
+    def caller_for_token(self, claims: TokenClaims) -> Caller:
+        """The token's active user in its clinic, with its API session open; raises Refused."""
+
+    def caller_for_session(self, session_key: str) -> Caller | None:
+        """The browser session's user in its active clinic; None when nobody is logged in; raises Refused."""
+
+    def still_allowed(self, caller: Caller) -> Refused | None:
+        """Re-checked when access may have changed: the user, the membership, the login."""
+
+    def conversation_in_clinic(self, clinic_id: int, conversation_id: int) -> bool: ...
+
+    def mark_read(self, caller: Caller, conversation_id: int, message_id: int) -> str | None:
+        """Marks read as the API does; a message saying why not, or None."""
 
 
-def by_session(user, session) -> Caller:
-    if user is None or not user.is_authenticated:
-        raise Refused(CLOSE_NOT_AUTHENTICATED, "not logged in")
-    clinic_id = session.get(SESSION_KEY) if session is not None else None
-    if not clinic_id:
-        raise Refused(CLOSE_FORBIDDEN, "no clinic chosen in this session")
-    return _caller(membership_for(user, clinic_id), session_key=session.session_key)
+_access: Access | None = None
+_cache: dict[tuple, tuple[Caller, float]] = {}
 
 
-def by_token(raw: str) -> Caller:
-    """A valid, unexpired access token of an active user whose membership and API session still hold."""
-    try:
-        token = AccessToken(raw)
-    except TokenError as error:
-        raise Refused(CLOSE_NOT_AUTHENTICATED, f"token: {error}") from None
-    user = get_user_model().objects.filter(pk=token.get("user_id"), is_active=True).first()
-    if user is None:
-        raise Refused(CLOSE_NOT_AUTHENTICATED, "the token's user is inactive or gone")
-    if not session_is_open(token.get("sid"), user):
-        raise Refused(CLOSE_NOT_AUTHENTICATED, "the token was logged out")
-    return _caller(membership_for(user, token.get("clinic_id")), expires_at=token["exp"], sid=token.get("sid"))
+def configure(access: Access) -> None:
+    global _access
+    _access = access
+    _cache.clear()
 
 
-def still_allowed(caller: Caller) -> Refused | None:
-    """Re-checked while the socket lives: a deactivated user, a lost membership or a logout closes it."""
-    user = get_user_model().objects.filter(pk=caller.membership.user_id, is_active=True).first()
-    if user is None:
-        return Refused(CLOSE_NOT_AUTHENTICATED, "user deactivated")
-    if membership_for(user, caller.membership.clinic_id) is None:
-        return Refused(CLOSE_FORBIDDEN, "membership ended")
-    if caller.sid is not None and not session_is_open(caller.sid, caller.membership.user):
-        return Refused(CLOSE_NOT_AUTHENTICATED, "logged out")
-    if (
-        caller.session_key is not None
-        and not Session.objects.filter(session_key=caller.session_key, expire_date__gt=timezone.now()).exists()
-    ):
-        return Refused(CLOSE_NOT_AUTHENTICATED, "logged out")
-    return None
+def access() -> Access:
+    if _access is None:
+        raise RuntimeError(
+            "realtime has no Access: the domain app hands one down at start-up "
+            "(conversations.apps.ConversationsConfig.ready calls realtime.auth.configure)."
+        )
+    return _access
+
+
+def cached(key: tuple) -> Caller | None:
+    found = _cache.get(key)
+    if found is None:
+        return None
+    caller, stored_at = found
+    if time.monotonic() - stored_at > CACHE_SECONDS:
+        _cache.pop(key, None)
+        return None
+    return caller
+
+
+def remember(caller: Caller) -> Caller:
+    _cache[caller.key] = (caller, time.monotonic())
+    return caller
+
+
+def forget(user_id: int | None = None) -> None:
+    """Drop cached callers: a user's (their access changed), or all (the bus was away)."""
+    if user_id is None:
+        _cache.clear()
+        return
+    for key, (caller, _) in list(_cache.items()):
+        if caller.user_id == user_id:
+            _cache.pop(key, None)
 
 
 def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -89,4 +125,13 @@ def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
+    return None
+
+
+def cookie_from_headers(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
+    for header, value in headers:
+        if header.lower() == b"cookie":
+            found = parse_cookie(value.decode("latin-1")).get(name)
+            if found:
+                return found
     return None

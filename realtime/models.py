@@ -1,5 +1,6 @@
 """The event log: every durable change of a clinic, numbered by a gap-free per-clinic seq."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -7,7 +8,7 @@ from django.utils import timezone
 class Event(models.Model):
     """One durable event; `seq` is the clinic's own counter, so a client that saw N can ask for > N."""
 
-    clinic = models.ForeignKey("conversations.Clinic", on_delete=models.CASCADE, related_name="+")
+    clinic = models.ForeignKey(settings.REALTIME_TENANT_MODEL, on_delete=models.CASCADE, related_name="+")
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=40)
     # A plain id, not a foreign key: the log outlives what it speaks of (an erased conversation).

@@ -1,124 +1,217 @@
-"""Who is online in each clinic, counted over every server process (Redis), with a grace period before
-"offline" so that reloading a page does not flap, and entries that expire when a process dies.
+"""Who is online in each clinic, over every server process, with a grace period before "offline" so that
+reloading a page does not flap.
 
-Each open connection is a member `<user>:<connection>` of the clinic's sorted set, scored by when it
-expires; connections refresh their score while they live. A user is online while any member is live.
+Each process counts its own connections per (clinic, user) and keeps one entry per (user, process) in
+the clinic's shared record, refreshed now and then; the entry of a process that died expires. So a
+connection costs Redis nothing unless it is a user's first or last in the process, and an idle process
+refreshes a handful of entries. Deciding "online" and "offline" is one atomic step in Redis (a script),
+so two processes can never announce a connected user offline between them.
 """
 
 import asyncio
+import logging
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 
-ENTRY_SECONDS = 60  # a connection not refreshed for this long (its process died) no longer counts
+from realtime import bus
+
+logger = logging.getLogger(__name__)
+
+ENTRY_SECONDS = 60  # an entry not refreshed for this long (its process died) no longer counts
+REFRESH_SECONDS = 20
 GRACE_SECONDS = 5.0  # how long a user without connections stays "online" (a page reload reconnects)
-POOL_SIZE = 20  # Redis connections a process's event loop uses for presence
 
 
 @dataclass(frozen=True)
 class Change:
-    """A user whose announced status must change: broadcast `user:status` for it."""
+    """A user whose announced status changed: broadcast `user:status` for it."""
 
     user_id: int
     status: str  # "online" or "offline"
 
 
-class MemoryPresence:
-    """One process's presence: the embedded setup, where there is only one process."""
+def _user_of(member: str) -> int:
+    return int(member.split(":", 1)[0])
+
+
+class MemoryStore:
+    """One process's record: the embedded setup, where there is only one process."""
 
     def __init__(self):
-        self.connections: dict[int, dict[str, float]] = {}
+        self.entries: dict[int, dict[str, tuple[float, int]]] = {}  # clinic → member → (expires, connections)
         self.announced: dict[int, dict[int, str]] = {}
 
-    async def _live(self, clinic_id: int) -> dict[str, float]:
+    def _live(self, clinic_id: int) -> dict[str, tuple[float, int]]:
         now = time.time()
-        live = {m: s for m, s in self.connections.get(clinic_id, {}).items() if s > now}
-        self.connections[clinic_id] = live
+        live = {m: v for m, v in self.entries.get(clinic_id, {}).items() if v[0] > now}
+        self.entries[clinic_id] = live
         return live
 
-    async def add(self, clinic_id: int, member: str) -> None:
-        self.connections.setdefault(clinic_id, {})[member] = time.time() + ENTRY_SECONDS
-
-    async def remove(self, clinic_id: int, member: str) -> None:
-        self.connections.get(clinic_id, {}).pop(member, None)
-
-    async def members(self, clinic_id: int) -> list[str]:
-        return list(await self._live(clinic_id))
-
-    async def clinics(self) -> list[int]:
-        return [c for c in self.connections if await self._live(c)]
-
-    async def swap_announced(self, clinic_id: int, user_id: int, status: str) -> str | None:
-        previous = self.announced.setdefault(clinic_id, {}).get(user_id)
-        self.announced[clinic_id][user_id] = status
+    async def join(self, clinic_id: int, member: str, count: int) -> str | None:
+        self.entries.setdefault(clinic_id, {})[member] = (time.time() + ENTRY_SECONDS, count)
+        announced = self.announced.setdefault(clinic_id, {})
+        previous, announced[_user_of(member)] = announced.get(_user_of(member)), "online"
         return previous
 
-    async def announced_online(self, clinic_id: int) -> list[int]:
-        return [u for u, s in self.announced.get(clinic_id, {}).items() if s == "online"]
+    async def put(self, entries: dict[tuple[int, str], int]) -> None:
+        for (clinic_id, member), count in entries.items():
+            self.entries.setdefault(clinic_id, {})[member] = (time.time() + ENTRY_SECONDS, count)
+            self.announced.setdefault(clinic_id, {}).setdefault(_user_of(member), "online")
+
+    async def leave(self, clinic_id: int, member: str) -> None:
+        self.entries.get(clinic_id, {}).pop(member, None)
+
+    async def offline_if_gone(self, clinic_id: int, user_id: int) -> bool:
+        if any(_user_of(m) == user_id for m in self._live(clinic_id)):
+            return False
+        announced = self.announced.setdefault(clinic_id, {})
+        previous, announced[user_id] = announced.get(user_id), "offline"
+        return previous == "online"
+
+    async def sweep(self, clinic_id: int) -> list[int]:
+        live = {_user_of(m) for m in self._live(clinic_id)}
+        gone = [u for u, s in self.announced.get(clinic_id, {}).items() if s == "online" and u not in live]
+        for user_id in gone:
+            self.announced[clinic_id][user_id] = "offline"
+        return gone
+
+    async def members(self, clinic_id: int) -> dict[str, int]:
+        return {m: v[1] for m, v in self._live(clinic_id).items()}
+
+    async def clinics(self) -> list[int]:
+        return [c for c in self.entries if self._live(c)]
 
 
-class RedisPresence:
-    """Presence shared by every process through Redis."""
+# KEYS: entries, announced, clinics · ARGV: member, "expires count", user, clinic → the previous announcement
+JOIN = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[4])
+local previous = redis.call('HGET', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[3], 'online')
+return previous
+"""
+# Live users of a clinic, dropping expired entries. Used by the two scripts below.
+LIVE = """
+local function live_users(key, now)
+  local users = {}
+  local entries = redis.call('HGETALL', key)
+  for i = 1, #entries, 2 do
+    local expires = tonumber(string.match(entries[i + 1], '^(%S+)'))
+    if expires <= now then
+      redis.call('HDEL', key, entries[i])
+    else
+      users[string.match(entries[i], '^([^:]+)')] = true
+    end
+  end
+  return users
+end
+"""
+# KEYS: entries, announced · ARGV: user, now → 1 when the user is now announced offline
+OFFLINE_IF_GONE = (
+    LIVE
+    + """
+if live_users(KEYS[1], tonumber(ARGV[2]))[ARGV[1]] then return 0 end
+local previous = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], 'offline')
+if previous == 'online' then return 1 end
+return 0
+"""
+)
+# KEYS: entries, announced · ARGV: now → the users announced online with no live entry, now offline
+SWEEP = (
+    LIVE
+    + """
+local live = live_users(KEYS[1], tonumber(ARGV[1]))
+local gone = {}
+local announced = redis.call('HGETALL', KEYS[2])
+for i = 1, #announced, 2 do
+  if announced[i + 1] == 'online' and not live[announced[i]] then
+    redis.call('HSET', KEYS[2], announced[i], 'offline')
+    table.insert(gone, announced[i])
+  end
+end
+return gone
+"""
+)
+
+
+class RedisStore:
+    """The record shared by every process, in Redis."""
 
     def __init__(self, url: str, prefix: str):
         import redis.asyncio
 
-        # A bounded pool that makes callers wait: a thousand sockets connecting or leaving at once (after a
-        # deploy) queue for a few connections instead of opening one each and failing at the pool's limit.
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url, max_connections=POOL_SIZE, timeout=5, socket_timeout=2, socket_connect_timeout=2
-        )
-        self.redis = redis.asyncio.Redis(connection_pool=pool)
+        self.redis = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self.prefix = prefix
+        self.join_script = self.redis.register_script(JOIN)
+        self.offline_script = self.redis.register_script(OFFLINE_IF_GONE)
+        self.sweep_script = self.redis.register_script(SWEEP)
 
     def _key(self, *parts) -> str:
         return ":".join([self.prefix, "presence", *map(str, parts)])
 
-    async def add(self, clinic_id: int, member: str) -> None:
+    def _keys(self, clinic_id: int) -> list[str]:
+        return [self._key("entries", clinic_id), self._key("announced", clinic_id)]
+
+    async def join(self, clinic_id: int, member: str, count: int) -> str | None:
+        previous = await self.join_script(
+            keys=[*self._keys(clinic_id), self._key("clinics")],
+            args=[member, f"{time.time() + ENTRY_SECONDS} {count}", _user_of(member), clinic_id],
+        )
+        return previous.decode() if previous else None
+
+    async def put(self, entries: dict[tuple[int, str], int]) -> None:
+        if not entries:
+            return
+        expires = time.time() + ENTRY_SECONDS
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self._key("conns", clinic_id), {member: time.time() + ENTRY_SECONDS})
-            pipe.sadd(self._key("clinics"), clinic_id)
+            for (clinic_id, member), count in entries.items():
+                pipe.hset(self._key("entries", clinic_id), member, f"{expires} {count}")
+                pipe.sadd(self._key("clinics"), clinic_id)
+                # Redis restarted and lost the record: the user is online (and shown so) all the same.
+                pipe.hsetnx(self._key("announced", clinic_id), _user_of(member), "online")
             await pipe.execute()
 
-    async def remove(self, clinic_id: int, member: str) -> None:
-        await self.redis.zrem(self._key("conns", clinic_id), member)
+    async def leave(self, clinic_id: int, member: str) -> None:
+        await self.redis.hdel(self._key("entries", clinic_id), member)
 
-    async def members(self, clinic_id: int) -> list[str]:
-        key = self._key("conns", clinic_id)
-        await self.redis.zremrangebyscore(key, 0, time.time())
-        return [m.decode() for m in await self.redis.zrange(key, 0, -1)]
+    async def offline_if_gone(self, clinic_id: int, user_id: int) -> bool:
+        return bool(await self.offline_script(keys=self._keys(clinic_id), args=[user_id, time.time()]))
+
+    async def sweep(self, clinic_id: int) -> list[int]:
+        return [int(u) for u in await self.sweep_script(keys=self._keys(clinic_id), args=[time.time()])]
+
+    async def members(self, clinic_id: int) -> dict[str, int]:
+        now, live = time.time(), {}
+        for member, value in (await self.redis.hgetall(self._key("entries", clinic_id))).items():
+            expires, count = value.decode().split()
+            if float(expires) > now:
+                live[member.decode()] = int(count)
+        return live
 
     async def clinics(self) -> list[int]:
         return [int(c) for c in await self.redis.smembers(self._key("clinics"))]
 
-    async def swap_announced(self, clinic_id: int, user_id: int, status: str) -> str | None:
-        previous = await self.redis.hget(self._key("announced", clinic_id), user_id)
-        await self.redis.hset(self._key("announced", clinic_id), user_id, status)
-        return previous.decode() if previous else None
 
-    async def announced_online(self, clinic_id: int) -> list[int]:
-        statuses = await self.redis.hgetall(self._key("announced", clinic_id))
-        return [int(u) for u, s in statuses.items() if s == b"online"]
-
-
-_memory: MemoryPresence | None = None
-# An asyncio Redis client belongs to the event loop it was made on: one a loop. Under uvicorn that is one
-# client a process; a sync view's async_to_sync may run on a loop of its own.
-_redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisPresence]" = weakref.WeakKeyDictionary()
+_memory: MemoryStore | None = None
+# An asyncio Redis client belongs to the event loop it was made on: one a loop.
+_redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisStore]" = weakref.WeakKeyDictionary()
 
 
 def store():
-    """The presence store for the running event loop (Redis where REDIS_URL is set)."""
+    """The shared record for the running event loop (Redis where REDIS_URL is set)."""
     global _memory
     if not settings.REDIS_URL:
         if _memory is None:
-            _memory = MemoryPresence()
+            _memory = MemoryStore()
         return _memory
     loop = asyncio.get_running_loop()
     if loop not in _redis:
-        _redis[loop] = RedisPresence(settings.REDIS_URL, settings.REDIS_PREFIX)
+        _redis[loop] = RedisStore(settings.REDIS_URL, settings.REDIS_PREFIX)
     return _redis[loop]
 
 
@@ -128,63 +221,105 @@ def reset_store() -> None:
     _redis.clear()
 
 
-def _users(members: list[str]) -> set[int]:
-    return {int(m.split(":", 1)[0]) for m in members}
+class Presence:
+    """This process's connections per (clinic, user), kept in the shared record; owned by the hub, which
+    calls `refresh()` now and then. `announce(clinic_id, change)` broadcasts a status change.
 
+    The record's writes for one (clinic, user) are made one at a time, deciding on this process's count
+    when each runs: a reload's connect and the old page's leave cannot overtake each other."""
 
-async def connect(clinic_id: int, user_id: int, connection: str) -> Change | None:
-    """Count a new connection; returns the change to announce when the user comes online."""
-    presence = store()
-    await presence.add(clinic_id, f"{user_id}:{connection}")
-    if await presence.swap_announced(clinic_id, user_id, "online") != "online":
-        return Change(user_id, "online")
-    return None
+    def __init__(self, announce: Callable[[int, Change], None]):
+        self.announce = announce
+        self.counts: dict[tuple[int, int], int] = {}
+        self.joined: set[tuple[int, int]] = set()  # whose entry this process holds in the record
+        self.locks: dict[tuple[int, int], asyncio.Lock] = {}
+        self.member_suffix = ":" + bus.origin()
+        self.grace_tasks: set[asyncio.Task] = set()
 
+    def _member(self, user_id: int) -> str:
+        return f"{user_id}{self.member_suffix}"
 
-async def refresh(clinic_id: int, user_id: int, connection: str) -> None:
-    await store().add(clinic_id, f"{user_id}:{connection}")
+    def _lock(self, key: tuple[int, int]) -> asyncio.Lock:
+        lock = self.locks.get(key)
+        if lock is None:
+            lock = self.locks[key] = asyncio.Lock()
+        return lock
 
+    async def connect(self, clinic_id: int, user_id: int) -> None:
+        key = (clinic_id, user_id)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        async with self._lock(key):
+            await self._write(key)
 
-async def disconnect(clinic_id: int, user_id: int, connection: str, grace: float | None = None) -> Change | None:
-    """Drop a connection; after the grace period, returns the change to announce if the user is gone."""
-    presence = store()
-    await presence.remove(clinic_id, f"{user_id}:{connection}")
-    await asyncio.sleep(GRACE_SECONDS if grace is None else grace)
-    return await _offline_if_gone(clinic_id, user_id)
+    async def _write(self, key: tuple[int, int]) -> None:
+        """Bring the record in line with this process's count for `key`. Call with the key's lock held."""
+        clinic_id, user_id = key
+        count = self.counts.get(key, 0)
+        if count and key not in self.joined:
+            self.joined.add(key)
+            if await store().join(clinic_id, self._member(user_id), count) != "online":
+                self.announce(clinic_id, Change(user_id, "online"))
+        elif count:
+            await store().put({(clinic_id, self._member(user_id)): count})
+        elif key in self.joined:
+            self.joined.discard(key)
+            await store().leave(clinic_id, self._member(user_id))
 
+    def disconnect(self, clinic_id: int, user_id: int, grace: float | None = None) -> None:
+        """Count a connection gone; the user's last one here starts the grace period (detached: the
+        connection is already gone)."""
+        key = (clinic_id, user_id)
+        count = self.counts.get(key, 0) - 1
+        if count > 0:
+            self.counts[key] = count
+        else:
+            self.counts.pop(key, None)
+        self._spawn(self._leave(key, GRACE_SECONDS if grace is None else grace))
 
-async def _offline_if_gone(clinic_id: int, user_id: int) -> Change | None:
-    presence = store()
-    if user_id in _users(await presence.members(clinic_id)):
-        return None
-    if await presence.swap_announced(clinic_id, user_id, "offline") == "online":
-        return Change(user_id, "offline")
-    return None
+    async def _leave(self, key: tuple[int, int], grace: float) -> None:
+        async with self._lock(key):
+            await self._write(key)
+        if key in self.counts:
+            return
+        await asyncio.sleep(grace)
+        async with self._lock(key):
+            if key in self.counts:
+                return  # back on this process (a reload)
+            self.locks.pop(key, None)
+            if await store().offline_if_gone(*key):
+                self.announce(key[0], Change(key[1], "offline"))
 
+    def _spawn(self, work) -> None:
+        task = asyncio.get_running_loop().create_task(self._quietly(work))
+        self.grace_tasks.add(task)
+        task.add_done_callback(self.grace_tasks.discard)
 
-async def sweep(clinic_id: int) -> list[Change]:
-    """Users announced online whose connections all expired (their process died): now offline."""
-    presence = store()
-    live = _users(await presence.members(clinic_id))
-    changes = []
-    for user_id in await presence.announced_online(clinic_id):
-        if user_id not in live:
-            change = await _offline_if_gone(clinic_id, user_id)
-            if change:
-                changes.append(change)
-    return changes
+    async def _quietly(self, work) -> None:
+        try:
+            await work
+        except Exception:
+            logger.warning("presence: the shared record is unavailable", exc_info=True)
+
+    async def refresh(self) -> None:
+        """Keep this process's entries alive (re-made if the record was lost), and announce offline
+        whoever's process died."""
+        self.joined &= set(self.counts)
+        await store().put({(c, self._member(u)): n for (c, u), n in self.counts.items()})
+        self.joined |= set(self.counts)
+        for clinic_id in {c for c, _ in self.counts}:
+            for user_id in await store().sweep(clinic_id):
+                self.announce(clinic_id, Change(user_id, "offline"))
 
 
 async def online_users(clinic_id: int) -> list[int]:
-    return sorted(_users(await store().members(clinic_id)))
+    return sorted({_user_of(m) for m in await store().members(clinic_id)})
 
 
 async def connection_counts() -> dict[int, int]:
-    """Live connections per clinic, over every process."""
-    presence = store()
+    """Open connections per clinic, over every process."""
     counts = {}
-    for clinic_id in await presence.clinics():
-        n = len(await presence.members(clinic_id))
+    for clinic_id in await store().clinics():
+        n = sum((await store().members(clinic_id)).values())
         if n:
             counts[clinic_id] = n
     return counts

@@ -2,6 +2,6 @@
 
 from django.urls import path
 
-from realtime.consumers import ClinicConsumer
+from realtime.consumer import ClinicConsumer
 
 websocket_urlpatterns = [path("ws/", ClinicConsumer.as_asgi())]

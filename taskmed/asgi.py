@@ -9,7 +9,6 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_http = get_asgi_application()  # set up Django before importing anything that uses models
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -25,7 +24,9 @@ if settings.DEBUG:
 application = ProtocolTypeRouter(
     {
         "http": django_http,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # The consumer reads the session cookie or the bearer token itself (realtime.auth), so the
+        # handshake runs no session or auth middleware; the Origin is checked here.
+        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
 

@@ -138,6 +138,9 @@ else:
             "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
+        # Tests use a file too: the stream's database threads read while others write, which an in-memory
+        # database (one shared cache, table locks that fail at once) does not allow.
+        "TEST": {"NAME": env_str("SQLITE_TEST_PATH") or str(BASE_DIR / ".test-db.sqlite3")},
     }
 DATABASES = {"default": default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -174,10 +177,20 @@ else:
 READ_CACHE = env_bool("READ_CACHE", default=bool(REDIS_URL))
 
 # --- Realtime -----------------------------------------------------------------------------------------
+# The model that owns an event log and counts its seq (`event_seq`): the stream is handed it, never imports it.
+REALTIME_TENANT_MODEL = "conversations.Clinic"
 # Client frames a connection may send a minute (past it: an error frame; at twice it: close 4429).
 WS_FRAMES_PER_MINUTE = env_int("WS_FRAMES_PER_MINUTE", 100)
-# How often a connection re-checks its user, membership and logout, refreshes presence and catches up.
+# Without Redis (one process), how often each distinct login is re-checked, for access changed by another
+# process (with Redis, changes are announced to every process at once).
 WS_RECHECK_SECONDS = env_int("WS_RECHECK_SECONDS", 30)
+# How long the hub lets a frame that came ahead of a missing one wait before reading the log (ms).
+REALTIME_REORDER_MS = env_int("REALTIME_REORDER_MS", 100)
+# How often the hub compares each clinic's latest seq with what it delivered: what the bus lost (or, without
+# Redis, what the task worker wrote) arrives within this many seconds.
+REALTIME_LOG_CHECK_SECONDS = env_int("REALTIME_LOG_CHECK_SECONDS", 5 if REDIS_URL else 1)
+# Threads (each keeping one pooled database connection) for the async paths' database work.
+DB_THREADS = env_int("DB_THREADS", 4)
 # A connection without a session or Authorization header must send {"type": "auth"} within this.
 WS_AUTH_TIMEOUT_SECONDS = env_int("WS_AUTH_TIMEOUT_SECONDS", 5)
 # GET /api/events/ waits this long for an event before answering empty.

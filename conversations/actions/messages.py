@@ -142,8 +142,7 @@ def _queue_outbound(
         created_at=now,
         status_changed_at=now,
     )
-    for file in files:
-        MessageAttachment.objects.create(message=message, **file)
+    attachments = [MessageAttachment.objects.create(message=message, **file) for file in files]
     reopened = conversation.status == Conversation.Status.RESOLVED
     if reopened:
         conversation.status = Conversation.Status.OPEN
@@ -154,7 +153,7 @@ def _queue_outbound(
     tasks.deliver_message.enqueue(message.pk)
     if reopened:
         events.publish_conversation_updated(conversation, ["status"])
-    events.publish_message_new(message, conversation)
+    events.publish_message_new(message, conversation, attachments=attachments)
     return message
 
 

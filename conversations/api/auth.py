@@ -8,7 +8,8 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import Token
 
-from conversations.models import ApiSession, Membership
+from conversations.access import session_is_open
+from conversations.models import Membership
 from conversations.selectors import membership_for
 from conversations.web.clinics import active_membership
 
@@ -19,10 +20,6 @@ class ClinicAuth:
 
     membership: Membership | None
     token: Token | None = None
-
-
-def session_is_open(sid: str | None, user) -> bool:
-    return bool(sid) and ApiSession.objects.filter(sid=sid, user=user, revoked_at__isnull=True).exists()
 
 
 class ClinicJWTAuthentication(JWTAuthentication):

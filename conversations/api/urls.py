@@ -4,8 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from conversations.api.errors import json_not_found
-from conversations.api.views import auth, contacts, conversations, messages, metrics
-from realtime import api as realtime_api
+from conversations.api.views import auth, contacts, conversations, messages, metrics, stream
 
 urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="api-token"),
@@ -31,9 +30,9 @@ urlpatterns = [
     path("contacts/", contacts.ContactListView.as_view(), name="api-contacts"),
     path("contacts/<int:contact_id>/", contacts.ContactDetailView.as_view(), name="api-contact"),
     path("metrics/", metrics.MetricsView.as_view(), name="api-metrics"),
-    path("presence/", realtime_api.PresenceView.as_view(), name="api-presence"),
-    path("socket/stats/", realtime_api.SocketStatsView.as_view(), name="api-socket-stats"),
-    path("health/", realtime_api.HealthView.as_view(), name="api-health"),
+    path("presence/", stream.PresenceView.as_view(), name="api-presence"),
+    path("socket/stats/", stream.SocketStatsView.as_view(), name="api-socket-stats"),
+    path("health/", stream.HealthView.as_view(), name="api-health"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
     # The split view serves its start-up script as a file, so the Content-Security-Policy needs no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
+from conversations.access import SESSION_KEY
 from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Clinic, Membership, Role
 from conversations.templatetags.clinic_time import format_clinic_time
-from conversations.web.clinics import SESSION_KEY
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from conversations.access import SESSION_KEY
 from conversations.models import Membership
 from conversations.selectors import clinics_of, membership_for
-
-SESSION_KEY = "active_clinic_id"
 
 
 def active_membership(request: HttpRequest) -> Membership | None:

@@ -27,7 +27,7 @@ from conversations.web.presenters import (
     preview_prefix,
     staff_names,
 )
-from realtime.events import latest_seq
+from realtime.log import latest_seq
 
 PAGE_SIZE = 50
 MAX_FIRST_WINDOW = 200

@@ -1,4 +1,5 @@
-"""Presence: online across processes, a grace period so reloads do not flap, and expiry when a process dies."""
+"""Presence: online across processes, a grace period so reloads do not flap, expiry when a process dies,
+and no "offline" while another process still holds one of the user's connections."""
 
 import asyncio
 import time
@@ -16,48 +17,82 @@ def fresh(settings):
     presence.reset_store()
 
 
+class Process:
+    """One server process's presence, recording what it announces."""
+
+    def __init__(self, name: str):
+        self.said: list[tuple[int, presence.Change]] = []
+        self.presence = presence.Presence(lambda clinic_id, change: self.said.append((clinic_id, change)))
+        self.presence.member_suffix = f":{name}"
+
+    async def settled(self) -> None:
+        await asyncio.gather(*self.presence.grace_tasks)
+
+
 async def test_the_first_connection_announces_online_and_the_second_does_not():
-    assert await presence.connect(1, 7, "a") == presence.Change(7, "online")
-    assert await presence.connect(1, 7, "b") is None
+    process = Process("a")
+    await process.presence.connect(1, 7)
+    await process.presence.connect(1, 7)
+    assert process.said == [(1, presence.Change(7, "online"))]
     assert await presence.online_users(1) == [7]
     assert await presence.connection_counts() == {1: 2}
 
 
 async def test_a_reload_within_the_grace_period_does_not_flap():
-    await presence.connect(1, 7, "old-page")
-    leaving = presence.disconnect(1, 7, "old-page", grace=0.2)
-    pending = asyncio.create_task(leaving)
-    assert await presence.connect(1, 7, "new-page") is None  # back before the grace ran out
-    assert await pending is None, "no offline for a reload"
+    process = Process("a")
+    await process.presence.connect(1, 7)
+    process.presence.disconnect(1, 7, grace=0.2)
+    await process.presence.connect(1, 7)  # the new page, back before the grace ran out
+    await process.settled()
+    assert process.said == [(1, presence.Change(7, "online"))], "no offline for a reload"
     assert await presence.online_users(1) == [7]
 
 
 async def test_leaving_for_good_announces_offline_once():
-    await presence.connect(1, 7, "a")
-    assert await presence.disconnect(1, 7, "a", grace=0.05) == presence.Change(7, "offline")
+    process = Process("a")
+    await process.presence.connect(1, 7)
+    process.presence.disconnect(1, 7, grace=0.05)
+    await process.settled()
     assert await presence.online_users(1) == []
-    assert await presence.connect(1, 7, "b") == presence.Change(7, "online")
+    await process.presence.connect(1, 7)
+    assert process.said == [(1, presence.Change(7, s)) for s in ("online", "offline", "online")]
+
+
+async def test_a_user_still_connected_on_another_process_is_not_announced_offline():
+    one, two = Process("one"), Process("two")
+    await one.presence.connect(1, 7)
+    await two.presence.connect(1, 7)
+    one.presence.disconnect(1, 7, grace=0.05)
+    await one.settled()
+    assert one.said + two.said == [(1, presence.Change(7, "online"))]
+    assert await presence.online_users(1) == [7]
+    assert await presence.connection_counts() == {1: 1}
 
 
 async def test_a_dead_processs_connections_expire_and_are_swept_offline(monkeypatch):
-    await presence.connect(1, 7, "on-a-process-that-died")
+    dead, alive = Process("dead"), Process("alive")
+    await dead.presence.connect(1, 7)
+    await alive.presence.connect(1, 8)
     real_time = time.time
     monkeypatch.setattr(presence.time, "time", lambda: real_time() + presence.ENTRY_SECONDS + 1)
-    assert await presence.online_users(1) == []
-    assert await presence.sweep(1) == [presence.Change(7, "offline")]
-    assert await presence.sweep(1) == []
+    await alive.presence.refresh()  # the living process keeps its entries and sweeps the dead one's
+    assert await presence.online_users(1) == [8]
+    assert (1, presence.Change(7, "offline")) in alive.said
+    await alive.presence.refresh()
+    assert alive.said.count((1, presence.Change(7, "offline"))) == 1, "announced once"
 
 
 async def test_clinics_are_counted_apart():
-    await presence.connect(1, 7, "a")
-    await presence.connect(2, 8, "b")
+    process = Process("a")
+    await process.presence.connect(1, 7)
+    await process.presence.connect(2, 8)
     assert await presence.online_users(1) == [7] and await presence.online_users(2) == [8]
 
 
 @pytest.mark.redis
-async def test_a_burst_of_connections_waits_for_redis_connections_instead_of_failing():
-    """After a deploy every browser reconnects at once: more connections than the presence pool holds."""
-    users = range(1, 301)
-    changes = await asyncio.gather(*(presence.connect(1, user, f"c{user}") for user in users))
-    assert all(change == presence.Change(user, "online") for change, user in zip(changes, users, strict=True))
+async def test_a_burst_of_connections_costs_redis_once_per_user():
+    """After a deploy every browser reconnects at once."""
+    process = Process("a")
+    await asyncio.gather(*(process.presence.connect(1, user % 30) for user in range(300)))
+    assert sorted(change.user_id for _, change in process.said) == list(range(30))
     assert await presence.connection_counts() == {1: 300}

@@ -1,16 +1,15 @@
 """publish(): the event log takes a gap-free seq in the caller's transaction and broadcasts only after commit."""
 
-import asyncio
 import json
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from conversations.actions.inbound import receive_inbound_message
-from realtime.events import DURABLE_TYPES, clinic_group, publish, render_frame
+from realtime.log import DURABLE_TYPES, frame_of, publish
 from realtime.models import Event
+from realtime.tests.test_consumer import as_member, frame
 
 
 def test_publish_outside_a_transaction_is_refused(clinic):
@@ -43,14 +42,18 @@ def test_seq_counts_per_clinic(clinic, other_clinic):
 def test_the_frame_is_rendered_once_with_the_protocol_shape(clinic):
     with transaction.atomic():
         event = publish(clinic.pk, "message:status", {"message_id": 9, "status": "read"}, conversation_id=55)
-    frame = json.loads(render_frame(event))
-    assert frame == {
-        "type": "message:status",
-        "seq": 1,
-        "conversation_id": 55,
-        "data": {"message_id": 9, "status": "read"},
-        "at": event.created_at.isoformat(),
-    }
+    rendered = json.loads(frame_of(Event.objects.get(pk=event.pk)))
+    assert (
+        rendered
+        == json.loads(frame_of(event))
+        == {
+            "type": "message:status",
+            "seq": 1,
+            "conversation_id": 55,
+            "data": {"message_id": 9, "status": "read"},
+            "at": event.created_at.isoformat(),
+        }
+    )
 
 
 def test_every_durable_type_is_accepted(clinic):
@@ -63,15 +66,13 @@ def test_every_durable_type_is_accepted(clinic):
 def test_broadcast_happens_on_commit_only(clinic, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi")
-    broadcasts = [cb for cb in callbacks if cb.__module__ == "realtime.events"]
+    broadcasts = [cb for cb in callbacks if cb.__module__ == "realtime.log"]
     assert len(broadcasts) == 2  # conversation:new and message:new, each waiting for the commit
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_rolled_back_action_broadcasts_and_logs_nothing(clinic):
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(clinic_group(clinic.pk), channel)
+async def test_a_rolled_back_action_broadcasts_and_logs_nothing(clinic, member):
+    ws = await as_member(member, clinic)
 
     def rolled_back():
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -83,8 +84,7 @@ async def test_a_rolled_back_action_broadcasts_and_logs_nothing(clinic):
         clinic=clinic, phone="5511987654321", content="mantida", external_id="kept"
     )
 
-    first = json.loads((await asyncio.wait_for(layer.receive(channel), 5))["text"])
-    second = json.loads((await asyncio.wait_for(layer.receive(channel), 5))["text"])
+    first, second = await frame(ws, durable_only=True), await frame(ws, durable_only=True)
     assert (first["type"], first["seq"]) == ("conversation:new", 1)
     assert (second["type"], second["seq"]) == ("message:new", 2)
     assert second["data"]["message"]["content"] == "mantida"
@@ -92,4 +92,4 @@ async def test_a_rolled_back_action_broadcasts_and_logs_nothing(clinic):
         lambda: [e.data.get("message", {}).get("content") for e in Event.objects.all()]
     )()
     assert "desfeita" not in contents and len(contents) == 2
-    await layer.group_discard(clinic_group(clinic.pk), channel)
+    await ws.disconnect()

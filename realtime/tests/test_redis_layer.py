@@ -1,32 +1,40 @@
-"""With REDIS_URL, frames cross processes through Redis pub/sub and the cache is Redis."""
+"""With REDIS_URL, frames cross processes through Redis pub/sub (realtime.bus) and the cache is Redis."""
 
 import asyncio
 import json
 
 import pytest
+import redis.asyncio
 from channels.db import database_sync_to_async
-from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.core.cache import cache
 
 from conversations.actions.inbound import receive_inbound_message
-from realtime.events import clinic_group
+from realtime import bus
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
-async def test_a_frame_reaches_a_subscriber_of_another_layer_instance(clinic):
-    # A layer built from the settings but shared with nothing here: what another server process has.
-    elsewhere = RedisPubSubChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
-    channel = await elsewhere.new_channel()
-    await elsewhere.group_add(clinic_group(clinic.pk), channel)
+async def test_a_commit_reaches_a_subscriber_in_another_process_as_the_rendered_frame(clinic):
+    """What another server process's hub receives: one message per event, the frame's text behind a header."""
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    subscription = client.pubsub()
+    await subscription.subscribe(bus.clinic_channel(clinic.pk))
     try:
         await database_sync_to_async(receive_inbound_message)(clinic=clinic, phone="5511987654321", content="Oi")
-        frames = [json.loads((await asyncio.wait_for(elsewhere.receive(channel), 5))["text"]) for _ in range(2)]
+        got = []
+        while len(got) < 2:
+            message = await asyncio.wait_for(subscription.get_message(ignore_subscribe_messages=True, timeout=5), 6)
+            if message is not None:
+                got.append(message["data"])
+        headers = [data.split(b"\n", 1)[0].split(b" ") for data in got]
+        frames = [json.loads(data.split(b"\n", 1)[1]) for data in got]
+        assert [(h[0], int(h[2])) for h in headers] == [(b"D", 1), (b"D", 2)]
         assert [(f["type"], f["seq"]) for f in frames] == [("conversation:new", 1), ("message:new", 2)]
+        assert frames[1]["data"]["message"]["content"] == "Oi"
     finally:
-        await elsewhere.group_discard(clinic_group(clinic.pk), channel)
-        await elsewhere.flush()
+        await subscription.aclose()
+        await client.aclose()
 
 
 def test_the_cache_is_redis():

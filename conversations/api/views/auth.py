@@ -10,8 +10,9 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from conversations.access import session_is_open
 from conversations.actions.api_sessions import open_api_session, revoke_api_session
-from conversations.api.auth import ClinicJWTAuthentication, session_is_open
+from conversations.api.auth import ClinicJWTAuthentication
 from conversations.api.inputs import LogoutIn, RefreshIn, TokenIn
 from conversations.api.outputs import ClinicOut, ErrorOut, TokenPairOut
 from conversations.api.throttling import LoginThrottle

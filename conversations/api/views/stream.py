@@ -1,4 +1,4 @@
-"""Realtime over HTTP: who is online, how many sockets are open, and whether the whole stack answers."""
+"""The event stream over HTTP: who is online, how many sockets are open, and whether the whole stack answers."""
 
 import asyncio
 import time

@@ -1,0 +1,133 @@
+"""Who is calling and for which clinic, in one place: the browser's session and its active clinic, an API
+token (JWT) and its API session, for the API, the pages, the event stream and the long-poll.
+
+The stream (realtime) does not import this module: `ConversationsConfig.ready()` hands it `StreamAccess`.
+"""
+
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import get_user, get_user_model
+from django.contrib.sessions.models import Session
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from conversations.actions.messages import mark_read
+from conversations.errors import ActionError
+from conversations.models import ApiSession, Conversation, Membership, Message
+from conversations.selectors import membership_for
+from realtime.auth import CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, Caller, Refused, TokenClaims
+
+# The session key of the clinic a browser session works in (chosen at login when a user has several).
+SESSION_KEY = "active_clinic_id"
+
+
+def session_is_open(sid: str | None, user) -> bool:
+    """Whether the API session of a token (its `sid`) is still logged in."""
+    return bool(sid) and ApiSession.objects.filter(sid=sid, user=user, revoked_at__isnull=True).exists()
+
+
+def display_name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def _caller(membership: Membership, **credential) -> Caller:
+    user, clinic = membership.user, membership.clinic
+    return Caller(
+        user_id=user.pk,
+        clinic_id=clinic.pk,
+        user={"id": user.pk, "name": display_name(user), "role": membership.role},
+        clinic={"id": clinic.pk, "name": clinic.name, "slug": clinic.slug, "timezone": clinic.timezone},
+        **credential,
+    )
+
+
+def _session_store(session_key: str):
+    return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+
+def _session_expiry(session_key: str) -> float | None:
+    """When a database-backed browser session ends; None for other session engines."""
+    if not settings.SESSION_ENGINE.endswith(("sessions.backends.db", "sessions.backends.cached_db")):
+        return None
+    ends = Session.objects.filter(session_key=session_key).values_list("expire_date", flat=True).first()
+    return ends.timestamp() if ends else None
+
+
+class StreamAccess:
+    """realtime.auth.Access for this domain: members of a clinic, by token or by browser session."""
+
+    def token_claims(self, raw: str) -> TokenClaims:
+        try:
+            token = AccessToken(raw)
+        except TokenError as error:
+            raise Refused(CLOSE_NOT_AUTHENTICATED, f"token: {error}", api_code="token_not_valid") from None
+        try:
+            user_id, clinic_id = int(token["user_id"]), token.get("clinic_id")
+        except (KeyError, TypeError, ValueError):
+            raise Refused(CLOSE_NOT_AUTHENTICATED, "token: no user", api_code="token_not_valid") from None
+        return TokenClaims(user_id=user_id, clinic_id=clinic_id, sid=token.get("sid"), expires_at=float(token["exp"]))
+
+    def caller_for_token(self, claims: TokenClaims) -> Caller:
+        user = get_user_model().objects.filter(pk=claims.user_id, is_active=True).first()
+        if user is None:
+            raise Refused(CLOSE_NOT_AUTHENTICATED, "the token's user is inactive or gone", api_code="user_inactive")
+        if not session_is_open(claims.sid, user):
+            raise Refused(CLOSE_NOT_AUTHENTICATED, "the token was logged out", api_code="session_revoked")
+        membership = membership_for(user, claims.clinic_id) if claims.clinic_id else None
+        if membership is None:
+            raise Refused(CLOSE_FORBIDDEN, "not a member of this clinic", api_code="membership_revoked")
+        return _caller(membership, sid=claims.sid)
+
+    def caller_for_session(self, session_key: str) -> Caller | None:
+        request = HttpRequest()
+        request.session = _session_store(session_key)
+        user = get_user(request)  # Django's own checks: the backend, the password hash of the session
+        if not user.is_authenticated:
+            return None
+        clinic_id = request.session.get(SESSION_KEY)
+        if not clinic_id:
+            raise Refused(CLOSE_FORBIDDEN, "no clinic chosen in this session", api_code="no_active_clinic")
+        membership = membership_for(user, clinic_id)
+        if membership is None:
+            raise Refused(CLOSE_FORBIDDEN, "not a member of this clinic", api_code="no_active_clinic")
+        return _caller(membership, session_key=session_key, session_expires_at=_session_expiry(session_key))
+
+    def still_allowed(self, caller: Caller) -> Refused | None:
+        """A deactivated user, a lost membership or a logout ends the connection."""
+        user = get_user_model().objects.filter(pk=caller.user_id, is_active=True).first()
+        if user is None:
+            return Refused(CLOSE_NOT_AUTHENTICATED, "user deactivated")
+        if membership_for(user, caller.clinic_id) is None:
+            return Refused(CLOSE_FORBIDDEN, "membership ended")
+        if caller.sid is not None and not session_is_open(caller.sid, user):
+            return Refused(CLOSE_NOT_AUTHENTICATED, "logged out")
+        if caller.session_key is not None:
+            expiry = _session_expiry(caller.session_key)
+            if expiry is not None and expiry <= timezone.now().timestamp():
+                return Refused(CLOSE_NOT_AUTHENTICATED, "logged out")
+            try:
+                again = self.caller_for_session(caller.session_key)
+            except Refused as refused:
+                return refused
+            if again is None or again.user_id != caller.user_id or again.clinic_id != caller.clinic_id:
+                return Refused(CLOSE_NOT_AUTHENTICATED, "logged out")
+        return None
+
+    def conversation_in_clinic(self, clinic_id: int, conversation_id: int) -> bool:
+        return Conversation.objects.filter(pk=conversation_id, clinic_id=clinic_id).exists()
+
+    def mark_read(self, caller: Caller, conversation_id: int, message_id: int) -> str | None:
+        """Marks read as the API does; a message saying why not, or None."""
+        conversation = Conversation.objects.filter(pk=conversation_id, clinic_id=caller.clinic_id).first()
+        message = Message.objects.filter(conversation=conversation, pk=message_id).first() if conversation else None
+        if message is None:
+            return "No such message in a conversation of your clinic."
+        user = get_user_model().objects.filter(pk=caller.user_id).first()
+        try:
+            mark_read(user=user, conversation=conversation, message=message)
+        except ActionError as refused:
+            return refused.detail
+        return None

@@ -1,0 +1,98 @@
+"""One connection's outgoing frames: written in the order given, without holding up the hub.
+
+The hub hands a frame to every local socket of the clinic in one pass. Writing to a socket that keeps up
+completes without suspending (the server only waits while the client's buffer is full), so each write
+runs as an eager task: no task is scheduled at all in the usual case, and a slow client only queues its
+own frames. While the connection is being greeted (hello and the replay after `?after=`), live frames
+are held, then follow in order.
+"""
+
+import asyncio
+import logging
+from collections import deque
+
+logger = logging.getLogger(__name__)
+
+MAX_QUEUED = 5000  # frames a client that does not read may fall behind before it is dropped (it resumes)
+
+
+def text_message(text: str) -> dict:
+    """The ASGI message of a text frame; built once per frame and shared by every recipient."""
+    return {"type": "websocket.send", "text": text}
+
+
+class Sender:
+    __slots__ = ("send", "loop", "queue", "busy", "holding", "gone", "seq", "task", "on_overflow")
+
+    def __init__(self, send, *, seq: int = 0, on_overflow=None):
+        self.send = send  # the server's ASGI send
+        self.loop = asyncio.get_running_loop()
+        self.queue: deque[dict] = deque()
+        self.busy = False  # a write is under way (only while the client's buffer is full)
+        self.holding = True  # until the greeting is written
+        self.gone = False
+        self.seq = seq  # the last durable seq handed to this connection
+        self.task: asyncio.Task | None = None
+        self.on_overflow = on_overflow
+
+    def durable(self, seq: int, message: dict) -> None:
+        """A durable frame from the hub, which hands them over in seq order."""
+        if seq <= self.seq:
+            return
+        self.seq = seq
+        self.put(message)
+
+    def put(self, message: dict) -> None:
+        if self.gone:
+            return
+        if self.busy or self.holding or self.queue:
+            if len(self.queue) >= MAX_QUEUED:
+                self._overflow()
+                return
+            self.queue.append(message)
+            return
+        self._write(message)
+
+    def _write(self, message: dict) -> None:
+        self.busy = True
+        task = asyncio.Task(self._drain(message), loop=self.loop, eager_start=True)
+        if not task.done():
+            self.task = task  # keep a reference while it waits for the client
+
+    async def _drain(self, message: dict) -> None:
+        try:
+            await self.send(message)
+            while self.queue and not self.holding:
+                await self.send(self.queue.popleft())
+        except OSError:  # the client has gone (uvicorn: ClientDisconnected); the server ends the connection
+            self.gone = True
+            self.queue.clear()
+        except Exception:
+            logger.exception("ws: writing a frame failed")
+            self.gone = True
+            self.queue.clear()
+        finally:
+            self.busy = False
+            self.task = None
+
+    async def write_now(self, message: dict) -> None:
+        """Write while holding (the greeting), ahead of the held live frames."""
+        if self.gone:
+            return
+        try:
+            await self.send(message)
+        except OSError:
+            self.gone = True
+
+    def release(self) -> None:
+        """The greeting is written: send what was held, and from now on write as frames come."""
+        self.holding = False
+        if self.queue and not self.busy and not self.gone:
+            self._write(self.queue.popleft())
+
+    def _overflow(self) -> None:
+        logger.warning("ws: a client fell %s frames behind; dropping it so that it resumes", MAX_QUEUED)
+        self.queue.clear()
+        self.gone = True
+        if self.on_overflow is not None:
+            self.on_overflow()
