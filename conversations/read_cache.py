@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ _stats: dict[str, CacheStats] = defaultdict(CacheStats)
 _lock = threading.Lock()
 _down_until = 0.0
 _pending_bumps: set[str] = set()
+_local = threading.local()  # this thread's bumps waiting for their commit (bump_on_commit)
 
 
 def enabled() -> bool:
@@ -89,31 +91,73 @@ def _reachable() -> bool:
     """False while backing off; on the way back, first re-applies the bumps that failed."""
     if time.monotonic() < _down_until:
         return False
-    while _pending_bumps:
-        scope = _pending_bumps.pop()
-        if not _bump(scope):
+    if _pending_bumps:
+        pending = sorted(_pending_bumps)
+        _pending_bumps.clear()
+        if not _bump_all(pending):
             return False
     return True
 
 
-def _bump(scope: str) -> bool:
+# Each key: a step up when it exists, else a start from the clock (above any earlier value); in one trip.
+BUMP_SCRIPT = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('INCR', key) else redis.call('SET', key, ARGV[1]) end
+end
+"""
+
+
+_bump_script = (None, None)  # (the Redis client, the script registered with it)
+
+
+def _bump_all(scopes: list[str]) -> bool:
+    global _bump_script
     try:
-        try:
-            cache.incr(scope)
-        except ValueError:  # no version yet (or evicted): start from the clock, above any earlier value
-            cache.set(scope, time.time_ns(), None)
+        if hasattr(cache, "client"):  # django-redis: one script for every scope
+            from django_redis import get_redis_connection
+
+            client = get_redis_connection("default")
+            if _bump_script[0] is not client:
+                _bump_script = (client, client.register_script(BUMP_SCRIPT))
+            _bump_script[1](keys=[cache.make_key(scope) for scope in scopes], args=[time.time_ns()])
+        else:
+            for scope in scopes:
+                try:
+                    cache.incr(scope)
+                except ValueError:  # no version yet (or evicted)
+                    cache.set(scope, time.time_ns(), None)
     except Exception:
-        _pending_bumps.add(scope)
+        _pending_bumps.update(scopes)
         _mark_down("bump")
         return False
     return True
 
 
 def bump(*scopes: str) -> None:
-    """Make the cached reads of these scopes stale; call after a commit (the signals do)."""
-    if enabled():
-        for scope in scopes:
-            _bump(scope)
+    """Make the cached reads of these scopes stale, in one round trip; call after a commit."""
+    if enabled() and scopes:
+        _bump_all(sorted(set(scopes)))
+
+
+def bump_on_commit(scopes: list[str]) -> None:
+    """Bump these scopes when the current transaction commits (at once outside one). All the bumps of a
+    transaction go out in one round trip, from its first commit callback, before the events it published
+    are broadcast (their callbacks come later)."""
+    if not enabled() or not scopes:
+        return
+    if not transaction.get_connection().in_atomic_block:
+        bump(*scopes)
+        return
+    batch = _local.__dict__.setdefault("batch", set())
+    batch.update(scopes)
+    transaction.on_commit(_flush_batch)
+
+
+def _flush_batch() -> None:
+    batch = _local.__dict__.get("batch")
+    if batch:
+        _local.batch = set()
+        bump(*batch)
 
 
 def bump_clinic_version(clinic_id: int) -> None:

@@ -17,7 +17,10 @@ from conversations.models import (
     Membership,
     Message,
     MessageAttachment,
+    WhatsAppChannel,
 )
+from conversations.webhooks import whatsapp_channels
+from realtime import broadcast
 
 # What the list does not show of a message: a change of only these leaves the list's cache alone.
 NOT_IN_THE_LIST = frozenset({"status", "error", "status_changed_at", "external_id", "metadata"})
@@ -43,11 +46,8 @@ def _scopes(instance, update_fields) -> list[str]:
 
 
 def bump_on_commit(sender, instance, update_fields=None, **kwargs) -> None:
-    if not read_cache.enabled():
-        return
-    scopes = _scopes(instance, update_fields)
-    if scopes:
-        transaction.on_commit(lambda: read_cache.bump(*scopes))
+    if read_cache.enabled():
+        read_cache.bump_on_commit(_scopes(instance, update_fields))
 
 
 def _user_id(instance) -> int | None:
@@ -69,7 +69,17 @@ def logged_out(sender, request, user, **kwargs) -> None:
         transaction.on_commit(lambda: realtime.access_changed(user.pk), robust=True)
 
 
+def channels_changed(sender, instance, **kwargs) -> None:
+    """A WhatsApp channel changed: the webhook's secrets and routes are read again, here at once and in
+    every process after the commit."""
+    whatsapp_channels.forget()
+    transaction.on_commit(lambda: broadcast.control({"type": "whatsapp_channels"}), robust=True)
+
+
 def connect() -> None:
+    broadcast.on_control("whatsapp_channels", whatsapp_channels.forget)
+    post_save.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-save")
+    post_delete.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-delete")
     for model in (Contact, Conversation, ConversationAction, Message, MessageAttachment):
         post_save.connect(bump_on_commit, sender=model, dispatch_uid=f"read-cache-{model.__name__}-save")
         post_delete.connect(bump_on_commit, sender=model, dispatch_uid=f"read-cache-{model.__name__}-delete")

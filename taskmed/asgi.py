@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from conversations.webhooks.whatsapp_asgi import with_fast_webhook  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.DEBUG:
@@ -23,7 +24,8 @@ if settings.DEBUG:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_http,
+        # WhatsApp's notifications skip Django's handler and middleware (DESIGN §10); the rest is Django.
+        "http": with_fast_webhook(django_http),
         # The consumer reads the session cookie or the bearer token itself (realtime.auth), so the
         # handshake runs no session or auth middleware; the Origin is checked here.
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),

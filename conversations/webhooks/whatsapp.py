@@ -1,10 +1,18 @@
-"""`/webhooks/whatsapp/`: Meta's verification handshake, and its signed notifications of messages and statuses."""
+"""`/webhooks/whatsapp/`: Meta's verification handshake, and its signed notifications of messages and statuses.
 
-import hashlib
-import hmac
+`receive_notification` does the work for both ways in: the ASGI route that serves the POSTs outside
+Django's handler and middleware (whatsapp_asgi, DESIGN §10) and the Django view below (GET, and the test
+client). A notification is checked against the app secrets held in memory (whatsapp_channels), read, and
+stored: the usual patient message in one statement (actions.inbound_fast), anything else through the full
+actions. It answers 200 only once everything that arrived is committed, and 503 when it cannot be, so
+that Meta retries.
+"""
+
 import json
 import logging
+import re
 
+import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -18,9 +26,12 @@ from conversations.actions.inbound import (
     record_business_app_echo,
     record_identity_change,
 )
+from conversations.actions.inbound_fast import receive_usual_message
 from conversations.errors import ActionError
-from conversations.models import Clinic, WhatsAppChannel
+from conversations.models import Clinic
 from conversations.storable import storable
+from conversations.webhooks import whatsapp_channels
+from conversations.webhooks.whatsapp_channels import signature_of  # noqa: F401 (what callers sign with)
 from conversations.webhooks.whatsapp_payload import (
     InboundMessage,
     Notification,
@@ -30,62 +41,78 @@ from conversations.webhooks.whatsapp_payload import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def signature_of(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def verified_secret(body: bytes, header: str) -> str | None:
-    """The app secret that signed `body`, compared in constant time against every channel's secret."""
-    if not header.startswith("sha256="):
-        return None
-    found = None
-    for secret in WhatsAppChannel.objects.values_list("app_secret", flat=True).distinct():
-        if hmac.compare_digest(signature_of(body, secret), header):
-            found = secret
-    return found
+# JSON escapes of what the database cannot store (a NUL, a lone surrogate): only then is the body cleaned.
+UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
 
 
 def verify_subscription(request: HttpRequest) -> HttpResponse:
     mode, token = request.GET.get("hub.mode"), request.GET.get("hub.verify_token") or ""
-    tokens = WhatsAppChannel.objects.values_list("verify_token", flat=True)
-    if mode == "subscribe" and any(hmac.compare_digest(token, t) for t in tokens):
+    if mode == "subscribe" and whatsapp_channels.verify_token_matches(token):
         return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
     logger.warning("whatsapp webhook verification refused (mode=%r)", mode)
     return HttpResponse("Verification token does not match any channel.", status=403, content_type="text/plain")
 
 
+def read_body(body: bytes):
+    """The notification's JSON, with what the database cannot store cleaned out (kept, never refused)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = json.loads(body)  # also takes lone surrogates, which are then replaced
+    return storable(payload) if UNSTORABLE.search(body) else payload
+
+
+def receive_notification(body: bytes, signature: str) -> tuple[int, dict]:
+    """Check, read and store one signed notification; the HTTP status and JSON body to answer with."""
+    try:
+        secret = whatsapp_channels.verified_secret(body, signature)
+        if secret is None:
+            logger.warning("whatsapp webhook with a bad or missing signature refused")
+            return 403, {"code": "bad_signature", "detail": "X-Hub-Signature-256 does not match."}
+        try:
+            notification = parse_notification(read_body(body))
+        except (ValueError, PayloadError) as error:
+            logger.warning("whatsapp webhook with an unreadable body: %s", error)
+            return 400, {"code": "invalid_payload", "detail": str(error)[:200], "field": "body"}
+        for problem in notification.skipped:
+            logger.warning("whatsapp webhook: skipped %s", problem)
+        return 200, {"received": store(notification, secret)}
+    except DatabaseError:
+        logger.exception("whatsapp webhook could not be stored; Meta will retry")
+        return 503, {"code": "unavailable", "detail": "Could not store it now; retry."}
+
+
 def store(notification: Notification, secret: str) -> dict[str, int]:
     """Apply every record whose number belongs to a channel of the app that signed; each commits on its own."""
-    channels = {
-        c.phone_number_id: c
-        for c in WhatsAppChannel.objects.select_related("clinic").filter(
-            phone_number_id__in=notification.phone_number_ids, app_secret=secret
-        )
-    }
+    routes = whatsapp_channels.routes_of(secret)
+    clinics: dict[int, Clinic] = {}
     counts = {"messages": 0, "statuses": 0, "ignored": 0}
     for message in notification.messages:
-        channel = channels.get(message.phone_number_id)
-        if channel is None:
+        clinic_id = routes.get(message.phone_number_id)
+        if clinic_id is None:
             logger.warning("whatsapp message for unknown number %s ignored", message.phone_number_id)
             counts["ignored"] += 1
             continue
         try:
-            store_message(channel.clinic, message)
+            store_message(clinic_id, message, clinics)
+        except Clinic.DoesNotExist:  # the clinic went while its channel was still held in memory
+            whatsapp_channels.forget()
+            logger.warning("whatsapp message for number %s of a removed clinic ignored", message.phone_number_id)
+            counts["ignored"] += 1
+            continue
         except ActionError as refused:  # e.g. a record naming no patient at all: Meta's retry would not help
             logger.warning("whatsapp message %s refused: %s", message.external_id, refused.detail)
             counts["ignored"] += 1
             continue
         counts["messages"] += 1
     for status in notification.statuses:
-        channel = channels.get(status.phone_number_id)
-        if channel is None:
+        clinic_id = routes.get(status.phone_number_id)
+        if clinic_id is None:
             logger.warning("whatsapp status for unknown number %s ignored", status.phone_number_id)
             counts["ignored"] += 1
             continue
         record_provider_status(
-            clinic_id=channel.clinic_id,
+            clinic_id=clinic_id,
             external_id=status.external_id,
             status=status.status,
             happened_at=status.happened_at,
@@ -112,12 +139,31 @@ def _identifiers(patient: Patient) -> dict[str, str]:
     return usable
 
 
-def store_message(clinic: Clinic, message: InboundMessage) -> None:
+def store_message(clinic_id: int, message: InboundMessage, clinics: dict[int, Clinic] | None = None) -> None:
     """One record: a patient's message, the clinic's echo from the Business app, or a number/id change."""
     patient = message.patient
+    if message.identity_change is None and not message.echo and patient.phone:
+        usual = receive_usual_message(
+            clinic_id=clinic_id,
+            phone=patient.phone,
+            whatsapp_user_id=patient.user_id,
+            whatsapp_parent_user_id=patient.parent_user_id,
+            whatsapp_username=patient.username,
+            profile_name=patient.name,
+            message_type=message.message_type,
+            content=message.content,
+            metadata=message.metadata,
+            external_id=message.external_id,
+            happened_at=message.happened_at,
+        )
+        if usual is not None:
+            return
+    clinics = {} if clinics is None else clinics
+    if clinic_id not in clinics:
+        clinics[clinic_id] = Clinic.objects.get(pk=clinic_id)
     ids = {**_identifiers(patient), "whatsapp_username": patient.username}
     common = {
-        "clinic": clinic,
+        "clinic": clinics[clinic_id],
         "external_id": message.external_id,
         "happened_at": message.happened_at,
         "metadata": message.metadata,
@@ -149,27 +195,13 @@ def store_message(clinic: Clinic, message: InboundMessage) -> None:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
-    """200 only once everything that arrived is committed; 5xx when it cannot be, so Meta retries."""
+    """The verification handshake; and notifications where the ASGI route does not serve them (the test
+    client, a WSGI server)."""
+    if request.method == "GET":
+        return verify_subscription(request)
     try:
-        if request.method == "GET":
-            return verify_subscription(request)
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            return JsonResponse({"code": "too_large", "detail": "The notification is too large."}, status=413)
-        secret = verified_secret(body, request.headers.get("X-Hub-Signature-256", ""))
-        if secret is None:
-            logger.warning("whatsapp webhook with a bad or missing signature refused")
-            return JsonResponse({"code": "bad_signature", "detail": "X-Hub-Signature-256 does not match."}, status=403)
-        try:
-            notification = parse_notification(storable(json.loads(body)))
-        except (ValueError, PayloadError) as error:
-            logger.warning("whatsapp webhook with an unreadable body: %s", error)
-            return JsonResponse({"code": "invalid_payload", "detail": str(error)[:200], "field": "body"}, status=400)
-        for problem in notification.skipped:
-            logger.warning("whatsapp webhook: skipped %s", problem)
-        counts = store(notification, secret)
-    except DatabaseError:
-        logger.exception("whatsapp webhook could not be stored; Meta will retry")
-        return JsonResponse({"code": "unavailable", "detail": "Could not store it now; retry."}, status=503)
-    return JsonResponse({"received": counts})
+        body = request.body
+    except RequestDataTooBig:
+        return JsonResponse({"code": "too_large", "detail": "The notification is too large."}, status=413)
+    status, answer = receive_notification(body, request.headers.get("X-Hub-Signature-256", ""))
+    return JsonResponse(answer, status=status)

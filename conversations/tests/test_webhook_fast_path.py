@@ -1,0 +1,282 @@
+"""The webhook's fast path (DESIGN §10): the usual patient message in two statements, served outside
+Django's handler and middleware, storing and telling exactly what the full action would."""
+
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+import pytest
+from channels.db import database_sync_to_async
+from django.core.signals import request_started
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from conftest import APP_SECRET
+from conversations.actions.conversations import assign_conversation
+from conversations.actions.inbound import receive_inbound_message
+from conversations.management.commands.simulate_patients import notification
+from conversations.models import Conversation, Message, WhatsAppChannel
+from conversations.webhooks import whatsapp_channels
+from conversations.webhooks.whatsapp import receive_notification, signature_of
+from realtime.models import Event
+from realtime.tests.test_consumer import as_member, frame
+from taskmed.asgi import application
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+NUMBER = "106540352242922"
+PHONE = "5511987654321"
+
+
+def signed(payload: dict) -> tuple[bytes, str]:
+    body = json.dumps(payload).encode()
+    return body, signature_of(body, APP_SECRET)
+
+
+def patient_writes(text: str, n: int, **who) -> tuple[int, dict]:
+    return receive_notification(*signed(notification(NUMBER, text, n, phone=PHONE, name="Maria Souza", **who)))
+
+
+def shape(event: Event) -> dict:
+    """An event's data without what differs between two stores of the same thing (ids and times)."""
+    data = json.loads(json.dumps(event.data))
+    for key in ("id", "created_at", "status_changed_at", "conversation_id", "external_id"):
+        data["message"].pop(key, None)
+    for key in ("id", "created_at", "updated_at", "last_message_at"):
+        data["conversation"].pop(key, None)
+    data["conversation"]["contact"].pop("id")
+    return data
+
+
+@pytest.fixture
+def known_patient(clinic, whatsapp_channel):
+    """A patient who wrote before and has an open conversation: what most webhooks are."""
+    status, _ = patient_writes("Olá", 0)
+    assert status == 200
+    return Conversation.objects.get(clinic=clinic)
+
+
+def test_the_usual_message_is_one_statement(known_patient):
+    with CaptureQueriesContext(connection) as queries:
+        status, body = patient_writes("Bom dia", 1)
+    assert status == 200 and body["received"]["messages"] == 1
+    assert len(queries) == 1, [q["sql"][:80] for q in queries]
+    message = Message.objects.get(content="Bom dia")
+    assert (message.direction, message.sender_type, message.status) == ("inbound", "patient", "delivered")
+    assert message.conversation_id == known_patient.pk and message.created_at == message.status_changed_at
+    event = Event.objects.get(type="message:new", data__message__content="Bom dia")
+    assert event.data["message"]["id"] == message.pk, "the event has the id the database gave the message"
+
+
+def test_a_conversation_changed_by_another_process_is_read_again(known_patient, member):
+    """What this process remembers of the conversation is checked by the write: after a change made
+    elsewhere, the message is stored all the same and its frame shows the conversation as it is."""
+    Conversation.objects.filter(pk=known_patient.pk).update(assignee=member, updated_at=timezone.now())
+    with CaptureQueriesContext(connection) as queries:
+        assert patient_writes("Depois da troca", 1)[0] == 200
+    assert len(queries) == 3, "the write found it changed, read it again, and wrote"
+    event = Event.objects.filter(type="message:new").latest("seq")
+    assert event.data["message"]["content"] == "Depois da troca"
+    assert event.data["conversation"]["assignee"]["id"] == member.pk
+
+
+def test_the_fast_path_stores_and_tells_what_the_full_action_would(known_patient, clinic, make_clinic):
+    """The same message stored both ways: the same rows and the same frame, but for ids and times."""
+    patient_writes("Bom dia", 1)
+    fast = Event.objects.filter(clinic=clinic, type="message:new").latest("seq")
+    other = make_clinic()
+    receive_inbound_message(clinic=other, phone=PHONE, profile_name="Maria Souza", content="Olá", external_id="o0")
+    receive_inbound_message(
+        clinic=other,
+        phone=PHONE,
+        profile_name="Maria Souza",
+        content="Bom dia",
+        external_id="o1",
+        metadata=Message.objects.get(content="Bom dia").metadata,
+    )
+    full = Event.objects.filter(clinic=other, type="message:new").latest("seq")
+    assert shape(fast) == shape(full)
+    known_patient.refresh_from_db()
+    message = Message.objects.get(clinic=clinic, content="Bom dia")
+    assert fast.data["message"]["id"] == message.pk and fast.seq == 3
+    assert known_patient.last_message_at == message.created_at
+    assert fast.data["conversation"]["updated_at"] == known_patient.updated_at.isoformat().replace("+00:00", "Z")
+
+
+def test_a_new_patients_first_message_is_three_statements_and_told_as_the_full_action_would(
+    clinic, whatsapp_channel, make_clinic
+):
+    whatsapp_channels.directory()  # the channels are held in memory from the first notification on
+    with CaptureQueriesContext(connection) as queries:
+        status, body = patient_writes("Primeira vez", 1)
+    assert status == 200 and body["received"]["messages"] == 1
+    assert len(queries) == 3, [q["sql"][:80] for q in queries]
+    other = make_clinic()
+    receive_inbound_message(
+        clinic=other,
+        phone=PHONE,
+        profile_name="Maria Souza",
+        content="Primeira vez",
+        external_id="o1",
+        metadata=Message.objects.get(content="Primeira vez").metadata,
+    )
+    fast = list(Event.objects.filter(clinic=clinic).order_by("seq"))
+    full = list(Event.objects.filter(clinic=other).order_by("seq"))
+    assert (
+        [(e.seq, e.type) for e in fast]
+        == [(e.seq, e.type) for e in full]
+        == [
+            (1, "conversation:new"),
+            (2, "message:new"),
+        ]
+    )
+    assert shape(fast[1]) == shape(full[1])
+    fast_thread, full_thread = fast[0].data["conversation"], full[0].data["conversation"]
+    for thread in (fast_thread, full_thread):
+        for key in ("id", "created_at", "updated_at", "last_message_at"):
+            thread.pop(key)
+        thread["contact"].pop("id")
+    assert fast_thread == full_thread
+    conversation = Conversation.objects.get(clinic=clinic)
+    assert (conversation.contact.phone, conversation.contact.profile_name) == (PHONE, "Maria Souza")
+    assert fast[0].conversation_id == conversation.pk == fast[1].data["message"]["conversation_id"]
+
+
+def test_two_first_messages_of_one_new_patient_at_once_make_one_patient(clinic, whatsapp_channel):
+    barrier = threading.Barrier(2)
+    results = []
+
+    def write(n):
+        barrier.wait(5)
+        results.append(patient_writes(f"ao mesmo tempo {n}", n)[0])
+        connection.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [200, 200]
+    assert Conversation.objects.filter(clinic=clinic).count() == 1
+    assert Message.objects.filter(clinic=clinic).count() == 2
+    assert list(Event.objects.filter(clinic=clinic).order_by("seq").values_list("seq", "type")) == [
+        (1, "conversation:new"),
+        (2, "message:new"),
+        (3, "message:new"),
+    ]
+
+
+def test_a_repeat_is_stored_once_and_told_once(known_patient):
+    payload = notification(NUMBER, "Repetida", 1, phone=PHONE, name="Maria Souza")
+    body, signature = signed(payload)
+    assert receive_notification(body, signature)[0] == 200
+    assert receive_notification(body, signature)[0] == 200
+    assert Message.objects.filter(content="Repetida").count() == 1
+    assert Event.objects.filter(type="message:new").count() == 2  # "Olá" and "Repetida"
+
+
+def test_a_conversation_changed_between_read_and_write_is_not_told_stale(known_patient, member):
+    """An assignment commits while the webhook waits for the conversation's row: the message is stored
+    all the same, and its frame shows the conversation as it is now, after the assignment's frame."""
+    assigned = threading.Event()
+
+    def assign_and_hold():
+        with transaction.atomic():
+            assign_conversation(conversation=known_patient, assignee=member, actor=member)
+            assigned.set()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not waiting_on_a_lock():
+                time.sleep(0.02)  # the webhook's statement is about to wait: let it
+        connection.close()
+
+    holder = threading.Thread(target=assign_and_hold)
+    holder.start()
+    assert assigned.wait(10)
+    status, _ = patient_writes("Durante a troca", 1)
+    holder.join(10)
+    assert status == 200
+    events = list(Event.objects.order_by("seq").values_list("type", "data"))
+    assert [t for t, _ in events[-2:]] == ["conversation:updated", "message:new"]
+    assert events[-1][1]["conversation"]["assignee"]["id"] == member.pk
+
+
+def waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_what_is_not_the_usual_case_takes_the_full_path(known_patient):
+    """A new profile name is recorded, a quoted message linked: the fast path steps aside."""
+    quoted = Message.objects.get(content="Olá")
+    reply = notification(NUMBER, "Respondendo", 1, phone=PHONE, name="Maria S.")
+    reply["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = {"id": quoted.external_id}
+    with CaptureQueriesContext(connection) as queries:
+        assert receive_notification(*signed(reply))[0] == 200
+    assert len(queries) > 2
+    message = Message.objects.get(content="Respondendo")
+    assert message.metadata["reply_to_message_id"] == quoted.pk
+    assert message.conversation.contact.profile_name == "Maria S."
+
+
+async def test_concurrent_messages_of_one_patient_are_all_stored_in_seq_order(known_patient, clinic, member):
+    ws = await as_member(member, clinic)
+    sends = [database_sync_to_async(patient_writes, thread_sensitive=False)(f"foto {n}", n) for n in range(8)]
+    assert [status for status, _ in await asyncio.gather(*sends)] == [200] * 8
+    seqs = [(await frame(ws, durable_only=True))["seq"] for _ in range(8)]
+    assert seqs == list(range(3, 11))
+    await ws.disconnect()
+    assert await database_sync_to_async(Message.objects.filter(content__startswith="foto").count)() == 8
+
+
+# --- The ASGI route -------------------------------------------------------------------------------------
+
+
+async def post(body: bytes, headers: dict) -> httpx.Response:
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        return await http.post("/webhooks/whatsapp/", content=body, headers=headers)
+
+
+async def test_the_route_answers_as_the_view_does_without_django_s_request_handling(known_patient, clinic):
+    started = []
+
+    def saw(**kwargs):
+        started.append(kwargs)
+
+    request_started.connect(saw)
+    try:
+        body, signature = signed(notification(NUMBER, "Pela rota", 1, phone=PHONE, name="Maria Souza"))
+        ok = await post(body, {"X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+        forged = await post(body, {"X-Hub-Signature-256": "sha256=" + "0" * 64})
+        unreadable = await post(b"{", {"X-Hub-Signature-256": signature_of(b"{", APP_SECRET)})
+    finally:
+        request_started.disconnect(saw)
+    assert ok.status_code == 200 and ok.json() == {"received": {"messages": 1, "statuses": 0, "ignored": 0}}
+    assert forged.status_code == 403 and forged.json()["code"] == "bad_signature"
+    assert unreadable.status_code == 400 and unreadable.json()["code"] == "invalid_payload"
+    assert started == [], "served outside Django's handler"
+    assert await database_sync_to_async(Message.objects.filter(content="Pela rota").count)() == 1
+
+
+async def test_the_route_refuses_a_body_over_the_limit_and_a_host_it_does_not_serve(settings, known_patient):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big, signature = signed(notification(NUMBER, "x" * 2000, 1, phone=PHONE))
+    assert (await post(big, {"X-Hub-Signature-256": signature})).status_code == 413
+    small, signature = signed(notification(NUMBER, "oi", 2, phone=PHONE))
+    assert (await post(small, {"X-Hub-Signature-256": signature, "Host": "evil.example"})).status_code == 400
+    assert await database_sync_to_async(Message.objects.count)() == 1, "only the patient's first message"
+
+
+async def test_a_channel_added_is_routed_at_once(clinic, member):
+    """The secrets are held in memory and refreshed when a channel changes."""
+    body, signature = signed(notification(NUMBER, "Primeira", 1, phone=PHONE))
+    assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 403
+    await database_sync_to_async(WhatsAppChannel.objects.create)(
+        clinic=clinic, phone_number_id=NUMBER, access_token="t", app_secret=APP_SECRET, verify_token="v"
+    )
+    assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200

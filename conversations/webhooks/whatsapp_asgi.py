@@ -1,0 +1,87 @@
+"""`POST /webhooks/whatsapp/` served straight from ASGI, outside Django's handler and middleware (DESIGN §10).
+
+The hot path of the product: every patient message arrives here. Django's ASGI handler would start a
+thread for the request and run the whole middleware chain (sessions, CSRF, auth, messages, CSP), none of
+which a signed machine-to-machine notification needs. Here the body is read on the event loop, the Host
+is checked against ALLOWED_HOSTS (as Django would), and the work runs on realtime.db's threads, whose
+connections stay open. What it answers is exactly what the Django view answers (the same
+`receive_notification`).
+"""
+
+import logging
+
+import orjson
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from conversations.webhooks.whatsapp import receive_notification
+from realtime import db
+
+logger = logging.getLogger(__name__)
+PATH = "/webhooks/whatsapp/"
+
+
+def _allowed_hosts() -> list[str]:
+    if settings.DEBUG and not settings.ALLOWED_HOSTS:
+        return [".localhost", "127.0.0.1", "[::1]"]  # as Django allows in development
+    return settings.ALLOWED_HOSTS
+
+
+async def _answer(send, status: int, body: dict) -> None:
+    payload = orjson.dumps(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _body(receive, limit: int) -> bytes | None:
+    """The request body, or None when it passes `limit` bytes (nothing more is read)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def whatsapp_notification(scope, receive, send) -> None:
+    headers = {name.lower(): value for name, value in scope["headers"]}
+    host = headers.get(b"host", b"").decode("latin-1")
+    domain, _port = split_domain_port(host)
+    if not domain or not validate_host(domain, _allowed_hosts()):
+        logger.warning("whatsapp webhook for a host not in ALLOWED_HOSTS refused: %r", host[:80])
+        await _answer(send, 400, {"code": "bad_host", "detail": "The Host header is not one this server serves."})
+        return
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    declared = headers.get(b"content-length", b"")
+    if declared.isdigit() and limit is not None and int(declared) > limit:
+        await _answer(send, 413, {"code": "too_large", "detail": "The notification is too large."})
+        return
+    try:
+        body = await _body(receive, limit if limit is not None else 1 << 62)
+    except ConnectionError:
+        return
+    if body is None:
+        await _answer(send, 413, {"code": "too_large", "detail": "The notification is too large."})
+        return
+    signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1")
+    status, answer = await db.run(receive_notification, body, signature)
+    await _answer(send, status, answer)
+
+
+def with_fast_webhook(django_app):
+    """The HTTP application: the WhatsApp notification's POST served here, everything else by Django."""
+
+    async def http(scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH:
+            await whatsapp_notification(scope, receive, send)
+        else:
+            await django_app(scope, receive, send)
+
+    return http

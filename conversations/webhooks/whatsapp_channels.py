@@ -1,0 +1,78 @@
+"""The WhatsApp channels as the webhook needs them, held in memory: app secrets, the clinic each number
+routes to, and the verification tokens. A notification is checked and routed without a query.
+
+Reloaded when a channel changes (the change's signal drops it here at once, and a control message drops it
+in every other process after the commit) and at least every RELOAD_SECONDS, as a backstop.
+"""
+
+import hashlib
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+
+from conversations.models import WhatsAppChannel
+
+RELOAD_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Directory:
+    routes: dict[str, dict[str, int]]  # app secret → phone number id → clinic id
+    verify_tokens: tuple[str, ...]
+    loaded_at: float
+
+
+_directory: Directory | None = None
+_lock = threading.Lock()
+
+
+def _load() -> Directory:
+    routes: dict[str, dict[str, int]] = {}
+    tokens = []
+    for number_id, clinic_id, secret, token in WhatsAppChannel.objects.values_list(
+        "phone_number_id", "clinic_id", "app_secret", "verify_token"
+    ):
+        routes.setdefault(secret, {})[number_id] = clinic_id
+        tokens.append(token)
+    return Directory(routes=routes, verify_tokens=tuple(tokens), loaded_at=time.monotonic())
+
+
+def directory() -> Directory:
+    global _directory
+    found = _directory
+    if found is None or time.monotonic() - found.loaded_at > RELOAD_SECONDS:
+        with _lock:
+            found = _directory = _load()
+    return found
+
+
+def forget(message: dict | None = None) -> None:
+    """A channel changed: read them again on next use (a control message's handler, and the signal's)."""
+    global _directory
+    _directory = None
+
+
+def signature_of(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verified_secret(body: bytes, header: str) -> str | None:
+    """The app secret that signed `body`, compared in constant time against every channel's secret."""
+    if not header.startswith("sha256="):
+        return None
+    found = None
+    for secret in directory().routes:
+        if hmac.compare_digest(signature_of(body, secret).encode(), header.encode("utf-8", "replace")):
+            found = secret
+    return found
+
+
+def routes_of(secret: str) -> dict[str, int]:
+    """The numbers of the app that signed, and their clinics: a number of another app is not routed."""
+    return directory().routes.get(secret, {})
+
+
+def verify_token_matches(token: str) -> bool:
+    given = token.encode("utf-8", "replace")
+    return any(hmac.compare_digest(given, known.encode()) for known in directory().verify_tokens)
