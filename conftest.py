@@ -1,5 +1,6 @@
 """Fixtures shared by every app's tests, and the rule that service-backed tests cannot be skipped in CI."""
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -86,6 +87,27 @@ def close_database_threads(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         db.close_connections()
+
+
+@pytest.fixture(autouse=True)
+async def stream_stopped(request):
+    """A test that opens sockets or posts to the webhook gets a hub and loop connections on its own event
+    loop: they are stopped, and the database calls finished, before that loop closes and before the
+    test's database is emptied."""
+    if "transactional_db" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("transactional_db" if _transactional(request) else "db")
+    yield
+    from realtime import db, hub, presence
+
+    await hub.stop()
+    await db.close_loop_connections()
+    await asyncio.to_thread(db.wait_idle)
+    presence.reset_store()
+
+
+def _transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
 
 
 @pytest.fixture(autouse=True)

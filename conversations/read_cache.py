@@ -8,11 +8,13 @@ be reached, reads go to the database, the failure is counted, and the cache is l
 seconds; a version bump that failed is retried when it can be reached again.
 """
 
+import asyncio
 import hashlib
 import json
 import logging
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -137,6 +139,30 @@ def bump(*scopes: str) -> None:
     """Make the cached reads of these scopes stale, in one round trip; call after a commit."""
     if enabled() and scopes:
         _bump_all(sorted(set(scopes)))
+
+
+_async_scripts: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # event loop → its Redis script
+
+
+async def abump(*scopes: str) -> None:
+    """`bump()` from the event loop, without blocking it (the webhook's fast path)."""
+    if not enabled() or not scopes:
+        return
+    if not hasattr(cache, "client"):
+        bump(*scopes)  # a local-memory cache: nothing to wait for
+        return
+    scopes = sorted(set(scopes))
+    loop = asyncio.get_running_loop()
+    try:
+        if loop not in _async_scripts:
+            import redis.asyncio
+
+            client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+            _async_scripts[loop] = client.register_script(BUMP_SCRIPT)
+        await _async_scripts[loop](keys=[cache.make_key(scope) for scope in scopes], args=[time.time_ns()])
+    except Exception:
+        _pending_bumps.update(scopes)
+        _mark_down("bump")
 
 
 def bump_on_commit(scopes: list[str]) -> None:

@@ -1,10 +1,14 @@
-"""A small fixed pool of threads for database work from async code, each keeping its connection.
+"""Database work from async code: a small fixed pool of threads that keep their connections, and, for
+the hottest statements on PostgreSQL, a small pool of connections used from the event loop itself.
 
 Under ASGI, sync code reached through `sync_to_async` runs either on one thread-sensitive thread (every
 socket of the process queues behind it) or on a fresh thread with a fresh connection (DESIGN §10). Async
 code of the hot paths (the /ws/ consumer, the hub, the WhatsApp webhook) runs its database work here
-instead: `DB_THREADS` threads, each holding its own connection from the pool between calls, dropping it
-only when it broke.
+instead: `run()` on `DB_THREADS` threads, each holding its own connection between calls and dropping it
+only when it broke. The WhatsApp webhook's usual message is one statement; `execute()` runs such a
+statement on the event loop (psycopg's async connections, `DB_LOOP_CONNECTIONS` of them a process), which
+spares it the hand-offs to a thread and back, and the wait for the interpreter lock while the loop sends
+frames: measured, a third of the webhook's latency and of its CPU (docs/benchmarks.md).
 """
 
 import asyncio
@@ -12,6 +16,7 @@ import functools
 import logging
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -100,3 +105,58 @@ def close_connections(timeout: float = 10) -> None:
     for job in jobs:
         job.result(timeout + 1)
     executor.shutdown(wait=True)
+
+
+# --- Statements on the event loop ---------------------------------------------------------------------
+
+_loop_pools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object]" = weakref.WeakKeyDictionary()
+
+
+def loop_statements() -> bool:
+    """Whether `execute()` can serve: PostgreSQL, with loop connections allowed."""
+    return connections["default"].vendor == "postgresql" and settings.DB_LOOP_CONNECTIONS > 0
+
+
+async def _loop_pool():
+    loop = asyncio.get_running_loop()
+    pool = _loop_pools.get(loop)
+    if pool is None:
+        from psycopg_pool import AsyncConnectionPool
+
+        params = connections["default"].get_connection_params()
+        kwargs = {
+            key: value
+            for key, value in params.items()
+            if key not in ("cursor_factory", "context", "prepare_threshold", "client_encoding")
+        }
+
+        async def utc(connection) -> None:
+            await connection.execute("SET TIME ZONE 'UTC'")
+
+        pool = AsyncConnectionPool(
+            kwargs=kwargs | {"autocommit": True},
+            min_size=1,
+            max_size=settings.DB_LOOP_CONNECTIONS,
+            timeout=settings.DB_POOL_TIMEOUT,
+            configure=utc,
+            open=False,
+            name="taskmed-loop",
+        )
+        await pool.open()
+        _loop_pools[loop] = pool
+    return pool
+
+
+async def execute(sql: str, params: dict) -> tuple | None:
+    """Run one statement in its own transaction (autocommit) on the event loop; its first row. It is
+    prepared on each connection (planned once, then only its parameters travel)."""
+    pool = await _loop_pool()
+    async with pool.connection() as connection:
+        cursor = await connection.execute(sql, params, prepare=True)
+        return await cursor.fetchone()
+
+
+async def close_loop_connections() -> None:
+    pool = _loop_pools.pop(asyncio.get_running_loop(), None)
+    if pool is not None:
+        await pool.close()

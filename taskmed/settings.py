@@ -116,6 +116,8 @@ TEMPLATES = [
 # connection pool: under ASGI every sync request runs on a fresh thread, so without a pool each one
 # would open its own connection and PostgreSQL runs out (DESIGN §10).
 DATABASE_URL = env_str("DATABASE_URL")
+# Seconds a request waits for a free pooled connection before failing (503).
+DB_POOL_TIMEOUT = env_int("DB_POOL_TIMEOUT", 10)
 if DATABASE_URL:
     default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
     if default_db["ENGINE"] == "django.db.backends.postgresql":
@@ -125,7 +127,7 @@ if DATABASE_URL:
         options["pool"] = {
             "min_size": env_int("DB_POOL_MIN_SIZE", 2),
             "max_size": env_int("DB_POOL_MAX_SIZE", 10),
-            "timeout": env_int("DB_POOL_TIMEOUT", 10),
+            "timeout": DB_POOL_TIMEOUT,
         }
 else:
     # WAL and IMMEDIATE transactions let the server and the task worker share the file without
@@ -191,6 +193,9 @@ REALTIME_REORDER_MS = env_int("REALTIME_REORDER_MS", 100)
 REALTIME_LOG_CHECK_SECONDS = env_int("REALTIME_LOG_CHECK_SECONDS", 5 if REDIS_URL else 1)
 # Threads (each keeping one pooled database connection) for the async paths' database work.
 DB_THREADS = env_int("DB_THREADS", 4)
+# Connections a server process uses from its event loop for the webhook's one-statement writes (PostgreSQL;
+# 0 sends them to the threads too).
+DB_LOOP_CONNECTIONS = env_int("DB_LOOP_CONNECTIONS", 4)
 # A connection without a session or Authorization header must send {"type": "auth"} within this.
 WS_AUTH_TIMEOUT_SECONDS = env_int("WS_AUTH_TIMEOUT_SECONDS", 5)
 # GET /api/events/ waits this long for an event before answering empty.

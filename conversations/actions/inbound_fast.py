@@ -26,7 +26,7 @@ from django.utils import timezone
 from conversations import read_cache, wire
 from conversations.actions.contacts import usable_identifier
 from conversations.models import Contact, Conversation, Direction, Message, MessageStatus, MessageType, SenderType
-from realtime import log
+from realtime import db, log
 
 logger = logging.getLogger(__name__)
 
@@ -286,10 +286,23 @@ def _message_params(inbound: Inbound) -> dict:
     }
 
 
-def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> UsualResult | None:
-    """One statement: the message, the conversation's last activity, the clinic's seq and the event, if
-    the patient and the conversation are as the snapshot has them. The message's id is the database's;
-    the event's data gets it there, and the frame once the statement returns."""
+@dataclass
+class Plan:
+    """One statement that stores the message into the snapshot's conversation, and what it will tell."""
+
+    inbound: Inbound
+    snapshot: Snapshot
+    sql: str
+    params: dict
+    data: dict
+    now: datetime
+    last_message_at: datetime
+
+
+def _plan(inbound: Inbound, snapshot: Snapshot) -> Plan:
+    """The message, the conversation's last activity, the clinic's seq and the event, in one statement
+    that does nothing unless the patient and the conversation are as the snapshot has them. The message's
+    id is the database's: the event's data gets it there, and the frame once the statement returns."""
     now = timezone.now()
     last = snapshot.last_message_at
     last_message_at = inbound.at if last is None or inbound.at > last else last
@@ -323,25 +336,84 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> UsualResult | No
         "contact_updated_at": snapshot.patient_updated_at,
         "last_message_at": last_message_at,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        message_id, last_seq = cursor.fetchone()
+    return Plan(inbound, snapshot, sql, params, data, now, last_message_at)
+
+
+def _stored(plan: Plan, row: tuple) -> tuple[UsualResult, list] | None:
+    """What the statement did: the result and the events to tell, or None (and the snapshot forgotten)
+    when it stored nothing (the patient or the conversation changed, or a repeat)."""
+    message_id, last_seq = row
+    inbound, snapshot = plan.inbound, plan.snapshot
     if message_id is None:
-        return None  # changed since it was read, or a repeat: the full action decides
-    data["message"]["id"] = message_id
+        _remember(inbound.clinic_id, None, inbound.phone)
+        return None
+    plan.data["message"]["id"] = message_id
+    now = plan.now
     _remember(
         inbound.clinic_id,
-        Snapshot(**{**snapshot.__dict__, "conversation_updated_at": now, "last_message_at": last_message_at}),
+        Snapshot(**{**snapshot.__dict__, "conversation_updated_at": now, "last_message_at": plan.last_message_at}),
         inbound.phone,
     )
-    return _told(
-        inbound,
-        [("message:new", snapshot.conversation_id, log.data_json(data))],
-        last_seq,
-        now,
-        message_id,
-        snapshot.conversation_id,
+    events = [("message:new", snapshot.conversation_id, log.data_json(plan.data))]
+    return UsualResult(message_id, snapshot.conversation_id), [(last_seq, events, now)]
+
+
+def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> UsualResult | None:
+    plan = _plan(inbound, snapshot)
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, plan.params)
+        done = _stored(plan, cursor.fetchone())
+    if done is None:
+        return None
+    result, ((last_seq, events, now),) = done
+    return _told(inbound, events, last_seq, now, result.message_id, result.conversation_id)
+
+
+async def areceive_usual_message(
+    *,
+    clinic_id: int,
+    phone: str,
+    whatsapp_user_id: str = "",
+    whatsapp_parent_user_id: str = "",
+    whatsapp_username: str = "",
+    profile_name: str = "",
+    message_type: str,
+    content: str,
+    metadata: dict,
+    external_id: str,
+    happened_at: datetime,
+) -> UsualResult | None:
+    """From the event loop: a patient this process knows writing into their open conversation, in one
+    statement on the loop's own connections (realtime.db.execute). None for anything else, or when the
+    statement stored nothing: the caller then goes the synchronous way (receive_usual_message, then the
+    full action), which reads the patient again."""
+    if not db.loop_statements():
+        return None
+    inbound = _checked(
+        clinic_id,
+        phone,
+        whatsapp_user_id,
+        whatsapp_parent_user_id,
+        whatsapp_username,
+        profile_name,
+        message_type,
+        content,
+        metadata,
+        external_id,
+        happened_at,
     )
+    snapshot = _snapshots.get((clinic_id, inbound.phone)) if inbound is not None else None
+    if snapshot is None or not _fits(snapshot, inbound):
+        return None
+    plan = _plan(inbound, snapshot)
+    done = _stored(plan, await db.execute(plan.sql, plan.params))
+    if done is None:
+        return None
+    result, ((last_seq, events, now),) = done
+    # Cached reads first: a screen told of the message must not then read the list without it.
+    await read_cache.abump(read_cache.list_scope(clinic_id), read_cache.detail_scope(result.conversation_id))
+    log.committed(clinic_id, last_seq, events, now)
+    return result
 
 
 def _first_message(inbound: Inbound) -> UsualResult | None:

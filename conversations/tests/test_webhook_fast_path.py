@@ -19,7 +19,7 @@ from conversations.actions.conversations import assign_conversation
 from conversations.actions.inbound import receive_inbound_message
 from conversations.management.commands.simulate_patients import notification
 from conversations.models import Conversation, Message, WhatsAppChannel
-from conversations.webhooks import whatsapp_channels
+from conversations.webhooks import whatsapp, whatsapp_channels
 from conversations.webhooks.whatsapp import receive_notification, signature_of
 from realtime.models import Event
 from realtime.tests.test_consumer import as_member, frame
@@ -249,9 +249,11 @@ async def test_the_route_answers_as_the_view_does_without_django_s_request_handl
         started.append(kwargs)
 
     request_started.connect(saw)
+    on_loop = whatsapp.stored_by["event_loop"]
     try:
         body, signature = signed(notification(NUMBER, "Pela rota", 1, phone=PHONE, name="Maria Souza"))
         ok = await post(body, {"X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+        assert whatsapp.stored_by["event_loop"] == on_loop + 1, "a known patient's message never left the loop"
         forged = await post(body, {"X-Hub-Signature-256": "sha256=" + "0" * 64})
         unreadable = await post(b"{", {"X-Hub-Signature-256": signature_of(b"{", APP_SECRET)})
     finally:
@@ -261,6 +263,18 @@ async def test_the_route_answers_as_the_view_does_without_django_s_request_handl
     assert unreadable.status_code == 400 and unreadable.json()["code"] == "invalid_payload"
     assert started == [], "served outside Django's handler"
     assert await database_sync_to_async(Message.objects.filter(content="Pela rota").count)() == 1
+
+
+async def test_a_message_stored_on_the_loop_reaches_the_clinic_s_screens_and_the_log(known_patient, clinic, member):
+    ws = await as_member(member, clinic)
+    body, signature = signed(notification(NUMBER, "Do laço", 1, phone=PHONE, name="Maria Souza"))
+    assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
+    live = await frame(ws, durable_only=True)
+    logged = await database_sync_to_async(lambda: Event.objects.get(seq=live["seq"], clinic=clinic))()
+    stored = await database_sync_to_async(Message.objects.get)(content="Do laço")
+    assert live["type"] == "message:new" and live["data"]["message"]["id"] == stored.pk
+    assert live["data"] == logged.data, "what is sent is what is logged"
+    await ws.disconnect()
 
 
 async def test_the_route_refuses_a_body_over_the_limit_and_a_host_it_does_not_serve(settings, known_patient):

@@ -2,10 +2,10 @@
 
 The hot path of the product: every patient message arrives here. Django's ASGI handler would start a
 thread for the request and run the whole middleware chain (sessions, CSRF, auth, messages, CSP), none of
-which a signed machine-to-machine notification needs. Here the body is read on the event loop, the Host
-is checked against ALLOWED_HOSTS (as Django would), and the work runs on realtime.db's threads, whose
-connections stay open. What it answers is exactly what the Django view answers (the same
-`receive_notification`).
+which a signed machine-to-machine notification needs. Here the body is read on the event loop and the
+Host is checked against ALLOWED_HOSTS (as Django would); the usual notification is then stored without
+leaving the loop (one statement on the loop's connections), and anything else on realtime.db's threads,
+whose connections stay open. What it answers is what the Django view answers.
 """
 
 import logging
@@ -14,7 +14,7 @@ import orjson
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from conversations.webhooks.whatsapp import receive_notification
+from conversations.webhooks.whatsapp import receive_notification, receive_notification_on_loop
 from realtime import db
 
 logger = logging.getLogger(__name__)
@@ -71,8 +71,10 @@ async def whatsapp_notification(scope, receive, send) -> None:
         await _answer(send, 413, {"code": "too_large", "detail": "The notification is too large."})
         return
     signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1")
-    status, answer = await db.run(receive_notification, body, signature)
-    await _answer(send, status, answer)
+    answer = await receive_notification_on_loop(body, signature)
+    if answer is None:
+        answer = await db.run(receive_notification, body, signature)
+    await _answer(send, *answer)
 
 
 def with_fast_webhook(django_app):

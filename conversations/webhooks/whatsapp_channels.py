@@ -47,6 +47,12 @@ def directory() -> Directory:
     return found
 
 
+def loaded() -> bool:
+    """Whether the directory is in memory and fresh (then reading it needs no query: safe on the loop)."""
+    found = _directory
+    return found is not None and time.monotonic() - found.loaded_at <= RELOAD_SECONDS
+
+
 def forget(message: dict | None = None) -> None:
     """A channel changed: read them again on next use (a control message's handler, and the signal's)."""
     global _directory
