@@ -141,28 +141,68 @@ def bump(*scopes: str) -> None:
         _bump_all(sorted(set(scopes)))
 
 
-_async_scripts: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # event loop → its Redis script
+_async_clients: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # event loop → [its client, script sha]
 
 
-async def abump(*scopes: str) -> None:
-    """`bump()` from the event loop, without blocking it (the webhook's fast path)."""
+async def _nothing() -> None:
+    return None
+
+
+async def abump_sent(*scopes: str):
+    """`bump()` from the event loop, in two steps: the command is sent now and its answer awaited later.
+
+    Returns what awaits the answer. Call it after telling the screens: the bump is then in Redis before
+    any screen is told (Redis runs commands in the order they arrive, and a screen's read of the list
+    comes after it hears), yet the screens do not wait for the round trip.
+    """
     if not enabled() or not scopes:
-        return
+        return _nothing
     if not hasattr(cache, "client"):
         bump(*scopes)  # a local-memory cache: nothing to wait for
-        return
+        return _nothing
     scopes = sorted(set(scopes))
+    keys = [cache.make_key(scope) for scope in scopes]
     loop = asyncio.get_running_loop()
     try:
-        if loop not in _async_scripts:
+        if loop not in _async_clients:
             import redis.asyncio
 
             client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-            _async_scripts[loop] = client.register_script(BUMP_SCRIPT)
-        await _async_scripts[loop](keys=[cache.make_key(scope) for scope in scopes], args=[time.time_ns()])
+            _async_clients[loop] = [client, await client.script_load(BUMP_SCRIPT)]
+        client, sha = _async_clients[loop]
+        connection = await client.connection_pool.get_connection()
     except Exception:
         _pending_bumps.update(scopes)
         _mark_down("bump")
+        return _nothing
+    now = time.time_ns()
+    try:
+        await connection.send_command("EVALSHA", sha, len(keys), *keys, now)
+    except Exception:
+        await client.connection_pool.release(connection)
+        _pending_bumps.update(scopes)
+        _mark_down("bump")
+        return _nothing
+
+    async def answered() -> None:
+        from redis.exceptions import NoScriptError
+
+        try:
+            await connection.read_response()
+        except NoScriptError:  # Redis restarted and forgot the script: run it whole
+            try:
+                await client.eval(BUMP_SCRIPT, len(keys), *keys, now)
+                _async_clients[loop][1] = await client.script_load(BUMP_SCRIPT)
+            except Exception:
+                _pending_bumps.update(scopes)
+                _mark_down("bump")
+        except Exception:
+            _pending_bumps.update(scopes)
+            _mark_down("bump")
+        finally:
+            await client.connection_pool.release(connection)
+
+    return answered
 
 
 def bump_on_commit(scopes: list[str]) -> None:

@@ -410,9 +410,13 @@ async def areceive_usual_message(
     if done is None:
         return None
     result, ((last_seq, events, now),) = done
-    # Cached reads first: a screen told of the message must not then read the list without it.
-    await read_cache.abump(read_cache.list_scope(clinic_id), read_cache.detail_scope(result.conversation_id))
+    # The cached reads' bump is in Redis before the screens are told (a screen told of the message must not
+    # then read the list without it); they do not wait for its answer.
+    answered = await read_cache.abump_sent(
+        read_cache.list_scope(clinic_id), read_cache.detail_scope(result.conversation_id)
+    )
     log.committed(clinic_id, last_seq, events, now)
+    await answered()
     return result
 
 

@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.core.signals import request_started
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -275,6 +276,25 @@ async def test_a_message_stored_on_the_loop_reaches_the_clinic_s_screens_and_the
     assert live["type"] == "message:new" and live["data"]["message"]["id"] == stored.pk
     assert live["data"] == logged.data, "what is sent is what is logged"
     await ws.disconnect()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("redis_forgot_its_scripts", [False, True])
+async def test_the_list_read_after_a_message_stored_on_the_loop_shows_it(
+    known_patient, member, jwt_client, redis_forgot_its_scripts
+):
+    """The read cache is bumped by the loop's write too (and still when Redis lost its scripts)."""
+    api = await database_sync_to_async(jwt_client)(member)
+    list_of = database_sync_to_async(lambda: api.get("/api/conversations/").json()["results"][0]["last_message"])
+    assert (await list_of())["content"] == "Olá"  # now cached
+    if redis_forgot_its_scripts:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).script_flush()
+    for n, text in enumerate(("Primeira pelo laço", "Segunda pelo laço"), start=1):
+        body, signature = signed(notification(NUMBER, text, n, phone=PHONE, name="Maria Souza"))
+        assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
+        assert (await list_of())["content"] == text
 
 
 async def test_the_route_refuses_a_body_over_the_limit_and_a_host_it_does_not_serve(settings, known_patient):
