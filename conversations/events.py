@@ -5,12 +5,12 @@ from conversations.models import Conversation, ConversationAction, Message
 from realtime import publish
 
 
-def publish_message_new(message: Message, conversation: Conversation, *, attachments=None) -> None:
-    """`attachments` when known (a new inbound message has none), saving the read."""
+def publish_message_new(message: Message, conversation: Conversation) -> None:
+    """The message in brief and whose conversation it is: every screen parses one for each message."""
     publish(
         conversation.clinic_id,
         "message:new",
-        {"message": wire.message(message, attachments=attachments), "conversation": wire.conversation(conversation)},
+        {"message": wire.message_brief(message), "contact": wire.patient_brief(conversation.contact)},
         conversation_id=conversation.pk,
     )
 

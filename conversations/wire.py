@@ -82,6 +82,29 @@ def message(msg, *, attachments: Iterable | None = None) -> dict:
     }
 
 
+def message_brief(msg) -> dict:
+    """A new message as `message:new` tells it: what a screen shows of it at once. Every screen of the
+    clinic parses one for each message, so it carries no more than that; the whole message is the API's
+    (GET /api/conversations/<id>/messages/)."""
+    return {
+        "id": msg.pk,
+        "conversation_id": msg.conversation_id,
+        "direction": msg.direction,
+        "sender_type": msg.sender_type,
+        "sender": user_ref(msg.sender) if msg.sender_id is not None else None,
+        "message_type": msg.message_type,
+        "content": msg.content,
+        "status": msg.status,
+        "client_id": str(msg.client_id) if msg.client_id is not None else None,
+        "created_at": iso(msg.created_at),
+    }
+
+
+def patient_brief(patient) -> dict:
+    """Whose conversation it is, as a notification names them."""
+    return {"id": patient.pk, "display_name": patient.display_name}
+
+
 def conversation(thread) -> dict:
     return {
         "id": thread.pk,

@@ -183,7 +183,7 @@ def _store(
     touch_conversation(conversation, message.created_at, ("status",) if change == "reopened" else ())
     _queue_media(message)
     _publish_thread(conversation, change)
-    events.publish_message_new(message, conversation, attachments=())  # its media comes later
+    events.publish_message_new(message, conversation)
     if external_id is not None and message.direction == Direction.OUTBOUND:
         message = apply_pending_statuses(message)  # statuses WhatsApp reported before we knew the id
     return InboundResult(message, conversation, contact, created=True)
@@ -289,7 +289,7 @@ def record_identity_change(
         events.publish_conversation_new(conversation)
     elif changed:
         events.publish_conversation_updated(conversation, ["contact"])
-    events.publish_message_new(message, conversation, attachments=())  # its media comes later
+    events.publish_message_new(message, conversation)
     return InboundResult(message, conversation, contact, created=True)
 
 

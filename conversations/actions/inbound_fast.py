@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
@@ -44,7 +43,7 @@ CONTACT_COLUMNS = (
     "created_at",
     "updated_at",
 )
-CONVERSATION_COLUMNS = ("id", "status", "channel", "assignee_id", "last_message_at", "created_at", "updated_at")
+CONVERSATION_COLUMNS = ("id", "last_message_at", "updated_at")
 MESSAGE_COLUMNS = (
     "clinic_id, conversation_id, direction, sender_type, sender_id, message_type, content, metadata, status, "
     "error, external_id, client_id, created_at, status_changed_at"
@@ -69,7 +68,7 @@ class Snapshot:
     conversation_id: int
     conversation_updated_at: datetime
     last_message_at: datetime | None
-    conversation: dict  # as the wire tells it; last_message_at and updated_at are filled in per message
+    patient: dict  # as message:new names them (wire.patient_brief)
 
 
 _snapshots: OrderedDict[tuple[int, str], Snapshot] = OrderedDict()
@@ -120,17 +119,16 @@ def _table(model) -> str:
 
 def _read(inbound: Inbound) -> list[tuple]:
     """Every patient of the clinic any identifier names (or one empty row), each with its open WhatsApp
-    conversation and that conversation's assignee."""
+    conversation."""
     contact = ", ".join(f"c.{c}" for c in CONTACT_COLUMNS)
     conversation = ", ".join(f"v.{c}" for c in CONVERSATION_COLUMNS)
     sql = (
-        f"SELECT {contact}, {conversation}, u.first_name, u.last_name, u.username "
+        f"SELECT {contact}, {conversation} "
         f"FROM (SELECT 1) AS one LEFT JOIN {_table(Contact)} c ON c.clinic_id = %(clinic)s AND (c.phone = %(phone)s "
         "OR (%(user_id)s <> '' AND c.whatsapp_user_id = %(user_id)s) "
         "OR (%(parent_id)s <> '' AND c.whatsapp_parent_user_id = %(parent_id)s)) "
         f"LEFT JOIN {_table(Conversation)} v "
-        "ON v.contact_id = c.id AND v.channel = %(channel)s AND v.status <> %(resolved)s "
-        f"LEFT JOIN {_table(get_user_model())} u ON u.id = v.assignee_id"
+        "ON v.contact_id = c.id AND v.channel = %(channel)s AND v.status <> %(resolved)s"
     )
     params = {
         "clinic": inbound.clinic_id,
@@ -147,23 +145,15 @@ def _read(inbound: Inbound) -> list[tuple]:
 
 def _snapshot_of(clinic_id: int, row: tuple) -> Snapshot | None:
     """The patient and their open conversation from a row of `_read`; None without an open conversation."""
-    n, m = len(CONTACT_COLUMNS), len(CONTACT_COLUMNS) + len(CONVERSATION_COLUMNS)
+    n = len(CONTACT_COLUMNS)
     patient = Contact(clinic_id=clinic_id, **dict(zip(CONTACT_COLUMNS, row[:n], strict=True)))
-    thread = dict(zip(CONVERSATION_COLUMNS, row[n:m], strict=True))
+    thread = dict(zip(CONVERSATION_COLUMNS, row[n:], strict=True))
     if thread["id"] is None:
         return None
-    assignee = None
-    if thread["assignee_id"] is not None:
-        first_name, last_name, username = row[m:]
-        assignee = get_user_model()(
-            id=thread["assignee_id"], first_name=first_name, last_name=last_name, username=username
-        )
-    fields = {k: v for k, v in thread.items() if k != "assignee_id"}
-    conversation = Conversation(clinic_id=clinic_id, contact=patient, assignee=assignee, **fields)
-    return _snapshot(patient, conversation)
+    return _snapshot(patient, thread["id"], thread["updated_at"], thread["last_message_at"])
 
 
-def _snapshot(patient: Contact, conversation: Conversation) -> Snapshot:
+def _snapshot(patient: Contact, conversation_id: int, updated_at: datetime, last_message_at) -> Snapshot:
     return Snapshot(
         patient_id=patient.pk,
         patient_updated_at=patient.updated_at,
@@ -171,10 +161,10 @@ def _snapshot(patient: Contact, conversation: Conversation) -> Snapshot:
         user_id=patient.whatsapp_user_id,
         parent_id=patient.whatsapp_parent_user_id,
         profile_name=patient.profile_name,
-        conversation_id=conversation.pk,
-        conversation_updated_at=conversation.updated_at,
-        last_message_at=conversation.last_message_at,
-        conversation=wire.conversation(conversation),
+        conversation_id=conversation_id,
+        conversation_updated_at=updated_at,
+        last_message_at=last_message_at,
+        patient=wire.patient_brief(patient),
     )
 
 
@@ -306,10 +296,9 @@ def _plan(inbound: Inbound, snapshot: Snapshot) -> Plan:
     now = timezone.now()
     last = snapshot.last_message_at
     last_message_at = inbound.at if last is None or inbound.at > last else last
-    conversation = {**snapshot.conversation, "last_message_at": wire.iso(last_message_at), "updated_at": wire.iso(now)}
     data = {
-        "message": wire.message(_message(inbound, None, snapshot.conversation_id), attachments=()),
-        "conversation": conversation,
+        "message": wire.message_brief(_message(inbound, None, snapshot.conversation_id)),
+        "contact": snapshot.patient,
     }
     events = [("message:new", snapshot.conversation_id, log.data_json(data))]
     with_id = "jsonb_set(%(event_data_0)s::jsonb, '{message,id}', to_jsonb((SELECT id FROM stored)))"
@@ -489,14 +478,12 @@ def _first_message(inbound: Inbound) -> UsualResult | None:
         stored, last_seq = cursor.fetchone()
     if not stored:
         return None  # a concurrent delivery made the patient (or stored this message) first
-    _remember(inbound.clinic_id, _snapshot(patient, conversation), inbound.phone)
+    _remember(inbound.clinic_id, _snapshot(patient, conversation_id, now, inbound.at), inbound.phone)
     return _told(inbound, events, last_seq, now, message_id, conversation_id)
 
 
 def _message_new(message: Message, conversation: Conversation) -> bytes:
-    return log.data_json(
-        {"message": wire.message(message, attachments=()), "conversation": wire.conversation(conversation)}
-    )
+    return log.data_json({"message": wire.message_brief(message), "contact": wire.patient_brief(conversation.contact)})
 
 
 def _told(inbound: Inbound, events, last_seq: int, now, message_id: int, conversation_id: int) -> UsualResult:

@@ -142,7 +142,8 @@ def _queue_outbound(
         created_at=now,
         status_changed_at=now,
     )
-    attachments = [MessageAttachment.objects.create(message=message, **file) for file in files]
+    for file in files:
+        MessageAttachment.objects.create(message=message, **file)
     reopened = conversation.status == Conversation.Status.RESOLVED
     if reopened:
         conversation.status = Conversation.Status.OPEN
@@ -153,7 +154,7 @@ def _queue_outbound(
     tasks.deliver_message.enqueue(message.pk)
     if reopened:
         events.publish_conversation_updated(conversation, ["status"])
-    events.publish_message_new(message, conversation, attachments=attachments)
+    events.publish_message_new(message, conversation)
     return message
 
 

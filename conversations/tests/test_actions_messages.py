@@ -39,8 +39,23 @@ def test_first_message_creates_contact_conversation_and_events(clinic):
     assert event_types(clinic) == ["conversation:new", "message:new"]
     new = Event.objects.get(type="message:new")
     assert new.conversation_id == result.conversation.pk
-    assert new.data["message"]["content"] == "Oi"
-    assert new.data["conversation"]["contact"] == {
+    assert new.data == {
+        "message": {
+            "id": message.pk,
+            "conversation_id": result.conversation.pk,
+            "direction": "inbound",
+            "sender_type": "patient",
+            "sender": None,
+            "message_type": "text",
+            "content": "Oi",
+            "status": "delivered",
+            "client_id": None,
+            "created_at": "2026-06-24T17:30:00Z",
+        },
+        "contact": {"id": result.contact.pk, "display_name": "Maria Souza"},
+    }, "a message in brief, and whose it is: every screen parses one for each message"
+    first = Event.objects.get(type="conversation:new").data["conversation"]
+    assert first["contact"] == {
         "id": result.contact.pk,
         "name": "Maria Souza",
         "display_name": "Maria Souza",

@@ -301,7 +301,7 @@ async def test_durable_events_arrive_in_seq_order(clinic, member):
         ("message:new", 2),
     ]
     assert second["data"]["message"]["content"] == "Oi"
-    assert second["data"]["conversation"]["contact"]["phone"] == "5511987654321"
+    assert second["data"]["contact"]["display_name"] == "+55 11 98765-4321"
     await ws.disconnect()
 
 

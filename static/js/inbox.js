@@ -31,7 +31,9 @@ function notifyInbound(frame) {
   if (frame.type !== "message:new" || message?.sender_type !== "patient") return;
   if (Date.now() - Date.parse(frame.at) > FRESH_MS) return; // replayed after a reconnect: already old news
   const body = message.message_type === "text" ? message.content : `[${message.message_type}] ${message.content}`;
-  notifier.inbound({ title: frame.data.conversation.contact.display_name, body, url: `/inbox/${frame.conversation_id}/` });
+  // Events logged before message:new was made brief carried the whole conversation instead of "contact".
+  const patient = frame.data.contact || frame.data.conversation?.contact;
+  notifier.inbound({ title: patient?.display_name || "", body, url: `/inbox/${frame.conversation_id}/` });
 }
 
 stream.on("frame", (frame) => {

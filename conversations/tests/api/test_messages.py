@@ -91,7 +91,7 @@ def test_sending_a_photo_with_a_caption(api, conversation):
     assert body["message_type"] == "image" and body["content"] == "Sua receita"
     assert body["attachments"][0]["file_name"] == "receita.png" and body["attachments"][0]["size"] == len(PNG)
     frame = Event.objects.filter(type="message:new").latest("seq")
-    assert frame.data["message"]["attachments"][0]["content_type"] == "image/png"
+    assert frame.data["message"]["message_type"] == "image" and frame.data["message"]["id"] == body["id"]
 
 
 @pytest.mark.parametrize(
