@@ -147,13 +147,13 @@ async def _loop_pool():
     return pool
 
 
-async def execute(sql: str, params: dict) -> tuple | None:
-    """Run one statement in its own transaction (autocommit) on the event loop; its first row. It is
-    prepared on each connection (planned once, then only its parameters travel)."""
+async def execute(sql: str, params: dict, *, every_row: bool = False):
+    """Run one statement in its own transaction (autocommit) on the event loop; its first row, or every
+    row. It is prepared on each connection (planned once, then only its parameters travel)."""
     pool = await _loop_pool()
     async with pool.connection() as connection:
         cursor = await connection.execute(sql, params, prepare=True)
-        return await cursor.fetchone()
+        return await (cursor.fetchall() if every_row else cursor.fetchone())
 
 
 async def close_loop_connections() -> None:

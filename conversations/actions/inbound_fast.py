@@ -2,19 +2,23 @@
 patient the clinic knows by phone writing into their open conversation (one statement; one read more when
 this process has not seen the patient lately), and a new patient's first message (three).
 
-`receive_usual_message` stores such a message exactly as `receive_inbound_message` would (the same rows,
-the same events and frames) and answers None for anything else — identifiers or a profile to record, a
-resolved conversation to reopen, media to download, a quoted message, a username, a repeat — which the
-caller then hands to the full action. Each write checks that what was read still holds (the patient's
-and the conversation's `updated_at`, or that nobody has the new patient's identifiers), so a change in
-between — by this process or another — sends the message down the full path rather than storing or
-publishing something stale. What was read of a patient and their conversation is kept per process
-(`Snapshot`), since the next message usually comes from the same patient.
+These store such a message exactly as `receive_inbound_message` would (the same rows, the same events
+and frames) and answer None for anything else — identifiers or a profile to record, a resolved
+conversation to reopen, media to download, a quoted message, a username, a repeat — which the caller
+then hands to the full action. Each write checks that what was read still holds (the conversation is
+still the patient's open one and the patient unchanged, or nobody has the new patient's identifiers),
+so a change in between, by this process or another, sends the message down the full path rather than
+storing or publishing something stale. What was read of a patient is kept per process (`Snapshot`),
+since the next message usually comes from the same patient.
+
+One flow (`_flow`) says which statements to run; it runs on a database thread through Django's
+connection (`receive_usual_message`), or on the event loop through its own connections
+(`areceive_usual_message`, which the webhook's ASGI route uses).
 """
 
-import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,8 +30,6 @@ from conversations import read_cache, wire
 from conversations.actions.contacts import usable_identifier
 from conversations.models import Contact, Conversation, Direction, Message, MessageStatus, MessageType, SenderType
 from realtime import db, log
-
-logger = logging.getLogger(__name__)
 
 MEDIA_TYPES = {MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER}
 CONTACT_COLUMNS = (
@@ -43,7 +45,6 @@ CONTACT_COLUMNS = (
     "created_at",
     "updated_at",
 )
-CONVERSATION_COLUMNS = ("id", "last_message_at", "updated_at")
 MESSAGE_COLUMNS = (
     "clinic_id, conversation_id, direction, sender_type, sender_id, message_type, content, metadata, status, "
     "error, external_id, client_id, created_at, status_changed_at"
@@ -57,7 +58,7 @@ SNAPSHOTS = 20_000  # patients whose open conversation a process remembers
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A patient and their open conversation as last read or written by this process."""
+    """A patient and their open conversation, as this process last read them."""
 
     patient_id: int
     patient_updated_at: datetime
@@ -66,8 +67,6 @@ class Snapshot:
     parent_id: str
     profile_name: str
     conversation_id: int
-    conversation_updated_at: datetime
-    last_message_at: datetime | None
     patient: dict  # as message:new names them (wire.patient_brief)
 
 
@@ -113,17 +112,95 @@ class Inbound:
     at: datetime
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What a flow stored: the result, and the events to tell once committed (their last seq)."""
+
+    result: UsualResult
+    events: list[tuple[str, int | None, bytes]]
+    last_seq: int
+    at: datetime
+
+
+Statement = tuple[str, dict, bool]  # SQL, parameters, whether every row is wanted (else the first)
+
+
 def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _read(inbound: Inbound) -> list[tuple]:
-    """Every patient of the clinic any identifier names (or one empty row), each with its open WhatsApp
-    conversation."""
+def usual_inbound(
+    *,
+    clinic_id: int,
+    phone: str,
+    whatsapp_user_id: str = "",
+    whatsapp_parent_user_id: str = "",
+    whatsapp_username: str = "",
+    profile_name: str = "",
+    message_type: str,
+    content: str,
+    metadata: dict,
+    external_id: str,
+    happened_at: datetime,
+) -> Inbound | None:
+    """A patient's message, normalised for the fast path; None when it cannot be the usual case at all
+    (media, a quoted message, a username, no usable phone), for the full action."""
+    if message_type not in MessageType.values or message_type in MEDIA_TYPES or metadata.get("context"):
+        return None
+    if not external_id or timezone.is_naive(happened_at) or (whatsapp_username or "").strip().lstrip("@"):
+        return None
+    phone_ok = usable_identifier("phone", phone)
+    user_ok = usable_identifier("whatsapp_user_id", whatsapp_user_id) if whatsapp_user_id else ""
+    parent_ok = usable_identifier("whatsapp_parent_user_id", whatsapp_parent_user_id) if whatsapp_parent_user_id else ""
+    if not phone_ok or (whatsapp_user_id and not user_ok) or (whatsapp_parent_user_id and not parent_ok):
+        return None
+    name = (profile_name or "").strip()[:200]
+    return Inbound(
+        clinic_id, phone_ok, user_ok, parent_ok, name, message_type, content or "", metadata, external_id, happened_at
+    )
+
+
+def _fits(snapshot: Snapshot, inbound: Inbound) -> bool:
+    """Whether the message adds nothing to record about the patient (found by phone, same ids and profile)."""
+    return (
+        snapshot.phone == inbound.phone
+        and (not inbound.user_id or snapshot.user_id == inbound.user_id)
+        and (not inbound.parent_id or snapshot.parent_id == inbound.parent_id)
+        and (not inbound.profile_name or snapshot.profile_name == inbound.profile_name)
+    )
+
+
+def _flow(inbound: Inbound) -> Generator[Statement, tuple | list, Stored | None]:
+    """The statements that store the message, each sent the previous one's result; returns what was stored,
+    or None for the full action."""
+    snapshot = _snapshots.get((inbound.clinic_id, inbound.phone))
+    if snapshot is not None and _fits(snapshot, inbound):
+        stored = yield from _into_conversation(inbound, snapshot)
+        if stored is not None:
+            return stored
+        _remember(inbound.clinic_id, None, inbound.phone)  # changed elsewhere: read it again
+    rows = yield _read(inbound)
+    if len(rows) != 1:
+        return None  # identifiers spread over two patients
+    if rows[0][0] is None:
+        return (yield from _first_message(inbound))
+    patient = Contact(clinic_id=inbound.clinic_id, **dict(zip(CONTACT_COLUMNS, rows[0][:-1], strict=True)))
+    conversation_id = rows[0][-1]
+    if conversation_id is None:
+        return None  # no open conversation: one is reopened or made by the full action
+    snapshot = _snapshot(patient, conversation_id)
+    if not _fits(snapshot, inbound):
+        return None  # found by user id only, or identifiers or a profile to record
+    _remember(inbound.clinic_id, snapshot, inbound.phone)
+    return (yield from _into_conversation(inbound, snapshot))
+
+
+def _read(inbound: Inbound) -> Statement:
+    """Every patient of the clinic any identifier names (or one empty row), each with the id of its open
+    WhatsApp conversation."""
     contact = ", ".join(f"c.{c}" for c in CONTACT_COLUMNS)
-    conversation = ", ".join(f"v.{c}" for c in CONVERSATION_COLUMNS)
     sql = (
-        f"SELECT {contact}, {conversation} "
+        f"SELECT {contact}, v.id "
         f"FROM (SELECT 1) AS one LEFT JOIN {_table(Contact)} c ON c.clinic_id = %(clinic)s AND (c.phone = %(phone)s "
         "OR (%(user_id)s <> '' AND c.whatsapp_user_id = %(user_id)s) "
         "OR (%(parent_id)s <> '' AND c.whatsapp_parent_user_id = %(parent_id)s)) "
@@ -138,22 +215,10 @@ def _read(inbound: Inbound) -> list[tuple]:
         "channel": Conversation.Channel.WHATSAPP,
         "resolved": Conversation.Status.RESOLVED,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return sql, params, True
 
 
-def _snapshot_of(clinic_id: int, row: tuple) -> Snapshot | None:
-    """The patient and their open conversation from a row of `_read`; None without an open conversation."""
-    n = len(CONTACT_COLUMNS)
-    patient = Contact(clinic_id=clinic_id, **dict(zip(CONTACT_COLUMNS, row[:n], strict=True)))
-    thread = dict(zip(CONVERSATION_COLUMNS, row[n:], strict=True))
-    if thread["id"] is None:
-        return None
-    return _snapshot(patient, thread["id"], thread["updated_at"], thread["last_message_at"])
-
-
-def _snapshot(patient: Contact, conversation_id: int, updated_at: datetime, last_message_at) -> Snapshot:
+def _snapshot(patient: Contact, conversation_id: int) -> Snapshot:
     return Snapshot(
         patient_id=patient.pk,
         patient_updated_at=patient.updated_at,
@@ -162,88 +227,8 @@ def _snapshot(patient: Contact, conversation_id: int, updated_at: datetime, last
         parent_id=patient.whatsapp_parent_user_id,
         profile_name=patient.profile_name,
         conversation_id=conversation_id,
-        conversation_updated_at=updated_at,
-        last_message_at=last_message_at,
         patient=wire.patient_brief(patient),
     )
-
-
-def _fits(snapshot: Snapshot, inbound: Inbound) -> bool:
-    """Whether the message adds nothing to record about the patient (found by phone, same ids and profile)."""
-    return (
-        snapshot.phone == inbound.phone
-        and (not inbound.user_id or snapshot.user_id == inbound.user_id)
-        and (not inbound.parent_id or snapshot.parent_id == inbound.parent_id)
-        and (not inbound.profile_name or snapshot.profile_name == inbound.profile_name)
-    )
-
-
-def _checked(
-    clinic_id, phone, user_id, parent_id, username, profile_name, message_type, content, metadata, external_id, at
-) -> Inbound | None:
-    """The message normalised, or None when it is not for the fast path at all."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return None  # the statement must commit on its own, before its events are sent
-    if message_type not in MessageType.values or message_type in MEDIA_TYPES or metadata.get("context"):
-        return None
-    if not external_id or timezone.is_naive(at) or (username or "").strip().lstrip("@"):
-        return None
-    phone_ok = usable_identifier("phone", phone)
-    user_ok = usable_identifier("whatsapp_user_id", user_id) if user_id else ""
-    parent_ok = usable_identifier("whatsapp_parent_user_id", parent_id) if parent_id else ""
-    if not phone_ok or (user_id and not user_ok) or (parent_id and not parent_ok):
-        return None
-    name = (profile_name or "").strip()[:200]
-    return Inbound(
-        clinic_id, phone_ok, user_ok, parent_ok, name, message_type, content or "", metadata, external_id, at
-    )
-
-
-def receive_usual_message(
-    *,
-    clinic_id: int,
-    phone: str,
-    whatsapp_user_id: str = "",
-    whatsapp_parent_user_id: str = "",
-    whatsapp_username: str = "",
-    profile_name: str = "",
-    message_type: str,
-    content: str,
-    metadata: dict,
-    external_id: str,
-    happened_at: datetime,
-) -> UsualResult | None:
-    """Store a patient's message the fast way; None when it is not the usual case (the caller then uses
-    receive_inbound_message). Call outside any transaction."""
-    inbound = _checked(
-        clinic_id,
-        phone,
-        whatsapp_user_id,
-        whatsapp_parent_user_id,
-        whatsapp_username,
-        profile_name,
-        message_type,
-        content,
-        metadata,
-        external_id,
-        happened_at,
-    )
-    if inbound is None:
-        return None
-    snapshot = _snapshots.get((clinic_id, inbound.phone))
-    if snapshot is not None and _fits(snapshot, inbound):
-        if (result := _into_conversation(inbound, snapshot)) is not None:
-            return result
-        _remember(clinic_id, None, inbound.phone)  # changed elsewhere: read it again
-    rows = _read(inbound)
-    if len(rows) != 1:
-        return None  # identifiers spread over two patients
-    if rows[0][0] is None:
-        return _first_message(inbound)
-    snapshot = _snapshot_of(clinic_id, rows[0])
-    if snapshot is None or not _fits(snapshot, inbound):
-        return None  # no open conversation, found by user id only, or identifiers or a profile to record
-    return _into_conversation(inbound, snapshot)
 
 
 def _message(inbound: Inbound, message_id: int | None, conversation_id: int) -> Message:
@@ -276,26 +261,13 @@ def _message_params(inbound: Inbound) -> dict:
     }
 
 
-@dataclass
-class Plan:
-    """One statement that stores the message into the snapshot's conversation, and what it will tell."""
-
-    inbound: Inbound
-    snapshot: Snapshot
-    sql: str
-    params: dict
-    data: dict
-    now: datetime
-    last_message_at: datetime
-
-
-def _plan(inbound: Inbound, snapshot: Snapshot) -> Plan:
-    """The message, the conversation's last activity, the clinic's seq and the event, in one statement
-    that does nothing unless the patient and the conversation are as the snapshot has them. The message's
-    id is the database's: the event's data gets it there, and the frame once the statement returns."""
+def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statement, tuple, Stored | None]:
+    """One statement: the message, the conversation's last activity, the clinic's seq and the event, doing
+    nothing unless the conversation is still the patient's open one and the patient as the snapshot has
+    them (the frame names them). Other messages written meanwhile, by any process, change nothing of that:
+    the conversation's row is locked, and its last activity only moves forward. The message's id is the
+    database's: the event's data gets it there, and the frame once the statement returns."""
     now = timezone.now()
-    last = snapshot.last_message_at
-    last_message_at = inbound.at if last is None or inbound.at > last else last
     data = {
         "message": wire.message_brief(_message(inbound, None, snapshot.conversation_id)),
         "contact": snapshot.patient,
@@ -305,12 +277,12 @@ def _plan(inbound: Inbound, snapshot: Snapshot) -> Plan:
     sql = (
         "WITH unchanged AS ("
         f"SELECT v.id FROM {_table(Conversation)} v JOIN {_table(Contact)} c ON c.id = v.contact_id "
-        "WHERE v.id = %(conversation_id)s AND v.updated_at = %(conversation_updated_at)s AND v.status <> %(resolved)s "
+        "WHERE v.id = %(conversation_id)s AND v.status <> %(resolved)s "
         "AND c.id = %(contact_id)s AND c.updated_at = %(contact_updated_at)s FOR UPDATE OF v), "
         f"stored AS (INSERT INTO {_table(Message)} ({MESSAGE_COLUMNS}) "
         f"SELECT {MESSAGE_VALUES.format(conversation='unchanged.id')} FROM unchanged "
         "ON CONFLICT (clinic_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id), "
-        f"touched AS (UPDATE {_table(Conversation)} v SET last_message_at = %(last_message_at)s, "
+        f"touched AS (UPDATE {_table(Conversation)} v SET last_message_at = GREATEST(v.last_message_at, %(at)s), "
         "updated_at = %(event_at)s FROM stored WHERE v.id = %(conversation_id)s RETURNING v.id), "
         f"{log.append_ctes('stored', data={0: with_id})} "
         "SELECT (SELECT id FROM stored), (SELECT max(seq) FROM logged)"
@@ -319,107 +291,26 @@ def _plan(inbound: Inbound, snapshot: Snapshot) -> Plan:
         **log.event_params(inbound.clinic_id, events, now),
         **_message_params(inbound),
         "conversation_id": snapshot.conversation_id,
-        "conversation_updated_at": snapshot.conversation_updated_at,
         "resolved": Conversation.Status.RESOLVED,
         "contact_id": snapshot.patient_id,
         "contact_updated_at": snapshot.patient_updated_at,
-        "last_message_at": last_message_at,
     }
-    return Plan(inbound, snapshot, sql, params, data, now, last_message_at)
-
-
-def _stored(plan: Plan, row: tuple) -> tuple[UsualResult, list] | None:
-    """What the statement did: the result and the events to tell, or None (and the snapshot forgotten)
-    when it stored nothing (the patient or the conversation changed, or a repeat)."""
-    message_id, last_seq = row
-    inbound, snapshot = plan.inbound, plan.snapshot
+    message_id, last_seq = yield sql, params, False
     if message_id is None:
-        _remember(inbound.clinic_id, None, inbound.phone)
-        return None
-    plan.data["message"]["id"] = message_id
-    now = plan.now
-    _remember(
-        inbound.clinic_id,
-        Snapshot(**{**snapshot.__dict__, "conversation_updated_at": now, "last_message_at": plan.last_message_at}),
-        inbound.phone,
-    )
-    events = [("message:new", snapshot.conversation_id, log.data_json(plan.data))]
-    return UsualResult(message_id, snapshot.conversation_id), [(last_seq, events, now)]
+        return None  # changed since it was read, or a repeat: the full action decides
+    data["message"]["id"] = message_id
+    events = [("message:new", snapshot.conversation_id, log.data_json(data))]
+    return Stored(UsualResult(message_id, snapshot.conversation_id), events, last_seq, now)
 
 
-def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> UsualResult | None:
-    plan = _plan(inbound, snapshot)
-    with connection.cursor() as cursor:
-        cursor.execute(plan.sql, plan.params)
-        done = _stored(plan, cursor.fetchone())
-    if done is None:
-        return None
-    result, ((last_seq, events, now),) = done
-    return _told(inbound, events, last_seq, now, result.message_id, result.conversation_id)
-
-
-async def areceive_usual_message(
-    *,
-    clinic_id: int,
-    phone: str,
-    whatsapp_user_id: str = "",
-    whatsapp_parent_user_id: str = "",
-    whatsapp_username: str = "",
-    profile_name: str = "",
-    message_type: str,
-    content: str,
-    metadata: dict,
-    external_id: str,
-    happened_at: datetime,
-) -> UsualResult | None:
-    """From the event loop: a patient this process knows writing into their open conversation, in one
-    statement on the loop's own connections (realtime.db.execute). None for anything else, or when the
-    statement stored nothing: the caller then goes the synchronous way (receive_usual_message, then the
-    full action), which reads the patient again."""
-    if not db.loop_statements():
-        return None
-    inbound = _checked(
-        clinic_id,
-        phone,
-        whatsapp_user_id,
-        whatsapp_parent_user_id,
-        whatsapp_username,
-        profile_name,
-        message_type,
-        content,
-        metadata,
-        external_id,
-        happened_at,
-    )
-    snapshot = _snapshots.get((clinic_id, inbound.phone)) if inbound is not None else None
-    if snapshot is None or not _fits(snapshot, inbound):
-        return None
-    plan = _plan(inbound, snapshot)
-    done = _stored(plan, await db.execute(plan.sql, plan.params))
-    if done is None:
-        return None
-    result, ((last_seq, events, now),) = done
-    # The cached reads' bump is in Redis before the screens are told (a screen told of the message must not
-    # then read the list without it); they do not wait for its answer.
-    answered = await read_cache.abump_sent(
-        read_cache.list_scope(clinic_id), read_cache.detail_scope(result.conversation_id)
-    )
-    log.committed(clinic_id, last_seq, events, now)
-    await answered()
-    return result
-
-
-def _first_message(inbound: Inbound) -> UsualResult | None:
+def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | None]:
     """A patient the clinic has never heard from: the patient, the conversation and the message in one
-    statement, and both events (conversation:new, message:new) as the full action tells them."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT "
-            + ", ".join(
-                f"nextval(pg_get_serial_sequence('{m._meta.db_table}', 'id'))" for m in (Contact, Conversation, Message)
-            )
-        )
-        contact_id, conversation_id, message_id = cursor.fetchone()
+    statement (after one for their ids), and both events (conversation:new, message:new) as the full
+    action tells them."""
+    ids = ", ".join(
+        f"nextval(pg_get_serial_sequence('{m._meta.db_table}', 'id'))" for m in (Contact, Conversation, Message)
+    )
+    contact_id, conversation_id, message_id = yield f"SELECT {ids}", {}, False
     now = timezone.now()
     patient = Contact(
         id=contact_id,
@@ -442,7 +333,11 @@ def _first_message(inbound: Inbound) -> UsualResult | None:
     message = _message(inbound, message_id, conversation_id)
     events = [
         ("conversation:new", conversation_id, log.data_json({"conversation": wire.conversation(conversation)})),
-        ("message:new", conversation_id, _message_new(message, conversation)),
+        (
+            "message:new",
+            conversation_id,
+            log.data_json({"message": wire.message_brief(message), "contact": wire.patient_brief(patient)}),
+        ),
     ]
     sql = (
         f"WITH patient AS (INSERT INTO {_table(Contact)} (id, clinic_id, name, phone, whatsapp_user_id, "
@@ -473,22 +368,57 @@ def _first_message(inbound: Inbound) -> UsualResult | None:
         "channel": Conversation.Channel.WHATSAPP,
         "open": Conversation.Status.OPEN,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        stored, last_seq = cursor.fetchone()
+    stored, last_seq = yield sql, params, False
     if not stored:
         return None  # a concurrent delivery made the patient (or stored this message) first
-    _remember(inbound.clinic_id, _snapshot(patient, conversation_id, now, inbound.at), inbound.phone)
-    return _told(inbound, events, last_seq, now, message_id, conversation_id)
+    _remember(inbound.clinic_id, _snapshot(patient, conversation_id), inbound.phone)
+    return Stored(UsualResult(message_id, conversation_id), events, last_seq, now)
 
 
-def _message_new(message: Message, conversation: Conversation) -> bytes:
-    return log.data_json({"message": wire.message_brief(message), "contact": wire.patient_brief(conversation.contact)})
+def receive_usual_message(inbound: Inbound) -> UsualResult | None:
+    """Store a patient's message the fast way, through Django's connection; None when it is not the usual
+    case (the caller then uses receive_inbound_message). Call outside any transaction: each statement must
+    commit on its own, before its events are sent."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return None
+    flow = _flow(inbound)
+    try:
+        sql, params, every_row = next(flow)
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                answer = cursor.fetchall() if every_row else cursor.fetchone()
+            sql, params, every_row = flow.send(answer)
+    except StopIteration as finished:
+        stored = finished.value
+    if stored is None:
+        return None
+    # Cached reads first: a screen told of the message must not then read the list without it.
+    read_cache.bump(read_cache.list_scope(inbound.clinic_id), read_cache.detail_scope(stored.result.conversation_id))
+    log.committed(inbound.clinic_id, stored.last_seq, stored.events, stored.at)
+    return stored.result
 
 
-def _told(inbound: Inbound, events, last_seq: int, now, message_id: int, conversation_id: int) -> UsualResult:
-    """After the commit: the cached reads first (a screen told of the message must not then read the list
-    without it), then the events to every screen."""
-    read_cache.bump(read_cache.list_scope(inbound.clinic_id), read_cache.detail_scope(conversation_id))
-    log.committed(inbound.clinic_id, last_seq, events, now)
-    return UsualResult(message_id, conversation_id)
+async def areceive_usual_message(inbound: Inbound) -> UsualResult | None:
+    """`receive_usual_message` from the event loop, on its own connections (realtime.db.execute): no
+    hand-off to a thread and back. None where the loop has no connections (not PostgreSQL)."""
+    if not db.loop_statements():
+        return None
+    flow = _flow(inbound)
+    try:
+        sql, params, every_row = next(flow)
+        while True:
+            sql, params, every_row = flow.send(await db.execute(sql, params, every_row=every_row))
+    except StopIteration as finished:
+        stored = finished.value
+    if stored is None:
+        return None
+    # The cached reads' bump is in Redis before the screens are told (a screen told of the message must not
+    # then read the list without it); they do not wait for its answer.
+    conversation_id = stored.result.conversation_id
+    answered = await read_cache.abump_sent(
+        read_cache.list_scope(inbound.clinic_id), read_cache.detail_scope(conversation_id)
+    )
+    log.committed(inbound.clinic_id, stored.last_seq, stored.events, stored.at)
+    await answered()
+    return stored.result

@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conftest import APP_SECRET
+from conversations.actions import inbound_fast
 from conversations.actions.conversations import assign_conversation
 from conversations.actions.inbound import receive_inbound_message
 from conversations.management.commands.simulate_patients import notification
@@ -81,6 +82,9 @@ def test_a_conversation_changed_by_another_process_is_read_again(known_patient, 
     event = Event.objects.filter(type="message:new").latest("seq")
     assert event.data["message"]["content"] == "Depois da troca"
     assert event.data["contact"]["display_name"] == "Maria Aparecida"
+    with CaptureQueriesContext(connection) as queries:
+        assert patient_writes("E de novo", 2)[0] == 200
+    assert len(queries) == 1, "what was read again is remembered"
 
 
 def test_the_fast_path_stores_and_tells_what_the_full_action_would(known_patient, clinic, make_clinic):
@@ -276,6 +280,35 @@ async def test_a_message_stored_on_the_loop_reaches_the_clinic_s_screens_and_the
     assert live["type"] == "message:new" and live["data"]["message"]["id"] == stored.pk
     assert live["data"] == logged.data, "what is sent is what is logged"
     await ws.disconnect()
+
+
+async def test_a_new_patient_and_one_this_process_never_saw_are_stored_on_the_loop_too(clinic, whatsapp_channel):
+    await database_sync_to_async(whatsapp_channels.directory)()
+    on_loop = whatsapp.stored_by["event_loop"]
+    body, signature = signed(notification(NUMBER, "Primeira vez", 1, phone=PHONE, name="Maria Souza"))
+    assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
+    inbound_fast.forget_snapshots()  # as a process that never saw this patient
+    body, signature = signed(notification(NUMBER, "Segunda vez", 2, phone=PHONE, name="Maria Souza"))
+    assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
+    assert whatsapp.stored_by["event_loop"] == on_loop + 2
+    events = await database_sync_to_async(lambda: list(Event.objects.order_by("seq").values_list("type", flat=True)))()
+    assert events == ["conversation:new", "message:new", "message:new"]
+
+
+async def test_messages_written_by_another_process_do_not_send_the_next_one_the_long_way(known_patient, clinic):
+    """Two server processes take turns with one patient's messages: each keeps writing in one statement."""
+    on_loop = whatsapp.stored_by["event_loop"]
+    for n in range(1, 4):
+        await database_sync_to_async(receive_inbound_message)(  # "another process"
+            clinic=clinic, phone=PHONE, profile_name="Maria Souza", content=f"de lá {n}", external_id=f"other-{n}"
+        )
+        body, signature = signed(notification(NUMBER, f"daqui {n}", n, phone=PHONE, name="Maria Souza"))
+        assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
+    assert whatsapp.stored_by["event_loop"] == on_loop + 3
+    stored = await database_sync_to_async(
+        lambda: list(Message.objects.filter(clinic=clinic).order_by("id").values_list("content", flat=True))
+    )()
+    assert stored == ["Olá", "de lá 1", "daqui 1", "de lá 2", "daqui 2", "de lá 3", "daqui 3"]
 
 
 @pytest.mark.redis

@@ -27,7 +27,7 @@ from conversations.actions.inbound import (
     record_business_app_echo,
     record_identity_change,
 )
-from conversations.actions.inbound_fast import areceive_usual_message, receive_usual_message
+from conversations.actions.inbound_fast import areceive_usual_message, receive_usual_message, usual_inbound
 from conversations.errors import ActionError
 from conversations.models import Clinic
 from conversations.storable import storable
@@ -92,7 +92,7 @@ async def receive_notification_on_loop(body: bytes, signature: str) -> tuple[int
     anything else, which `receive_notification` then does on a database thread; nothing is stored twice,
     since this stores either the whole notification or nothing."""
     if not whatsapp_channels.loaded():
-        return None
+        return None  # read on a database thread first
     secret = whatsapp_channels.verified_secret(body, signature)
     if secret is None:
         return None
@@ -107,20 +107,11 @@ async def receive_notification_on_loop(body: bytes, signature: str) -> tuple[int
     patient = message.patient
     if clinic_id is None or message.identity_change is not None or message.echo or not patient.phone:
         return None
+    inbound = usual_inbound(clinic_id=clinic_id, **_patient_message(message))
+    if inbound is None:
+        return None
     try:
-        stored = await areceive_usual_message(
-            clinic_id=clinic_id,
-            phone=patient.phone,
-            whatsapp_user_id=patient.user_id,
-            whatsapp_parent_user_id=patient.parent_user_id,
-            whatsapp_username=patient.username,
-            profile_name=patient.name,
-            message_type=message.message_type,
-            content=message.content,
-            metadata=message.metadata,
-            external_id=message.external_id,
-            happened_at=message.happened_at,
-        )
+        stored = await areceive_usual_message(inbound)
     except Exception:
         logger.warning("whatsapp webhook: the loop's statement failed; the thread takes it", exc_info=True)
         return None
@@ -187,23 +178,28 @@ def _identifiers(patient: Patient) -> dict[str, str]:
     return usable
 
 
+def _patient_message(message: InboundMessage) -> dict:
+    patient = message.patient
+    return {
+        "phone": patient.phone,
+        "whatsapp_user_id": patient.user_id,
+        "whatsapp_parent_user_id": patient.parent_user_id,
+        "whatsapp_username": patient.username,
+        "profile_name": patient.name,
+        "message_type": message.message_type,
+        "content": message.content,
+        "metadata": message.metadata,
+        "external_id": message.external_id,
+        "happened_at": message.happened_at,
+    }
+
+
 def store_message(clinic_id: int, message: InboundMessage, clinics: dict[int, Clinic] | None = None) -> None:
     """One record: a patient's message, the clinic's echo from the Business app, or a number/id change."""
     patient = message.patient
     if message.identity_change is None and not message.echo and patient.phone:
-        usual = receive_usual_message(
-            clinic_id=clinic_id,
-            phone=patient.phone,
-            whatsapp_user_id=patient.user_id,
-            whatsapp_parent_user_id=patient.parent_user_id,
-            whatsapp_username=patient.username,
-            profile_name=patient.name,
-            message_type=message.message_type,
-            content=message.content,
-            metadata=message.metadata,
-            external_id=message.external_id,
-            happened_at=message.happened_at,
-        )
+        inbound = usual_inbound(clinic_id=clinic_id, **_patient_message(message))
+        usual = receive_usual_message(inbound) if inbound is not None else None
         if usual is not None:
             stored_by["few_statements"] += 1
             return
