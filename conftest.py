@@ -81,12 +81,21 @@ def outsider(other_clinic, make_member):
 
 @pytest.fixture(scope="session", autouse=True)
 def close_database_threads(django_db_setup, django_db_blocker):
-    """realtime.db's threads keep their connections open: close them before the test database goes."""
+    """realtime.db's threads keep their connections open: close them before the test database goes. So
+    does asgiref's own thread, where an async test's client logged in: those sessions end here too."""
     yield
+    from django.db import connection
+
     from realtime import db
 
     with django_db_blocker.unblock():
         db.close_connections()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
 
 
 @pytest.fixture(autouse=True)
