@@ -8,7 +8,10 @@ from django.utils import timezone
 class Event(models.Model):
     """One durable event; `seq` is the clinic's own counter, so a client that saw N can ask for > N."""
 
-    clinic = models.ForeignKey(settings.REALTIME_TENANT_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Indexed by the unique (clinic, seq) constraint, which leads with it: no index of its own to keep up.
+    clinic = models.ForeignKey(
+        settings.REALTIME_TENANT_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=40)
     # A plain id, not a foreign key: the log outlives what it speaks of (an erased conversation).

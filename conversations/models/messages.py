@@ -45,7 +45,8 @@ class Message(models.Model):
     """One message of a conversation; `clinic` repeats the conversation's so every query can scope on it."""
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Indexed by the timeline and unread indexes below, which lead with it: no index of its own to keep up.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     direction = models.CharField(max_length=10, choices=Direction.choices)
     sender_type = models.CharField(max_length=12, choices=SenderType.choices)
     sender = models.ForeignKey(
@@ -83,7 +84,15 @@ class Message(models.Model):
             models.CheckConstraint(condition=models.Q(message_type__in=MessageType.values), name="message_type_valid"),
             models.CheckConstraint(condition=models.Q(status__in=MessageStatus.values), name="message_status_valid"),
         ]
-        indexes = [models.Index(fields=["conversation", "-created_at", "-id"], name="message_timeline")]
+        indexes = [
+            models.Index(fields=["conversation", "-created_at", "-id"], name="message_timeline"),
+            # Unread counts: the patient's messages of a conversation after a read marker, from the index alone.
+            models.Index(
+                fields=["conversation", "id"],
+                condition=models.Q(direction="inbound", sender_type="patient"),
+                name="message_from_patient",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} #{self.pk}: {self.content[:40]}"
