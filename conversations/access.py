@@ -4,6 +4,8 @@ token (JWT) and its API session, for the API, the pages, the event stream and th
 The stream (realtime) does not import this module: `ConversationsConfig.ready()` hands it `StreamAccess`.
 """
 
+import threading
+import time
 from importlib import import_module
 
 from django.conf import settings
@@ -16,12 +18,53 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from conversations.actions.messages import mark_read
 from conversations.errors import ActionError
-from conversations.models import ApiSession, Conversation, Membership, Message
+from conversations.models import ApiSession, Clinic, Conversation, Membership, Message
 from conversations.selectors import membership_for
 from realtime.auth import CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, Caller, Refused, TokenClaims
 
 # The session key of the clinic a browser session works in (chosen at login when a user has several).
 SESSION_KEY = "active_clinic_id"
+
+
+# --- The API's callers, remembered -------------------------------------------------------------------
+# A token's checks (its user active, a member of its clinic, its API session open) are three queries a
+# request; a client polling the API would repeat them for nothing. They are remembered per token family
+# for MEMBER_SECONDS at most, and forgotten at once when that user's access changes (the "access" control
+# message, which reaches every server process).
+MEMBER_SECONDS = 30.0
+_members: dict[tuple, tuple[dict, dict, dict, float]] = {}
+_members_lock = threading.Lock()
+
+
+def remembered_membership(user_id: int, clinic_id: int, sid: str) -> Membership | None:
+    """A fresh Membership (with its user and clinic) built from what was remembered, or None."""
+    found = _members.get((user_id, clinic_id, sid))
+    if found is None or time.monotonic() - found[3] > MEMBER_SECONDS:
+        return None
+    user_fields, clinic_fields, membership_fields, _ = found
+    return Membership(user=get_user_model()(**user_fields), clinic=Clinic(**clinic_fields), **membership_fields)
+
+
+def remember_membership(membership: Membership, sid: str) -> None:
+    def fields(obj) -> dict:
+        return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+    membership_fields = {k: v for k, v in fields(membership).items() if k not in ("user_id", "clinic_id")}
+    with _members_lock:
+        _members[membership.user_id, membership.clinic_id, sid] = (
+            fields(membership.user),
+            fields(membership.clinic),
+            membership_fields,
+            time.monotonic(),
+        )
+
+
+def forget_members(message: dict | None = None) -> None:
+    """The control message "access": forget that user's (every user's, for no user)."""
+    user_id = (message or {}).get("user_id")
+    with _members_lock:
+        for key in [k for k in _members if user_id is None or k[0] == user_id]:
+            _members.pop(key, None)
 
 
 def session_is_open(sid: str | None, user) -> bool:

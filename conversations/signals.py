@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 import realtime
-from conversations import read_cache
+from conversations import access, read_cache
 from conversations.models import (
     ApiSession,
     Contact,
@@ -61,12 +61,19 @@ def access_changed_on_commit(sender, instance, update_fields=None, **kwargs) -> 
         return  # a login, not a change of access
     user_id = _user_id(instance)
     if user_id is not None:
-        transaction.on_commit(lambda: realtime.access_changed(user_id), robust=True)
+        _access_changed(user_id)
 
 
 def logged_out(sender, request, user, **kwargs) -> None:
     if user is not None:
-        transaction.on_commit(lambda: realtime.access_changed(user.pk), robust=True)
+        _access_changed(user.pk)
+
+
+def _access_changed(user_id: int) -> None:
+    # Forgetting what this process remembered is safe at once (it is checked again); telling every process
+    # waits for the commit, so that their checks see the change.
+    access.forget_members({"user_id": user_id})
+    transaction.on_commit(lambda: realtime.access_changed(user_id), robust=True)
 
 
 def channels_changed(sender, instance, **kwargs) -> None:
@@ -78,6 +85,7 @@ def channels_changed(sender, instance, **kwargs) -> None:
 
 def connect() -> None:
     broadcast.on_control("whatsapp_channels", whatsapp_channels.forget)
+    broadcast.on_control("access", access.forget_members)
     post_save.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-save")
     post_delete.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-delete")
     for model in (Contact, Conversation, ConversationAction, Message, MessageAttachment):

@@ -1,4 +1,5 @@
-"""Who is calling and for which clinic: JWT or session, re-checked against the database on every request."""
+"""Who is calling and for which clinic: a JWT (its database checks remembered briefly, forgotten when access
+changes) or the browser's session (re-checked on every request)."""
 
 from dataclasses import dataclass
 
@@ -6,9 +7,10 @@ from rest_framework import exceptions, permissions
 from rest_framework.authentication import SessionAuthentication as _SessionAuthentication
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
-from conversations.access import session_is_open
+from conversations.access import remember_membership, remembered_membership, session_is_open
 from conversations.models import Membership
 from conversations.selectors import membership_for
 from conversations.web.clinics import active_membership
@@ -23,21 +25,37 @@ class ClinicAuth:
 
 
 class ClinicJWTAuthentication(JWTAuthentication):
-    """A bearer token whose user is active, still a member of the token's clinic, and not logged out."""
+    """A bearer token whose user is active, still a member of the token's clinic, and not logged out.
+
+    The token's signature and expiry are checked on every request; the database checks are remembered
+    for a short while per token family, and forgotten at once when the user's access changes
+    (access.remembered_membership)."""
 
     def authenticate(self, request: Request):
-        result = super().authenticate(request)
-        if result is None:
+        header = self.get_header(request)
+        raw = self.get_raw_token(header) if header is not None else None
+        if raw is None:
             return None
-        user, token = result
-        membership = membership_for(user, token.get("clinic_id")) if token.get("clinic_id") else None
-        if membership is None:
+        token = self.get_validated_token(raw)
+        sid, clinic_id = token.get("sid"), token.get("clinic_id")
+        try:
+            user_id = int(token[api_settings.USER_ID_CLAIM])
+        except (KeyError, TypeError, ValueError):
             raise exceptions.AuthenticationFailed(
-                "This token's clinic membership has ended.", code="membership_revoked"
-            )
-        if not session_is_open(token.get("sid"), user):
-            raise exceptions.AuthenticationFailed("This token was logged out.", code="session_revoked")
-        return user, ClinicAuth(membership=membership, token=token)
+                "Token contained no recognizable user.", code="token_not_valid"
+            ) from None
+        membership = remembered_membership(user_id, clinic_id, sid) if sid and clinic_id else None
+        if membership is None:
+            user = self.get_user(token)
+            membership = membership_for(user, clinic_id) if clinic_id else None
+            if membership is None:
+                raise exceptions.AuthenticationFailed(
+                    "This token's clinic membership has ended.", code="membership_revoked"
+                )
+            if not session_is_open(sid, user):
+                raise exceptions.AuthenticationFailed("This token was logged out.", code="session_revoked")
+            remember_membership(membership, sid)
+        return membership.user, ClinicAuth(membership=membership, token=token)
 
 
 class ClinicSessionAuthentication(_SessionAuthentication):

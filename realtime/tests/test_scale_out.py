@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from websockets.asyncio.client import connect
 
 from conftest import clean_env, free_port
 from conversations.actions.inbound import receive_inbound_message
-from conversations.models import WhatsAppChannel
+from conversations.models import Membership, WhatsAppChannel
 from realtime import presence
 from realtime.models import Event
 from realtime.tests.test_consumer import access_token, forget_presence
@@ -122,6 +123,31 @@ async def test_a_message_posted_through_one_process_reaches_a_client_of_the_othe
         assert [u["id"] for u in online["online"]] == [member.pk]
         counts = await presence.connection_counts()
         assert counts.get(clinic.pk) == 2, "presence counts the connections of both processes"
+
+
+def status_of(url: str, token: str) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})) as r:
+            return r.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+async def test_a_membership_removed_elsewhere_ends_api_access_in_every_process(serve, clinic, member):
+    """A server process remembers a token's checks between requests; a removal made by another process
+    reaches it as a control message over Redis and is honoured at once (not after the memory's 30 s)."""
+    token = await database_sync_to_async(access_token)(member)
+    hosts = [serve(server_env()), serve(server_env())]
+    for host in hosts:
+        assert await asyncio.to_thread(status_of, f"http://{host}/api/conversations/", token) == 200
+    await database_sync_to_async(lambda: Membership.objects.filter(user=member).delete())()
+    deadline = time.monotonic() + 2
+    refused: dict[str, int] = {}
+    while len(refused) < len(hosts) and time.monotonic() < deadline:
+        for host in hosts:
+            if await asyncio.to_thread(status_of, f"http://{host}/api/conversations/", token) == 401:
+                refused.setdefault(host, round(time.monotonic() - deadline + 2, 3))
+    assert set(refused) == set(hosts), f"still allowed after 2 s on {set(hosts) - set(refused)}"
 
 
 async def test_clients_dropping_and_resuming_during_a_stream_end_with_exactly_the_log(serve, clinic, member):

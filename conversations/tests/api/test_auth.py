@@ -13,6 +13,7 @@ from conversations.api.throttling import LoginThrottle
 from conversations.models import Membership, Role
 
 LIST = "/api/conversations/"
+ADMINS_ONLY = "/api/socket/stats/"
 
 
 def claims(token: str) -> dict:
@@ -116,6 +117,26 @@ def test_a_deactivated_user_loses_access_with_a_valid_token(jwt_client, member):
         APIClient().post("/api/auth/token/refresh/", {"refresh": client.tokens["refresh"]}, format="json").status_code
         == 401
     )
+
+
+def test_access_lost_after_the_token_was_used_is_lost_at_once(jwt_client, member, make_member, clinic):
+    """A token's database checks are remembered between requests; any change of access forgets them."""
+    nurse, admin = make_member(clinic), make_member(clinic, Role.ADMIN)
+    removed, deactivated, demoted = jwt_client(member), jwt_client(nurse), jwt_client(admin)
+    for client in (removed, deactivated, demoted):
+        assert client.get(LIST).status_code == 200  # remembered from here on
+    assert demoted.get(ADMINS_ONLY).status_code == 200
+
+    Membership.objects.filter(user=member).delete()
+    nurse.is_active = False
+    nurse.save()
+    membership = Membership.objects.get(user=admin)
+    membership.role = Role.RECEPTIONIST
+    membership.save()
+
+    assert removed.get(LIST).json()["code"] == "membership_revoked"
+    assert deactivated.get(LIST).status_code == 401
+    assert demoted.get(ADMINS_ONLY).status_code == 403 and demoted.get(LIST).status_code == 200
 
 
 def test_a_deleted_users_refresh_token_is_a_401_not_a_crash(jwt_client, member):
