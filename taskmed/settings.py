@@ -248,7 +248,7 @@ REST_FRAMEWORK = {
         "conversations.api.auth.ClinicSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["conversations.api.auth.IsClinicMember"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["conversations.api.renderers.FastJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",

@@ -5,7 +5,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conversations import selectors
+from conversations import selectors, wire
 from conversations.api import cursors
 from conversations.api.inputs import ContactListQuery
 from conversations.api.outputs import ClinicOut, ContactOut, ContactPageOut, ErrorOut
@@ -28,7 +28,7 @@ class ContactListView(ClinicAPIView):
         rows = selectors.contact_page(self.clinic, q=params.get("q"), after_id=after_id, limit=params["limit"])
         limit = params["limit"]
         next_cursor = cursors.encode(rows[limit - 1].pk) if len(rows) > limit else None
-        return Response({"results": ContactOut(rows[:limit], many=True).data, "next_cursor": next_cursor})
+        return Response({"results": [wire.contact(row) for row in rows[:limit]], "next_cursor": next_cursor})
 
 
 class ContactDetailView(ClinicAPIView):
@@ -37,7 +37,7 @@ class ContactDetailView(ClinicAPIView):
         contact = selectors.contact_of(self.clinic, contact_id)
         if contact is None:
             raise exceptions.NotFound("No such contact in your clinic.", code="not_found")
-        return Response(ContactOut(contact).data)
+        return Response(wire.contact(contact))
 
 
 class ClinicListView(ClinicAPIView):

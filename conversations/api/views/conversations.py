@@ -6,7 +6,7 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conversations import read_cache, selectors
+from conversations import read_cache, selectors, wire
 from conversations.actions.conversations import UNCHANGED, add_conversation_action, update_conversation
 from conversations.api import cursors
 from conversations.api.inputs import ActionIn, ConversationListQuery, ConversationPatchIn
@@ -15,9 +15,7 @@ from conversations.api.outputs import (
     ConversationDetailOut,
     ConversationOut,
     ConversationPageOut,
-    ConversationRowOut,
     ErrorOut,
-    MessageOut,
 )
 from conversations.api.views.base import ClinicAPIView, client_ip
 
@@ -59,7 +57,7 @@ class ConversationListView(ClinicAPIView):
         limit = filters["limit"]
         last = rows[limit - 1] if len(rows) > limit else None
         return {
-            "results": ConversationRowOut(rows[:limit], many=True).data,
+            "results": [wire.conversation_row(row) for row in rows[:limit]],
             "next_cursor": cursors.encode(last.activity_at, last.pk) if last else None,
         }
 
@@ -81,10 +79,10 @@ class ConversationDetailView(ClinicAPIView):
     def _shared(self, conversation) -> dict:
         messages, has_older = selectors.message_window(conversation, limit=DETAIL_MESSAGES)
         return {
-            "conversation": ConversationOut(conversation).data,
-            "messages": MessageOut(messages, many=True).data,
+            "conversation": wire.conversation(conversation),
+            "messages": [wire.message(message) for message in messages],
             "has_older": has_older,
-            "actions": ActionOut(selectors.actions_of(conversation), many=True).data,
+            "actions": [wire.action(action) for action in selectors.actions_of(conversation)],
         }
 
     @extend_schema(
@@ -110,7 +108,7 @@ class ConversationDetailView(ClinicAPIView):
             assignee=assignee,
             ip=client_ip(request),
         )
-        return Response(ConversationOut(conversation).data)
+        return Response(wire.conversation(conversation))
 
 
 class ConversationActionsView(ClinicAPIView):
@@ -118,7 +116,7 @@ class ConversationActionsView(ClinicAPIView):
     def get(self, request: Request, conversation_id: int) -> Response:
         """The conversation's timeline actions (appointments booked, changed), oldest first."""
         conversation = self.get_conversation(conversation_id)
-        return Response(ActionOut(selectors.actions_of(conversation), many=True).data)
+        return Response([wire.action(action) for action in selectors.actions_of(conversation)])
 
     @extend_schema(request=ActionIn, responses={201: ActionOut, 400: ErrorOut, 404: ErrorOut}, tags=["conversations"])
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -133,4 +131,4 @@ class ConversationActionsView(ClinicAPIView):
             actor=request.user,
             ip=client_ip(request),
         )
-        return Response(ActionOut(action).data, status=status.HTTP_201_CREATED)
+        return Response(wire.action(action), status=status.HTTP_201_CREATED)

@@ -6,7 +6,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conversations import selectors
+from conversations import selectors, wire
 from conversations.actions.messages import mark_read, resend_failed_message, send_outbound_message
 from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SendMessageIn
 from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut
@@ -33,7 +33,7 @@ class MessagesView(ClinicAPIView):
                         {side: ["No such message in this conversation."]}, code="not_found"
                     )
         messages, has_more = selectors.message_window(conversation, limit=query.validated_data["limit"], **anchors)
-        return Response({"results": MessageOut(messages, many=True).data, "has_more": has_more})
+        return Response({"results": [wire.message(message) for message in messages], "has_more": has_more})
 
     @extend_schema(
         request={"application/json": SendMessageIn, "multipart/form-data": SendMessageIn},
@@ -57,7 +57,7 @@ class MessagesView(ClinicAPIView):
             ip=client_ip(request),
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(MessageOut(result.message).data, status=code)
+        return Response(wire.message(result.message), status=code)
 
 
 class ResendView(ClinicAPIView):
@@ -76,7 +76,7 @@ class ResendView(ClinicAPIView):
             message=message, sender=request.user, client_id=data.validated_data.get("client_id"), ip=client_ip(request)
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(MessageOut(result.message).data, status=code)
+        return Response(wire.message(result.message), status=code)
 
 
 class ReadView(ClinicAPIView):
