@@ -107,9 +107,15 @@ class RedisBus:
         self.publishing: set[asyncio.Task] = set()
 
     async def start(self, on_message: OnMessage, on_reconnect: Callable[[], Awaitable[None]]) -> None:
+        """Subscribe and start reading; if Redis is away, keep trying in the background (this process's
+        own frames reach its sockets meanwhile, and the log brings the rest)."""
         self.on_message, self.on_reconnect = on_message, on_reconnect
-        await self._connect()
-        self.reader = asyncio.get_running_loop().create_task(self._read())
+        try:
+            await self._connect()
+        except Exception as error:
+            self.reader = asyncio.get_running_loop().create_task(self._read(error))
+        else:
+            self.reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _connect(self) -> None:
         pubsub = self.listener.pubsub()
@@ -117,18 +123,15 @@ class RedisBus:
         self.pubsub = pubsub
         self.connected.set()
 
-    async def _read(self) -> None:
-        silent = 0.0
+    async def _read(self, lost: Exception | None = None) -> None:
+        if lost is not None:
+            await self._reconnect(lost)
         while True:
             try:
                 message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=PING_SECONDS)
-                if message is None:
-                    silent += PING_SECONDS
-                    if silent >= PING_SECONDS:
-                        await self.pubsub.ping()
-                        silent = 0.0
+                if message is None:  # quiet for a while: make sure the connection still answers
+                    await self.pubsub.ping()
                     continue
-                silent = 0.0
                 if message["type"] == "message":
                     self.on_message(message["channel"].decode(), message["data"])
             except asyncio.CancelledError:
@@ -140,7 +143,8 @@ class RedisBus:
         self.connected.clear()
         logger.warning("realtime bus: lost Redis (%r); reconnecting, then catching up from the log", error)
         try:
-            await self.pubsub.aclose()
+            if self.pubsub is not None:
+                await self.pubsub.aclose()
         except Exception:
             logger.debug("realtime bus: closing the old subscription failed", exc_info=True)
         delay = 0.05

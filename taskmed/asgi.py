@@ -13,7 +13,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from conversations.webhooks.whatsapp_asgi import with_fast_webhook  # noqa: E402
+from conversations.api.asgi import api_read, serves  # noqa: E402
+from conversations.webhooks.whatsapp_asgi import PATH as WHATSAPP_PATH  # noqa: E402
+from conversations.webhooks.whatsapp_asgi import whatsapp_notification  # noqa: E402
+from realtime.lifespan import lifespan  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.DEBUG:
@@ -22,13 +25,26 @@ if settings.DEBUG:
 
     django_http = ASGIStaticFilesHandler(django_http)
 
+
+async def http(scope, receive, send) -> None:
+    """The hot paths skip Django's handler and middleware (DESIGN §10): WhatsApp's notifications, and the
+    API's reads by token clients; everything else is Django."""
+    if scope["method"] == "POST" and scope["path"] == WHATSAPP_PATH:
+        await whatsapp_notification(scope, receive, send)
+    elif serves(scope):
+        await api_read(scope, receive, send)
+    else:
+        await django_http(scope, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
-        # WhatsApp's notifications skip Django's handler and middleware (DESIGN §10); the rest is Django.
-        "http": with_fast_webhook(django_http),
+        "http": http,
         # The consumer reads the session cookie or the bearer token itself (realtime.auth), so the
         # handshake runs no session or auth middleware; the Origin is checked here.
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # The hub starts with the process: it hears access changes before any socket connects.
+        "lifespan": lifespan,
     }
 )
 

@@ -75,15 +75,3 @@ async def whatsapp_notification(scope, receive, send) -> None:
     if answer is None:
         answer = await db.run(receive_notification, body, signature)
     await _answer(send, *answer)
-
-
-def with_fast_webhook(django_app):
-    """The HTTP application: the WhatsApp notification's POST served here, everything else by Django."""
-
-    async def http(scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH:
-            await whatsapp_notification(scope, receive, send)
-        else:
-            await django_app(scope, receive, send)
-
-    return http
