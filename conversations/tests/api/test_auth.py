@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from conversations.api.throttling import LoginThrottle
+from conversations.api.throttling import LoginThrottle, UserThrottle
 from conversations.models import Membership, Role
 
 LIST = "/api/conversations/"
@@ -191,6 +191,34 @@ def test_the_token_endpoint_is_throttled_per_ip(member, monkeypatch):
     assert codes == [401, 401, 401, 429]
     other_ip = APIClient(REMOTE_ADDR="10.1.2.3").post("/api/auth/token/", body, format="json")
     assert other_ip.status_code == 401
+
+
+@pytest.mark.parametrize("cache", ["local", pytest.param("redis", marks=pytest.mark.redis)])
+def test_each_user_is_throttled_on_their_own_with_the_wait_told(
+    jwt_client, member, make_member, clinic, cache, monkeypatch, settings
+):
+    if cache == "local":
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    monkeypatch.setattr(UserThrottle, "THROTTLE_RATES", {"user": "3/min"})
+    busy, colleague = jwt_client(member), jwt_client(make_member(clinic))
+    codes = [busy.get(LIST).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    refused = busy.get(LIST)
+    assert refused.json()["code"] == "throttled" and 0 < int(refused["Retry-After"]) <= 60
+    assert colleague.get(LIST).status_code == 200, "another user's requests are counted apart"
+
+
+def test_the_throttle_lets_requests_through_when_its_cache_is_away(jwt_client, member, monkeypatch, settings):
+    monkeypatch.setattr(UserThrottle, "THROTTLE_RATES", {"user": "1/min"})
+    api = jwt_client(member)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+    assert [api.get(LIST).status_code for _ in range(3)] == [200, 200, 200]
 
 
 def test_last_login_is_recorded(jwt_client, member):
