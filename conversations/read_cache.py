@@ -231,14 +231,44 @@ def bump_clinic_version(clinic_id: int) -> None:
     bump(clinic_scope(clinic_id))
 
 
-def _versions(*scopes: str) -> list[int]:
-    """The current version of each scope, in one round trip when they all exist."""
+def _versions(*scopes: str, create: bool = True) -> list[int] | None:
+    """The current version of each scope, in one round trip when they all exist. A scope never seen gets
+    its first version, or with `create=False` the answer is None."""
     found = cache.get_many(scopes)
     for scope in scopes:
         if found.get(scope) is None:
+            if not create:
+                return None
             cache.add(scope, time.time_ns(), None)
             found[scope] = cache.get(scope)
     return [found[scope] for scope in scopes]
+
+
+def _key(name: str, clinic_id: int, query: tuple, conversation_id: int | None, create: bool = True) -> str | None:
+    digest = hashlib.sha1(json.dumps(query, default=str).encode(), usedforsecurity=False).hexdigest()[:20]
+    scope = list_scope(clinic_id) if conversation_id is None else detail_scope(conversation_id)
+    versions = _versions(clinic_scope(clinic_id), scope, create=create)
+    if versions is None:
+        return None
+    return f"{name}:{clinic_id}:{versions[0]}:{versions[1]}:{digest}"
+
+
+def peek(name: str, clinic_id: int, query: tuple, *, conversation_id: int | None = None):
+    """What `cached` would answer from the cache, or None; it creates nothing, so it may be asked before
+    the caller is known to see the object: an entry is stored under its clinic only once its loader has
+    checked that, so a hit is proof enough."""
+    if not enabled() or not _reachable():
+        return None
+    try:
+        key = _key(name, clinic_id, query, conversation_id, create=False)
+        value = None if key is None else cache.get(key)
+    except Exception:
+        _stats[name].errors += 1
+        _mark_down("get")
+        return None
+    if value is not None:
+        _stats[name].hits += 1
+    return value
 
 
 def cached[T](
@@ -253,11 +283,8 @@ def cached[T](
         stat.bypassed += 1
         return compute()
     started = time.perf_counter()
-    digest = hashlib.sha1(json.dumps(query, default=str).encode(), usedforsecurity=False).hexdigest()[:20]
     try:
-        scope = list_scope(clinic_id) if conversation_id is None else detail_scope(conversation_id)
-        clinic_version, scope_version = _versions(clinic_scope(clinic_id), scope)
-        key = f"{name}:{clinic_id}:{clinic_version}:{scope_version}:{digest}"
+        key = _key(name, clinic_id, query, conversation_id)
         value = cache.get(key)
     except Exception:
         stat.errors += 1

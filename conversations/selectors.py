@@ -212,9 +212,9 @@ def actions_of(conversation: Conversation) -> list[ConversationAction]:
     return list(ConversationAction.objects.filter(conversation=conversation).order_by("created_at", "id"))
 
 
-def read_up_to(user: AbstractBaseUser, conversation: Conversation) -> int | None:
+def read_up_to(user: AbstractBaseUser, conversation_id: int) -> int | None:
     return (
-        ReadMarker.objects.filter(user=user, conversation=conversation)
+        ReadMarker.objects.filter(user=user, conversation_id=conversation_id)
         .values_list("last_read_message_id", flat=True)
         .first()
     )

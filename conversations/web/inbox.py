@@ -84,7 +84,7 @@ def list_rows(
 def conversation_context(membership: Membership, conversation: Conversation, names: dict[int, str]) -> dict:
     """The open conversation: its latest messages and actions in time order, header and patient panel."""
     viewer = membership.user
-    read_up_to = selectors.read_up_to(viewer, conversation) or 0
+    read_up_to = selectors.read_up_to(viewer, conversation.pk) or 0
     # Enough to reach the first unread message, so the page can open there (within reason).
     unread = selectors.unread_counts_for(viewer, [conversation.pk]).get(conversation.pk, 0)
     limit = min(max(PAGE_SIZE, unread + 1), MAX_FIRST_WINDOW)

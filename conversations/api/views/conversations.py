@@ -66,15 +66,12 @@ class ConversationDetailView(ClinicAPIView):
     @extend_schema(responses={200: ConversationDetailOut, 404: ErrorOut}, tags=["conversations"])
     def get(self, request: Request, conversation_id: int) -> Response:
         """The conversation, its latest 50 messages (oldest first) with attachments, and its actions."""
-        conversation = self.get_conversation(conversation_id)
-        shared = read_cache.cached(
-            "conversation_detail",
-            self.clinic.pk,
-            (conversation.pk,),
-            lambda: self._shared(conversation),
-            conversation_id=conversation.pk,
-        )
-        return Response({**shared, "read_up_to": selectors.read_up_to(request.user, conversation)})
+        key = ("conversation_detail", self.clinic.pk, (conversation_id,))
+        shared = read_cache.peek(*key, conversation_id=conversation_id)  # a hit: it is this clinic's
+        if shared is None:
+            conversation = self.get_conversation(conversation_id)
+            shared = read_cache.cached(*key, lambda: self._shared(conversation), conversation_id=conversation_id)
+        return Response({**shared, "read_up_to": selectors.read_up_to(request.user, conversation_id)})
 
     def _shared(self, conversation) -> dict:
         messages, has_older = selectors.message_window(conversation, limit=DETAIL_MESSAGES)

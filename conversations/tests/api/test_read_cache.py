@@ -175,3 +175,42 @@ def test_an_action_refreshes_the_detail_only(jwt_client, member, conversation):
     api.get(LIST)
     assert list_stats()["hits"] == hits + 1
     assert [a["action_type"] for a in api.get(f"{LIST}{conversation.pk}/").json()["actions"]] == ["appointment_created"]
+
+
+def stored_keys() -> int:
+    client = getattr(cache, "client", None)
+    if hasattr(client, "get_client"):  # Redis
+        return len(client.get_client().keys(cache.make_and_validate_key("*")))
+    return len(cache._cache)
+
+
+def test_a_cached_detail_answers_only_its_own_clinic(jwt_client, member, outsider, other_clinic, conversation):
+    """The detail is looked up in the cache before the database: the entry's key carries the clinic that
+    stored it, so another clinic's warm entry is never found, and an id nobody may see stores nothing."""
+    theirs = receive_inbound_message(clinic=other_clinic, phone="5511933330003", content="Deles").conversation
+    their_api, our_api = jwt_client(outsider), jwt_client(member)
+    assert [their_api.get(f"{LIST}{theirs.pk}/").status_code for _ in range(2)] == [200, 200]
+    assert detail_stats()["hits"] == 1
+    our_api.get(LIST)  # our throttle's counter and our list's entry exist from here
+    keys = stored_keys()
+    for _ in range(2):
+        refused = our_api.get(f"{LIST}{theirs.pk}/")
+        assert refused.status_code == 404 and "Deles" not in refused.content.decode()
+        assert our_api.get(f"{LIST}987654321/").status_code == 404
+    assert stored_keys() == keys, "nothing stored for a conversation the caller cannot see"
+    assert detail_stats()["hits"] == 1
+
+    ours = our_api.get(f"{LIST}{conversation.pk}/")
+    again = our_api.get(f"{LIST}{conversation.pk}/")
+    assert ours.json() == again.json() and detail_stats()["hits"] == 2
+
+
+def test_a_warm_detail_reads_only_the_caller_s_read_marker(jwt_client, member, conversation, django_assert_num_queries):
+    api = jwt_client(member)
+    api.get(LIST), api.get(f"{LIST}{conversation.pk}/")  # the token's checks and the detail remembered
+    with django_assert_num_queries(1):
+        body = api.get(f"{LIST}{conversation.pk}/").json()
+    assert body["read_up_to"] is None and body["conversation"]["id"] == conversation.pk
+    message = body["messages"][-1]["id"]
+    assert api.post(f"{LIST}{conversation.pk}/read/", {"message_id": message}, format="json").status_code == 204
+    assert api.get(f"{LIST}{conversation.pk}/").json()["read_up_to"] == message, "the caller's part is never cached"
