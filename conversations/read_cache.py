@@ -83,6 +83,11 @@ def detail_scope(conversation_id: int) -> str:
     return f"detail-version:{conversation_id}"
 
 
+def reads_scope(user_id: int) -> str:
+    """A user's read markers: their unread counts change with these too."""
+    return f"reads-version:{user_id}"
+
+
 def _mark_down(what: str) -> None:
     global _down_until
     _down_until = time.monotonic() + BACKOFF_SECONDS
@@ -244,13 +249,20 @@ def _versions(*scopes: str, create: bool = True) -> list[int] | None:
     return [found[scope] for scope in scopes]
 
 
-def _key(name: str, clinic_id: int, query: tuple, conversation_id: int | None, create: bool = True) -> str | None:
+def _key(
+    name: str, clinic_id: int, query: tuple, conversation_id: int | None, reader_id: int | None, create: bool = True
+) -> str | None:
     digest = hashlib.sha1(json.dumps(query, default=str).encode(), usedforsecurity=False).hexdigest()[:20]
-    scope = list_scope(clinic_id) if conversation_id is None else detail_scope(conversation_id)
-    versions = _versions(clinic_scope(clinic_id), scope, create=create)
+    scopes = [
+        clinic_scope(clinic_id),
+        list_scope(clinic_id) if conversation_id is None else detail_scope(conversation_id),
+    ]
+    if reader_id is not None:
+        scopes.append(reads_scope(reader_id))
+    versions = _versions(*scopes, create=create)
     if versions is None:
         return None
-    return f"{name}:{clinic_id}:{versions[0]}:{versions[1]}:{digest}"
+    return f"{name}:{clinic_id}:{':'.join(map(str, versions))}:{digest}"
 
 
 def peek(name: str, clinic_id: int, query: tuple, *, conversation_id: int | None = None):
@@ -260,7 +272,7 @@ def peek(name: str, clinic_id: int, query: tuple, *, conversation_id: int | None
     if not enabled() or not _reachable():
         return None
     try:
-        key = _key(name, clinic_id, query, conversation_id, create=False)
+        key = _key(name, clinic_id, query, conversation_id, None, create=False)
         value = None if key is None else cache.get(key)
     except Exception:
         _stats[name].errors += 1
@@ -272,10 +284,17 @@ def peek(name: str, clinic_id: int, query: tuple, *, conversation_id: int | None
 
 
 def cached[T](
-    name: str, clinic_id: int, query: tuple, compute: Callable[[], T], *, conversation_id: int | None = None
+    name: str,
+    clinic_id: int,
+    query: tuple,
+    compute: Callable[[], T],
+    *,
+    conversation_id: int | None = None,
+    reader_id: int | None = None,
 ) -> T:
     """`compute()`'s result for this query, from the cache while nothing it shows has changed: the clinic's
-    list, or with `conversation_id` that conversation's detail."""
+    list, or with `conversation_id` that conversation's detail; with `reader_id`, that user's read markers
+    too (what is unread for them)."""
     if not enabled():
         return compute()
     stat = _stats[name]
@@ -284,7 +303,7 @@ def cached[T](
         return compute()
     started = time.perf_counter()
     try:
-        key = _key(name, clinic_id, query, conversation_id)
+        key = _key(name, clinic_id, query, conversation_id, reader_id)
         value = cache.get(key)
     except Exception:
         stat.errors += 1

@@ -17,6 +17,7 @@ from conversations.models import (
     Membership,
     Message,
     MessageAttachment,
+    ReadMarker,
     WhatsAppChannel,
 )
 from conversations.webhooks import whatsapp_channels
@@ -27,6 +28,8 @@ NOT_IN_THE_LIST = frozenset({"status", "error", "status_changed_at", "external_i
 
 
 def _scopes(instance, update_fields) -> list[str]:
+    if isinstance(instance, ReadMarker):  # the reader's unread counts
+        return [read_cache.reads_scope(instance.user_id)]
     if isinstance(instance, Message):
         scopes = [read_cache.detail_scope(instance.conversation_id)]
         if update_fields is None or not set(update_fields) <= NOT_IN_THE_LIST:
@@ -88,7 +91,7 @@ def connect() -> None:
     broadcast.on_control("access", access.forget_members)
     post_save.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-save")
     post_delete.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-delete")
-    for model in (Contact, Conversation, ConversationAction, Message, MessageAttachment):
+    for model in (Contact, Conversation, ConversationAction, Message, MessageAttachment, ReadMarker):
         post_save.connect(bump_on_commit, sender=model, dispatch_uid=f"read-cache-{model.__name__}-save")
         post_delete.connect(bump_on_commit, sender=model, dispatch_uid=f"read-cache-{model.__name__}-delete")
     for model in (get_user_model(), Membership, ApiSession):

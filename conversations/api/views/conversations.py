@@ -48,7 +48,14 @@ class ConversationListView(ClinicAPIView):
         page = read_cache.cached(
             "conversation_list", self.clinic.pk, tuple(sorted(filters.items())), lambda: self._page(filters)
         )
-        unread = selectors.unread_counts_for(request.user, [row["id"] for row in page["results"]])
+        ids = [row["id"] for row in page["results"]]
+        unread = read_cache.cached(
+            "unread_counts",
+            self.clinic.pk,
+            (request.user.pk, ids),
+            lambda: selectors.unread_counts_for(request.user, ids),
+            reader_id=request.user.pk,
+        )
         results = [{**row, "unread_count": unread.get(row["id"], 0)} for row in page["results"]]
         return Response({"results": results, "next_cursor": page["next_cursor"]})
 

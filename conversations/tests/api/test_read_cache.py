@@ -214,3 +214,25 @@ def test_a_warm_detail_reads_only_the_caller_s_read_marker(jwt_client, member, c
     message = body["messages"][-1]["id"]
     assert api.post(f"{LIST}{conversation.pk}/read/", {"message_id": message}, format="json").status_code == 204
     assert api.get(f"{LIST}{conversation.pk}/").json()["read_up_to"] == message, "the caller's part is never cached"
+
+
+def unread_stats() -> dict:
+    return read_cache.stats().get("unread_counts", {})
+
+
+def test_unread_counts_are_cached_per_reader_and_follow_reads_and_new_messages(
+    jwt_client, member, make_member, clinic, conversation
+):
+    nurse = make_member(clinic)
+    api, colleague = jwt_client(member), jwt_client(nurse)
+
+    def unread(client) -> int:
+        return client.get(LIST).json()["results"][0]["unread_count"]
+
+    assert [unread(api), unread(api), unread(colleague)] == [1, 1, 1]
+    assert unread_stats()["hits"] == 1, "the second read of the same reader; never another reader's"
+    newest = api.get(f"{LIST}{conversation.pk}/").json()["messages"][-1]["id"]
+    assert api.post(f"{LIST}{conversation.pk}/read/", {"message_id": newest}, format="json").status_code == 204
+    assert [unread(api), unread(colleague)] == [0, 1], "a read is the reader's alone, and shows at once"
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Mais uma")
+    assert [unread(api), unread(colleague)] == [1, 2]
