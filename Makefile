@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # A Python is good enough when it is 3.12 or newer (Django 6).
 PY_OK := import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)
 
-.PHONY: run test lint install clean
+.PHONY: run test bench lint install clean
 
 install: $(STAMP)
 
@@ -44,6 +44,12 @@ run: install
 
 test: install
 	"$(PY)" -m pytest $(PYTEST_ARGS)
+
+# The project's benchmarks (bench/run.py): one JSON line each, appended to docs/benchmarks.md. They use
+# BENCH_DATABASE_URL / BENCH_REDIS_URL (default: the local taskmed_bench database and Redis db 13).
+BENCH_ARGS ?=
+bench: install
+	"$(PY)" bench/run.py $(BENCH_ARGS)
 
 lint: install
 	"$(VENV)/bin/ruff" check .

@@ -9,12 +9,14 @@ PostgreSQL and Redis:
 
 It migrates the database, creates (once) the clinics `bench-1…N`, each with a receptionist and a simulated
 WhatsApp channel, starts its own uvicorn process with the production flags (Makefile), connects the
-clients, posts the webhooks from this process, and prints the latency from each POST to each client's
-frame, the frames lost, and the server's CPU and memory per connection. Traffic goes to 127.0.0.1 only.
+clients, posts the webhooks open-loop from this process, and prints one JSON line: the latency from each
+POST to each client's frame, the frames lost, frames out of seq order, the connect rate, and the server's
+CPU and memory per connection. `make bench` runs it. Traffic goes to 127.0.0.1 only.
 """
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -102,6 +104,7 @@ class Run:
         self.post_ms: list[float] = []  # POST started → 200 received
         self.since_publish: list[float] = []  # the event's `at` (in its transaction) → frame received
         self.received = 0
+        self.disorder = 0  # a durable frame whose seq is not above the client's last one
         self.post_failures = 0
         self.failed = asyncio.get_running_loop().create_future()
 
@@ -122,11 +125,15 @@ class Run:
             connected.append(ws)
             if len(connected) == len(self.clinics) * self.per_clinic:
                 ready.set()
+            last_seq = 0
             async for text in ws:
                 if '"message:new"' not in text:
                     continue
                 now, wall = time.perf_counter(), time.time()
                 frame = json.loads(text)
+                if frame["seq"] <= last_seq:
+                    self.disorder += 1
+                last_seq = frame["seq"]
                 content = frame["data"]["message"]["content"]
                 if content in self.sent:
                     self.latencies.append(1000 * (now - self.sent[content]))
@@ -166,11 +173,12 @@ class Run:
         return n
 
 
-async def main_async(args, clinics, url: str, pid: int) -> None:
+async def main_async(args, clinics, url: str, pid: int) -> dict:
     run = Run(clinics, args.clients // len(clinics))
     ready, connected = asyncio.Event(), []
     rss_before = rss_kib(pid)
     clients = []
+    connect_started = time.perf_counter()
     for token, _number, _secret in clinics:
         for _ in range(run.per_clinic):
             clients.append(asyncio.create_task(run.client(url, token, ready, connected)))
@@ -182,8 +190,12 @@ async def main_async(args, clinics, url: str, pid: int) -> None:
         raise SystemExit(f"a client could not connect: {run.failed.exception()!r}")
     if not ready.is_set():
         raise SystemExit(f"only {len(connected)} of {len(clients)} clients connected within 2 minutes")
+    connect_seconds = time.perf_counter() - connect_started
     await asyncio.sleep(1)
     rss_after = rss_kib(pid)
+    idle_before, idle_wall = cpu_seconds(pid), time.perf_counter()
+    await asyncio.sleep(args.idle)
+    idle_cpu = (cpu_seconds(pid) - idle_before) / (time.perf_counter() - idle_wall)
     cpu_before, own_before, wall_before = cpu_seconds(pid), time.process_time(), time.perf_counter()
     posted = await run.stream(url, args.rate, args.seconds)
     await asyncio.sleep(2)  # let the last frames arrive
@@ -195,27 +207,34 @@ async def main_async(args, clinics, url: str, pid: int) -> None:
     for task in clients:
         task.cancel()
     expected = (posted - run.post_failures) * run.per_clinic
-    print(f"{len(connected)} clients over {len(clinics)} clinics; {posted} webhooks at {args.rate:g}/s")
-    print(percentiles("webhook POST → frame on each client", run.latencies))
-    print(percentiles("  of which the POST → its 200", run.post_ms))
-    print(percentiles("  and the event's publish → frame", run.since_publish))
-    print(
-        f"frames: {run.received} of {expected} received ({expected - run.received} lost); "
-        f"{run.post_failures} webhook POSTs failed"
-    )
-    print(
-        f"server process: {100 * server_cpu:.0f} % of a core; "
-        f"{(rss_after - rss_before) / max(1, len(connected)):.1f} KiB more memory per connection "
-        f"({rss_before / 1024:.0f} → {rss_after / 1024:.0f} MiB)"
-    )
-    print(f"this client process: {100 * own_cpu:.0f} % of a core")
+    return {
+        "benchmark": "fanout",
+        "clients": len(connected),
+        "clinics": len(clinics),
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "webhooks": posted,
+        "connects_per_s": round(len(connected) / connect_seconds, 1),
+        "latency_ms": percentiles(run.latencies),
+        "post_ms": percentiles(run.post_ms),
+        "publish_to_frame_ms": percentiles(run.since_publish),
+        "frames_expected": expected,
+        "frames_received": run.received,
+        "lost": expected - run.received,
+        "seq_disorder": run.disorder,
+        "post_failures": run.post_failures,
+        "server_cpu_pct": round(100 * server_cpu, 1),
+        "idle_cpu_pct": round(100 * idle_cpu, 2),
+        "kib_per_conn": round((rss_after - rss_before) / max(1, len(connected)), 1),
+        "loadgen_cpu_pct": round(100 * own_cpu, 1),
+    }
 
 
-def percentiles(label: str, values: list[float]) -> str:
+def percentiles(values: list[float]) -> dict:
     if len(values) < 2:
-        return f"{label}: too few values"
+        return {"n": len(values)}
     q = statistics.quantiles(values, n=100)
-    return f"{label}: p50 {q[49]:.1f} ms, p90 {q[89]:.1f} ms, p99 {q[98]:.1f} ms, max {max(values):.1f} ms"
+    return {"n": len(values), "p50": round(q[49], 2), "p90": round(q[89], 2), "p99": round(q[98], 2)}
 
 
 def main() -> None:
@@ -224,19 +243,22 @@ def main() -> None:
     parser.add_argument("--clinics", type=int, default=10)
     parser.add_argument("--rate", type=float, default=100, help="webhooks a second, over all clinics")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--idle", type=float, default=3, help="seconds connected and quiet, CPU measured")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     production_env("DATABASE_URL", "REDIS_URL")
     raise_file_limit()
     clinics = prepare(args.clinics)
     server = start_server(args.port)
+    gc.freeze()  # this process's collector must not pause the clients (Django is loaded here too)
     try:
         import uvloop
 
-        uvloop.run(main_async(args, clinics, f"http://127.0.0.1:{args.port}", server.pid))
+        result = uvloop.run(main_async(args, clinics, f"http://127.0.0.1:{args.port}", server.pid))
     finally:
         server.terminate()
         server.wait(10)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ async def _loop_pool():
 
         pool = AsyncConnectionPool(
             kwargs=kwargs | {"autocommit": True},
-            min_size=1,
+            min_size=settings.DB_LOOP_CONNECTIONS,  # all open from the first use: none opened under a burst
             max_size=settings.DB_LOOP_CONNECTIONS,
             timeout=settings.DB_POOL_TIMEOUT,
             configure=utc,

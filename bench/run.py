@@ -1,0 +1,136 @@
+"""`make bench`: the project's benchmarks, each printing one JSON line, appended to docs/benchmarks.md.
+
+    make bench                                        # fan-out, webhooks and the API, default knobs
+    make bench BENCH_ARGS="--only api --api '--requests 1000'"
+    .venv/bin/python bench/run.py --fanout "--clients 1000 --rate 100 --seconds 20" --no-append
+
+Runs against PostgreSQL and Redis on this machine: BENCH_DATABASE_URL (default the `taskmed_bench`
+database, created if missing; the API benchmark seeds it with `seed_demo --scale 500`, about 1,000,000
+messages, on its first run: a few minutes) and BENCH_REDIS_URL (default Redis database 13). Never the
+database of `DATABASE_URL`: the benchmarks write. Each benchmark starts its own server processes in
+production mode on loopback ports. The comparison with the reference peer is `../shared/peer/compare.sh`
+(docs/benchmarks.md).
+"""
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+BENCHMARKS = {
+    "fanout": ("bench/fanout.py", "--clients 1000 --clinics 10 --rate 100 --seconds 20"),
+    "webhooks": ("bench/webhooks.py", "--procs 2 --rate 500 --seconds 10"),
+    "api": ("bench/api.py", "--requests 300"),
+}
+RUNS_HEADING = "## Runs of `make bench`"
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    server = url.rsplit("/", 1)[0] + "/postgres"
+    try:
+        with psycopg.connect(server, autocommit=True, connect_timeout=5) as connection:
+            if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                print(f"creating the database {name}", file=sys.stderr)
+                connection.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        raise SystemExit(f"PostgreSQL is not reachable at {server}: {error}") from None
+
+
+def run(name: str, knobs: str, env: dict) -> dict:
+    script, _ = BENCHMARKS[name]
+    command = [sys.executable, script, *shlex.split(knobs)]
+    print(f"→ {name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{name} failed (exit {done.returncode}); its output:\n{done.stdout[-2000:]}")
+    result = json.loads(lines[-1])
+    result["command"] = f"python {script} {knobs}".strip()
+    print(f"  done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return result
+
+
+def summary(result: dict) -> str:
+    """The figures of one run that the targets speak of, in one table cell."""
+    name = result["benchmark"]
+    if name == "fanout":
+        latency = result["latency_ms"]
+        return (
+            f"{result['clients']} clients, {result['rate']:g} webhooks/s: POST → frame p50 {latency.get('p50')} / "
+            f"p99 {latency.get('p99')} ms; {result['lost']} lost, {result['seq_disorder']} out of order; "
+            f"{result['server_cpu_pct']} % CPU; {result['kib_per_conn']} KiB/conn; "
+            f"{result['connects_per_s']} connects/s"
+        )
+    if name == "webhooks":
+        post = result["post_ms"]
+        return (
+            f"{result['procs']} processes, {result['achieved_rate']:g}/s: POST → 200 p50 {post.get('p50')} / "
+            f"p99 {post.get('p99')} ms; {result['lost']} lost; CPU {result['server_cpu_pct']} %"
+        )
+    if name == "api":
+        return (
+            f"{result['messages']:,} messages: list warm p50 {result['list_warm_ms']['p50']} ms, cold "
+            f"{result['list_cold_ms']['p50']} ms; detail warm {result['detail_warm_ms']['p50']} ms, cold "
+            f"{result['detail_cold_ms']['p50']} ms; statements {json.dumps(result['statements'])}"
+        )
+    return ""
+
+
+def append(results: list[dict]) -> None:
+    git = shutil.which("git")
+    commit = git and subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    commit = commit.stdout.strip() if commit else ""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if RUNS_HEADING not in text:
+        text = text.rstrip("\n") + f"\n\n{RUNS_HEADING}\n\nEach run appends its figures here (newest last).\n"
+    rows = "\n".join(f"| {r['benchmark']} | {summary(r)} |" for r in results)
+    lines = "\n".join(json.dumps(r, ensure_ascii=False) for r in results)
+    text = text.rstrip("\n") + (
+        f"\n\n### {when}, commit {commit or 'unknown'}\n\n| benchmark | figures |\n|---|---|\n{rows}\n\n"
+        f"```json\n{lines}\n```\n"
+    )
+    DOCS.write_text(text)
+    print(f"appended to {DOCS.relative_to(ROOT)}", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: fanout,webhooks,api")
+    for name, (_script, knobs) in BENCHMARKS.items():
+        parser.add_argument(f"--{name}", default=knobs, metavar="KNOBS", help=f"its arguments (default: {knobs})")
+    parser.add_argument("--no-append", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    if unknown := set(chosen) - set(BENCHMARKS):
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+
+    env = {**os.environ}
+    env["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/taskmed_bench")
+    env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    env.pop("REDIS_PREFIX", None)
+    ensure_database(env["DATABASE_URL"])
+    results = []
+    for name in chosen:
+        result = run(name, getattr(args, name), env)
+        results.append(result)
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+    if not args.no_append:
+        append(results)
+
+
+if __name__ == "__main__":
+    main()
