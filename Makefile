@@ -5,8 +5,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# uvicorn with uvloop, httptools and the sans-I/O websockets implementation, compression off (DESIGN §10).
-UVICORN_FLAGS := --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false
 PYTEST_ARGS ?=
 # A Python is good enough when it is 3.12 or newer (Django 6).
 PY_OK := import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)
@@ -39,7 +37,7 @@ run: install
 	@echo "TaskMed Conversations: http://$(HOST):$(PORT)/ (the task worker runs beside it; Ctrl+C stops both)"
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT INT TERM; \
 	"$(PY)" manage.py db_worker --no-reload --queue-name '*' & \
-	"$(VENV)/bin/uvicorn" taskmed.asgi:application $(UVICORN_FLAGS) --host $(HOST) --port $(PORT) & \
+	"$(PY)" -m taskmed.serve --host $(HOST) --port $(PORT) & \
 	wait -n
 
 test: install

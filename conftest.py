@@ -4,7 +4,6 @@ import asyncio
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from django.conf import settings
 
 from conversations.models import Clinic, Membership, Role
+from taskmed.serve import command as server_command
 
 REQUIRE_SERVICES = os.environ.get("TASKMED_REQUIRE_SERVICES") == "1"
 
@@ -220,20 +220,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-UVICORN = [
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--ws",
-    "websockets-sansio",
-    "--ws-per-message-deflate",
-    "false",
-    "--timeout-graceful-shutdown",
-    "2",
-]
-
-
 @pytest.fixture
 def serve(tmp_path):
     """Start real uvicorn processes of the app on free loopback ports; stopped after the test.
@@ -248,17 +234,7 @@ def serve(tmp_path):
         log_path = tmp_path / f"server-{port}.log"
         log = log_path.open("wb")
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "taskmed.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *UVICORN,
-            ],
+            server_command("--host", "127.0.0.1", "--port", str(port), "--timeout-graceful-shutdown", "2"),
             cwd=Path(__file__).parent,
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=log,

@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskmed.settings")
-UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio"]
-UVICORN_FLAGS += ["--ws-per-message-deflate", "false", "--no-access-log", "--log-level", "warning"]
+
+from taskmed import serve  # noqa: E402  (after the path above)
 
 
 def production_env(*needed: str) -> None:
@@ -68,7 +68,7 @@ def raise_file_limit() -> None:
 
 def start_server(port: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "taskmed.asgi:application", "--port", str(port), *UVICORN_FLAGS],
+        serve.command("--port", str(port), "--no-access-log", "--log-level", "warning"),
         cwd=ROOT,
         env=os.environ,
         preexec_fn=raise_file_limit,

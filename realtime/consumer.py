@@ -36,7 +36,6 @@ from realtime.sender import Sender, text_message
 
 logger = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 64 * 1024
 CLOSE_BAD_REQUEST = 4400  # the connection's URL is malformed (a non-numeric ?after=)
 CLOSE_TOO_SLOW = 1013  # the client fell too far behind ("try again later"): it reconnects and resumes
 REPLAY_LIMIT = 1000  # beyond this many missed events a client reloads over HTTP ("resync")
@@ -217,8 +216,8 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         if verdict == "refuse":
             await self.send_error("rate_limited", f"At most {settings.WS_FRAMES_PER_MINUTE} frames a minute.")
             return
-        if len(raw.encode()) > MAX_FRAME_BYTES:
-            await self.send_error("frame_too_large", f"Frames hold at most {MAX_FRAME_BYTES} bytes.")
+        if len(raw.encode()) > frames.MAX_FRAME_BYTES:
+            await self.send_error("frame_too_large", f"Frames hold at most {frames.MAX_FRAME_BYTES} bytes.")
             return
         try:
             frame = frames.parse(raw)

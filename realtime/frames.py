@@ -3,6 +3,8 @@
 import json
 from dataclasses import dataclass
 
+MAX_FRAME_BYTES = 64 * 1024  # a client frame's limit (DESIGN §5); taskmed.serve gives it to uvicorn too
+
 
 class FrameError(ValueError):
     def __init__(self, code: str, detail: str):

@@ -18,12 +18,14 @@ from conversations.webhooks.whatsapp_asgi import PATH as WHATSAPP_PATH  # noqa: 
 from conversations.webhooks.whatsapp_asgi import whatsapp_notification  # noqa: E402
 from realtime.lifespan import lifespan  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from taskmed.body_limit import limited  # noqa: E402
 
 if settings.DEBUG:
     # The embedded setup has no nginx in front: serve static files here, as runserver would.
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     django_http = ASGIStaticFilesHandler(django_http)
+django_http = limited(django_http)
 
 
 async def http(scope, receive, send) -> None:

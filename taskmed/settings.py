@@ -274,6 +274,9 @@ SPECTACULAR_SETTINGS = {
 }
 # Request bodies other than uploaded files; larger ones are refused with 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 1024 * 1024)
+# Any request body, uploads included: larger ones are refused (413) before they are read (taskmed.body_limit).
+# The default holds WhatsApp's largest file (a 100 MB document) and the form around it.
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 101 * 1024 * 1024)
 
 # --- Language and time ------------------------------------------------------------------------------
 # Times are stored and sent in UTC; each clinic's own time zone is applied once, where a time is shown.

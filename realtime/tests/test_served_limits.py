@@ -1,0 +1,34 @@
+"""Limits the server process itself enforces, probed from outside through a real uvicorn (taskmed.serve)."""
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from realtime.frames import MAX_FRAME_BYTES
+from realtime.tests.test_consumer import access_token
+from realtime.tests.test_scale_out import server_env
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+async def test_a_frame_over_the_protocol_limit_is_refused_by_the_server_and_others_are_unaffected(serve, member):
+    token = await database_sync_to_async(access_token)(member)
+    host = serve(server_env())
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        connect(f"ws://{host}/ws/", additional_headers=headers, origin=f"http://{host}") as big,
+        connect(f"ws://{host}/ws/", additional_headers=headers, origin=f"http://{host}") as other,
+    ):
+        assert json.loads(await big.recv())["type"] == "hello"
+        assert json.loads(await other.recv())["type"] == "hello"
+        await big.send(json.dumps({"type": "ping", "pad": "x" * MAX_FRAME_BYTES}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(big.recv(), 5)  # not an error frame: uvicorn closes before buffering it all
+        assert closed.value.rcvd.code == 1009  # message too big
+        await other.send(json.dumps({"type": "ping"}))
+        while (frame := json.loads(await asyncio.wait_for(other.recv(), 5)))["type"] != "pong":
+            assert frame["type"] == "user:status"  # presence only: no error, no close
