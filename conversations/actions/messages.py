@@ -13,7 +13,7 @@ from conversations import events, tasks
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation
 from conversations.errors import InvalidInput, NotAMember, WrongClinic
-from conversations.media import content_type_of, message_type_for
+from conversations.media import SNIFF_BYTES, content_type_of, message_type_for
 from conversations.models import (
     Conversation,
     Direction,
@@ -74,7 +74,9 @@ def send_outbound_message(
     content = (content or "").strip()
     content_type = None
     if attachment is not None:
-        content_type = content_type_of(attachment.name, getattr(attachment, "content_type", None))
+        attachment.seek(0)
+        content_type = content_type_of(attachment.read(SNIFF_BYTES), getattr(attachment, "content_type", None))
+        attachment.seek(0)
         try:
             message_type = message_type_for(content_type, attachment.size)
         except ValueError as refused:

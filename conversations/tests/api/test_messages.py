@@ -94,19 +94,46 @@ def test_sending_a_photo_with_a_caption(api, conversation):
     assert frame.data["message"]["message_type"] == "image" and frame.data["message"]["id"] == body["id"]
 
 
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
+EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 64
+
+
 @pytest.mark.parametrize(
-    "name,content_type,size",
+    "name,content_type,content,reason",
     [
-        ("virus.exe", "application/x-msdownload", 10),
-        ("sticker.webp", "image/webp", 600 * 1024),
-        ("vazio.pdf", "application/pdf", 0),
+        ("virus.exe", "application/x-msdownload", EXE, "does not accept"),
+        ("sticker.webp", "image/webp", b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"x" * 600 * 1024, "up to 500 KB"),
+        ("vazio.pdf", "application/pdf", b"", "O arquivo submetido"),  # DRF's own refusal
+        # lying about what they are: the bytes say
+        ("receita.png", "image/png", b"<html><script>alert(1)</script></html>", "does not accept"),
+        ("receita.pdf", "application/pdf", EXE, "does not accept application/x-msdownload"),
+        ("notas.txt", "text/plain", b"\x00\x01\x02\xfe binary", "does not accept"),
+        ("foto.jpg", "image/jpeg", b"GIF89a" + b"\x00" * 64, "does not accept image/gif"),
     ],
 )
-def test_files_whatsapp_would_refuse_are_400s(api, conversation, name, content_type, size):
-    upload = SimpleUploadedFile(name, b"x" * size, content_type=content_type)
+def test_files_whatsapp_would_refuse_are_400s(api, conversation, name, content_type, content, reason):
+    upload = SimpleUploadedFile(name, content, content_type=content_type)
     response = api.post(url(conversation), {"file": upload}, format="multipart")
     assert response.status_code == 400 and response.json()["field"] == "file"
+    assert reason in response.json()["detail"]
     assert not MessageAttachment.objects.exists() and not Message.objects.filter(direction="outbound").exists()
+
+
+@pytest.mark.parametrize(
+    "name,declared,content,message_type,stored_as",
+    [
+        ("exame.png", "application/pdf", PNG, "image", "image/png"),  # the bytes win over the label
+        ("laudo.png", "image/png", PDF, "document", "application/pdf"),
+        ("notas.txt", "text/plain", "Olá! Retorno às 14h.".encode(), "document", "text/plain"),
+        ("notas.txt", "application/octet-stream", "Olá!".encode(), "document", "text/plain"),
+    ],
+)
+def test_an_upload_is_stored_as_what_its_bytes_are(api, conversation, name, declared, content, message_type, stored_as):
+    upload = SimpleUploadedFile(name, content, content_type=declared)
+    response = api.post(url(conversation), {"file": upload}, format="multipart")
+    assert response.status_code == 201, response.content
+    assert response.json()["message_type"] == message_type
+    assert MessageAttachment.objects.get().content_type == stored_as
 
 
 @pytest.mark.parametrize(
