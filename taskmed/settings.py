@@ -255,7 +255,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["conversations.api.throttling.UserThrottle"],
-    "DEFAULT_THROTTLE_RATES": {
+    "DEFAULT_THROTTLE_RATES": {  # `auth`: login attempts per client address, API and browser together
         "user": env_str("API_THROTTLE_USER", "600/min"),
         "auth": env_str("API_THROTTLE_AUTH", "20/min"),
     },
@@ -263,6 +263,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Failed logins per user name (API, browser and admin together) before that name is refused for the rest of
+# the window: `N/<count><unit>`, e.g. 10/15min (conversations.rate_limits).
+LOGIN_FAILURES_PER_USER = env_str("LOGIN_FAILURES_PER_USER", "10/15min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "TaskMed Conversations API",
     "DESCRIPTION": "The conversation inbox of TaskMed's clinics. Every object belongs to the caller's clinic.",

@@ -9,10 +9,12 @@ from conversations.web.attachments import attachment
 from conversations.web.clinics import choose_clinic
 from conversations.web.form_posts import change_conversation, send_reply
 from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part
+from conversations.web.login import AdminLoginForm, LoginView
 from realtime.longpoll import events_longpoll
 
 admin.site.site_header = "TaskMed Conversas — suporte"
 admin.site.site_title = "TaskMed suporte"
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="inbox", query_string=True), name="home"),
@@ -26,7 +28,7 @@ urlpatterns = [
     path("board/cards/<int:conversation_id>/", board_card, name="board-card"),
     path("media/attachments/<int:attachment_id>/", attachment, name="attachment"),
     path("clinics/", choose_clinic, name="choose_clinic"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/events/", events_longpoll, name="api-events"),  # async: outside DRF, which is sync

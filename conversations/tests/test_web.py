@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from conversations.access import SESSION_KEY
@@ -28,6 +29,41 @@ def test_the_login_page_is_in_portuguese(client):
 def test_a_wrong_password_says_so(client, member):
     page = client.post(reverse("login"), {"username": member.username, "password": "errada"})
     assert page.status_code == 200 and "Usuário ou senha incorretos" in page.text
+
+
+@pytest.fixture
+def login_limits(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "3/min"},
+    }
+    settings.LOGIN_FAILURES_PER_USER = "4/15min"
+
+
+def test_the_browser_login_is_throttled_per_address_whatever_forwarded_for_says(client, member, login_limits):
+    wrong = {"username": "nobody", "password": "errada"}
+    pages = [client.post(reverse("login"), wrong, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}") for n in range(4)]
+    assert [p.status_code for p in pages] == [200, 200, 200, 429]
+    assert "Muitas tentativas de entrar" in pages[-1].text
+    right = {"username": member.username, "password": "senha-de-teste-123"}
+    assert client.post(reverse("login"), right).status_code == 429, "refused unread, even the right password"
+    assert Client(REMOTE_ADDR="10.9.9.9").post(reverse("login"), right).status_code == 302
+
+
+def test_failures_count_against_the_user_name_at_every_door(client, member, login_limits):
+    from rest_framework.test import APIClient
+
+    wrong = {"username": member.username, "password": "errada"}
+    APIClient(REMOTE_ADDR="10.0.0.1").post("/api/auth/token/", wrong, format="json")
+    APIClient(REMOTE_ADDR="10.0.0.2").post("/api/auth/token/", wrong, format="json")
+    Client(REMOTE_ADDR="10.0.0.3").post(reverse("login"), wrong)
+    Client(REMOTE_ADDR="10.0.0.4").post(reverse("admin:login"), wrong)
+    right = {"username": member.username, "password": "senha-de-teste-123"}
+    page = Client(REMOTE_ADDR="10.0.0.5").post(reverse("login"), right)
+    assert page.status_code == 429 and "Muitas tentativas" in page.text
+    admin_page = Client(REMOTE_ADDR="10.0.0.6").post(reverse("admin:login"), right)
+    assert "Muitas tentativas" in admin_page.text
+    assert "_auth_user_id" not in admin_page.wsgi_request.session
 
 
 def test_the_inbox_needs_login(client):

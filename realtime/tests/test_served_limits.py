@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import urllib.error
+import urllib.request
 
 import pytest
 from channels.db import database_sync_to_async
@@ -32,3 +34,26 @@ async def test_a_frame_over_the_protocol_limit_is_refused_by_the_server_and_othe
         await other.send(json.dumps({"type": "ping"}))
         while (frame := json.loads(await asyncio.wait_for(other.recv(), 5)))["type"] != "pong":
             assert frame["type"] == "user:status"  # presence only: no error, no close
+
+
+def token_attempts(host: str, forwarded_for: list[str]) -> list[int]:
+    codes = []
+    for address in forwarded_for:
+        request = urllib.request.Request(
+            f"http://{host}/api/auth/token/",
+            data=json.dumps({"username": "nobody", "password": "wrong"}).encode(),
+            headers={"Content-Type": "application/json", "X-Forwarded-For": address},
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as answer:
+            codes.append(answer.code)
+    return codes
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy(serve, transactional_db):
+    addresses = [f"203.0.113.{n}" for n in range(4)]
+    direct = serve(server_env(API_THROTTLE_AUTH="3/min"))
+    assert token_attempts(direct, addresses) == [401, 401, 401, 429], "a client's own header is not believed"
+    behind_proxy = serve(server_env(API_THROTTLE_AUTH="3/min", TRUSTED_PROXIES="127.0.0.1"))
+    assert token_attempts(behind_proxy, addresses) == [401, 401, 401, 401], "the trusted proxy names each client"

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from conversations import rate_limits
 from conversations.access import session_is_open
 from conversations.actions.api_sessions import open_api_session, revoke_api_session
 from conversations.api.auth import ClinicJWTAuthentication
@@ -56,10 +57,13 @@ class TokenView(APIView):
         """Log in with username and password; the tokens carry the clinic and the role."""
         data = TokenIn(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(
-            request._request, username=data.validated_data["username"], password=data.validated_data["password"]
-        )
+        username = data.validated_data["username"]
+        wait = rate_limits.user_locked(username)  # the address was counted by LoginThrottle
+        if wait is not None:
+            raise exceptions.Throttled(wait, detail="Too many failed logins for this user; try again later.")
+        user = authenticate(request._request, username=username, password=data.validated_data["password"])
         if user is None or not user.is_active:
+            rate_limits.login_failed(username, client_ip(request))
             raise exceptions.AuthenticationFailed("Wrong username or password.", code="invalid_credentials")
         membership = choose_membership(user, data.validated_data.get("clinic_id"))
         session = open_api_session(membership=membership, ip=client_ip(request))

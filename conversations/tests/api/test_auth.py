@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from conversations.api.throttling import LoginThrottle, UserThrottle
+from conversations.api.throttling import UserThrottle
 from conversations.models import Membership, Role
 
 LIST = "/api/conversations/"
@@ -184,13 +184,43 @@ def test_the_browser_session_works_with_csrf_on_writes(client, member, clinic):
     assert browser.post(url, {"content": "Oi"}, format="json", HTTP_X_CSRFTOKEN=token).status_code == 201
 
 
-def test_the_token_endpoint_is_throttled_per_ip(member, monkeypatch):
-    monkeypatch.setattr(LoginThrottle, "THROTTLE_RATES", {"auth": "3/min"})
-    body = {"username": member.username, "password": "wrong"}
+@pytest.fixture
+def login_limits(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "3/min"},
+    }
+    settings.LOGIN_FAILURES_PER_USER = "4/15min"
+
+
+def test_the_token_endpoint_is_throttled_per_address(member, login_limits):
+    body = {"username": "nobody", "password": "wrong"}
     codes = [APIClient().post("/api/auth/token/", body, format="json").status_code for _ in range(4)]
     assert codes == [401, 401, 401, 429]
     other_ip = APIClient(REMOTE_ADDR="10.1.2.3").post("/api/auth/token/", body, format="json")
     assert other_ip.status_code == 401
+
+
+def test_a_made_up_forwarded_for_does_not_escape_the_address_throttle(member, login_limits):
+    body = {"username": "nobody", "password": "wrong"}
+    codes = [
+        APIClient().post("/api/auth/token/", body, format="json", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code
+        for n in range(4)
+    ]
+    assert codes == [401, 401, 401, 429], "a client's own X-Forwarded-For is not its address"
+
+
+def test_failed_logins_lock_the_user_name_from_every_address(member, make_member, clinic, login_limits):
+    wrong = {"username": member.username, "password": "wrong"}
+    for n in range(4):
+        assert APIClient(REMOTE_ADDR=f"10.0.0.{n}").post("/api/auth/token/", wrong, format="json").status_code == 401
+    right = {"username": member.username, "password": "senha-de-teste-123"}
+    locked = APIClient(REMOTE_ADDR="10.0.1.1").post("/api/auth/token/", right, format="json")
+    assert locked.status_code == 429 and locked.json()["code"] == "throttled"
+    assert 0 < int(locked["Retry-After"]) <= 15 * 60
+    colleague = make_member(clinic)
+    other = {"username": colleague.username, "password": "senha-de-teste-123"}
+    assert APIClient(REMOTE_ADDR="10.0.1.1").post("/api/auth/token/", other, format="json").status_code == 200
 
 
 @pytest.mark.parametrize("cache", ["local", pytest.param("redis", marks=pytest.mark.redis)])
