@@ -212,19 +212,29 @@ _sync_client = None
 _sync_lock = threading.Lock()
 
 
-def publish_from_sync(channel: str, payload: bytes) -> bool:
-    """Publish from code that runs no hub (the task worker, a command, a thread): Redis only; without it
-    there is nothing to reach, and the server's look at the log brings the change in."""
+def _client():
     global _sync_client
-    if not settings.REDIS_URL:
-        return False
     import redis
 
     with _sync_lock:
         if _sync_client is None:
             _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    return _sync_client
+
+
+def ping() -> None:
+    """Raises unless the bus's Redis answers (nothing to reach without one: the in-process bus is up)."""
+    if settings.REDIS_URL:
+        _client().ping()
+
+
+def publish_from_sync(channel: str, payload: bytes) -> bool:
+    """Publish from code that runs no hub (the task worker, a command, a thread): Redis only; without it
+    there is nothing to reach, and the server's look at the log brings the change in."""
+    if not settings.REDIS_URL:
+        return False
     try:
-        _sync_client.publish(channel, payload)
+        _client().publish(channel, payload)
     except Exception as error:
         logger.warning("realtime bus: publish to %s failed (%r); servers catch up from the log", channel, error)
         return False

@@ -33,6 +33,7 @@ urlpatterns = [
     path("presence/", stream.PresenceView.as_view(), name="api-presence"),
     path("socket/stats/", stream.SocketStatsView.as_view(), name="api-socket-stats"),
     path("health/", stream.HealthView.as_view(), name="api-health"),
+    path("health/details/", stream.HealthDetailsView.as_view(), name="api-health-details"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
     # The split view serves its start-up script as a file, so the Content-Security-Policy needs no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[]), name="api-docs"),

@@ -12,6 +12,7 @@ from django.utils import timezone
 from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Role
 from conversations.tasks import deliver_message
+from realtime import bus
 from realtime.tests.test_consumer import access_token, as_member, forget_presence
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,15 +112,62 @@ async def test_socket_stats_count_connections_for_admins(clinic, member, make_me
         await ws.disconnect()
 
 
-def test_health_checks_every_part(client):
-    body = client.get("/api/health/").json()
-    assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "cache", "channel_layer", "worker"}
+def test_the_public_health_answer_is_liveness_only(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/api/health/")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.fixture
+def operator(django_user_model):
+    return django_user_model.objects.create_user("ops", password="senha-de-teste-123", is_staff=True)
+
+
+def test_the_detailed_health_is_for_operators_only(client, member, operator):
+    assert client.get("/api/health/details/").status_code in (401, 403)
+    client.force_login(member)  # clinic staff, not the operations team
+    assert client.get("/api/health/details/").status_code == 403
+    client.force_login(operator)
+    body = client.get("/api/health/details/").json()
+    assert body["status"] == "ok" and set(body["checks"]) == {"database", "cache", "bus", "worker"}
     assert all(check["ok"] and check["ms"] >= 0 for check in body["checks"].values())
 
 
-def test_health_fails_when_the_worker_does_not_keep_up(client):
+def test_health_fails_when_the_worker_does_not_keep_up(client, operator):
+    client.force_login(operator)
     deliver_message.using(run_after=timezone.now() - timedelta(minutes=5)).enqueue(1)
-    response = client.get("/api/health/")
+    response = client.get("/api/health/details/")
     assert response.status_code == 503 and response.json()["status"] == "failing"
     assert "db_worker" in response.json()["checks"]["worker"]["detail"]
+
+
+def test_a_failing_check_tells_its_kind_but_not_where_the_service_is(client, operator, settings, caplog):
+    client.force_login(operator)
+    settings.REDIS_URL = "redis://secret-redis-host.internal:1/0"
+    bus.reset_sync_client()
+    try:
+        response = client.get("/api/health/details/")
+    finally:
+        bus.reset_sync_client()
+    assert response.status_code == 503
+    failed = response.json()["checks"]["bus"]
+    assert failed["ok"] is False and failed["error"] and "secret-redis-host" not in response.text
+    assert "secret-redis-host" in caplog.text, "the whole error is in the log, for the operator"
+
+
+@pytest.mark.redis
+def test_health_checks_leave_no_subscription_or_key_behind(client, operator, settings):
+    import redis
+
+    server = redis.Redis.from_url(settings.REDIS_URL)
+    client.force_login(operator)
+
+    def held():
+        keys = [key for key in server.scan_iter(count=1000) if b"throttle" not in key]  # counters: expected
+        return len(server.pubsub_channels()), server.pubsub_numpat(), sorted(keys)
+
+    before = held()
+    for _ in range(20):
+        assert client.get("/api/health/").status_code == 200
+        assert client.get("/api/health/details/").status_code == 200
+    assert held() == before
