@@ -12,7 +12,12 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from conversations import rate_limits
 from conversations.access import session_is_open
-from conversations.actions.api_sessions import open_api_session, revoke_api_session
+from conversations.actions.api_sessions import (
+    RefreshReused,
+    open_api_session,
+    revoke_api_session,
+    rotate_refresh_token,
+)
 from conversations.api.auth import ClinicJWTAuthentication
 from conversations.api.inputs import LogoutIn, RefreshIn, TokenIn
 from conversations.api.outputs import ClinicOut, ErrorOut, TokenPairOut
@@ -92,12 +97,12 @@ class RefreshView(APIView):
         membership = membership_for(user, refresh.get("clinic_id")) if user else None
         if membership is None or not session_is_open(refresh.get("sid"), user):
             raise exceptions.AuthenticationFailed("This session has ended; log in again.", code="session_revoked")
-        refresh.blacklist()
-        refresh["role"] = membership.role  # a changed role takes effect from here
-        refresh.set_jti()
-        refresh.set_exp()
-        refresh.set_iat()
-        refresh.outstand()
+        try:
+            refresh = rotate_refresh_token(refresh, role=membership.role)
+        except RefreshReused:
+            raise exceptions.AuthenticationFailed(
+                "This refresh token was already used.", code="token_not_valid"
+            ) from None
         return Response({"access": str(refresh.access_token), "refresh": str(refresh)})
 
     def get_authenticate_header(self, request: Request) -> str:

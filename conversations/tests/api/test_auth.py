@@ -5,6 +5,7 @@ from datetime import timedelta
 import jwt
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
@@ -255,3 +256,38 @@ def test_last_login_is_recorded(jwt_client, member):
     jwt_client(member)
     member.refresh_from_db()
     assert member.last_login is not None and timezone.now() - member.last_login < timedelta(minutes=1)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_of_two_refreshes_racing_with_one_token_only_one_succeeds(jwt_client, member):
+    """Another refresh of the same token holds its blacklist entry, uncommitted, while this one runs: when
+    it commits, this one must fail rather than hand out a second pair of tokens."""
+    import threading
+
+    import psycopg
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    refresh = jwt_client(member).tokens["refresh"]
+    outstanding = OutstandingToken.objects.get(jti=claims(refresh)["jti"])
+    db = settings.DATABASES["default"]
+    other = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"])
+    other.execute(
+        "INSERT INTO token_blacklist_blacklistedtoken (token_id, blacklisted_at) VALUES (%s, now())", [outstanding.pk]
+    )  # the concurrent refresh, not yet committed
+    answers = []
+
+    def refresh_it():
+        try:
+            answers.append(APIClient().post("/api/auth/token/refresh/", {"refresh": refresh}, format="json"))
+        finally:
+            connection.close()  # this thread's own
+
+    racing = threading.Thread(target=refresh_it)
+    racing.start()
+    racing.join(1.0)
+    assert racing.is_alive(), "the second refresh waits on the first one's entry"
+    other.commit()
+    other.close()
+    racing.join(10)
+    assert answers[0].status_code == 401 and answers[0].json()["code"] == "token_not_valid"
