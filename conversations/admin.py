@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from conversations.actions.conversations import set_conversation_status
 from conversations.actions.integrations import create_integration_token, revoke_integration_token
@@ -254,7 +255,7 @@ class WhatsAppChannelAdmin(SupportActions, admin.ModelAdmin):
 @admin.action(description="Revogar tokens")
 def revoke_tokens(modeladmin, request: HttpRequest, queryset: QuerySet[IntegrationToken]) -> None:
     for token in queryset:
-        revoke_integration_token(token=token)
+        revoke_integration_token(token=token, actor=request.user, ip=client_ip(request))
     modeladmin.message_user(request, "Tokens revogados.", messages.SUCCESS)
 
 
@@ -272,9 +273,25 @@ class IntegrationTokenAdmin(SupportActions, admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: IntegrationToken, form, change: bool) -> None:
-        token, raw = create_integration_token(clinic=obj.clinic, name=obj.name)
+        token, raw = create_integration_token(
+            clinic=obj.clinic, name=obj.name, actor=request.user, ip=client_ip(request)
+        )
         obj.pk = token.pk
-        self.message_user(request, f"Token criado. Copie agora, ele não será mostrado de novo: {raw}", messages.WARNING)
+        request.new_integration_token = raw
+
+    def response_add(self, request: HttpRequest, obj: IntegrationToken, post_url_continue=None):
+        """The new token on this one page, never stored and never put in a message: the admin's messages
+        travel in a cookie."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "token": obj,
+            "raw": request.new_integration_token,
+            "title": "Token criado",
+        }
+        response = TemplateResponse(request, "admin/conversations/integrationtoken/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 @admin.register(AuditEvent)

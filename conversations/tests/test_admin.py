@@ -114,14 +114,29 @@ def test_saving_a_channel_with_blank_secrets_keeps_them(client, support, channel
 
 def test_a_new_integration_token_is_shown_once_and_only_its_hash_is_kept(client, support, clinic):
     client.force_login(support)
-    response = client.post(
-        admin_url(IntegrationToken, "add"), {"clinic": clinic.pk, "name": "n8n produção"}, follow=True
-    )
+    response = client.post(admin_url(IntegrationToken, "add"), {"clinic": clinic.pk, "name": "n8n produção"})
     token = IntegrationToken.objects.get()
-    shown = next(m.message for m in response.context["messages"]).rsplit(" ", 1)[-1]
+    shown = response.context["raw"]
     assert shown.startswith("tmk_") and IntegrationToken.hash_token(shown) == token.token_hash
+    assert response.status_code == 200 and shown in response.text and "no-store" in response["Cache-Control"]
+    assert all(shown not in morsel.value for morsel in response.cookies.values()), "never in a cookie"
     assert shown not in client.get(admin_url(IntegrationToken)).text
     assert shown not in client.get(admin_url(IntegrationToken, "change", token.pk)).text
+
+
+def test_creating_and_revoking_an_integration_token_is_audited(client, support, clinic):
+    client.force_login(support)
+    client.post(admin_url(IntegrationToken, "add"), {"clinic": clinic.pk, "name": "n8n produção"})
+    token = IntegrationToken.objects.get()
+    revoke = {"action": "revoke_tokens", "_selected_action": [token.pk]}
+    client.post(admin_url(IntegrationToken), revoke)
+    client.post(admin_url(IntegrationToken), revoke)  # again: nothing more to record
+    audits = list(AuditEvent.objects.filter(object_type="integrationtoken").order_by("at"))
+    assert [(a.action, a.actor, a.clinic, a.detail) for a in audits] == [
+        ("integration_token.created", support, clinic, {"name": "n8n produção", "prefix": token.prefix}),
+        ("integration_token.revoked", support, clinic, {"name": "n8n produção", "prefix": token.prefix}),
+    ]
+    assert audits[0].ip == "127.0.0.1"
 
 
 # --- Support's changes go through actions -------------------------------------------------------------
