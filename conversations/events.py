@@ -67,6 +67,11 @@ def publish_conversation_updated(conversation: Conversation, changed: list[str])
     )
 
 
+def publish_conversation_deleted(clinic_id: int, conversation_id: int) -> None:
+    """The conversation is gone (support deleted it, or its patient): screens drop it."""
+    publish(clinic_id, "conversation:deleted", {"conversation_id": conversation_id}, conversation_id=conversation_id)
+
+
 def publish_conversation_action(action: ConversationAction) -> None:
     publish(
         action.clinic_id,

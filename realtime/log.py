@@ -20,6 +20,7 @@ DURABLE_TYPES = frozenset(
         "message:read",
         "conversation:new",
         "conversation:updated",
+        "conversation:deleted",
         "conversation:action",
     }
 )

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from conversations import events
 from conversations.actions.audit import record_audit
-from conversations.models import Clinic, Contact
+from conversations.models import Clinic, Contact, Conversation
 
 SHOWN_CONTACT_FIELDS = {"name", "phone", "profile_name", "whatsapp_username", "whatsapp_user_id"}
 
@@ -65,4 +65,11 @@ def save_by_support(
 def delete_by_support(*, obj: models.Model, actor: AbstractBaseUser, ip: str | None = None) -> None:
     # Only the object's type and id are kept: an erased patient leaves no name or phone behind.
     record_audit(clinic_id=_clinic_id(obj), actor=actor, action="support.deleted", obj=obj, ip=ip)
+    gone = []
+    if isinstance(obj, Contact):
+        gone = list(obj.conversations.values_list("clinic_id", "pk"))
+    elif isinstance(obj, Conversation):
+        gone = [(obj.clinic_id, obj.pk)]
     obj.delete()
+    for clinic_id, conversation_id in gone:
+        events.publish_conversation_deleted(clinic_id, conversation_id)

@@ -6,8 +6,17 @@ from django.urls import reverse
 
 from conversations.actions.demo import seed_demo
 from conversations.actions.inbound import receive_inbound_message
-from conversations.actions.support import save_by_support
-from conversations.models import AuditEvent, Clinic, Contact, IntegrationToken, Membership, Message, WhatsAppChannel
+from conversations.actions.support import delete_by_support, save_by_support
+from conversations.models import (
+    AuditEvent,
+    Clinic,
+    Contact,
+    Conversation,
+    IntegrationToken,
+    Membership,
+    Message,
+    WhatsAppChannel,
+)
 from realtime.models import Event
 
 SECRET_TOKEN = "EAAGm0PX4ZCpsBAKZBqZAqzVZCs1Q2" * 3
@@ -187,3 +196,23 @@ def test_a_membership_removed_in_the_admin_is_audited_without_personal_data(clie
     assert response.status_code == 302 and not Membership.objects.filter(pk=membership.pk).exists()
     audit = AuditEvent.objects.get(action="support.deleted")
     assert (audit.object_type, audit.object_id, audit.detail) == ("membership", str(membership.pk), {})
+
+
+def test_deleting_a_patient_tells_open_screens_each_of_their_conversations_is_gone(
+    client, support, clinic, other_clinic
+):
+    first = receive_inbound_message(clinic=clinic, phone="5511987650001", content="Oi").conversation
+    second = Conversation.objects.create(clinic=clinic, contact=first.contact, status="resolved")  # an older one
+    elsewhere = receive_inbound_message(clinic=other_clinic, phone="5511987650001", content="Outra clínica")
+    assert first.pk != second.pk and first.contact_id == second.contact_id
+    client.force_login(support)
+    refused = client.post(admin_url(Contact, "delete", first.contact_id), {"post": "yes"})
+    assert refused.status_code == 403, "the admin never deletes history (conversations) along with a patient"
+    delete_by_support(obj=first.contact, actor=support, ip="10.0.0.1")  # the action any path of deletion takes
+    assert not Contact.objects.filter(pk=first.contact_id).exists()
+    gone = Event.objects.filter(type="conversation:deleted").order_by("seq")
+    assert [(e.clinic_id, e.conversation_id, e.data) for e in gone] == [
+        (clinic.pk, first.pk, {"conversation_id": first.pk}),
+        (clinic.pk, second.pk, {"conversation_id": second.pk}),
+    ]
+    assert Contact.objects.filter(pk=elsewhere.conversation.contact_id).exists()

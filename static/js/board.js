@@ -91,7 +91,10 @@ stream.on("frame", (frame) => {
   else if (frame.type === "hello") presence.load();
   else {
     presence.apply(frame);
-    if (CARD_EVENTS.has(frame.type) && frame.conversation_id) refresh(frame.conversation_id);
+    if (frame.type === "conversation:deleted") {
+      cardOf(frame.conversation_id)?.remove();
+      counts();
+    } else if (CARD_EVENTS.has(frame.type) && frame.conversation_id) refresh(frame.conversation_id);
   }
 });
 stream.on("state", (state) => {

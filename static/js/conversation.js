@@ -251,6 +251,10 @@ export class OpenConversation {
       if ((data.changed || []).includes("contact") || (data.changed || []).includes("name")) this.refreshPatient();
     }
     else if (frame.type === "conversation:action") this.refreshAction(data.action.id);
+    else if (frame.type === "conversation:deleted") {
+      this.close();
+      announce("Esta conversa foi removida pelo suporte.");
+    }
   }
 
   showStatus({ message_id: id, status }) {

@@ -4,7 +4,8 @@
 
 import { fragment, nodesOf } from "./api.js";
 
-const ROW_EVENTS = new Set(["message:new", "conversation:new", "conversation:updated", "message:read"]);
+// A deleted conversation's row is asked for too: the server answers 204 (no such row) and it leaves.
+const ROW_EVENTS = new Set(["message:new", "conversation:new", "conversation:updated", "conversation:deleted", "message:read"]);
 
 export class ConversationList {
   constructor(root, { query, presence, me, emptyText }) {
