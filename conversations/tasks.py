@@ -141,7 +141,11 @@ def send_read_receipt(message_id: int, attempt: int = 1) -> str:
 
 
 def stalled_deliveries(older_than_minutes: int) -> list[int]:
-    """Pending outbound messages older than this with no delivery queued: a worker died on them."""
+    """Pending outbound messages older than this with no delivery queued or running: a worker died on them.
+    A delivery task running for longer than a send can take (DELIVERY_IN_FLIGHT_SECONDS) is a dead
+    worker's, left marked as running."""
+    from django.conf import settings
+    from django.db.models import Q
     from django_tasks_db.models import DBTaskResult
 
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
@@ -152,7 +156,9 @@ def stalled_deliveries(older_than_minutes: int) -> list[int]:
     )
     if not pending:
         return []
-    queued = DBTaskResult.objects.filter(task_path=deliver_message.module_path, status__in=["READY"]).values_list(
+    running_since = timezone.now() - timedelta(seconds=settings.DELIVERY_IN_FLIGHT_SECONDS)
+    alive = Q(status="READY") | Q(status="RUNNING", started_at__gt=running_since)
+    queued = DBTaskResult.objects.filter(alive, task_path=deliver_message.module_path).values_list(
         "args_kwargs", flat=True
     )
     waiting = {args["args"][0] for args in queued if args.get("args")}

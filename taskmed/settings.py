@@ -214,6 +214,11 @@ WHATSAPP_MEDIA_MAX_BYTES = env_int("WHATSAPP_MEDIA_MAX_BYTES", 100 * 1024 * 1024
 # Transient failures (no connection, 429, 5xx) are retried this many times, waiting base × 2^n ± jitter.
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 6)
 DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 5)
+# A send's longest time (its media upload and its message, each up to WHATSAPP_TIMEOUT_SECONDS, with room
+# to spare): an attempt in flight for longer was interrupted (its worker died); a younger one is running.
+DELIVERY_IN_FLIGHT_SECONDS = env_int("DELIVERY_IN_FLIGHT_SECONDS", 4 * WHATSAPP_TIMEOUT_SECONDS)
+# Provider statuses whose message never became known are dropped after this many days.
+PENDING_STATUS_DAYS = env_int("PENDING_STATUS_DAYS", 7)
 # The simulator's ticks after "sent".
 SIMULATOR_DELIVERED_AFTER_SECONDS = env_int("SIMULATOR_DELIVERED_AFTER_SECONDS", 2)
 SIMULATOR_READ_AFTER_SECONDS = env_int("SIMULATOR_READ_AFTER_SECONDS", 5)

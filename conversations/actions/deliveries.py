@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations import events
+from conversations.actions.locks import lock_external_id
 from conversations.actions.messages import update_message_status
 from conversations.models import DeliveryAttempt, Message, MessageAttachment, MessageStatus, PendingStatus
 
@@ -26,6 +27,11 @@ def retry_delay(attempt_number: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
+def _in_flight_since() -> datetime:
+    """Attempts started after this may still be running (settings.DELIVERY_IN_FLIGHT_SECONDS)."""
+    return timezone.now() - timedelta(seconds=settings.DELIVERY_IN_FLIGHT_SECONDS)
+
+
 @transaction.atomic
 def begin_delivery_attempt(*, message_id: int, provider: str) -> DeliveryAttempt | None:
     """Record that the provider is about to be called; None when there is nothing (more) to send."""
@@ -34,6 +40,8 @@ def begin_delivery_attempt(*, message_id: int, provider: str) -> DeliveryAttempt
     if message is None or message.status != MessageStatus.PENDING:
         return None
     unfinished = message.delivery_attempts.filter(outcome=Outcome.IN_FLIGHT).first()
+    if unfinished is not None and unfinished.started_at > _in_flight_since():
+        return None  # another worker's send is still running: its outcome decides
     if unfinished is not None:
         _finish(
             unfinished,
@@ -85,8 +93,11 @@ def record_provider_status(
 ) -> bool:
     """Apply a status the provider reported; kept for later if its message is not known yet.
 
-    Returns whether a message changed. Late, repeated and backward statuses change nothing.
+    Returns whether a message changed. Late, repeated and backward statuses change nothing. Serialised
+    with the write that makes the message's id known (lock_external_id): a status kept for later is
+    always there when that write looks for it, and one arriving meanwhile finds the message.
     """
+    lock_external_id(clinic_id, external_id)
     message = Message.objects.filter(clinic_id=clinic_id, external_id=external_id).first()
     if message is None:
         PendingStatus.objects.get_or_create(
@@ -95,6 +106,8 @@ def record_provider_status(
             status=status,
             defaults={"error": error, "happened_at": happened_at},
         )
+        expired = timezone.now() - timedelta(days=settings.PENDING_STATUS_DAYS)
+        PendingStatus.objects.filter(clinic_id=clinic_id, received_at__lt=expired).delete()
         return False
     return update_message_status(message=message, status=status, error=error, at=happened_at)[1]
 

@@ -1,6 +1,8 @@
 """Row locks the actions take, each with the reason it is needed."""
 
-from conversations.models import Conversation
+from django.db import connection
+
+from conversations.models import Clinic, Conversation
 
 
 def lock_conversation(conversation: Conversation) -> Conversation:
@@ -13,3 +15,16 @@ def lock_conversation(conversation: Conversation) -> Conversation:
         .select_related("contact", "assignee")
         .get(pk=conversation.pk)
     )
+
+
+def lock_external_id(clinic_id: int, external_id: str) -> None:
+    """Hold, until the caller's transaction ends, the right to tie a provider id of the clinic to a message
+    (the delivery that learns it) or to look it up (a status reporting on it). On PostgreSQL an advisory
+    lock on the pair; SQLite has one writer at a time, so a write (to the clinic's row, changing nothing)
+    takes it."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            key = f"external-id:{clinic_id}:{external_id}"
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+        else:
+            cursor.execute(f"UPDATE {Clinic._meta.db_table} SET id = id WHERE id = %s", [clinic_id])

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from conversations import events, tasks
 from conversations.actions.audit import record_audit
-from conversations.actions.locks import lock_conversation
+from conversations.actions.locks import lock_conversation, lock_external_id
 from conversations.errors import InvalidInput, NotAMember, WrongClinic
 from conversations.media import SNIFF_BYTES, content_type_of, message_type_for
 from conversations.models import (
@@ -229,6 +229,7 @@ def update_message_status(
     message.status_changed_at = at or timezone.now()
     fields = ["status", "error", "status_changed_at"]
     if external_id and not message.external_id:
+        lock_external_id(message.clinic_id, external_id)  # statuses arriving now wait for this commit
         message.external_id = external_id
         fields.append("external_id")
     try:

@@ -51,7 +51,8 @@ class PendingStatus(models.Model):
     class Meta:
         verbose_name = "status pendente"
         verbose_name_plural = "status pendentes"
-        indexes = [models.Index(fields=["clinic", "external_id"], name="pending_status_lookup")]
+        constraints = [models.UniqueConstraint(fields=["clinic", "external_id", "status"], name="pending_status_once")]
+        indexes = [models.Index(fields=["clinic", "received_at"], name="pending_status_age")]
 
     def __str__(self) -> str:
         return f"{self.status} for {self.external_id}"

@@ -2,18 +2,23 @@
 against Meta's HTTP mocked at the boundary (respx), with retries, refusals and the never-twice guarantee."""
 
 import json
+import threading
+from datetime import timedelta
 
 import httpx
 import pytest
 import respx
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
 
-from conversations.actions.deliveries import begin_delivery_attempt
+from conversations.actions.deliveries import begin_delivery_attempt, finish_delivery_attempt
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message
-from conversations.models import Contact, DeliveryAttempt, Message, WhatsAppChannel
+from conversations.models import Contact, DeliveryAttempt, Message, PendingStatus, WhatsAppChannel
 from conversations.providers import provider_for
+from conversations.tasks import deliver_message
 from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)  # tasks are committed with their message
@@ -182,6 +187,73 @@ def test_then_metas_statuses_take_it_to_read(graph, whatsapp_post, conversation,
     assert reloaded(message).status == "read"
 
 
+def test_a_status_ahead_of_its_message_is_kept_once_and_applied_when_the_id_is_learnt(
+    graph, whatsapp_post, conversation, member
+):
+    graph.post(f"/{PNID}/messages").mock(return_value=accepted("wamid.OUTBOUND1"))
+    message = send(conversation, member)
+    whatsapp_post("status_delivered")  # Meta is faster than the delivery's own write
+    whatsapp_post("status_delivered")  # and says it twice
+    assert PendingStatus.objects.count() == 1
+    run_worker()
+    assert reloaded(message).status == "delivered" and not PendingStatus.objects.exists()
+
+
+def test_statuses_whose_message_never_comes_are_dropped_after_a_while(
+    whatsapp_post, whatsapp_channel, clinic, settings
+):
+    settings.PENDING_STATUS_DAYS = 7
+    PendingStatus.objects.create(
+        clinic=clinic,
+        external_id="wamid.LOST",
+        status="delivered",
+        happened_at=timezone.now() - timedelta(days=8),
+        received_at=timezone.now() - timedelta(days=8),
+    )
+    whatsapp_post("status_delivered")
+    assert list(PendingStatus.objects.values_list("external_id", flat=True)) == ["wamid.OUTBOUND1"]
+
+
+@pytest.mark.postgres
+def test_a_status_arriving_while_the_delivery_commits_is_not_lost(
+    graph, whatsapp_post, conversation, member, monkeypatch
+):
+    """The delivery has written Meta's id and looked for early statuses, but not committed, when Meta's
+    `delivered` arrives: that status must still reach the message."""
+    from conversations.actions import messages
+
+    graph.post(f"/{PNID}/messages").mock(return_value=accepted("wamid.OUTBOUND1"))
+    message = send(conversation, member)
+    looked, go = threading.Event(), threading.Event()
+    original = messages.apply_pending_statuses
+
+    def then_pause(message):
+        applied = original(message)
+        looked.set()
+        go.wait(10)
+        return applied
+
+    monkeypatch.setattr(messages, "apply_pending_statuses", then_pause)
+    attempt = begin_delivery_attempt(message_id=message.pk, provider="whatsapp_cloud")
+
+    def deliver():
+        try:
+            finish_delivery_attempt(attempt=attempt, outcome="sent", external_id="wamid.OUTBOUND1")
+        finally:
+            connection.close()
+
+    delivery = threading.Thread(target=deliver)
+    delivery.start()
+    assert looked.wait(10)
+    status = threading.Thread(target=lambda: (whatsapp_post("status_delivered"), connection.close()))
+    status.start()
+    status.join(1.0)  # with the fix it waits for the delivery's commit; without, it is already done
+    go.set()
+    delivery.join(10)
+    status.join(10)
+    assert reloaded(message).status == "delivered"
+
+
 def test_a_photo_is_uploaded_then_sent_with_its_caption(graph, conversation, member):
     upload = graph.post(f"/{PNID}/media").mock(return_value=httpx.Response(200, json={"id": "4490709327384033"}))
     route = graph.post(f"/{PNID}/messages").mock(return_value=accepted())
@@ -253,6 +325,7 @@ def test_a_worker_killed_between_metas_answer_and_the_write_never_sends_twice(gr
     attempt = begin_delivery_attempt(message_id=message.pk, provider="whatsapp_cloud")
     provider_for(conversation.clinic_id).send(reloaded(message))  # Meta has it; then the process dies
     assert route.call_count == 1 and attempt.outcome == "in_flight"
+    DeliveryAttempt.objects.update(started_at=timezone.now() - timedelta(minutes=5))  # longer than a send takes
 
     run_worker()  # the queued task runs again, as after a restart
     call_command("recover_deliveries", "--older-than", "0", "--yes", verbosity=0)
@@ -262,6 +335,26 @@ def test_a_worker_killed_between_metas_answer_and_the_write_never_sends_twice(gr
     assert route.call_count == 1, "the patient must not get the message twice"
     assert message.status == "failed" and "interrupted after WhatsApp was called" in message.error
     assert DeliveryAttempt.objects.get().outcome == "unknown"
+
+
+def test_recover_deliveries_leaves_alone_a_send_that_is_still_running(graph, conversation, member, capsys):
+    """A worker is in the middle of the call to Meta (its task running, its attempt in flight, both recent):
+    recovery must not fail the message under it, and the send's own answer decides."""
+    from django_tasks_db.models import DBTaskResult
+
+    graph.post(f"/{PNID}/messages").mock(return_value=accepted())
+    message = send(conversation, member)
+    DBTaskResult.objects.update(status="RUNNING", started_at=timezone.now())  # what a worker claiming it does
+    attempt = begin_delivery_attempt(message_id=message.pk, provider="whatsapp_cloud")
+
+    call_command("recover_deliveries", "--older-than", "0", "--yes")
+    assert "No stalled deliveries" in capsys.readouterr().out
+    deliver_message.enqueue(message.pk)  # even a second copy of its task, run meanwhile, changes nothing
+    run_worker()
+    assert reloaded(message).status == "pending" and DeliveryAttempt.objects.get().outcome == "in_flight"
+
+    finish_delivery_attempt(attempt=attempt, outcome="sent", external_id="wamid.OUT1")  # Meta answered
+    assert reloaded(message).status == "sent"
 
 
 def test_recover_deliveries_requeues_a_message_whose_task_was_lost(graph, conversation, member, capsys):
