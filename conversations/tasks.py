@@ -27,7 +27,7 @@ def deliver_message(message_id: int) -> str:
     message = Message.objects.select_related("conversation__contact").filter(pk=message_id).first()
     if message is None:
         return "gone"
-    provider = provider_for(message.clinic_id)
+    provider = provider_for(message.clinic_id, message.conversation.whatsapp_number_id)
     attempt = begin_delivery_attempt(message_id=message_id, provider=provider.name)
     if attempt is None:
         return "nothing to send"
@@ -72,11 +72,11 @@ def download_inbound_media(message_id: int, attempt: int = 1) -> str:
     from conversations.providers.base import NotSent, ProviderError
     from conversations.providers.whatsapp_cloud import GraphClient
 
-    message = Message.objects.filter(pk=message_id).first()
+    message = Message.objects.select_related("conversation").filter(pk=message_id).first()
     if message is None:
         return "gone"
     media_id = message.metadata.get("media_id")
-    channel = channel_of(message.clinic_id)
+    channel = channel_of(message.clinic_id, message.conversation.whatsapp_number_id)  # the number it came to
     if not media_id or channel is None or channel.simulated:
         record_media_failure(message=message, reason="No WhatsApp channel to fetch this media from.")
         return "no channel"
@@ -120,8 +120,8 @@ def send_read_receipt(message_id: int, attempt: int = 1) -> str:
     from conversations.providers.base import NotSent, ProviderError
     from conversations.providers.whatsapp_cloud import GraphClient
 
-    message = Message.objects.filter(pk=message_id, external_id__isnull=False).first()
-    channel = channel_of(message.clinic_id) if message else None
+    message = Message.objects.select_related("conversation").filter(pk=message_id, external_id__isnull=False).first()
+    channel = channel_of(message.clinic_id, message.conversation.whatsapp_number_id) if message else None
     if message is None or channel is None or channel.simulated:
         return "nothing to do"
     client = GraphClient(channel)

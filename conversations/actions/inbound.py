@@ -116,6 +116,7 @@ def receive_inbound_message(
     happened_at: datetime | None = None,
     sender_type: str = SenderType.PATIENT,
     channel: str = Conversation.Channel.WHATSAPP,
+    whatsapp_number_id: str = "",
 ) -> InboundResult:
     """Store a message that reached the clinic from outside (WhatsApp, or an automation on its behalf).
 
@@ -140,6 +141,7 @@ def receive_inbound_message(
         identity=identity,
         contact_name=contact_name,
         channel=channel,
+        number_id=whatsapp_number_id,
         fields={
             "direction": Direction.INBOUND if from_patient else Direction.OUTBOUND,
             "sender_type": sender_type,
@@ -160,9 +162,11 @@ def _store(
     fields: dict,
     contact_name: str = "",
     channel: str = Conversation.Channel.WHATSAPP,
+    number_id: str = "",
 ) -> InboundResult:
     """Find the patient and their thread and store the message there, once per `external_id`; tells
-    every screen. Call inside the action's transaction."""
+    every screen. Call inside the action's transaction. `number_id`: the clinic's WhatsApp number it came
+    to (or was sent from), which the thread's replies then go from."""
     external_id = fields["external_id"]
     # The usual case, a patient who wrote before, is one locking lookup and one check: the lock makes a
     # concurrent delivery of the same message commit first, so the check sees it.
@@ -180,7 +184,11 @@ def _store(
         **fields | {"metadata": _with_reply_link(clinic, fields["metadata"])},
         status_changed_at=fields["created_at"],
     )
-    touch_conversation(conversation, message.created_at, ("status",) if change == "reopened" else ())
+    extra = ("status",) if change == "reopened" else ()
+    if number_id and conversation.whatsapp_number_id != number_id:
+        conversation.whatsapp_number_id = number_id
+        extra += ("whatsapp_number_id",)
+    touch_conversation(conversation, message.created_at, extra)
     _queue_media(message)
     _publish_thread(conversation, change)
     events.publish_message_new(message, conversation)
@@ -208,6 +216,7 @@ def record_business_app_echo(
     metadata: dict | None = None,
     external_id: str,
     happened_at: datetime | None = None,
+    whatsapp_number_id: str = "",
 ) -> InboundResult:
     """Store what the clinic sent the patient from the WhatsApp Business app on its phone (an echo).
 
@@ -226,6 +235,7 @@ def record_business_app_echo(
     return _store(
         clinic=clinic,
         identity=identity,
+        number_id=whatsapp_number_id,
         fields={
             "direction": Direction.OUTBOUND,
             "sender_type": SenderType.PROFESSIONAL,

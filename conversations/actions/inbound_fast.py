@@ -110,6 +110,7 @@ class Inbound:
     metadata: dict
     external_id: str
     at: datetime
+    number_id: str = ""  # the clinic's WhatsApp number it came to: the thread's replies go from it
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def usual_inbound(
     metadata: dict,
     external_id: str,
     happened_at: datetime,
+    whatsapp_number_id: str = "",
 ) -> Inbound | None:
     """A patient's message, normalised for the fast path; None when it cannot be the usual case at all
     (media, a quoted message, a username, no usable phone), for the full action."""
@@ -156,7 +158,17 @@ def usual_inbound(
         return None
     name = (profile_name or "").strip()[:200]
     return Inbound(
-        clinic_id, phone_ok, user_ok, parent_ok, name, message_type, content or "", metadata, external_id, happened_at
+        clinic_id,
+        phone_ok,
+        user_ok,
+        parent_ok,
+        name,
+        message_type,
+        content or "",
+        metadata,
+        external_id,
+        happened_at,
+        whatsapp_number_id or "",
     )
 
 
@@ -283,7 +295,8 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         f"SELECT {MESSAGE_VALUES.format(conversation='unchanged.id')} FROM unchanged "
         "ON CONFLICT (clinic_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id), "
         f"touched AS (UPDATE {_table(Conversation)} v SET last_message_at = GREATEST(v.last_message_at, %(at)s), "
-        "updated_at = %(event_at)s FROM stored WHERE v.id = %(conversation_id)s RETURNING v.id), "
+        "updated_at = %(event_at)s, whatsapp_number_id = COALESCE(NULLIF(%(number_id)s, ''), v.whatsapp_number_id) "
+        "FROM stored WHERE v.id = %(conversation_id)s RETURNING v.id), "
         f"{log.append_ctes('stored', data={0: with_id})} "
         "SELECT (SELECT id FROM stored), (SELECT max(seq) FROM logged)"
     )
@@ -294,6 +307,7 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         "resolved": Conversation.Status.RESOLVED,
         "contact_id": snapshot.patient_id,
         "contact_updated_at": snapshot.patient_updated_at,
+        "number_id": inbound.number_id,
     }
     message_id, last_seq = yield sql, params, False
     if message_id is None:
@@ -347,8 +361,9 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         f"WHERE NOT EXISTS (SELECT 1 FROM {_table(Message)} WHERE clinic_id = %(clinic_id)s "
         "AND external_id = %(external_id)s) ON CONFLICT DO NOTHING RETURNING id), "
         f"thread AS (INSERT INTO {_table(Conversation)} (id, clinic_id, contact_id, channel, status, assignee_id, "
-        "last_message_at, created_at, updated_at) SELECT %(conversation_id)s, %(clinic_id)s, patient.id, %(channel)s, "
-        "%(open)s, NULL, %(at)s, %(event_at)s, %(event_at)s FROM patient RETURNING id), "
+        "last_message_at, whatsapp_number_id, created_at, updated_at) SELECT %(conversation_id)s, %(clinic_id)s, "
+        "patient.id, %(channel)s, %(open)s, NULL, %(at)s, %(number_id)s, %(event_at)s, %(event_at)s FROM patient "
+        "RETURNING id), "
         f"stored AS (INSERT INTO {_table(Message)} (id, {MESSAGE_COLUMNS}) "
         f"SELECT %(message_id)s, {MESSAGE_VALUES.format(conversation='thread.id')} FROM thread RETURNING id), "
         f"{log.append_ctes('stored', count=2)} "
@@ -367,6 +382,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         "conversation_id": conversation_id,
         "channel": Conversation.Channel.WHATSAPP,
         "open": Conversation.Status.OPEN,
+        "number_id": inbound.number_id,
     }
     stored, last_seq = yield sql, params, False
     if not stored:

@@ -38,6 +38,9 @@ class Conversation(models.Model):
         related_name="assigned_conversations",
     )
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # The clinic's WhatsApp number (its phone_number_id) the patient last wrote to: replies go from it.
+    # Empty for threads no WhatsApp message started (the clinic's first number is used).
+    whatsapp_number_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from conftest import whatsapp_payload
 from conversations.actions.deliveries import begin_delivery_attempt, finish_delivery_attempt
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message
@@ -252,6 +253,45 @@ def test_a_status_arriving_while_the_delivery_commits_is_not_lost(
     delivery.join(10)
     status.join(10)
     assert reloaded(message).status == "delivered"
+
+
+@pytest.mark.parametrize("way", ["first message", "known patient", "known patient, media"])
+def test_a_clinic_with_two_numbers_answers_from_the_one_the_patient_wrote_to(
+    graph, whatsapp_post, whatsapp_channel, clinic, member, way
+):
+    second = WhatsAppChannel.objects.create(
+        clinic=clinic,
+        phone_number_id="200000000000002",
+        display_phone_number="+55 11 3000-2000",
+        access_token="EAAG-second-number",
+        app_secret=whatsapp_channel.app_secret,  # one Meta app, two numbers
+        verify_token="segundo",
+    )
+    from_first = graph.post(f"/{PNID}/messages").mock(return_value=accepted("wamid.FROM1"))
+    from_second = graph.post(f"/{second.phone_number_id}/messages").mock(return_value=accepted("wamid.FROM2"))
+
+    def patient_writes(number_id: str, wamid: str, fixture: str = "text"):
+        payload = whatsapp_payload(fixture)
+        value = payload["entry"][0]["changes"][0]["value"]
+        value["metadata"]["phone_number_id"] = number_id
+        value["messages"][0]["id"] = wamid
+        assert whatsapp_post(payload).status_code == 200
+        return Message.objects.get(external_id=wamid).conversation
+
+    if way != "first message":
+        patient_writes(PNID, "wamid.EARLIER")  # known, on the first number
+    conversation = patient_writes(second.phone_number_id, "wamid.NOW", "image" if "media" in way else "text")
+    send(conversation, member, "Respondendo pelo número em que você escreveu")
+    run_worker()
+    assert from_second.call_count == 1 and not from_first.called
+    sent = json.loads(from_second.calls.last.request.content)
+    assert sent["text"]["body"] == "Respondendo pelo número em que você escreveu"
+    assert from_second.calls.last.request.headers["Authorization"] == "Bearer EAAG-second-number"
+
+    patient_writes(PNID, "wamid.LATER")  # back on the first number: replies follow
+    send(conversation, member, "E agora pelo primeiro")
+    run_worker()
+    assert from_first.call_count == 1 and from_second.call_count == 1
 
 
 def test_a_photo_is_uploaded_then_sent_with_its_caption(graph, conversation, member):

@@ -191,6 +191,7 @@ def _patient_message(message: InboundMessage) -> dict:
         "metadata": message.metadata,
         "external_id": message.external_id,
         "happened_at": message.happened_at,
+        "whatsapp_number_id": message.phone_number_id,
     }
 
 
@@ -214,6 +215,7 @@ def store_message(clinic_id: int, message: InboundMessage, clinics: dict[int, Cl
         "happened_at": message.happened_at,
         "metadata": message.metadata,
     }
+    number = {"whatsapp_number_id": message.phone_number_id}
     change = message.identity_change
     if change is not None:
         record_identity_change(
@@ -227,11 +229,12 @@ def store_message(clinic_id: int, message: InboundMessage, clinics: dict[int, Cl
             new_parent_user_id=change.new_parent_user_id,
         )
     elif message.echo:
-        record_business_app_echo(**common, **ids, message_type=message.message_type, content=message.content)
+        record_business_app_echo(**common, **ids, **number, message_type=message.message_type, content=message.content)
     else:
         receive_inbound_message(
             **common,
             **ids,
+            **number,
             profile_name=patient.name,
             message_type=message.message_type,
             content=message.content,

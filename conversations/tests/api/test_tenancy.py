@@ -30,6 +30,7 @@ NOT_CLINIC_DATA = {
     "metrics/",
     "socket/stats/",
     "health/",
+    "health/details/",  # the installation's state, operators only (realtime/tests/test_http.py)
     "^.*$",
 }
 
