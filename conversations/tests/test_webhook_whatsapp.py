@@ -42,10 +42,20 @@ def test_the_verification_handshake_echoes_the_challenge(client, whatsapp_channe
 
 
 @pytest.mark.parametrize(
-    "query", [{"hub.mode": "subscribe", "hub.verify_token": "errado"}, {"hub.verify_token": "verifica-123"}]
+    "query",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "errado"},
+        {"hub.verify_token": "verifica-123"},
+        {"hub.mode": "subscribe", "hub.verify_token": "é"},  # non-ASCII: compared as bytes, not a 500
+    ],
 )
 def test_a_wrong_verify_token_is_refused(client, whatsapp_channel, query):
     assert client.get("/webhooks/whatsapp/", {**query, "hub.challenge": "x"}).status_code == 403
+
+
+def test_a_verify_token_that_is_not_even_utf8_is_refused(client, whatsapp_channel):
+    response = client.get("/webhooks/whatsapp/?hub.mode=subscribe&hub.verify_token=%FF%FE&hub.challenge=x")
+    assert response.status_code == 403
 
 
 # --- Messages of every type ---------------------------------------------------------------------------
@@ -237,6 +247,17 @@ def test_a_message_without_an_id_inside_a_good_notification_is_skipped_not_fatal
     payload = whatsapp_payload("batch")
     del payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
     assert whatsapp_post(payload).json()["received"]["messages"] == 3
+
+
+@pytest.mark.parametrize("timestamp", ["99999999999999999999", str(-(10**30)), "amanhã"])
+def test_a_status_with_an_unreadable_timestamp_is_skipped_and_the_batch_acknowledged(
+    whatsapp_post, whatsapp_channel, timestamp
+):
+    payload = whatsapp_payload("status_delivered")
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["timestamp"] = timestamp
+    response = whatsapp_post(payload)
+    assert response.status_code == 200  # never a 500: Meta would retry the whole batch
+    assert not PendingStatus.objects.exists()
 
 
 @pytest.mark.parametrize("timestamp", [None, "amanhã", "99999999999999999999", -(10**30)])
