@@ -2,12 +2,14 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from conversations.actions.conversations import set_conversation_status
 from conversations.actions.integrations import create_integration_token, revoke_integration_token
+from conversations.actions.privacy import erase_contact, export_contact
 from conversations.actions.support import delete_by_support, save_by_support
 from conversations.api.views.base import client_ip
 from conversations.models import (
@@ -98,6 +100,37 @@ class MembershipAdmin(SupportActions, admin.ModelAdmin):
     autocomplete_fields = ["clinic"]
 
 
+@admin.action(description="Exportar dados do paciente (LGPD)")
+def export_contacts(modeladmin, request: HttpRequest, queryset: QuerySet[Contact]):
+    if queryset.count() != 1:
+        modeladmin.message_user(request, "Escolha um paciente por vez para exportar.", messages.WARNING)
+        return None
+    contact = queryset.select_related("clinic").get()
+    archive = export_contact(contact=contact, actor=request.user, ip=client_ip(request))
+    response = HttpResponse(archive, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="paciente-{contact.pk}.zip"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@admin.action(description="Anonimizar pacientes (LGPD)")
+def erase_contacts(modeladmin, request: HttpRequest, queryset: QuerySet[Contact]):
+    """Asks first (this cannot be undone), like the admin's own delete."""
+    if request.POST.get("confirm_erasure") != "yes":
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.opts,
+            "contacts": queryset.select_related("clinic"),
+            "title": "Anonimizar pacientes",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/conversations/contact/erase_confirmation.html", context)
+    for contact in queryset:
+        erase_contact(contact=contact, actor=request.user, ip=client_ip(request))
+    modeladmin.message_user(request, f"{queryset.count()} paciente(s) anonimizado(s).", messages.SUCCESS)
+    return None
+
+
 @admin.register(Contact)
 class ContactAdmin(SupportActions, admin.ModelAdmin):
     list_display = ["display_name", "phone_display", "whatsapp_username", "whatsapp_user_id", "clinic", "status"]
@@ -113,6 +146,7 @@ class ContactAdmin(SupportActions, admin.ModelAdmin):
     ]
     autocomplete_fields = ["clinic"]
     readonly_fields = ["created_at", "updated_at"]
+    actions = [export_contacts, erase_contacts]
 
 
 @admin.action(description="Marcar como resolvidas")

@@ -260,7 +260,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         if after > max(upto, sent):
             return [_json({"type": "resync", "seq": upto})]
         events = await db.run(log.events_after, self.caller.clinic_id, after, REPLAY_LIMIT + 1, upto)
-        if len(events) > REPLAY_LIMIT:
+        if len(events) > REPLAY_LIMIT or log.pruned(events, after, upto):
             return [_json({"type": "resync", "seq": upto})]
         return [*map(log.frame_of, events), _json({"type": "resumed", "seq": upto})]
 

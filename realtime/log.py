@@ -74,6 +74,12 @@ def events_after(clinic_id: int, after: int, limit: int, upto: int | None = None
     return list(events.order_by("seq")[:limit])
 
 
+def pruned(events: list[Event], after: int, upto: int) -> bool:
+    """Whether the log no longer holds what comes right after `after` (retention deleted it): the client
+    cannot be caught up from the log and reloads instead (resync)."""
+    return upto > after and (not events or events[0].seq != after + 1)
+
+
 def _append(clinic_id: int, type: str, conversation_id: int | None, data: bytes, at: datetime) -> tuple[int, int]:
     """Take the clinic's next seq and insert the event; returns (event id, seq).
 
@@ -177,3 +183,26 @@ def publish(clinic_id: int, type: str, data: dict, *, conversation_id: int | Non
         data=orjson.loads(payload),
         created_at=at,
     )
+
+
+def erase_data(clinic_id: int, conversation_ids: list[int]) -> int:
+    """Blank the data of every logged event about these conversations (a patient's erasure): the events
+    keep their seq and type, so the log stays gap-free; their copies of names and texts are gone."""
+    if not conversation_ids:
+        return 0
+    return Event.objects.filter(clinic_id=clinic_id, conversation_id__in=conversation_ids).update(data={"erased": True})
+
+
+def count_before(clinic_id: int, cutoff: datetime) -> int:
+    return Event.objects.filter(clinic_id=clinic_id, created_at__lt=cutoff).count()
+
+
+def delete_before(clinic_id: int, cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` of the clinic's oldest events logged before `cutoff` (retention); returns how
+    many. A client that asks to resume from before what is left gets a resync, as past any bound."""
+    ids = list(
+        Event.objects.filter(clinic_id=clinic_id, created_at__lt=cutoff)
+        .order_by("seq")
+        .values_list("pk", flat=True)[:batch]
+    )
+    return Event.objects.filter(pk__in=ids).delete()[0] if ids else 0

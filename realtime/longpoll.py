@@ -63,13 +63,13 @@ async def events_longpoll(request: HttpRequest) -> HttpResponse:
         )
     clinic_id = caller.clinic_id
     events, latest = await _after(clinic_id, after)
-    if not events and after <= latest:
+    if not events and after == latest:
         try:
             if await (await hub.current()).wait_after(clinic_id, after, settings.LONGPOLL_SECONDS):
                 events, latest = await _after(clinic_id, after)
         except Exception:
             logger.warning("long-poll: the hub could not wait; answering from the log", exc_info=True)
-    if len(events) > MAX_EVENTS or after > latest:
+    if len(events) > MAX_EVENTS or after > latest or log.pruned(events, after, latest):
         body = orjson.dumps({"events": [{"type": "resync", "seq": latest}], "seq": latest})
     else:
         body = b'{"events":[' + ",".join(map(log.frame_of, events)).encode() + b'],"seq":%d}' % latest
@@ -77,4 +77,8 @@ async def events_longpoll(request: HttpRequest) -> HttpResponse:
 
 
 async def _after(clinic_id: int, after: int):
-    return await db.run(lambda: (log.events_after(clinic_id, after, MAX_EVENTS + 1), log.latest_seq(clinic_id)))
+    def read():
+        latest = log.latest_seq(clinic_id)  # first: every event up to it is then in the read that follows
+        return log.events_after(clinic_id, after, MAX_EVENTS + 1), latest
+
+    return await db.run(read)

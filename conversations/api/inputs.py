@@ -101,6 +101,15 @@ class ResendIn(StrictSerializer):
     client_id = serializers.UUIDField(required=False, help_text="Chosen by the client; a retry resends once")
 
 
+class EraseIn(StrictSerializer):
+    confirm = serializers.BooleanField(help_text="true: erasure cannot be undone")
+
+    def validate_confirm(self, value: bool) -> bool:
+        if value is not True:
+            raise serializers.ValidationError("Send confirm: true; erasure cannot be undone.")
+        return value
+
+
 class ReadIn(StrictSerializer):
     message_id = StrictIntegerField(min_value=1)
 

@@ -22,6 +22,7 @@ NO_PHONE_LABEL = "sem telefone"
 class ContactStatus(models.TextChoices):
     ACTIVE = "active", "Ativo"
     BLOCKED = "blocked", "Bloqueado"
+    ERASED = "erased", "Anonimizado (LGPD)"
 
 
 def format_phone(phone: str) -> str:

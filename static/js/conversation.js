@@ -247,6 +247,10 @@ export class OpenConversation {
     if (MESSAGE_EVENTS.has(frame.type)) this.refreshMessage(data.message.id, data.message.client_id);
     else if (frame.type === "message:status") this.showStatus(data);
     else if (frame.type === "conversation:updated") {
+      if ((data.changed || []).includes("erased")) {
+        location.reload(); // the patient was erased: every text on this page is gone from the server
+        return;
+      }
       this.showConversation(data.conversation);
       if ((data.changed || []).includes("contact") || (data.changed || []).includes("name")) this.refreshPatient();
     }

@@ -1,15 +1,18 @@
-"""The clinic's contacts (patients) and the caller's clinics."""
+"""The clinic's contacts (patients), their export and erasure (LGPD), and the caller's clinics."""
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations import selectors, wire
+from conversations.actions.privacy import erase_contact, export_contact
 from conversations.api import cursors
-from conversations.api.inputs import ContactListQuery
+from conversations.api.auth import IsClinicAdmin
+from conversations.api.inputs import ContactListQuery, EraseIn
 from conversations.api.outputs import ClinicOut, ContactOut, ContactPageOut, ErrorOut
-from conversations.api.views.base import ClinicAPIView
+from conversations.api.views.base import ClinicAPIView, client_ip
 
 
 class ContactListView(ClinicAPIView):
@@ -38,6 +41,62 @@ class ContactDetailView(ClinicAPIView):
         if contact is None:
             raise exceptions.NotFound("No such contact in your clinic.", code="not_found")
         return Response(wire.contact(contact))
+
+
+class ContactPrivacyView(ClinicAPIView):
+    permission_classes = [IsClinicAdmin]
+
+    def get_contact(self, contact_id: int):
+        contact = selectors.contact_of(self.clinic, contact_id)
+        if contact is None:
+            raise exceptions.NotFound("No such contact in your clinic.", code="not_found")
+        return contact
+
+
+class ContactExportView(ContactPrivacyView):
+    @extend_schema(
+        responses={
+            (200, "application/zip"): OpenApiResponse(description="patient.json and attachments/"),
+            403: ErrorOut,
+            404: ErrorOut,
+        },
+        tags=["contacts"],
+    )
+    def get(self, request: Request, contact_id: int) -> HttpResponse:
+        """Everything held about the patient, as a zip (LGPD's right of access). Clinic admins; audited."""
+        contact = self.get_contact(contact_id)
+        archive = export_contact(contact=contact, actor=request.user, ip=client_ip(request))
+        response = HttpResponse(archive, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="paciente-{contact.pk}.zip"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class ContactEraseView(ContactPrivacyView):
+    @extend_schema(
+        request=EraseIn,
+        responses={
+            200: inline_serializer(
+                "Erased",
+                {
+                    "conversations": serializers.IntegerField(),
+                    "messages": serializers.IntegerField(),
+                    "files": serializers.IntegerField(),
+                    "events": serializers.IntegerField(),
+                },
+            ),
+            400: ErrorOut,
+            403: ErrorOut,
+            404: ErrorOut,
+        },
+        tags=["contacts"],
+    )
+    def post(self, request: Request, contact_id: int) -> Response:
+        """Anonymise the patient and delete every text and file of theirs (LGPD's right of erasure);
+        counts and clinical actions stay. Clinic admins; audited; cannot be undone."""
+        contact = self.get_contact(contact_id)
+        EraseIn(data=request.data).is_valid(raise_exception=True)
+        return Response(erase_contact(contact=contact, actor=request.user, ip=client_ip(request)).as_dict())
 
 
 class ClinicListView(ClinicAPIView):

@@ -19,6 +19,8 @@ OBJECT_ROUTES = [
     ("get", "/api/conversations/{conversation}/actions/", None),
     ("post", "/api/conversations/{conversation}/actions/", {"action_type": "note"}),
     ("get", "/api/contacts/{contact}/", None),
+    ("get", "/api/contacts/{contact}/export/", None),
+    ("post", "/api/contacts/{contact}/erase/", {"confirm": True}),
 ]
 LIST_ROUTES = ["/api/conversations/", "/api/contacts/", "/api/clinics/", "/api/presence/"]
 NOT_CLINIC_DATA = {

@@ -1,0 +1,276 @@
+"""A patient's rights under LGPD: everything held about them, exported; their erasure; and each clinic's
+retention, applied. Every one of these is audited (who, when, from where) and never records what it
+removed."""
+
+import io
+import json
+import logging
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from conversations import events, wire
+from conversations.actions.audit import record_audit
+from conversations.actions.inbound_fast import forget_snapshots
+from conversations.models import (
+    AuditEvent,
+    Clinic,
+    Contact,
+    Conversation,
+    ConversationAction,
+    DeliveryAttempt,
+    Message,
+    MessageAttachment,
+    PendingStatus,
+    ReadMarker,
+)
+from realtime import log
+
+logger = logging.getLogger(__name__)
+
+ERASED_NAME = "Paciente anonimizado"
+# Keys of a clinical action's data that may hold free text or who the patient is; the rest (dates, the
+# professional, the action's own ids) is kept, so the clinic's records of what was done stay whole.
+PERSONAL_ACTION_KEYS = frozenset({"note", "text", "content", "name", "patient_name", "phone", "email", "comment"})
+
+
+# --- Export --------------------------------------------------------------------------------------------
+
+
+def _audit_about(contact: Contact, conversation_ids: list[int], message_ids: list[int]) -> list[dict]:
+    about = AuditEvent.objects.filter(clinic_id=contact.clinic_id).filter(
+        Q(object_type="contact", object_id=str(contact.pk))
+        | Q(object_type="conversation", object_id__in=[str(i) for i in conversation_ids])
+        | Q(object_type="message", object_id__in=[str(i) for i in message_ids])
+    )
+    return [
+        {
+            "at": wire.iso(a.at),
+            "action": a.action,
+            "actor_id": a.actor_id,
+            "object_type": a.object_type,
+            "object_id": a.object_id,
+            "detail": a.detail,
+        }
+        for a in about.order_by("at", "pk")
+    ]
+
+
+def _attachment_path(file: MessageAttachment) -> str:
+    return f"attachments/{file.pk}-{file.file_name.replace('/', '_')}"
+
+
+def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str | None = None) -> bytes:
+    """Everything the clinic holds about the patient, as one zip: `patient.json` (the patient, each of
+    their conversations with every message, delivery attempt, clinical action and read mark, and the
+    audit trail about them) and `attachments/` (every file). Audited as `contact.exported`."""
+    conversations = list(Conversation.objects.filter(contact=contact).select_related("assignee").order_by("pk"))
+    conversation_ids = [c.pk for c in conversations]
+    messages = list(
+        Message.objects.filter(conversation_id__in=conversation_ids)
+        .select_related("sender")
+        .prefetch_related("attachments", "delivery_attempts")
+        .order_by("created_at", "pk")
+    )
+    by_conversation: dict[int, list[Message]] = {}
+    for message in messages:
+        by_conversation.setdefault(message.conversation_id, []).append(message)
+    actions = ConversationAction.objects.filter(conversation_id__in=conversation_ids).order_by("created_at", "pk")
+    markers = ReadMarker.objects.filter(conversation_id__in=conversation_ids).order_by("pk")
+
+    def message_out(message: Message) -> dict:
+        files = list(message.attachments.all())
+        return {
+            **wire.message(message, attachments=files),
+            "attachments": [{**wire.attachment(f), "path": _attachment_path(f)} for f in files],
+            "delivery_attempts": [
+                {
+                    "number": a.number,
+                    "provider": a.provider,
+                    "outcome": a.outcome,
+                    "detail": a.detail,
+                    "started_at": wire.iso(a.started_at),
+                    "finished_at": wire.iso(a.finished_at),
+                }
+                for a in sorted(message.delivery_attempts.all(), key=lambda a: a.number)
+            ],
+        }
+
+    document = {
+        "exported_at": wire.iso(timezone.now()),
+        "clinic": {"id": contact.clinic_id, "name": contact.clinic.name},
+        "patient": wire.contact(contact),
+        "conversations": [
+            {
+                **wire.conversation(c),
+                "whatsapp_number_id": c.whatsapp_number_id,
+                "messages": [message_out(m) for m in by_conversation.get(c.pk, [])],
+                "actions": [wire.action(a) for a in actions if a.conversation_id == c.pk],
+                "read_marks": [
+                    {
+                        "user_id": m.user_id,
+                        "last_read_message_id": m.last_read_message_id,
+                        "updated_at": wire.iso(m.updated_at),
+                    }
+                    for m in markers
+                    if m.conversation_id == c.pk
+                ],
+            }
+            for c in conversations
+        ],
+        "audit": _audit_about(contact, conversation_ids, [m.pk for m in messages]),
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("patient.json", json.dumps(document, ensure_ascii=False, indent=2, default=str))
+        for message in messages:
+            for file in message.attachments.all():
+                try:
+                    with file.file.open("rb") as stored:
+                        archive.writestr(_attachment_path(file), stored.read())
+                except (FileNotFoundError, ValueError, OSError):
+                    logger.warning("export of contact %s: attachment %s is missing from storage", contact.pk, file.pk)
+                    archive.writestr(_attachment_path(file) + ".missing.txt", "This file is missing from storage.")
+    record_audit(
+        clinic_id=contact.clinic_id,
+        actor=actor,
+        action="contact.exported",
+        obj=contact,
+        detail={"conversations": len(conversations), "messages": len(messages)},
+        ip=ip,
+    )
+    return buffer.getvalue()
+
+
+# --- Erasure -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Erased:
+    conversations: int
+    messages: int
+    files: int
+    events: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@transaction.atomic
+def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str | None = None) -> Erased:
+    """Anonymise the patient: who they are (name, phone, WhatsApp ids, e-mail) and what they and the clinic
+    wrote (texts, metadata, files, provider ids and errors) are deleted, here and in the event log's
+    copies. Their conversations, the messages' count, order, direction and status, and the clinical
+    actions (without free text) stay, so the clinic's numbers stay true. Open screens are told. Audited as
+    `contact.erased` with the counts only. Erasing twice changes nothing more."""
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    conversation_ids = list(Conversation.objects.filter(contact=contact).values_list("pk", flat=True))
+    messages = Message.objects.filter(conversation_id__in=conversation_ids)
+    external_ids = [e for e in messages.exclude(external_id=None).values_list("external_id", flat=True)]
+    files = list(MessageAttachment.objects.filter(message__conversation_id__in=conversation_ids))
+    message_count = messages.update(content="", metadata={"erased": True}, error="", external_id=None)
+    DeliveryAttempt.objects.filter(message__conversation_id__in=conversation_ids).update(detail="")
+    PendingStatus.objects.filter(clinic_id=contact.clinic_id, external_id__in=external_ids).delete()
+    for action in ConversationAction.objects.filter(conversation_id__in=conversation_ids):
+        kept = {k: v for k, v in action.action_data.items() if k not in PERSONAL_ACTION_KEYS}
+        if kept != action.action_data:
+            action.action_data = kept
+            action.save(update_fields=["action_data"])
+    MessageAttachment.objects.filter(pk__in=[f.pk for f in files]).delete()
+    names = [f.file.name for f in files if f.file]
+    storage = files[0].file.storage if files else None
+    transaction.on_commit(lambda: _delete_files(storage, names))
+    event_count = log.erase_data(contact.clinic_id, conversation_ids)
+    contact.name, contact.profile_name, contact.email = ERASED_NAME, "", ""
+    contact.phone = contact.whatsapp_user_id = contact.whatsapp_parent_user_id = contact.whatsapp_username = ""
+    contact.status, contact.updated_at = Contact.Status.ERASED, timezone.now()
+    contact.save()
+    forget_snapshots()  # this process's memory of the patient's open conversation, by phone
+    result = Erased(len(conversation_ids), message_count, len(files), event_count)
+    record_audit(
+        clinic_id=contact.clinic_id, actor=actor, action="contact.erased", obj=contact, detail=result.as_dict(), ip=ip
+    )
+    for conversation in Conversation.objects.filter(pk__in=conversation_ids).select_related("contact", "assignee"):
+        events.publish_conversation_updated(conversation, ["contact", "erased"])
+    return result
+
+
+def _delete_files(storage, names: list[str]) -> None:
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError:
+            logger.exception("erasure: could not delete the stored file %s; delete it by hand", name)
+
+
+# --- Retention -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Purged:
+    messages: int = 0
+    files: int = 0
+    conversations: int = 0
+    events: int = 0
+    pending_statuses: int = 0
+
+
+def purge_expired(
+    *, clinic: Clinic, batch: int = 1000, progress: Callable[[str, int], None] | None = None, dry_run: bool = False
+) -> Purged:
+    """Delete what the clinic's retention (`retention_days`) no longer allows to keep: messages (with
+    their files), conversations left with nothing newer, event-log entries and provider statuses older
+    than the limit. In batches, each its own transaction: safe to interrupt and to run again, which
+    carries on where it stopped. `progress(what, count)` is told after each batch. The audit trail is
+    kept (it records acts, not contents)."""
+    cutoff = timezone.now() - timedelta(days=clinic.retention_days)
+    done = Purged()
+    report = progress or (lambda what, count: None)
+
+    old_messages = Message.objects.filter(clinic=clinic, created_at__lt=cutoff)
+    if dry_run:
+        done.messages = old_messages.count()
+        done.files = MessageAttachment.objects.filter(message__in=old_messages).count()
+        done.conversations = _stale_conversations(clinic, cutoff).count()
+        done.events = log.count_before(clinic.pk, cutoff)
+        done.pending_statuses = PendingStatus.objects.filter(clinic=clinic, received_at__lt=cutoff).count()
+        return done
+    while ids := list(old_messages.order_by("pk").values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            files = list(MessageAttachment.objects.filter(message_id__in=ids))
+            names = [f.file.name for f in files if f.file]
+            storage = files[0].file.storage if files else None
+            Message.objects.filter(pk__in=ids).delete()
+            transaction.on_commit(lambda s=storage, n=names: _delete_files(s, n))
+        done.messages += len(ids)
+        done.files += len(files)
+        report("messages", done.messages)
+    while ids := list(_stale_conversations(clinic, cutoff).order_by("pk").values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            Conversation.objects.filter(pk__in=ids).delete()
+            for conversation_id in ids:
+                events.publish_conversation_deleted(clinic.pk, conversation_id)  # open screens drop it
+        done.conversations += len(ids)
+        report("conversations", done.conversations)
+    while count := log.delete_before(clinic.pk, cutoff, batch):
+        done.events += count
+        report("events", done.events)
+    done.pending_statuses = PendingStatus.objects.filter(clinic=clinic, received_at__lt=cutoff).delete()[0]
+    report("pending_statuses", done.pending_statuses)
+    if any(asdict(done).values()):
+        record_audit(clinic_id=clinic.pk, actor=None, action="retention.purged", obj=clinic, detail=asdict(done))
+    return done
+
+
+def _stale_conversations(clinic: Clinic, cutoff):
+    """Conversations with no activity since the cutoff and no message from after it: nothing of them is left
+    once the older messages go."""
+    return Conversation.objects.filter(clinic=clinic, updated_at__lt=cutoff).exclude(
+        Exists(Message.objects.filter(conversation=OuterRef("pk"), created_at__gte=cutoff))
+    )

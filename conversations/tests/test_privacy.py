@@ -1,0 +1,244 @@
+"""A patient's rights under LGPD, through the API, the admin and the commands: export, erasure, retention."""
+
+import io
+import json
+import zipfile
+from datetime import timedelta
+
+import pytest
+from django.core import serializers
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.utils import timezone
+
+from conversations.actions.conversations import add_conversation_action
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import mark_read, send_outbound_message
+from conversations.models import (
+    AuditEvent,
+    Contact,
+    Conversation,
+    ConversationAction,
+    DeliveryAttempt,
+    Message,
+    MessageAttachment,
+    PendingStatus,
+    Role,
+)
+from realtime.models import Event
+
+# Committed for real: files leave storage, and the long-poll reads from its own connection, after commit.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PHONE = "5511987654321"
+# Everything that says who the patient is or what was said: none of it may survive an erasure.
+IDENTIFYING = [PHONE, "Maria Aurora Souza", "Mari Souza", "mari.souza", "BR.1A2B3C", "wamid.PAT1"]
+IDENTIFYING += ["Tenho dor de cabeça", "Receita do dr. Paulo", "Paciente alérgica a dipirona", "receita.png"]
+
+
+@pytest.fixture
+def admin_member(clinic, make_member):
+    return make_member(clinic, Role.ADMIN)
+
+
+@pytest.fixture
+def patient(clinic, member, make_member):
+    """A patient with a history: two conversations, texts both ways, a photo, a clinical note, a read mark."""
+    first = receive_inbound_message(
+        clinic=clinic,
+        phone=PHONE,
+        whatsapp_user_id="BR.1A2B3C",
+        whatsapp_username="mari.souza",
+        profile_name="Mari Souza",
+        contact_name="Maria Aurora Souza",
+        content="Tenho dor de cabeça",
+        external_id="wamid.PAT1",
+    )
+    conversation = first.conversation
+    photo = SimpleUploadedFile("receita.png", PNG, content_type="image/png")
+    reply = send_outbound_message(
+        conversation=conversation, sender=member, content="Receita do dr. Paulo", attachment=photo
+    ).message
+    DeliveryAttempt.objects.create(message=reply, number=1, provider="whatsapp_cloud", detail=f"to {PHONE}: ok")
+    add_conversation_action(
+        conversation=conversation,
+        action_type="appointment_created",
+        action_data={"starts_at": "2026-12-10T14:00:00-03:00", "note": "Paciente alérgica a dipirona"},
+    )
+    mark_read(user=member, conversation=conversation, message=first.message)
+    older = Conversation.objects.create(clinic=clinic, contact=first.contact, status="resolved")
+    Message.objects.create(
+        clinic=clinic, conversation=older, direction="inbound", sender_type="patient", content="Tenho dor de cabeça"
+    )
+    return first.contact
+
+
+def zip_of(response) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(response.content))
+
+
+# --- Export ---------------------------------------------------------------------------------------------
+
+
+def test_a_clinic_admin_exports_everything_held_about_a_patient(jwt_client, admin_member, patient):
+    response = jwt_client(admin_member).get(f"/api/contacts/{patient.pk}/export/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert "no-store" in response["Cache-Control"]
+    archive = zip_of(response)
+    document = json.loads(archive.read("patient.json"))
+    assert document["patient"]["phone"] == PHONE and document["patient"]["whatsapp_user_id"] == "BR.1A2B3C"
+    assert document["patient"]["profile_name"] == "Mari Souza" and document["patient"]["name"] == "Maria Aurora Souza"
+    assert len(document["conversations"]) == 2
+    texts = [m["content"] for c in document["conversations"] for m in c["messages"]]
+    assert sorted(texts) == sorted(["Tenho dor de cabeça", "Receita do dr. Paulo", "Tenho dor de cabeça"])
+    photo = next(m for c in document["conversations"] for m in c["messages"] if m["attachments"])
+    assert archive.read(photo["attachments"][0]["path"]) == PNG
+    assert photo["delivery_attempts"][0]["detail"] == f"to {PHONE}: ok"
+    actions = [a for c in document["conversations"] for a in c["actions"]]
+    assert actions[0]["action_data"]["note"] == "Paciente alérgica a dipirona"
+    assert [m["user_id"] for c in document["conversations"] for m in c["read_marks"]]
+    assert any(a["action"] == "message.sent" for a in document["audit"])
+    exported = AuditEvent.objects.get(action="contact.exported")
+    assert (exported.actor, exported.object_id) == (admin_member, str(patient.pk))
+
+
+def test_only_clinic_admins_export_or_erase(jwt_client, member, patient):
+    api = jwt_client(member)  # a receptionist of the same clinic
+    assert api.get(f"/api/contacts/{patient.pk}/export/").status_code == 403
+    assert api.post(f"/api/contacts/{patient.pk}/erase/", {"confirm": True}, format="json").status_code == 403
+    assert Contact.objects.get(pk=patient.pk).phone == PHONE
+    assert not AuditEvent.objects.filter(action__in=["contact.exported", "contact.erased"]).exists()
+
+
+def test_support_exports_a_patient_from_the_admin(client, django_user_model, patient):
+    support = django_user_model.objects.create_superuser("suporte", "s@example.com", "senha-forte-123")
+    client.force_login(support)
+    response = client.post(
+        "/admin/conversations/contact/", {"action": "export_contacts", "_selected_action": [patient.pk]}
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert json.loads(zip_of(response).read("patient.json"))["patient"]["phone"] == PHONE
+
+
+# --- Erasure --------------------------------------------------------------------------------------------
+
+
+def held(marker: str, stored: str) -> bool:
+    return marker in stored or json.dumps(marker)[1:-1] in stored  # as written, or as JSON escapes it
+
+
+def everything_stored() -> str:
+    """Every row of the domain and of the event log, as text."""
+    from django.apps import apps
+
+    models = [*apps.get_app_config("conversations").get_models(), *apps.get_app_config("realtime").get_models()]
+    return "".join(serializers.serialize("json", m.objects.all()) for m in models)
+
+
+def test_erasure_leaves_nothing_that_identifies_the_patient_and_keeps_the_counts(
+    jwt_client, admin_member, patient, settings
+):
+    stored = everything_stored()
+    unseen = [marker for marker in IDENTIFYING if not held(marker, stored)]
+    assert unseen == [], "the check can see them all"
+    file_path = MessageAttachment.objects.get().file.path
+    messages_before = Message.objects.count()
+    api = jwt_client(admin_member)
+
+    refused = api.post(f"/api/contacts/{patient.pk}/erase/", {}, format="json")
+    assert refused.status_code == 400 and refused.json()["field"] == "confirm"
+    response = api.post(f"/api/contacts/{patient.pk}/erase/", {"confirm": True}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"conversations": 2, "messages": 3, "files": 1, "events": response.json()["events"]}
+
+    stored = everything_stored()
+    left = [marker for marker in IDENTIFYING if held(marker, stored)]
+    assert left == [], f"still stored after erasure: {left}"
+    import os
+
+    assert not os.path.exists(file_path), "the file is deleted from storage"
+    assert Message.objects.count() == messages_before, "the clinic's counts stay true"
+    action = ConversationAction.objects.get()
+    assert action.action_type == "appointment_created" and action.action_data == {
+        "starts_at": "2026-12-10T14:00:00-03:00"
+    }
+    erased = Contact.objects.get(pk=patient.pk)
+    assert erased.status == "erased" and erased.display_name == "Paciente anonimizado"
+    audit = AuditEvent.objects.get(action="contact.erased")
+    assert audit.actor == admin_member and audit.detail["messages"] == 3
+    told = Event.objects.filter(type="conversation:updated").order_by("-seq").first()
+    assert "erased" in told.data["changed"]
+
+
+def test_after_erasure_the_same_phone_writing_again_is_a_new_patient(jwt_client, admin_member, patient, clinic):
+    jwt_client(admin_member).post(f"/api/contacts/{patient.pk}/erase/", {"confirm": True}, format="json")
+    again = receive_inbound_message(clinic=clinic, phone=PHONE, content="Oi de novo")
+    assert again.contact.pk != patient.pk and again.conversation.contact.phone == PHONE
+
+
+def test_erase_contact_command_is_a_dry_run_unless_told(patient, clinic, capsys):
+    call_command("erase_contact", clinic.slug, str(patient.pk))
+    assert "Dry run" in capsys.readouterr().out and Contact.objects.get(pk=patient.pk).phone == PHONE
+    call_command("erase_contact", clinic.slug, str(patient.pk), "--yes")
+    assert "Erased: 3 message text(s), 1 file(s)" in capsys.readouterr().out
+    assert Contact.objects.get(pk=patient.pk).phone == ""
+    assert AuditEvent.objects.get(action="contact.erased").actor is None  # the command line
+    call_command("erase_contact", clinic.slug, str(patient.pk), "--yes")
+    assert "already erased" in capsys.readouterr().out
+
+
+def test_erase_contact_command_refuses_unknown_ids(clinic, other_clinic, patient):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No patient"):
+        call_command("erase_contact", other_clinic.slug, str(patient.pk), "--yes")
+    with pytest.raises(CommandError, match="No clinic"):
+        call_command("erase_contact", "nao-existe", str(patient.pk))
+    assert Contact.objects.get(pk=patient.pk).phone == PHONE
+
+
+# --- Retention ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aged(clinic, patient):
+    """The patient's older conversation and its message are 400 days old; the rest is recent."""
+    clinic.retention_days = 365
+    clinic.save(update_fields=["retention_days"])
+    long_ago = timezone.now() - timedelta(days=400)
+    older = Conversation.objects.get(contact=patient, status="resolved")
+    older.messages.update(created_at=long_ago)
+    Conversation.objects.filter(pk=older.pk).update(updated_at=long_ago, last_message_at=long_ago)
+    first_two = list(Event.objects.filter(clinic=clinic).order_by("seq").values_list("pk", flat=True)[:2])
+    Event.objects.filter(pk__in=first_two).update(created_at=long_ago)
+    PendingStatus.objects.create(
+        clinic=clinic, external_id="wamid.OLD", status="delivered", happened_at=long_ago, received_at=long_ago
+    )
+    return older
+
+
+def test_purge_expired_deletes_what_retention_no_longer_allows_and_can_run_again(aged, clinic, client, capsys):
+    recent = Message.objects.filter(created_at__gt=timezone.now() - timedelta(days=1)).count()
+    call_command("purge_expired")
+    out = capsys.readouterr().out
+    assert "would delete: 1 messages, 0 files, 1 conversations, 2 events, 1 pending statuses" in out
+    assert Message.objects.filter(conversation=aged).exists()
+
+    call_command("purge_expired", "--yes", "--batch", "1")
+    out = capsys.readouterr().out
+    assert "messages: 1 deleted so far" in out and "deleted: 1 messages" in out
+    assert not Conversation.objects.filter(pk=aged.pk).exists()
+    assert Message.objects.count() == recent and not PendingStatus.objects.exists()
+    assert Event.objects.filter(type="conversation:deleted", conversation_id=aged.pk).exists()
+    assert AuditEvent.objects.filter(action="retention.purged").count() == 1
+
+    call_command("purge_expired", "--yes")  # again: nothing left to do, nothing recorded
+    assert "deleted: 0 messages, 0 files, 0 conversations, 0 events, 0 pending statuses" in capsys.readouterr().out
+    assert AuditEvent.objects.filter(action="retention.purged").count() == 1
+
+
+def test_a_client_resuming_from_before_what_retention_kept_reloads(aged, clinic, member, jwt_client):
+    call_command("purge_expired", "--yes")
+    body = jwt_client(member).get("/api/events/?after=0").json()
+    assert body["events"][0]["type"] == "resync"
