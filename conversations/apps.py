@@ -9,7 +9,7 @@ class ConversationsConfig(AppConfig):
 
     def ready(self) -> None:
         import realtime.auth
-        from conversations import signals
+        from conversations import checks, signals  # noqa: F401 (checks registers the deploy checks)
         from conversations.access import StreamAccess
         from conversations.api import schema  # noqa: F401 (registers the schema's auth extensions)
 

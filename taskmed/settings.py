@@ -245,6 +245,15 @@ SIMPLE_JWT = {
 }
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS: browsers are told to use only HTTPS for a year (the header is ignored over plain HTTP). Redirecting
+# HTTP to HTTPS is the proxy's job in front (deploy/nginx); SECURE_SSL_REDIRECT=1 makes Django do it too,
+# which needs the proxy named in TRUSTED_PROXIES (its X-Forwarded-Proto then counts).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+# Secrets at rest (WhatsApp access tokens and app secrets): Fernet keys, newest first (conversations.encryption).
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 
 # --- HTTP API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -6,6 +6,7 @@ import secrets
 from django.db import models
 from django.utils import timezone
 
+from conversations.encryption import EncryptedTextField
 from conversations.models.clinics import Clinic
 
 
@@ -15,8 +16,8 @@ class WhatsAppChannel(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="whatsapp_channels")
     phone_number_id = models.CharField(max_length=64, unique=True)
     display_phone_number = models.CharField(max_length=32, blank=True)
-    access_token = models.TextField()
-    app_secret = models.CharField(max_length=255)
+    access_token = EncryptedTextField()  # stored encrypted (conversations.encryption)
+    app_secret = EncryptedTextField()
     verify_token = models.CharField(max_length=255)
     # A demo channel: Meta-format webhooks are accepted, and outbound messages go to the simulator.
     simulated = models.BooleanField(default=False)
