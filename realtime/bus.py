@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
+from realtime import stats
+
 logger = logging.getLogger(__name__)
 
 PING_SECONDS = 5.0  # a silent subscription is checked this often, so a dead one is noticed
@@ -141,6 +143,7 @@ class RedisBus:
 
     async def _reconnect(self, error: Exception) -> None:
         self.connected.clear()
+        stats.bump("bus_reconnects")
         logger.warning("realtime bus: lost Redis (%r); reconnecting, then catching up from the log", error)
         try:
             if self.pubsub is not None:
@@ -189,6 +192,7 @@ class RedisBus:
         try:
             await self.client.publish(channel, payload)
         except Exception as error:
+            stats.bump("bus_publish_failures")
             logger.warning(
                 "realtime bus: publish to %s failed (%r); other processes catch up from the log", channel, error
             )
@@ -236,6 +240,7 @@ def publish_from_sync(channel: str, payload: bytes) -> bool:
     try:
         _client().publish(channel, payload)
     except Exception as error:
+        stats.bump("bus_publish_failures")
         logger.warning("realtime bus: publish to %s failed (%r); servers catch up from the log", channel, error)
         return False
     return True

@@ -18,7 +18,7 @@ import time
 import orjson
 from django.conf import settings
 
-from realtime import auth, broadcast, bus, db, log, presence
+from realtime import auth, broadcast, bus, db, log, presence, stats
 from realtime.sender import Sender, text_message
 from realtime.watchdog import Watchdog
 
@@ -207,6 +207,7 @@ class Hub:
         message = text_message(frame)
         for sender in feed.listeners:
             sender.durable(seq, message)
+        stats.counts["frames_durable"] += len(feed.listeners)
         if feed.waiters:
             for waiter in feed.waiters:
                 if not waiter.done():
@@ -227,6 +228,7 @@ class Hub:
             if target is not None and target - feed.last_seq > RESYNC_AFTER:
                 self._resync(feed, await db.run(log.latest_seq, feed.clinic_id))
                 return
+            stats.bump("gap_fills")
             while target is None or feed.last_seq < target:
                 events = await db.run(log.events_after, feed.clinic_id, feed.last_seq, FILL_BATCH, target)
                 for event in events:
@@ -248,6 +250,7 @@ class Hub:
         logger.warning(
             "realtime hub: clinic %s is %s events behind; its screens resync", feed.clinic_id, latest - feed.last_seq
         )
+        stats.bump("resyncs")
         feed.last_seq = latest
         feed.pending = {s: f for s, f in feed.pending.items() if s > latest}
         message = text_message(orjson.dumps({"type": "resync", "seq": latest}).decode())
@@ -291,6 +294,7 @@ class Hub:
         for sender in feed.listeners:
             if sender is not exclude:
                 sender.put(message)
+        stats.counts["frames_ephemeral"] += len(feed.listeners) - (exclude in feed.listeners)
 
     def announce(self, clinic_id: int, change: presence.Change) -> None:
         frame = log.render_ephemeral("user:status", {"user_id": change.user_id, "status": change.status})
@@ -354,6 +358,12 @@ async def current() -> Hub:
     _hub = hub
     _starting.set_result(hub)
     return hub
+
+
+def connection_count() -> int:
+    """Sockets this process serves now (0 before its hub starts)."""
+    hub = _hub
+    return 0 if hub is None else sum(len(feed.listeners) for feed in list(hub.feeds.values()))
 
 
 async def stop() -> None:

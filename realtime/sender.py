@@ -18,6 +18,8 @@ import asyncio
 import logging
 from collections import deque
 
+from realtime import stats
+
 logger = logging.getLogger(__name__)
 
 MAX_QUEUED = 5000  # frames a client that does not read may fall behind before it is dropped (it resumes)
@@ -137,6 +139,7 @@ class Sender:
 
     def _overflow(self) -> None:
         logger.warning("ws: a client fell %s frames behind; dropping it so that it resumes", MAX_QUEUED)
+        stats.bump("slow_client_closes")
         self.queue.clear()
         self.gone = True
         if self.on_overflow is not None:

@@ -19,6 +19,7 @@ from conversations.webhooks.whatsapp_asgi import whatsapp_notification  # noqa: 
 from realtime.lifespan import lifespan  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from taskmed.body_limit import limited  # noqa: E402
+from taskmed.metrics import count_request  # noqa: E402
 
 if settings.DEBUG:
     # The embedded setup has no nginx in front: serve static files here, as runserver would.
@@ -30,13 +31,21 @@ django_http = limited(django_http)
 
 async def http(scope, receive, send) -> None:
     """The hot paths skip Django's handler and middleware (DESIGN §10): WhatsApp's notifications, and the
-    API's reads by token clients; everything else is Django."""
+    API's reads by token clients; everything else is Django. Each answer is counted (/metrics)."""
+
     if scope["method"] == "POST" and scope["path"] == WHATSAPP_PATH:
-        await whatsapp_notification(scope, receive, send)
+        route, app = "whatsapp_webhook", whatsapp_notification
     elif serves(scope):
-        await api_read(scope, receive, send)
+        route, app = "api_read", api_read
     else:
-        await django_http(scope, receive, send)
+        route, app = "django", django_http
+
+    async def counted(message) -> None:
+        if message["type"] == "http.response.start":
+            count_request(route, message["status"])
+        await send(message)
+
+    await app(scope, receive, counted)
 
 
 application = ProtocolTypeRouter(

@@ -254,6 +254,8 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
 # Secrets at rest (WhatsApp access tokens and app secrets): Fernet keys, newest first (conversations.encryption).
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+# The bearer token a Prometheus scraper sends for /metrics (taskmed.metrics); unset, only signed-in staff.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- HTTP API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

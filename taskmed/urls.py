@@ -11,6 +11,7 @@ from conversations.web.form_posts import change_conversation, send_reply
 from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part
 from conversations.web.login import AdminLoginForm, LoginView
 from realtime.longpoll import events_longpoll
+from taskmed.metrics import metrics
 
 admin.site.site_header = "TaskMed Conversas — suporte"
 admin.site.site_title = "TaskMed suporte"
@@ -31,6 +32,7 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics, name="metrics"),
     path("api/events/", events_longpoll, name="api-events"),  # async: outside DRF, which is sync
     path("api/", include("conversations.api.urls")),
     path("webhooks/", include("conversations.webhooks.urls")),

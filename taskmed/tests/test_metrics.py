@@ -1,0 +1,85 @@
+"""/metrics: Prometheus's text format, for the scraper's token or signed-in staff, with what an operator
+watches: requests, webhook outcomes, frames, connections, cache hits and misses, the task queue."""
+
+import json
+
+import httpx
+import pytest
+from channels.db import database_sync_to_async
+from django.test import AsyncClient
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from conversations.tasks import deliver_message
+from realtime.tests.test_consumer import as_member
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def samples(text: str) -> dict[tuple, float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def served():
+    """The application as uvicorn runs it (taskmed.asgi, where requests are counted)."""
+    from taskmed.asgi import application
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1")
+
+
+async def scrape(settings) -> dict[tuple, float]:
+    async with served() as http:
+        response = await http.get("/metrics", headers={"Authorization": "Bearer scraper-secret"})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    return samples(response.text)
+
+
+async def test_metrics_need_the_scrapers_token_or_staff(settings, client, member, django_user_model):
+    settings.METRICS_TOKEN = "scraper-secret"
+    assert (await AsyncClient().get("/metrics")).status_code == 403
+    assert (await AsyncClient().get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 403
+    staff = await database_sync_to_async(django_user_model.objects.create_user)("ops", is_staff=True)
+    browser = AsyncClient()
+    await browser.aforce_login(member)  # clinic staff: not operations
+    assert (await browser.get("/metrics")).status_code == 403
+    await browser.aforce_login(staff)
+    assert (await browser.get("/metrics")).status_code == 200
+
+
+async def test_metrics_count_what_operators_watch(settings, clinic, member, whatsapp_channel):
+    from conftest import APP_SECRET, whatsapp_payload
+    from conversations.webhooks.whatsapp import signature_of
+
+    settings.METRICS_TOKEN = "scraper-secret"
+    before = await scrape(settings)
+    sockets = [await as_member(member, clinic), await as_member(member, clinic)]
+    body = json.dumps(whatsapp_payload("text")).encode()
+    async with served() as http:
+        posted = await http.post(
+            "/webhooks/whatsapp/",
+            content=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, APP_SECRET)},
+        )
+    assert posted.status_code == 200
+    await database_sync_to_async(lambda: deliver_message.using(run_after=timezone.now()).enqueue(1))()
+    for ws in sockets:  # each socket gets its frames
+        assert (await ws.receive_json_from(5))["type"]
+    after = await scrape(settings)
+
+    def grew(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    ways = ("event_loop", "few_statements", "full_action")
+    assert sum(grew("taskmed_whatsapp_messages_stored_total", way=way) for way in ways) == 1
+    assert grew("taskmed_ws_frames_total", kind="durable") >= 2 * 2  # conversation:new + message:new, 2 sockets
+    assert after[("taskmed_ws_connections", ())] == 2
+    assert after[("taskmed_task_queue_depth", ())] >= 1
+    assert grew("taskmed_http_requests_total", route="whatsapp_webhook", status="200") == 1
+    assert grew("taskmed_http_requests_total", route="django", status="200") == 1  # the first scrape
+    for ws in sockets:
+        await ws.disconnect()
