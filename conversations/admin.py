@@ -330,10 +330,19 @@ class IntegrationTokenAdmin(SupportActions, admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "clinic", "actor", "action", "object_type", "object_id", "ip"]
+    """Who did what, when and from where: read here, never changed (the database refuses it too)."""
+
+    list_display = ["at", "clinic_label", "actor_name", "action", "object_type", "object_id", "ip"]
     list_filter = ["action", "clinic"]
-    search_fields = ["actor__username", "object_id", "ip"]
+    search_fields = ["actor_name", "object_id", "ip"]
     date_hierarchy = "at"
+    fields = ["at", "clinic_label", "actor_id", "actor_name", "action", "object_type", "object_id", "detail", "ip"]
+    readonly_fields = fields
+
+    @admin.display(description="clínica")
+    def clinic_label(self, obj: AuditEvent) -> str:
+        clinic = Clinic.objects.filter(pk=obj.clinic_id).first()  # it may be gone: the trail outlives it
+        return clinic.name if clinic else f"#{obj.clinic_id} (removida)"
 
 
 @admin.register(DeliveryAttempt)

@@ -15,12 +15,26 @@ def record_audit(
     detail: dict | None = None,
     ip: str | None = None,
 ) -> AuditEvent:
+    actor = actor if actor is not None and actor.is_authenticated else None
     return AuditEvent.objects.create(
         clinic_id=clinic_id,
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=actor,
+        actor_name=actor.get_username() if actor is not None else "",
         action=action,
         object_type=obj._meta.model_name,
         object_id=str(obj.pk),
         detail=detail or {},
+        ip=ip,
+    )
+
+
+def record_reading(*, actor: AbstractBaseUser, conversation, via: str, ip: str | None = None) -> AuditEvent:
+    """Someone opened a conversation (its messages): `via` the inbox or the API."""
+    return record_audit(
+        clinic_id=conversation.clinic_id,
+        actor=actor,
+        action="conversation.read",
+        obj=conversation,
+        detail={"via": via},
         ip=ip,
     )

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import ValidationError
 
 from conversations import selectors
+from conversations.actions.audit import record_reading
 from conversations.api import cursors
 from conversations.media import WHATSAPP_MEDIA
 from conversations.models import Conversation, Membership, Message, MessageType
@@ -154,6 +155,10 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
         if conversation is None:
             raise Http404("No such conversation in your clinic.")
         context |= conversation_context(membership, conversation, names)
+        if request.headers.get(FRAGMENT_HEADER) != "patient":  # opened (the panel's refresh is not a reading)
+            record_reading(
+                actor=request.user, conversation=conversation, via="inbox", ip=request.META.get("REMOTE_ADDR")
+            )
     if request.headers.get(FRAGMENT_HEADER) in ("conversation", "patient"):
         return render(request, "conversations/_panes.html", context | {"staff": staff})
     filters = ListFilters.from_query(request.GET)

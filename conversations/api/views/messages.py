@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations import selectors, wire
+from conversations.actions.audit import record_reading
 from conversations.actions.messages import mark_read, resend_failed_message, send_outbound_message
 from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SendMessageIn
 from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut
@@ -33,6 +34,7 @@ class MessagesView(ClinicAPIView):
                         {side: ["No such message in this conversation."]}, code="not_found"
                     )
         messages, has_more = selectors.message_window(conversation, limit=query.validated_data["limit"], **anchors)
+        record_reading(actor=request.user, conversation=conversation, via="api", ip=client_ip(request))
         return Response({"results": [wire.message(message) for message in messages], "has_more": has_more})
 
     @extend_schema(
