@@ -260,7 +260,14 @@ def serve(tmp_path):
         server.terminate()
         server.wait(timeout=10)
 
+    def kill(host: str) -> None:
+        """Kill one server outright (SIGKILL: no goodbye to its sockets, as in a crash)."""
+        server = by_host.pop(host)
+        server.kill()
+        server.wait(timeout=10)
+
     start.stop = stop
+    start.kill = kill
     yield start
     for server in servers:
         server.terminate()

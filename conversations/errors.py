@@ -16,6 +16,12 @@ class InvalidInput(ActionError):
     code = "invalid"
 
 
+class StorageFailed(ActionError):
+    """A file could not be kept (the disk is full, the storage is away): nothing was stored or sent."""
+
+    code = "storage_unavailable"
+
+
 class NotAMember(ActionError):
     code = "not_a_member"
 

@@ -99,9 +99,22 @@ def download_inbound_media(message_id: int, attempt: int = 1) -> str:
     content_type = (info.get("mime_type") or message.metadata.get("mime_type") or "application/octet-stream").split(
         ";"
     )[0]
-    attach_inbound_media(
-        message=message, content=content, file_name=media_file_name(message, content_type), content_type=content_type
-    )
+    try:
+        attach_inbound_media(
+            message=message,
+            content=content,
+            file_name=media_file_name(message, content_type),
+            content_type=content_type,
+        )
+    except OSError as error:  # the storage failed (a full disk): nothing was kept; try again later
+        logger.error("keeping the media of message %s failed: %r", message_id, error)
+        if attempt < MEDIA_MAX_ATTEMPTS:
+            download_inbound_media.using(run_after=timezone.now() + retry_delay(attempt)).enqueue(
+                message_id, attempt + 1
+            )
+            return "retrying"
+        record_media_failure(message=message, reason=f"The file could not be stored: {error.strerror or error}")
+        return "failed"
     return "downloaded"
 
 

@@ -1,5 +1,6 @@
 """Actions on messages the clinic sends, and on every message's status and read marks."""
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +13,7 @@ from django.utils import timezone
 from conversations import events, tasks
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation, lock_external_id
-from conversations.errors import InvalidInput, NotAMember, WrongClinic
+from conversations.errors import InvalidInput, NotAMember, StorageFailed, WrongClinic
 from conversations.media import SNIFF_BYTES, content_type_of, message_type_for
 from conversations.models import (
     Conversation,
@@ -36,6 +37,8 @@ STATUS_RANK = {
     MessageStatus.DELIVERED: 2,
     MessageStatus.READ: 3,
 }
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,13 @@ def _queue_outbound(
         status_changed_at=now,
     )
     for file in files:
-        MessageAttachment.objects.create(message=message, **file)
+        try:
+            MessageAttachment.objects.create(message=message, **file)
+        except OSError as failed:  # the transaction rolls back: no message, no file
+            logger.error("storing %s for conversation %s failed: %r", file["file_name"], conversation.pk, failed)
+            raise StorageFailed(
+                "The file could not be stored (the server's storage failed); nothing was sent. Try again shortly."
+            ) from None
     reopened = conversation.status == Conversation.Status.RESOLVED
     if reopened:
         conversation.status = Conversation.Status.OPEN

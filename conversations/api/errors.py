@@ -8,13 +8,21 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from conversations.errors import ActionError, NotAMember, WrongClinic
+from conversations.errors import ActionError, NotAMember, StorageFailed, WrongClinic
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "unavailable"
+
 
 logger = logging.getLogger("conversations.api")
 
 
 def as_api_exception(exc: Exception) -> Exception:
     """Domain and Django errors as the DRF exceptions that carry their status."""
+    if isinstance(exc, StorageFailed):
+        return ServiceUnavailable(exc.detail, code=exc.code)
     if isinstance(exc, ActionError):
         if exc.field:
             return exceptions.ValidationError({exc.field: [exceptions.ErrorDetail(exc.detail, code=exc.code)]})

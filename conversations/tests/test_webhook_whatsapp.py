@@ -282,6 +282,7 @@ def test_other_methods_are_refused(client, whatsapp_channel):
     assert client.put("/webhooks/whatsapp/").status_code == 405
 
 
+@pytest.mark.faults
 def test_with_the_database_down_the_webhook_answers_503_so_meta_retries(serve):
     server = serve(clean_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/taskmed", DB_POOL_TIMEOUT="2"))
     body = json.dumps(whatsapp_payload("text")).encode()

@@ -242,6 +242,7 @@ def private_redis():
     state["process"].wait(timeout=5)
 
 
+@pytest.mark.faults
 async def test_after_a_redis_restart_a_client_gets_what_was_published_meanwhile_within_5_seconds(
     serve, private_redis, clinic, member
 ):

@@ -1,0 +1,198 @@
+"""Faults injected into real processes on loopback, each ending with what every client saw compared with
+the database: a server process killed under its clients, the task worker killed in the middle of a send,
+the disk filling up during an upload. (Redis restarted under live clients: realtime/tests/test_scale_out.py;
+the database away during a webhook: conversations/tests/test_webhook_whatsapp.py.)"""
+
+import asyncio
+import errno
+import http.server
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from channels.db import database_sync_to_async
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.messages import send_outbound_message
+from conversations.models import DeliveryAttempt, Message, MessageAttachment, WhatsAppChannel
+from conversations.storage import SafeFileSystemStorage
+from realtime.models import Event
+from realtime.tests.test_consumer import access_token
+from realtime.tests.test_scale_out import Client, server_env
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * (200 * 1024)
+
+
+# --- A server process killed under its clients -----------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_a_killed_server_process_loses_no_client_anything(serve, clinic, member):
+    """Clients on process A; patients' messages arrive through process B all along; A is SIGKILLed in the
+    middle. Each client reconnects to B and resumes from its last seq: it ends with exactly the log."""
+    await database_sync_to_async(
+        lambda: WhatsAppChannel.objects.create(
+            clinic=clinic, phone_number_id="demo-kill", access_token="s", app_secret="kill-secret", simulated=True
+        )
+    )()
+    token = await database_sync_to_async(access_token)(member)
+    doomed, survivor = serve(server_env()), serve(server_env())
+    stream = subprocess.Popen(  # noqa: ASYNC220 (the webhooks, from another process, to the survivor)
+        [sys.executable, "manage.py", "simulate_patients", "--url", f"http://{survivor}", "--clinic", clinic.slug]
+        + ["--rate", "30", "--count", "90", "--patients", "6"],
+        cwd=ROOT,
+        env=server_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    clients = [Client(doomed, token) for _ in range(3)]
+    killed = asyncio.get_running_loop().create_future()
+
+    async def follow(client: Client) -> None:
+        while stream.poll() is None:
+            try:
+                await client.session(0.5)
+            except Exception:  # the process died under the socket: reconnect elsewhere
+                await killed
+            if killed.done():
+                client.host = survivor
+
+    async def kill_midway() -> None:
+        await asyncio.sleep(1.2)
+        serve.kill(doomed)
+        killed.set_result(True)
+
+    await asyncio.gather(kill_midway(), *(follow(c) for c in clients))
+    assert await asyncio.to_thread(stream.wait, 30) == 0, stream.stderr.read().decode()
+    for client in clients:
+        await client.session(1.0)  # the last resume collects the tail
+    logged = await database_sync_to_async(
+        lambda: list(Event.objects.filter(clinic=clinic).order_by("seq").values_list("seq", flat=True))
+    )()
+    assert len(logged) >= 90
+    for client in clients:
+        assert client.seqs == logged, "every client ends with exactly the log: nothing lost, nothing twice"
+
+
+# --- The worker killed in the middle of a send -----------------------------------------------------------
+
+
+class SlowGraph(http.server.ThreadingHTTPServer):
+    """Meta's Graph API on loopback, answering a send only after `delay` seconds, counting the sends."""
+
+    def __init__(self, delay: float):
+        self.delay, self.sends, self.received = delay, 0, threading.Event()
+        graph = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (the standard library's name)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                graph.sends += 1
+                graph.received.set()
+                time.sleep(graph.delay)
+                body = json.dumps({"messaging_product": "whatsapp", "messages": [{"id": f"wamid.{graph.sends}"}]})
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(body.encode())
+                except OSError:
+                    pass  # the worker is gone
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v23.0"
+
+
+def worker(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay", "--queue-name", "*"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_mid_send_never_sends_twice(clinic, member, settings):
+    graph = SlowGraph(delay=3)
+    WhatsAppChannel.objects.create(
+        clinic=clinic, phone_number_id="106540352242922", access_token="EAAG-t", app_secret="s", verify_token="v"
+    )
+    conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
+    env = server_env(WHATSAPP_GRAPH_URL=graph.url, DELIVERY_IN_FLIGHT_SECONDS="2")
+    first = worker(env)
+    message = send_outbound_message(conversation=conversation, sender=member, content="Sua consulta é amanhã").message
+    try:
+        assert graph.received.wait(20), "the worker never called Meta"
+        first.kill()  # SIGKILL while Meta holds the request
+        first.wait(10)
+        time.sleep(3)  # longer than a send may take (DELIVERY_IN_FLIGHT_SECONDS): the attempt is interrupted
+        settings.DELIVERY_IN_FLIGHT_SECONDS = 2
+        subprocess.run(
+            [sys.executable, "manage.py", "recover_deliveries", "--older-than", "0", "--yes"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        second = worker(env)
+        try:
+            deadline = time.monotonic() + 20
+            while Message.objects.get(pk=message.pk).status == "pending" and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            second.kill()
+            second.wait(10)
+    finally:
+        graph.shutdown()
+    message.refresh_from_db()
+    assert graph.sends == 1, "the patient must never get the message twice"
+    assert message.status == "failed" and "interrupted after WhatsApp was called" in message.error
+    assert DeliveryAttempt.objects.get(message=message).outcome == "unknown"
+
+
+# --- The disk fills up during an upload ------------------------------------------------------------------
+
+
+class FullDisk(SafeFileSystemStorage):
+    """The file system, which runs out of space after the first 64 KiB of a file."""
+
+    def _save(self, name, content):
+        real_chunks = content.chunks
+
+        def chunks(chunk_size=None):
+            yield b"".join(real_chunks())[: 64 * 1024]  # written to the file
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        content.chunks = chunks
+        return super()._save(name, content)
+
+
+def test_a_full_disk_during_an_upload_is_a_clear_503_with_nothing_half_stored(jwt_client, member, clinic, settings):
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "taskmed.tests.test_faults.FullDisk"}}
+    conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
+    before = sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file())
+    photo = SimpleUploadedFile("exame.png", PNG, content_type="image/png")
+    response = jwt_client(member).post(
+        f"/api/conversations/{conversation.pk}/messages/", {"content": "Seu exame", "file": photo}, format="multipart"
+    )
+    assert response.status_code == 503 and response.json()["code"] == "storage_unavailable"
+    assert "nothing was sent" in response.json()["detail"]
+    assert not Message.objects.filter(direction="outbound").exists() and not MessageAttachment.objects.exists()
+    assert sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()) == before, "no partial file"
