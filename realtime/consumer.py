@@ -206,7 +206,6 @@ class ClinicConsumer(AsyncWebsocketConsumer):
     # --- Frames from the client ---------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        raw = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
         if self.rate is None:
             self.rate = FrameRateLimit(per_minute=settings.WS_FRAMES_PER_MINUTE)
         verdict = self.rate.hit()
@@ -216,6 +215,10 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         if verdict == "refuse":
             await self.send_error("rate_limited", f"At most {settings.WS_FRAMES_PER_MINUTE} frames a minute.")
             return
+        if text_data is None:
+            await self.send_error("binary_frame", "Frames are JSON text; binary frames are not read.")
+            return
+        raw = text_data
         if len(raw.encode()) > frames.MAX_FRAME_BYTES:
             await self.send_error("frame_too_large", f"Frames hold at most {frames.MAX_FRAME_BYTES} bytes.")
             return

@@ -47,7 +47,7 @@ SCHEMAS = {
 def parse(raw: str) -> Frame:
     try:
         frame = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested thousands deep (64 KiB allows 30,000 levels)
         raise FrameError("invalid_json", "Frames are JSON objects.") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError("invalid_frame", 'Frames are JSON objects with a "type".')

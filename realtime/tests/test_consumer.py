@@ -563,11 +563,18 @@ async def test_a_gap_in_live_frames_is_filled_from_the_log(clinic, member):
         ('{"type": "conversation:join", "conversation_id": true}', "invalid_frame"),
         ('{"type": "conversation:typing", "conversation_id": 1}', "invalid_frame"),
         ('{"type": "ping", "pad": "' + "x" * 70_000 + '"}', "frame_too_large"),
+        ("[" * 30_000 + "]" * 30_000, "invalid_json"),  # nested deeper than the parser recurses
+        ('{"type": "ping", "a": ' + "[" * 30_000 + "]" * 30_000 + "}", "invalid_json"),
+        (b'{"type": "ping"}', "binary_frame"),
+        (b"\xff\xfe\x00 not even utf-8", "binary_frame"),
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_the_connection_lives(clinic, member, sent, code):
     ws = await as_member(member, clinic)
-    await ws.send_to(text_data=sent)
+    if isinstance(sent, bytes):
+        await ws.send_to(bytes_data=sent)
+    else:
+        await ws.send_to(text_data=sent)
     error = await reply(ws)
     assert error["type"] == "error" and error["code"] == code and error["detail"]
     await ws.send_to(text_data='{"type": "ping"}')
