@@ -37,7 +37,7 @@ def decode_id(cursor: str) -> int:
 def _decode(cursor: str) -> list:
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ValueError(str(error)) from None
     if not isinstance(value, list):
         raise ValueError("not a list")

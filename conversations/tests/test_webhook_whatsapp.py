@@ -295,3 +295,16 @@ def test_with_the_database_down_the_webhook_answers_503_so_meta_retries(serve):
         urllib.request.urlopen(request, timeout=30)
     assert refused.value.code == 503
     assert json.loads(refused.value.read())["code"] == "unavailable"
+
+
+def test_a_signed_notification_nested_past_the_decoder_is_a_400(whatsapp_post, whatsapp_channel):
+    response = whatsapp_post(b"[" * 200_000 + b"]" * 200_000)
+    assert response.status_code == 400 and not Message.objects.exists()
+
+
+def test_a_cursor_nested_past_the_decoder_is_a_400(jwt_client, member):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"[" * 40_000 + b"]" * 40_000).decode().rstrip("=")
+    response = jwt_client(member).get(f"/api/conversations/?cursor={cursor}")
+    assert response.status_code == 400

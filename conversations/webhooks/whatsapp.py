@@ -62,7 +62,10 @@ def read_body(body: bytes):
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        payload = json.loads(body)  # also takes lone surrogates, which are then replaced
+        try:
+            payload = json.loads(body)  # also takes lone surrogates, which are then replaced
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply to read") from None
     return storable(payload) if UNSTORABLE.search(body) else payload
 
 

@@ -287,7 +287,7 @@ def _interactive(body: dict) -> tuple[str, str, dict]:
             answers = json.loads(reply.get("response_json") or "")
             if not isinstance(answers, dict):
                 raise ValueError("not an object")
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             metadata["flow_response_error"] = "WhatsApp sent the form's answers in a shape that could not be read."
             return "text", str(reply.get("body") or "Formulário respondido"), metadata
         metadata["flow_response"] = answers

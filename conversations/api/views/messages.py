@@ -2,7 +2,7 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -11,6 +11,7 @@ from conversations.actions.audit import record_reading
 from conversations.actions.messages import mark_read, resend_failed_message, send_outbound_message
 from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SendMessageIn
 from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut
+from conversations.api.parsers import JSONParser
 from conversations.api.views.base import ClinicAPIView, client_ip
 
 

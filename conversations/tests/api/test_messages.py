@@ -164,7 +164,15 @@ def test_malformed_json_and_oversize_bodies_are_400s(api, conversation, settings
         content_type="application/json",
     )
     assert huge.status_code == 400 and huge.json()["field"] == "body"
+    deep = api.post(url(conversation), "[" * 200_000 + "]" * 200_000, content_type="application/json")
+    assert deep.status_code == 400 and deep.json()["field"] == "body"  # nested past the decoder: not a 500
     assert not Message.objects.filter(direction="outbound").exists()
+
+
+@pytest.mark.parametrize("path", ["/api/auth/token/", "/api/auth/token/refresh/"])
+def test_json_nested_past_the_decoder_is_a_400_at_the_login_too(client, path):
+    response = client.post(path, "[" * 200_000 + "]" * 200_000, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "parse_error"
 
 
 def test_read_marks_move_forward_only(api, conversation, member):
