@@ -170,6 +170,7 @@ def main() -> None:
     os.environ.setdefault("REDIS_URL", os.environ.get("BENCH_REDIS_URL", ""))
     production_env("DATABASE_URL", "REDIS_URL")
     os.environ.setdefault("API_THROTTLE_USER", "100000/min")
+    os.environ.setdefault("JWT_ACCESS_MINUTES", str(int(args.minutes) + 10))  # the clients' tokens last the run
     raise_file_limit()
     clinics = prepare(args.clinics)
     server = start_server(args.port)
