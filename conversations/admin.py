@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest
 from django.template.response import TemplateResponse
 
 from conversations.actions.conversations import set_conversation_status
@@ -100,20 +100,20 @@ class MembershipAdmin(SupportActions, admin.ModelAdmin):
     autocomplete_fields = ["clinic"]
 
 
-@admin.action(description="Exportar dados do paciente (LGPD)")
+@admin.action(description="Exportar dados do paciente (LGPD)", permissions=["change"])
 def export_contacts(modeladmin, request: HttpRequest, queryset: QuerySet[Contact]):
     if queryset.count() != 1:
         modeladmin.message_user(request, "Escolha um paciente por vez para exportar.", messages.WARNING)
         return None
     contact = queryset.select_related("clinic").get()
     archive = export_contact(contact=contact, actor=request.user, ip=client_ip(request))
-    response = HttpResponse(archive, content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="paciente-{contact.pk}.zip"'
+    response = FileResponse(archive, as_attachment=True, filename=f"paciente-{contact.pk}.zip")
+    response["Content-Type"] = "application/zip"
     response["Cache-Control"] = "no-store"
     return response
 
 
-@admin.action(description="Anonimizar pacientes (LGPD)")
+@admin.action(description="Anonimizar pacientes (LGPD)", permissions=["delete"])
 def erase_contacts(modeladmin, request: HttpRequest, queryset: QuerySet[Contact]):
     """Asks first (this cannot be undone), like the admin's own delete."""
     if request.POST.get("confirm_erasure") != "yes":

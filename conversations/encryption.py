@@ -37,8 +37,8 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
 def fernet() -> MultiFernet:
     """Encrypts with the first key; decrypts with any, the SECRET_KEY-derived one last (so secrets stored
     before keys were set are still read, and re-encrypted by `rotate_field_encryption`)."""
-    derived = derived_key(settings.SECRET_KEY).decode()
-    return _fernet((*settings.FIELD_ENCRYPTION_KEYS, derived))
+    derived = [derived_key(key).decode() for key in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)]
+    return _fernet((*settings.FIELD_ENCRYPTION_KEYS, *derived))
 
 
 def encrypt(value: str) -> str:

@@ -1,11 +1,12 @@
 """Counters in fixed windows, kept in the cache (Redis in production), and the limits on logging in.
 
-Logging in is limited twice, at every door (the API's token, the browser's form, the admin's form): by
-attempts per client address, and by failed attempts per user name, so that neither a botnet on one
-account nor one address across many accounts gets unlimited guesses. The client address is the one the
-server was given (REMOTE_ADDR): a proxy's `X-Forwarded-For` counts only when the server trusts that proxy
-(TRUSTED_PROXIES, taskmed.serve), never because a client sent it. All of it fails open: a cache outage
-must not lock everybody out.
+Logging in is limited at every door (the API's token, the browser's form, the admin's form) by attempts
+per client address, and by failed attempts per user name: from one address (LOGIN_FAILURES_PER_USER),
+and from anywhere (ten times as many), so that neither a botnet on one account nor one address across
+many accounts gets unlimited guesses, and nobody locks a colleague out with a few wrong passwords. The
+client address is the one the server was given (REMOTE_ADDR): a proxy's `X-Forwarded-For` counts only
+when the server trusts that proxy (TRUSTED_PROXIES, taskmed.serve), never because a client sent it. All
+of it fails open: a cache outage must not lock everybody out.
 """
 
 import logging
@@ -73,43 +74,51 @@ def address_key(address: str | None) -> str:
     return f"login:address:{address or 'unknown'}"
 
 
-def _user_key(username: str) -> str:
-    return f"login:user:{username.strip().lower()[:150]}"
+def _user_keys(username: str, address: str | None) -> list[str]:
+    """Failures are counted for the name from this address, and for the name from anywhere."""
+    name = username.strip().lower()[:150]
+    return [f"login:user:{name}:from:{address or 'unknown'}", f"login:user:{name}"]
 
 
 def login_address_rate() -> tuple[int, int]:
     return parse_rate(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"])
 
 
-def login_failure_rate() -> tuple[int, int]:
-    return parse_rate(settings.LOGIN_FAILURES_PER_USER)
+def login_failure_rates() -> list[tuple[int, int]]:
+    """(from this address, from anywhere): a name is locked for one address after LOGIN_FAILURES_PER_USER,
+    and for everyone only after ten times as many, so that nobody can lock a colleague out cheaply."""
+    limit, duration = parse_rate(settings.LOGIN_FAILURES_PER_USER)
+    return [(limit, duration), (10 * limit, duration)]
 
 
 def login_attempt(username: str, address: str | None) -> float | None:
     """Count a login attempt from `address`; the seconds to wait if it must be refused unread: too many
     attempts from that address, or too many failures for that user name."""
     wait = hit(address_key(address), login_address_rate())
-    return wait if wait is not None else user_locked(username)
+    return wait if wait is not None else user_locked(username, address)
 
 
-def user_locked(username: str) -> float | None:
-    """The seconds left if `username` has failed too often in the current window, else None."""
-    limit, duration = login_failure_rate()
-    number, left = window(duration)
-    try:
-        failures = cache.get(f"{_user_key(username)}:{number}") or 0
-    except Exception:
-        logger.warning("login limit could not reach the cache; allowing", exc_info=True)
-        return None
-    return left if int(failures) >= limit else None
+def user_locked(username: str, address: str | None) -> float | None:
+    """The seconds left if `username` has failed too often (from `address`, or from anywhere), else None."""
+    for key, (limit, duration) in zip(_user_keys(username, address), login_failure_rates(), strict=True):
+        number, left = window(duration)
+        try:
+            failures = cache.get(f"{key}:{number}") or 0
+        except Exception:
+            logger.warning("login limit could not reach the cache; allowing", exc_info=True)
+            return None
+        if int(failures) >= limit:
+            return left
+    return None
 
 
 def login_failed(username: str, address: str | None) -> None:
     """Count a failed login against the user name; logged with the address."""
-    limit, duration = login_failure_rate()
-    number, _left = window(duration)
     logger.warning("failed login for %r from %s", username[:150], address)
-    try:
-        count(f"{_user_key(username)}:{number}", duration + 1)
-    except Exception:
-        logger.warning("login limit could not reach the cache", exc_info=True)
+    for key, (_limit, duration) in zip(_user_keys(username, address), login_failure_rates(), strict=True):
+        number, _left = window(duration)
+        try:
+            count(f"{key}:{number}", duration + 1)
+        except Exception:
+            logger.warning("login limit could not reach the cache", exc_info=True)
+            return

@@ -1,28 +1,33 @@
 """Where uploaded and downloaded files are kept: the file system, leaving nothing half-written behind."""
 
-import logging
 import os
+import uuid
 
 from django.core.files.storage import FileSystemStorage
 
-logger = logging.getLogger(__name__)
-
 
 class SafeFileSystemStorage(FileSystemStorage):
-    """Django's file-system storage, but a write that fails part-way (a full disk, an I/O error) removes
-    what it had written before the error goes up: a failed upload leaves no partial file."""
+    """Django's file-system storage, writing each file under a name of its own first and moving it into
+    place only once whole: a write that fails part-way (a full disk, an I/O error) removes its own partial
+    file and nobody else's, and no reader ever sees half a file."""
 
     def _save(self, name, content):
+        directory, base = os.path.split(name)
+        partial = os.path.join(directory, f".partial-{uuid.uuid4().hex}-{base}")
         try:
-            return super()._save(name, content)
-        except FileExistsError:
-            raise  # another writer's file: not ours to remove (Django picks another name)
+            partial = super()._save(partial, content)
         except OSError:
-            path = self.path(name)
             try:
-                os.remove(path)
+                os.remove(self.path(partial))
             except FileNotFoundError:
                 pass
-            except OSError:
-                logger.exception("storage: could not remove the partial file %s", path)
             raise
+        while True:
+            final = self.get_available_name(name)
+            try:
+                os.link(self.path(partial), self.path(final))  # fails, rather than overwrites, if taken
+            except FileExistsError:
+                continue  # taken meanwhile by another writer: choose again
+            break
+        os.remove(self.path(partial))
+        return final.replace("\\", "/")

@@ -252,6 +252,7 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^api/health/"]  # probes on each process's own plain-HTTP port
 # Secrets at rest (WhatsApp access tokens and app secrets): Fernet keys, newest first (conversations.encryption).
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 # The bearer token a Prometheus scraper sends for /metrics (taskmed.metrics); unset, only signed-in staff.
@@ -274,6 +275,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {  # `auth`: login attempts per client address, API and browser together
         "user": env_str("API_THROTTLE_USER", "600/min"),
         "auth": env_str("API_THROTTLE_AUTH", "20/min"),
+        "refresh": env_str("API_THROTTLE_REFRESH", "120/min"),
     },
     "EXCEPTION_HANDLER": "conversations.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

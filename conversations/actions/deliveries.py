@@ -113,9 +113,13 @@ def record_provider_status(
 
 
 @transaction.atomic
-def attach_inbound_media(*, message: Message, content: bytes, file_name: str, content_type: str) -> MessageAttachment:
+def attach_inbound_media(
+    *, message: Message, content: bytes, file_name: str, content_type: str
+) -> MessageAttachment | None:
     """Keep the media a patient sent, downloaded after the message was stored; tells every screen."""
     message = Message.objects.select_for_update().get(pk=message.pk)
+    if message.metadata.get("erased"):
+        return None  # the patient was erased while the download ran: keep nothing
     attachment = MessageAttachment.objects.create(
         message=message,
         file=ContentFile(content, name=file_name),

@@ -15,6 +15,7 @@ from conversations.actions.contacts import (
     find_or_create_contact,
     usable_identifier,
 )
+from conversations.actions.locks import lock_external_id
 from conversations.actions.messages import MEDIA_TYPES, apply_pending_statuses, touch_conversation
 from conversations.errors import InvalidInput
 from conversations.models import (
@@ -178,6 +179,8 @@ def _store(
         if not created and (repeat := _seen(clinic, external_id)) is not None:
             return repeat  # a concurrent delivery created the patient and stored this message meanwhile
     conversation, change = _thread_for(contact, channel)
+    if external_id is not None and fields["direction"] == Direction.OUTBOUND:
+        lock_external_id(clinic.pk, external_id)  # a status of this echo arriving now waits for it
     message = Message.objects.create(
         clinic=clinic,
         conversation=conversation,

@@ -290,7 +290,7 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         "WITH unchanged AS ("
         f"SELECT v.id FROM {_table(Conversation)} v JOIN {_table(Contact)} c ON c.id = v.contact_id "
         "WHERE v.id = %(conversation_id)s AND v.status <> %(resolved)s "
-        "AND c.id = %(contact_id)s AND c.updated_at = %(contact_updated_at)s FOR UPDATE OF v), "
+        "AND c.id = %(contact_id)s AND c.updated_at = %(contact_updated_at)s FOR UPDATE OF v FOR SHARE OF c), "
         f"stored AS (INSERT INTO {_table(Message)} ({MESSAGE_COLUMNS}) "
         f"SELECT {MESSAGE_VALUES.format(conversation='unchanged.id')} FROM unchanged "
         "ON CONFLICT (clinic_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id), "

@@ -237,7 +237,7 @@ def update_message_status(
     message.error = error if status == MessageStatus.FAILED else ""
     message.status_changed_at = at or timezone.now()
     fields = ["status", "error", "status_changed_at"]
-    if external_id and not message.external_id:
+    if external_id and not message.external_id and not message.metadata.get("erased"):
         lock_external_id(message.clinic_id, external_id)  # statuses arriving now wait for this commit
         message.external_id = external_id
         fields.append("external_id")

@@ -2,14 +2,16 @@
 retention, applied. Every one of these is audited (who, when, from where) and never records what it
 removed."""
 
-import io
 import json
 import logging
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
@@ -40,6 +42,10 @@ ERASED_NAME = "Paciente anonimizado"
 PERSONAL_ACTION_KEYS = frozenset({"note", "text", "content", "name", "patient_name", "phone", "email", "comment"})
 
 
+def messages_of(conversation_ids: list[int]) -> list[int]:
+    return list(Message.objects.filter(conversation_id__in=conversation_ids).values_list("pk", flat=True))
+
+
 # --- Export --------------------------------------------------------------------------------------------
 
 
@@ -66,10 +72,12 @@ def _attachment_path(file: MessageAttachment) -> str:
     return f"attachments/{file.pk}-{file.file_name.replace('/', '_')}"
 
 
-def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str | None = None) -> bytes:
+def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str | None = None):
     """Everything the clinic holds about the patient, as one zip: `patient.json` (the patient, each of
     their conversations with every message, delivery attempt, clinical action and read mark, and the
-    audit trail about them) and `attachments/` (every file). Audited as `contact.exported`."""
+    audit trail about them) and `attachments/` (every file). Audited as `contact.exported`. Returns the zip
+    as an open file, at its start: kept in memory while small, on disk beyond (files are copied in pieces,
+    never read whole)."""
     conversations = list(Conversation.objects.filter(contact=contact).select_related("assignee").order_by("pk"))
     conversation_ids = [c.pk for c in conversations]
     messages = list(
@@ -126,14 +134,14 @@ def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str 
         ],
         "audit": _audit_about(contact, conversation_ids, [m.pk for m in messages]),
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    output = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("patient.json", json.dumps(document, ensure_ascii=False, indent=2, default=str))
         for message in messages:
             for file in message.attachments.all():
                 try:
-                    with file.file.open("rb") as stored:
-                        archive.writestr(_attachment_path(file), stored.read())
+                    with file.file.open("rb") as stored, archive.open(_attachment_path(file), "w") as entry:
+                        shutil.copyfileobj(stored, entry, 1024 * 1024)
                 except (FileNotFoundError, ValueError, OSError):
                     logger.warning("export of contact %s: attachment %s is missing from storage", contact.pk, file.pk)
                     archive.writestr(_attachment_path(file) + ".missing.txt", "This file is missing from storage.")
@@ -145,7 +153,8 @@ def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str 
         detail={"conversations": len(conversations), "messages": len(messages)},
         ip=ip,
     )
-    return buffer.getvalue()
+    output.seek(0)
+    return output
 
 
 # --- Erasure -------------------------------------------------------------------------------------------
@@ -170,7 +179,16 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
     actions (without free text) stay, so the clinic's numbers stay true. Open screens are told. Audited as
     `contact.erased` with the counts only. Erasing twice changes nothing more."""
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
-    conversation_ids = list(Conversation.objects.filter(contact=contact).values_list("pk", flat=True))
+    # Locked too: a message arriving or being sent now waits, and is erased or written after (to a new
+    # patient, for an inbound one: the phone is gone).
+    conversation_ids = list(
+        Conversation.objects.select_for_update().filter(contact=contact).order_by("pk").values_list("pk", flat=True)
+    )
+    LogEntry.objects.filter(
+        Q(content_type__model="contact", object_id=str(contact.pk))
+        | Q(content_type__model="conversation", object_id__in=[str(i) for i in conversation_ids])
+        | Q(content_type__model="message", object_id__in=[str(i) for i in messages_of(conversation_ids)])
+    ).update(object_repr="(anonimizado)", change_message="")
     messages = Message.objects.filter(conversation_id__in=conversation_ids)
     external_ids = [e for e in messages.exclude(external_id=None).values_list("external_id", flat=True)]
     files = list(MessageAttachment.objects.filter(message__conversation_id__in=conversation_ids))
@@ -217,6 +235,7 @@ class Purged:
     messages: int = 0
     files: int = 0
     conversations: int = 0
+    patients: int = 0
     events: int = 0
     pending_statuses: int = 0
 
@@ -225,19 +244,24 @@ def purge_expired(
     *, clinic: Clinic, batch: int = 1000, progress: Callable[[str, int], None] | None = None, dry_run: bool = False
 ) -> Purged:
     """Delete what the clinic's retention (`retention_days`) no longer allows to keep: messages (with
-    their files), conversations left with nothing newer, event-log entries and provider statuses older
-    than the limit. In batches, each its own transaction: safe to interrupt and to run again, which
-    carries on where it stopped. `progress(what, count)` is told after each batch. The audit trail is
-    kept (it records acts, not contents)."""
-    cutoff = timezone.now() - timedelta(days=clinic.retention_days)
+    their files); conversations left with nothing newer (no message, no clinical action); patients left
+    with no conversation and unchanged since; event-log entries and provider statuses older than the
+    limit. In batches, each its own transaction: safe to interrupt and to run again, which carries on
+    where it stopped. `progress(what, count)` is told after each batch. The audit trail is kept (it
+    records acts, not contents)."""
     done = Purged()
     report = progress or (lambda what, count: None)
+    try:
+        cutoff = timezone.now() - timedelta(days=clinic.retention_days)
+    except OverflowError:
+        return done  # a retention longer than the calendar: nothing is ever old enough
 
     old_messages = Message.objects.filter(clinic=clinic, created_at__lt=cutoff)
     if dry_run:
         done.messages = old_messages.count()
         done.files = MessageAttachment.objects.filter(message__in=old_messages).count()
         done.conversations = _stale_conversations(clinic, cutoff).count()
+        done.patients = _stale_patients(clinic, cutoff).count()
         done.events = log.count_before(clinic.pk, cutoff)
         done.pending_statuses = PendingStatus.objects.filter(clinic=clinic, received_at__lt=cutoff).count()
         return done
@@ -251,13 +275,28 @@ def purge_expired(
         done.messages += len(ids)
         done.files += len(files)
         report("messages", done.messages)
-    while ids := list(_stale_conversations(clinic, cutoff).order_by("pk").values_list("pk", flat=True)[:batch]):
+    while True:
         with transaction.atomic():
+            # Chosen and locked in the same transaction that deletes them: a patient writing again into
+            # one now (which locks it) keeps it, and it is checked again next time.
+            stale = _stale_conversations(clinic, cutoff).select_for_update(skip_locked=True).order_by("pk")
+            ids = list(stale.values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
             Conversation.objects.filter(pk__in=ids).delete()
             for conversation_id in ids:
                 events.publish_conversation_deleted(clinic.pk, conversation_id)  # open screens drop it
         done.conversations += len(ids)
         report("conversations", done.conversations)
+    while True:
+        with transaction.atomic():
+            stale = _stale_patients(clinic, cutoff).select_for_update(skip_locked=True).order_by("pk")
+            ids = list(stale.values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            Contact.objects.filter(pk__in=ids).delete()
+        done.patients += len(ids)
+        report("patients", done.patients)
     while count := log.delete_before(clinic.pk, cutoff, batch):
         done.events += count
         report("events", done.events)
@@ -271,6 +310,15 @@ def purge_expired(
 def _stale_conversations(clinic: Clinic, cutoff):
     """Conversations with no activity since the cutoff and no message from after it: nothing of them is left
     once the older messages go."""
-    return Conversation.objects.filter(clinic=clinic, updated_at__lt=cutoff).exclude(
-        Exists(Message.objects.filter(conversation=OuterRef("pk"), created_at__gte=cutoff))
+    return (
+        Conversation.objects.filter(clinic=clinic, updated_at__lt=cutoff)
+        .exclude(Exists(Message.objects.filter(conversation=OuterRef("pk"), created_at__gte=cutoff)))
+        .exclude(Exists(ConversationAction.objects.filter(conversation=OuterRef("pk"), created_at__gte=cutoff)))
+    )
+
+
+def _stale_patients(clinic: Clinic, cutoff):
+    """Patients with no conversation left, unchanged since the cutoff: nothing keeps them."""
+    return Contact.objects.filter(clinic=clinic, updated_at__lt=cutoff).exclude(
+        Exists(Conversation.objects.filter(contact=OuterRef("pk")))
     )

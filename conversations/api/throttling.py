@@ -62,5 +62,17 @@ class LoginThrottle(FailOpenMixin, FixedWindowMixin, ServerAddressMixin, SimpleR
     def get_rate(self) -> str:
         return settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"]  # read now: the login forms' too
 
+    def parse_rate(self, rate):
+        return rate_limits.parse_rate(rate) if rate else (None, None)  # "10/15min" as the forms read it
+
     def get_cache_key(self, request, view) -> str:
         return rate_limits.address_key(self.get_ident(request))
+
+
+class RefreshThrottle(FailOpenMixin, FixedWindowMixin, ServerAddressMixin, SimpleRateThrottle):
+    """Token refreshes per client address (`API_THROTTLE_REFRESH`): counted apart from logins."""
+
+    scope = "refresh"
+
+    def get_cache_key(self, request, view) -> str:
+        return f"refresh:address:{self.get_ident(request)}"

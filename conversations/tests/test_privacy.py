@@ -75,7 +75,7 @@ def patient(clinic, member, make_member):
 
 
 def zip_of(response) -> zipfile.ZipFile:
-    return zipfile.ZipFile(io.BytesIO(response.content))
+    return zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
 
 
 # --- Export ---------------------------------------------------------------------------------------------
@@ -132,15 +132,21 @@ def everything_stored() -> str:
     """Every row of the domain and of the event log, as text."""
     from django.apps import apps
 
-    models = [*apps.get_app_config("conversations").get_models(), *apps.get_app_config("realtime").get_models()]
-    return "".join(serializers.serialize("json", m.objects.all()) for m in models)
+    return "".join(serializers.serialize("json", m._base_manager.all()) for m in apps.get_models())
 
 
 def test_erasure_leaves_nothing_that_identifies_the_patient_and_keeps_the_counts(
-    jwt_client, admin_member, patient, settings
+    jwt_client, admin_member, patient, settings, client, django_user_model
 ):
+    support = django_user_model.objects.create_superuser("suporte", "s@example.com", "senha-forte-123")
+    client.force_login(support)  # support edits the patient in the admin: its log names them
+    form = {"clinic": patient.clinic_id, "name": "Maria Aurora Souza", "phone": PHONE, "status": "active"}
+    form |= {"whatsapp_user_id": "BR.1A2B3C", "whatsapp_username": "mari.souza", "profile_name": "Mari Souza"}
+    form |= {"email": "", "whatsapp_parent_user_id": ""}
+    client.post(f"/admin/conversations/contact/{patient.pk}/change/", form | {"email": "mari@example.com"})
+    identifying = [*IDENTIFYING, "mari@example.com"]
     stored = everything_stored()
-    unseen = [marker for marker in IDENTIFYING if not held(marker, stored)]
+    unseen = [marker for marker in identifying if not held(marker, stored)]
     assert unseen == [], "the check can see them all"
     file_path = MessageAttachment.objects.get().file.path
     messages_before = Message.objects.count()
@@ -153,7 +159,7 @@ def test_erasure_leaves_nothing_that_identifies_the_patient_and_keeps_the_counts
     assert response.json() == {"conversations": 2, "messages": 3, "files": 1, "events": response.json()["events"]}
 
     stored = everything_stored()
-    left = [marker for marker in IDENTIFYING if held(marker, stored)]
+    left = [marker for marker in identifying if held(marker, stored)]
     assert left == [], f"still stored after erasure: {left}"
     import os
 
@@ -222,7 +228,7 @@ def test_purge_expired_deletes_what_retention_no_longer_allows_and_can_run_again
     recent = Message.objects.filter(created_at__gt=timezone.now() - timedelta(days=1)).count()
     call_command("purge_expired")
     out = capsys.readouterr().out
-    assert "would delete: 1 messages, 0 files, 1 conversations, 2 events, 1 pending statuses" in out
+    assert "would delete: 1 messages, 0 files, 1 conversations, 0 patients, 2 events, 1 pending statuses" in out
     assert Message.objects.filter(conversation=aged).exists()
 
     call_command("purge_expired", "--yes", "--batch", "1")
@@ -234,8 +240,35 @@ def test_purge_expired_deletes_what_retention_no_longer_allows_and_can_run_again
     assert AuditEvent.objects.filter(action="retention.purged").count() == 1
 
     call_command("purge_expired", "--yes")  # again: nothing left to do, nothing recorded
-    assert "deleted: 0 messages, 0 files, 0 conversations, 0 events, 0 pending statuses" in capsys.readouterr().out
+    assert (
+        "deleted: 0 messages, 0 files, 0 conversations, 0 patients, 0 events, 0 pending statuses"
+        in capsys.readouterr().out
+    )
     assert AuditEvent.objects.filter(action="retention.purged").count() == 1
+
+
+def test_retention_keeps_a_conversation_with_a_recent_clinical_action_and_drops_forgotten_patients(
+    aged, clinic, capsys
+):
+    add_conversation_action(conversation=aged, action_type="appointment_created", action_data={"at": "amanhã"})
+    long_ago = timezone.now() - timedelta(days=400)
+    forgotten = receive_inbound_message(clinic=clinic, phone="5511911112222", content="Faz tempo").contact
+    forgotten_thread = Conversation.objects.get(contact=forgotten)
+    forgotten_thread.messages.update(created_at=long_ago)
+    Conversation.objects.filter(pk=forgotten_thread.pk).update(updated_at=long_ago, last_message_at=long_ago)
+    Contact.objects.filter(pk=forgotten.pk).update(updated_at=long_ago)
+    call_command("purge_expired", "--yes")
+    assert Conversation.objects.filter(pk=aged.pk).exists(), "booked yesterday: the conversation stays"
+    assert not Contact.objects.filter(pk=forgotten.pk).exists(), "nothing left of them: the patient goes"
+    assert Contact.objects.filter(pk=aged.contact_id).exists()
+    assert "deleted: 2 messages, 0 files, 1 conversations, 1 patients" in capsys.readouterr().out
+
+
+def test_a_retention_longer_than_the_calendar_keeps_everything(aged, clinic, capsys):
+    clinic.retention_days = 10**9
+    clinic.save(update_fields=["retention_days"])
+    call_command("purge_expired", "--yes")
+    assert Message.objects.filter(conversation=aged).exists()
 
 
 def test_a_client_resuming_from_before_what_retention_kept_reloads(aged, clinic, member, jwt_client):

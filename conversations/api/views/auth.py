@@ -21,7 +21,7 @@ from conversations.actions.api_sessions import (
 from conversations.api.auth import ClinicJWTAuthentication
 from conversations.api.inputs import LogoutIn, RefreshIn, TokenIn
 from conversations.api.outputs import ClinicOut, ErrorOut, TokenPairOut
-from conversations.api.throttling import LoginThrottle
+from conversations.api.throttling import LoginThrottle, RefreshThrottle
 from conversations.api.views.base import client_ip
 from conversations.models import Membership
 from conversations.selectors import membership_for, memberships_of
@@ -63,7 +63,7 @@ class TokenView(APIView):
         data = TokenIn(data=request.data)
         data.is_valid(raise_exception=True)
         username = data.validated_data["username"]
-        wait = rate_limits.user_locked(username)  # the address was counted by LoginThrottle
+        wait = rate_limits.user_locked(username, client_ip(request))  # the address: counted by LoginThrottle
         if wait is not None:
             raise exceptions.Throttled(wait, detail="Too many failed logins for this user; try again later.")
         user = authenticate(request._request, username=username, password=data.validated_data["password"])
@@ -82,7 +82,7 @@ class TokenView(APIView):
 class RefreshView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [LoginThrottle]
+    throttle_classes = [RefreshThrottle]  # not the logins' bucket: a busy integration must not lock logins
 
     @extend_schema(request=RefreshIn, responses={200: TokenPairOut, 400: ErrorOut, 401: ErrorOut}, tags=["auth"])
     def post(self, request: Request) -> Response:

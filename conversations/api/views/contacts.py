@@ -1,6 +1,6 @@
 """The clinic's contacts (patients), their export and erasure (LGPD), and the caller's clinics."""
 
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -47,6 +47,8 @@ class ContactPrivacyView(ClinicAPIView):
     permission_classes = [IsClinicAdmin]
 
     def get_contact(self, contact_id: int):
+        if getattr(self.request.auth, "membership", None) is None:  # support signed in, no clinic chosen
+            raise exceptions.PermissionDenied("Choose a clinic first.", code="no_active_clinic")
         contact = selectors.contact_of(self.clinic, contact_id)
         if contact is None:
             raise exceptions.NotFound("No such contact in your clinic.", code="not_found")
@@ -66,8 +68,8 @@ class ContactExportView(ContactPrivacyView):
         """Everything held about the patient, as a zip (LGPD's right of access). Clinic admins; audited."""
         contact = self.get_contact(contact_id)
         archive = export_contact(contact=contact, actor=request.user, ip=client_ip(request))
-        response = HttpResponse(archive, content_type="application/zip")
-        response["Content-Disposition"] = f'attachment; filename="paciente-{contact.pk}.zip"'
+        response = FileResponse(archive, as_attachment=True, filename=f"paciente-{contact.pk}.zip")
+        response["Content-Type"] = "application/zip"
         response["Cache-Control"] = "no-store"
         return response
 

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations import read_cache, selectors, wire
+from conversations.actions.audit import record_reading
 from conversations.actions.conversations import UNCHANGED, add_conversation_action, update_conversation
 from conversations.api import cursors
 from conversations.api.inputs import ActionIn, ConversationListQuery, ConversationPatchIn
@@ -18,6 +19,7 @@ from conversations.api.outputs import (
     ErrorOut,
 )
 from conversations.api.views.base import ClinicAPIView, client_ip
+from conversations.models import Conversation
 
 DETAIL_MESSAGES = 50
 
@@ -78,6 +80,8 @@ class ConversationDetailView(ClinicAPIView):
         if shared is None:
             conversation = self.get_conversation(conversation_id)
             shared = read_cache.cached(*key, lambda: self._shared(conversation), conversation_id=conversation_id)
+        opened = Conversation(pk=conversation_id, clinic_id=self.clinic.pk)  # its clinic's: checked above
+        record_reading(actor=request.user, conversation=opened, via="api", ip=client_ip(request))
         return Response({**shared, "read_up_to": selectors.read_up_to(request.user, conversation_id)})
 
     def _shared(self, conversation) -> dict:

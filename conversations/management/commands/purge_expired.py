@@ -8,9 +8,9 @@ from conversations.models import Clinic
 
 class Command(BaseCommand):
     help = (
-        "Delete messages (with their files), emptied conversations, event-log entries and pending provider "
-        "statuses older than each clinic's retention_days. In batches, each committed on its own: safe to "
-        "interrupt and run again. Says what it would delete unless --yes."
+        "Delete messages (with their files), emptied conversations, patients left with none, event-log "
+        "entries and pending provider statuses older than each clinic's retention_days. In batches, each "
+        "committed on its own: safe to interrupt and run again. Says what it would delete unless --yes."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

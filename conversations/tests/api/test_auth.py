@@ -211,17 +211,40 @@ def test_a_made_up_forwarded_for_does_not_escape_the_address_throttle(member, lo
     assert codes == [401, 401, 401, 429], "a client's own X-Forwarded-For is not its address"
 
 
-def test_failed_logins_lock_the_user_name_from_every_address(member, make_member, clinic, login_limits):
+def test_failed_logins_lock_the_user_name_from_that_address(member, make_member, clinic, login_limits, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "100/min"},
+    }
     wrong = {"username": member.username, "password": "wrong"}
-    for n in range(4):
-        assert APIClient(REMOTE_ADDR=f"10.0.0.{n}").post("/api/auth/token/", wrong, format="json").status_code == 401
+    guesser = APIClient(REMOTE_ADDR="10.0.0.66")
+    for _ in range(4):
+        assert guesser.post("/api/auth/token/", wrong, format="json").status_code == 401
     right = {"username": member.username, "password": "senha-de-teste-123"}
-    locked = APIClient(REMOTE_ADDR="10.0.1.1").post("/api/auth/token/", right, format="json")
+    locked = guesser.post("/api/auth/token/", right, format="json")
     assert locked.status_code == 429 and locked.json()["code"] == "throttled"
     assert 0 < int(locked["Retry-After"]) <= 15 * 60
+    at_the_clinic = APIClient(REMOTE_ADDR="10.0.1.1").post("/api/auth/token/", right, format="json")
+    assert at_the_clinic.status_code == 200, "a guesser elsewhere does not lock the user out"
     colleague = make_member(clinic)
     other = {"username": colleague.username, "password": "senha-de-teste-123"}
-    assert APIClient(REMOTE_ADDR="10.0.1.1").post("/api/auth/token/", other, format="json").status_code == 200
+    assert guesser.post("/api/auth/token/", other, format="json").status_code == 200
+
+
+def test_failures_spread_over_many_addresses_lock_the_name_everywhere(member, login_limits):
+    wrong = {"username": member.username, "password": "wrong"}
+    for n in range(40):  # ten times LOGIN_FAILURES_PER_USER, one guess from each address
+        assert APIClient(REMOTE_ADDR=f"10.1.{n}.1").post("/api/auth/token/", wrong, format="json").status_code == 401
+    right = {"username": member.username, "password": "senha-de-teste-123"}
+    assert APIClient(REMOTE_ADDR="10.9.9.9").post("/api/auth/token/", right, format="json").status_code == 429
+
+
+def test_token_refreshes_are_not_counted_as_logins(jwt_client, member, login_limits):
+    refresh = jwt_client(member).tokens["refresh"]
+    for _ in range(5):  # more than the logins' 3 a minute
+        answer = APIClient().post("/api/auth/token/refresh/", {"refresh": refresh}, format="json")
+        assert answer.status_code == 200
+        refresh = answer.json()["refresh"]
 
 
 @pytest.mark.parametrize("cache", ["local", pytest.param("redis", marks=pytest.mark.redis)])

@@ -10,7 +10,7 @@ from conversations.models import Role
 
 # Authentication (user, membership, API session) and the page's own reads; the same for 5 rows or 50.
 LIST_QUERIES = 5
-DETAIL_QUERIES = 8
+DETAIL_QUERIES = 9  # with the audit record of the reading (LGPD)
 
 
 @pytest.fixture

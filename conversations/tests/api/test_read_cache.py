@@ -208,8 +208,9 @@ def test_a_cached_detail_answers_only_its_own_clinic(jwt_client, member, outside
 def test_a_warm_detail_reads_only_the_caller_s_read_marker(jwt_client, member, conversation, django_assert_num_queries):
     api = jwt_client(member)
     api.get(LIST), api.get(f"{LIST}{conversation.pk}/")  # the token's checks and the detail remembered
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2) as queries:  # the read marker, and the audit record of the reading
         body = api.get(f"{LIST}{conversation.pk}/").json()
+    assert sorted(q["sql"].split()[0] for q in queries) == ["INSERT", "SELECT"]  # the audit; the read marker
     assert body["read_up_to"] is None and body["conversation"]["id"] == conversation.pk
     message = body["messages"][-1]["id"]
     assert api.post(f"{LIST}{conversation.pk}/read/", {"message_id": message}, format="json").status_code == 204
