@@ -1,9 +1,29 @@
 """Where uploaded and downloaded files are kept: the file system, leaving nothing half-written behind."""
 
+import logging
 import os
 import uuid
 
 from django.core.files.storage import FileSystemStorage
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def delete_on_commit(files) -> None:
+    """Delete these attachments' stored files once the transaction that removes their rows commits (no
+    cascade removes a file); a file that cannot be deleted is logged, for an operator to remove."""
+    names = [(f.file.storage, f.file.name) for f in files if f.file]
+
+    def delete() -> None:
+        for storage, name in names:
+            try:
+                storage.delete(name)
+            except OSError:
+                logger.exception("storage: could not delete %s; delete it by hand", name)
+
+    if names:
+        transaction.on_commit(delete)
 
 
 class SafeFileSystemStorage(FileSystemStorage):

@@ -7,7 +7,7 @@ import logging
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -32,6 +32,7 @@ from conversations.models import (
     PendingStatus,
     ReadMarker,
 )
+from conversations.storage import delete_on_commit
 from realtime import log
 
 logger = logging.getLogger(__name__)
@@ -201,9 +202,7 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
             action.action_data = kept
             action.save(update_fields=["action_data"])
     MessageAttachment.objects.filter(pk__in=[f.pk for f in files]).delete()
-    names = [f.file.name for f in files if f.file]
-    storage = files[0].file.storage if files else None
-    transaction.on_commit(lambda: _delete_files(storage, names))
+    delete_on_commit(files)
     event_count = log.erase_data(contact.clinic_id, conversation_ids)
     contact.name, contact.profile_name, contact.email = ERASED_NAME, "", ""
     contact.phone = contact.whatsapp_user_id = contact.whatsapp_parent_user_id = contact.whatsapp_username = ""
@@ -217,14 +216,6 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
     for conversation in Conversation.objects.filter(pk__in=conversation_ids).select_related("contact", "assignee"):
         events.publish_conversation_updated(conversation, ["contact", "erased"])
     return result
-
-
-def _delete_files(storage, names: list[str]) -> None:
-    for name in names:
-        try:
-            storage.delete(name)
-        except OSError:
-            logger.exception("erasure: could not delete the stored file %s; delete it by hand", name)
 
 
 # --- Retention -----------------------------------------------------------------------------------------
@@ -268,33 +259,19 @@ def purge_expired(
     while ids := list(old_messages.order_by("pk").values_list("pk", flat=True)[:batch]):
         with transaction.atomic():
             files = list(MessageAttachment.objects.filter(message_id__in=ids))
-            names = [f.file.name for f in files if f.file]
-            storage = files[0].file.storage if files else None
             Message.objects.filter(pk__in=ids).delete()
-            transaction.on_commit(lambda s=storage, n=names: _delete_files(s, n))
+            delete_on_commit(files)
         done.messages += len(ids)
         done.files += len(files)
         report("messages", done.messages)
-    while True:
-        with transaction.atomic():
-            # Chosen and locked in the same transaction that deletes them: a patient writing again into
-            # one now (which locks it) keeps it, and it is checked again next time.
-            stale = _stale_conversations(clinic, cutoff).select_for_update(skip_locked=True).order_by("pk")
-            ids = list(stale.values_list("pk", flat=True)[:batch])
-            if not ids:
-                break
-            Conversation.objects.filter(pk__in=ids).delete()
-            for conversation_id in ids:
-                events.publish_conversation_deleted(clinic.pk, conversation_id)  # open screens drop it
+    for ids in _locked_batches(_stale_conversations(clinic, cutoff), batch):
+        Conversation.objects.filter(pk__in=ids).delete()
+        for conversation_id in ids:
+            events.publish_conversation_deleted(clinic.pk, conversation_id)  # open screens drop it
         done.conversations += len(ids)
         report("conversations", done.conversations)
-    while True:
-        with transaction.atomic():
-            stale = _stale_patients(clinic, cutoff).select_for_update(skip_locked=True).order_by("pk")
-            ids = list(stale.values_list("pk", flat=True)[:batch])
-            if not ids:
-                break
-            Contact.objects.filter(pk__in=ids).delete()
+    for ids in _locked_batches(_stale_patients(clinic, cutoff), batch):
+        Contact.objects.filter(pk__in=ids).delete()
         done.patients += len(ids)
         report("patients", done.patients)
     while count := log.delete_before(clinic.pk, cutoff, batch):
@@ -305,6 +282,17 @@ def purge_expired(
     if any(asdict(done).values()):
         record_audit(clinic_id=clinic.pk, actor=None, action="retention.purged", obj=clinic, detail=asdict(done))
     return done
+
+
+def _locked_batches(rows, batch: int) -> Iterator[list[int]]:
+    """The ids of `rows`, `batch` at a time, each batch chosen and locked in the transaction its caller
+    deletes it in: a row someone is writing to now (locked) is skipped, and checked again next time."""
+    while True:
+        with transaction.atomic():
+            ids = list(rows.select_for_update(skip_locked=True).order_by("pk").values_list("pk", flat=True)[:batch])
+            if not ids:
+                return
+            yield ids
 
 
 def _stale_conversations(clinic: Clinic, cutoff):

@@ -10,6 +10,7 @@ from django.utils import timezone
 from conversations import events
 from conversations.actions.audit import record_audit
 from conversations.models import Clinic, Contact, Conversation, MessageAttachment
+from conversations.storage import delete_on_commit
 from realtime import log
 
 SHOWN_CONTACT_FIELDS = {"name", "phone", "profile_name", "whatsapp_username", "whatsapp_user_id"}
@@ -75,8 +76,6 @@ def delete_by_support(*, obj: models.Model, actor: AbstractBaseUser, ip: str | N
     obj.delete()
     if gone:  # the log's copies of what was said go too, and the stored files, which no cascade removes
         log.erase_data(gone[0][0], [conversation_id for _, conversation_id in gone])
-        names = [f.file.name for f in files if f.file]
-        storage = files[0].file.storage if files else None
-        transaction.on_commit(lambda: [storage.delete(name) for name in names])
+        delete_on_commit(files)
     for clinic_id, conversation_id in gone:
         events.publish_conversation_deleted(clinic_id, conversation_id)
