@@ -17,6 +17,7 @@ from django.core.handlers.base import BaseHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.utils.module_loading import import_string
 
+from conversations.unavailable import DatabaseUnavailableMiddleware
 from realtime import db
 
 READS = re.compile(r"^/api/(conversations|contacts)/([0-9]+/)?(messages/|actions/)?$")
@@ -34,7 +35,9 @@ class ReadHandler(BaseHandler):
 
     def __init__(self):
         super().__init__()
-        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
+        self._view_middleware, self._template_response_middleware = [], []
+        # As MIDDLEWARE's: a database that cannot be reached is a 503 here too.
+        self._exception_middleware = [DatabaseUnavailableMiddleware(None).process_exception]
         chain = convert_exception_to_response(self._get_response)
         for path in reversed(MIDDLEWARE):
             chain = convert_exception_to_response(import_string(path)(chain))

@@ -297,6 +297,20 @@ def test_with_the_database_down_the_webhook_answers_503_so_meta_retries(serve):
     assert json.loads(refused.value.read())["code"] == "unavailable"
 
 
+@pytest.mark.faults
+def test_with_the_database_down_the_api_answers_503_not_500(serve, member):
+    from realtime.tests.test_consumer import access_token
+
+    server = serve(clean_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/taskmed", DB_POOL_TIMEOUT="2"))
+    request = urllib.request.Request(
+        f"http://{server}/api/conversations/", headers={"Authorization": f"Bearer {access_token(member)}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "5"
+    assert json.loads(refused.value.read())["code"] == "unavailable"
+
+
 def test_a_signed_notification_nested_past_the_decoder_is_a_400(whatsapp_post, whatsapp_channel):
     response = whatsapp_post(b"[" * 200_000 + b"]" * 200_000)
     assert response.status_code == 400 and not Message.objects.exists()
