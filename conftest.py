@@ -266,8 +266,12 @@ def serve(tmp_path):
         server.kill()
         server.wait(timeout=10)
 
+    def alive(host: str) -> bool:
+        return by_host[host].poll() is None
+
     start.stop = stop
     start.kill = kill
+    start.alive = alive
     yield start
     for server in servers:
         server.terminate()

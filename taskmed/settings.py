@@ -125,10 +125,16 @@ if DATABASE_URL:
         options = default_db.setdefault("OPTIONS", {})
         # JIT compilation costs hundreds of milliseconds on short inbox queries and saves nothing on them.
         options.setdefault("options", "-c jit=off")
+        from psycopg_pool import ConnectionPool
+
         options["pool"] = {
             "min_size": env_int("DB_POOL_MIN_SIZE", 2),
             "max_size": env_int("DB_POOL_MAX_SIZE", 10),
             "timeout": DB_POOL_TIMEOUT,
+            # A connection is checked as it is handed out: after PostgreSQL restarts, no request gets one
+            # of the dead ones (a round trip of an empty query; the webhook's loop path has its own pool,
+            # which falls back to this one on a failed statement).
+            "check": ConnectionPool.check_connection,
         }
 else:
     # WAL and IMMEDIATE transactions let the server and the task worker share the file without

@@ -7,16 +7,22 @@ import asyncio
 import errno
 import http.server
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from conftest import free_port
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import send_outbound_message
 from conversations.models import DeliveryAttempt, Message, MessageAttachment, WhatsAppChannel
@@ -196,3 +202,93 @@ def test_a_full_disk_during_an_upload_is_a_clear_503_with_nothing_half_stored(jw
     assert "nothing was sent" in response.json()["detail"]
     assert not Message.objects.filter(direction="outbound").exists() and not MessageAttachment.objects.exists()
     assert sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()) == before, "no partial file"
+
+
+# --- PostgreSQL restarted under running servers -----------------------------------------------------------
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL of this test's own (Debian's binaries), so it can be stopped and started under a server."""
+    binaries = sorted(PG_BIN.glob("*/bin/pg_ctl"))
+    if not binaries:
+        pytest.fail("PostgreSQL's server binaries are needed (Debian: postgresql)")
+    bin_dir = binaries[-1].parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="taskmed-pg-"))  # not under pytest's folder, which postgres cannot enter
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+    run = lambda *args: subprocess.run([*as_postgres, *args], check=True, capture_output=True)  # noqa: E731
+    run(str(bin_dir / "initdb"), "-D", str(data / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+    port = free_port()
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def start() -> None:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data / "data"), "-o", options, "-l", str(data / "log"), "-w", "start")
+
+    def stop() -> None:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data / "data"), "-m", "fast", "-w", "stop")
+
+    start()
+    subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-qc", "CREATE DATABASE taskmed"])
+    yield f"postgres://postgres@127.0.0.1:{port}/taskmed", stop, start
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data / "data"), "-m", "immediate", "stop"])
+    shutil.rmtree(data, ignore_errors=True)
+
+
+SEED = """
+import json, django
+django.setup()
+from conversations.actions.demo import seed_bench_clinics
+from conversations.management.commands.listen import Command
+clinic = seed_bench_clinics(1)[0]
+token = Command().issue_token(clinic.username, clinic.slug)
+print(json.dumps({"token": token, "number": clinic.phone_number_id, "secret": clinic.app_secret}))
+"""
+
+
+@pytest.mark.postgres
+def test_a_postgresql_restart_is_503s_while_down_and_success_after_with_no_server_restart(serve, private_postgres):
+    from conftest import clean_env
+    from conversations.management.commands.simulate_patients import notification
+    from conversations.webhooks.whatsapp import signature_of
+
+    url, stop_postgres, start_postgres = private_postgres
+    env = clean_env(DATABASE_URL=url, DB_POOL_TIMEOUT="2", DJANGO_SETTINGS_MODULE="taskmed.settings")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    seeded = subprocess.run([sys.executable, "-c", SEED], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    bench = json.loads(seeded.stdout.strip().splitlines()[-1])
+    host = serve(env)
+
+    def request(path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(f"http://{host}{path}", data=body, headers=headers or {}), timeout=20
+            ) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+
+    def webhook(n: int) -> int:
+        body = json.dumps(notification(bench["number"], f"mensagem {n}", n, phone="5511900000001", name="P")).encode()
+        signed = {"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, bench["secret"])}
+        return request("/webhooks/whatsapp/", body, signed)[0]
+
+    def listed() -> tuple[int, dict]:
+        return request("/api/conversations/", headers={"Authorization": f"Bearer {bench['token']}"})
+
+    assert webhook(1) == 200 and listed()[0] == 200
+    stop_postgres()
+    assert webhook(2) == 503, "Meta retries what was not stored"
+    status, body = listed()
+    assert status == 503 and body["code"] == "unavailable"
+    start_postgres()
+    deadline = time.monotonic() + 20
+    while webhook(2) != 200:  # Meta's retry, until the database answers again
+        assert time.monotonic() < deadline, "the server never recovered by itself"
+        time.sleep(0.5)
+    status, body = listed()
+    assert status == 200 and body["results"][0]["last_message"]["content"] == "mensagem 2"
+    assert serve.alive(host), "the same server process, never restarted"
