@@ -11,6 +11,9 @@ from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
+from conversations.actions.attempts import begin_delivery_attempt, finish_delivery_attempt, retry_delay
+from conversations.actions.media import attach_inbound_media, record_media_failure
+from conversations.actions.messages import update_message_status
 from conversations.models import DeliveryAttempt, Message, MessageStatus
 
 logger = logging.getLogger(__name__)
@@ -19,8 +22,7 @@ MEDIA_MAX_ATTEMPTS = 5
 
 @task()
 def deliver_message(message_id: int) -> str:
-    """Hand a pending message to the clinic's provider, at most once (see actions.deliveries)."""
-    from conversations.actions.deliveries import begin_delivery_attempt, finish_delivery_attempt
+    """Hand a pending message to the clinic's provider, at most once (see actions.attempts)."""
     from conversations.providers import provider_for
     from conversations.providers.base import NotSent, OutcomeUnknown, Rejected
 
@@ -56,7 +58,6 @@ def deliver_message(message_id: int) -> str:
 @task()
 def simulate_status(message_id: int, status: str) -> str:
     """The simulator's later ticks: delivered, then read."""
-    from conversations.actions.messages import update_message_status
 
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
@@ -67,7 +68,6 @@ def simulate_status(message_id: int, status: str) -> str:
 @task()
 def download_inbound_media(message_id: int, attempt: int = 1) -> str:
     """Fetch the media a patient sent (media id → URL → bytes); the message is already on every screen."""
-    from conversations.actions.deliveries import attach_inbound_media, record_media_failure, retry_delay
     from conversations.providers import channel_of
     from conversations.providers.base import NotSent, ProviderError
     from conversations.providers.whatsapp_cloud import GraphClient
@@ -128,7 +128,6 @@ def media_file_name(message: Message, content_type: str) -> str:
 @task()
 def send_read_receipt(message_id: int, attempt: int = 1) -> str:
     """Mark an inbound message (and every earlier one) read on the patient's WhatsApp."""
-    from conversations.actions.deliveries import retry_delay
     from conversations.providers import channel_of
     from conversations.providers.base import NotSent, ProviderError
     from conversations.providers.whatsapp_cloud import GraphClient

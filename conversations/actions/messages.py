@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations import events, tasks
+from conversations import events, queue
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation, lock_external_id
 from conversations.errors import InvalidInput, NotAMember, StorageFailed, WrongClinic
@@ -162,7 +162,7 @@ def _queue_outbound(
     action, ip = audit
     record_audit(clinic_id=conversation.clinic_id, actor=sender, action=action, obj=message, ip=ip)
     # In this transaction: the message and its delivery task are committed together or not at all.
-    tasks.deliver_message.enqueue(message.pk)
+    queue.deliver(message.pk)
     if reopened:
         events.publish_conversation_updated(conversation, ["status"])
     events.publish_message_new(message, conversation)
@@ -298,4 +298,4 @@ def _send_read_receipt(conversation: Conversation, *, up_to: Message) -> None:
         .first()
     )
     if latest is not None and has_real_channel(conversation.clinic_id):
-        tasks.send_read_receipt.enqueue(latest)
+        queue.send_read_receipt(latest)

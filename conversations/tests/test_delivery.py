@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from conftest import whatsapp_payload
-from conversations.actions.deliveries import begin_delivery_attempt, finish_delivery_attempt
+from conversations.actions.attempts import begin_delivery_attempt, finish_delivery_attempt
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message
 from conversations.models import Contact, DeliveryAttempt, Message, PendingStatus, WhatsAppChannel
@@ -341,7 +341,7 @@ def test_retries_stop_at_the_limit_with_the_reason(graph, conversation, member):
 
 
 def test_retry_delays_grow_exponentially_with_jitter(settings):
-    from conversations.actions.deliveries import retry_delay
+    from conversations.actions.attempts import retry_delay
 
     settings.DELIVERY_RETRY_BASE_SECONDS = 4
     for attempt, ceiling in [(1, 4), (2, 8), (3, 16), (5, 64)]:

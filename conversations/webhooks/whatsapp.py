@@ -21,13 +21,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from conversations.actions.contacts import usable_identifier
-from conversations.actions.deliveries import record_provider_status
 from conversations.actions.inbound import (
     receive_inbound_message,
     record_business_app_echo,
     record_identity_change,
 )
 from conversations.actions.inbound_fast import areceive_usual_message, receive_usual_message, usual_inbound
+from conversations.actions.statuses import record_provider_status
 from conversations.errors import ActionError
 from conversations.models import Clinic
 from conversations.storable import storable

@@ -1,0 +1,39 @@
+"""Media a patient sent, fetched after their message was stored: kept, or the reason it could not be."""
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from conversations import events
+from conversations.models import Message, MessageAttachment
+
+
+@transaction.atomic
+def attach_inbound_media(
+    *, message: Message, content: bytes, file_name: str, content_type: str
+) -> MessageAttachment | None:
+    """Keep the media a patient sent, downloaded after the message was stored; tells every screen."""
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    if message.metadata.get("erased"):
+        return None  # the patient was erased while the download ran: keep nothing
+    attachment = MessageAttachment.objects.create(
+        message=message,
+        file=ContentFile(content, name=file_name),
+        file_name=file_name,
+        content_type=content_type,
+        size=len(content),
+    )
+    message.metadata = {**message.metadata, "media_status": "downloaded"}
+    message.metadata.pop("media_error", None)
+    message.save(update_fields=["metadata"])
+    events.publish_message_updated(message)
+    return attachment
+
+
+@transaction.atomic
+def record_media_failure(*, message: Message, reason: str) -> Message:
+    """The media could not be fetched: the message stays, with the reason for staff to see."""
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    message.metadata = {**message.metadata, "media_status": "failed", "media_error": reason}
+    message.save(update_fields=["metadata"])
+    events.publish_message_updated(message)
+    return message
