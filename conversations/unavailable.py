@@ -3,6 +3,7 @@ running and answer again once it is back)."""
 
 import logging
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 
@@ -10,11 +11,24 @@ logger = logging.getLogger(__name__)
 
 
 class DatabaseUnavailableMiddleware:
+    """Both sync and async: a sync-only middleware would make Django run async views (the long-poll) on
+    the one thread-sensitive thread, queueing every other request behind a 25-second wait."""
+
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
         return self.get_response(request)
+
+    async def __acall__(self, request):
+        return await self.get_response(request)
 
     def process_exception(self, request, exception):
         if not isinstance(exception, (OperationalError, InterfaceError)):
