@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from conversations import events
 from conversations.actions.audit import record_audit
-from conversations.models import Clinic, Contact, Conversation, MessageAttachment
+from conversations.models import Clinic, Contact, Conversation, Membership, MessageAttachment, WhatsAppChannel
 from conversations.storage import delete_on_commit
 from realtime import log
 
@@ -31,11 +31,11 @@ def _changed_fields(obj: models.Model, editable: Iterable[str] | None) -> list[s
     return sorted(f.name for f in fields if f.concrete and getattr(obj, f.attname) != before[f.attname])
 
 
-@transaction.atomic
-def save_by_support(
-    *, obj: models.Model, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
+def _save(
+    obj: models.Model, actor: AbstractBaseUser, editable: Iterable[str] | None, ip: str | None, what: str
 ) -> list[str]:
-    """Save what support created or edited; returns the names of the fields it changed.
+    """Save what support created or edited, audited as `<what>.created` or `<what>.changed` with the names
+    of the fields it changed (never their values: some are secrets); returns those names.
 
     An edit writes only the changed fields among `editable` (the form's), so it never writes back a
     value the application moved meanwhile, such as a clinic's event seq.
@@ -49,22 +49,79 @@ def save_by_support(
         obj.updated_at = timezone.now()
         written = [*changed, "updated_at"]
     obj.save(update_fields=None if created else written)
-    record_audit(
-        clinic_id=_clinic_id(obj),
-        actor=actor,
-        action="support.created" if created else "support.changed",
-        obj=obj,
-        detail={"fields": changed},
-        ip=ip,
-    )
-    if isinstance(obj, Contact) and SHOWN_CONTACT_FIELDS & set(changed):
-        for conversation in obj.conversations.select_related("contact", "assignee"):
+    action = f"{what}.created" if created else f"{what}.changed"
+    record_audit(clinic_id=_clinic_id(obj), actor=actor, action=action, obj=obj, detail={"fields": changed}, ip=ip)
+    return changed
+
+
+@transaction.atomic
+def change_contact(
+    contact: Contact, *, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
+) -> list[str]:
+    """Support adds a patient or corrects one (renames them, fixes the phone): `contact.created` or
+    `contact.changed`; the open screens showing them are told."""
+    changed = _save(contact, actor, editable, ip, "contact")
+    if SHOWN_CONTACT_FIELDS & set(changed):
+        for conversation in contact.conversations.select_related("contact", "assignee"):
             events.publish_conversation_updated(conversation, ["contact"])
     return changed
 
 
 @transaction.atomic
+def set_channel_credentials(
+    channel: WhatsAppChannel, *, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
+) -> list[str]:
+    """Support connects a WhatsApp number or changes its credentials: `whatsapp_channel.created` or
+    `.changed`, by field name only. Every process reads the numbers and secrets again (signals)."""
+    return _save(channel, actor, editable, ip, "whatsapp_channel")
+
+
+@transaction.atomic
+def save_clinic(
+    clinic: Clinic, *, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
+) -> list[str]:
+    """Support creates a clinic or changes its name, time zone or retention: `clinic.created`/`.changed`."""
+    return _save(clinic, actor, editable, ip, "clinic")
+
+
+@transaction.atomic
+def add_membership(
+    membership: Membership, *, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
+) -> list[str]:
+    """Support gives a user a place in a clinic, or changes their role: `membership.created`/`.changed`.
+    A changed role takes effect on that user's open sockets and tokens at once (signals)."""
+    return _save(membership, actor, editable, ip, "membership")
+
+
+@transaction.atomic
+def remove_membership(membership: Membership, *, actor: AbstractBaseUser, ip: str | None = None) -> None:
+    """Support takes a user out of a clinic: `membership.removed`; their sockets close at once (signals)."""
+    record_audit(clinic_id=membership.clinic_id, actor=actor, action="membership.removed", obj=membership, ip=ip)
+    membership.delete()
+
+
+SAVES = {
+    Contact: change_contact,
+    WhatsAppChannel: set_channel_credentials,
+    Clinic: save_clinic,
+    Membership: add_membership,
+}
+
+
+def save_by_support(
+    *, obj: models.Model, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
+) -> list[str]:
+    """The admin's save, handed to the named action of the object's kind."""
+    return SAVES[type(obj)](obj, actor=actor, editable=editable, ip=ip)
+
+
+@transaction.atomic
 def delete_by_support(*, obj: models.Model, actor: AbstractBaseUser, ip: str | None = None) -> None:
+    """The admin's deletion: a membership is removed (its own action); anything else is deleted, audited
+    as `support.deleted` by type and id, with its conversations' screens told and the log's copies erased."""
+    if isinstance(obj, Membership):
+        remove_membership(obj, actor=actor, ip=ip)
+        return
     # Only the object's type and id are kept: an erased patient leaves no name or phone behind.
     record_audit(clinic_id=_clinic_id(obj), actor=actor, action="support.deleted", obj=obj, ip=ip)
     gone = []

@@ -158,7 +158,7 @@ def test_a_secret_changed_in_the_admin_is_audited_by_name_never_by_value(client,
     client.post(admin_url(WhatsAppChannel, "change", channel.pk), form)  # blank secrets: nothing changes
     audit = AuditEvent.objects.get(object_type="whatsappchannel")
     assert (audit.action, audit.actor, audit.clinic, audit.detail) == (
-        "support.changed",
+        "whatsapp_channel.changed",
         support,
         clinic,
         {"fields": ["app_secret"]},
@@ -194,7 +194,7 @@ def test_a_membership_removed_in_the_admin_is_audited_without_personal_data(clie
     client.force_login(support)
     response = client.post(admin_url(Membership, "delete", membership.pk), {"post": "yes"})
     assert response.status_code == 302 and not Membership.objects.filter(pk=membership.pk).exists()
-    audit = AuditEvent.objects.get(action="support.deleted")
+    audit = AuditEvent.objects.get(action="membership.removed")
     assert (audit.object_type, audit.object_id, audit.detail) == ("membership", str(membership.pk), {})
 
 
@@ -216,3 +216,31 @@ def test_deleting_a_patient_tells_open_screens_each_of_their_conversations_is_go
         (clinic.pk, second.pk, {"conversation_id": second.pk}),
     ]
     assert Contact.objects.filter(pk=elsewhere.conversation.contact_id).exists()
+
+
+def test_each_kind_of_support_change_is_its_own_named_action_in_the_trail(client, support, clinic, member):
+    conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
+    client.force_login(support)
+    contact = conversation.contact
+    client.post(
+        admin_url(Contact, "change", contact.pk),
+        {"clinic": clinic.pk, "name": "Maria Aparecida", "phone": contact.phone, "email": "", "status": "active"},
+    )
+    client.post(
+        admin_url(Clinic, "change", clinic.pk),
+        {
+            "name": "Clínica Aurora Centro",
+            "slug": clinic.slug,
+            "timezone": clinic.timezone,
+            "retention_days": 3650,
+            "memberships-TOTAL_FORMS": 0,
+            "memberships-INITIAL_FORMS": 0,
+        },
+    )
+    Membership.objects.filter(user=member).delete()
+    client.post(admin_url(Membership, "add"), {"user": member.pk, "clinic": clinic.pk, "role": "admin"})
+    trail = {(a.action, a.object_type): a.detail for a in AuditEvent.objects.exclude(action="conversation.read")}
+    assert trail[("contact.changed", "contact")] == {"fields": ["name"]}
+    assert trail[("clinic.changed", "clinic")] == {"fields": ["name", "retention_days"]}
+    assert ("membership.created", "membership") in trail
+    assert not any(action.startswith("support.") for action, _ in trail)
