@@ -11,7 +11,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from django.urls import URLPattern, get_resolver
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from conversations.actions.inbound import receive_inbound_message
 
@@ -62,7 +62,7 @@ def fuzz_target(db, jwt_client, member, clinic):
 
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-def test_fuzzing_finds_no_server_error(case, fuzz_target):
+def test_fuzzing_finds_no_server_error_and_answers_match_the_schema(case, fuzz_target):
     for name in case.path_parameters or {}:
         case.path_parameters[name] = fuzz_target["path"].get(name, case.path_parameters[name])
-    case.call_and_validate(headers=fuzz_target["headers"], checks=[not_a_server_error])
+    case.call_and_validate(headers=fuzz_target["headers"], checks=[not_a_server_error, response_schema_conformance])
