@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import FileResponse, HttpRequest
 from django.template.response import TemplateResponse
 
@@ -339,10 +339,15 @@ class AuditEventAdmin(ReadOnlyAdmin):
     fields = ["at", "clinic_label", "actor_id", "actor_name", "action", "object_type", "object_id", "detail", "ip"]
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        # The clinic's name in the same query, by a subquery rather than a join: a record whose clinic is
+        # gone (the trail outlives it) must still be listed.
+        name = Clinic.objects.filter(pk=OuterRef("clinic_id")).values("name")[:1]
+        return super().get_queryset(request).annotate(clinic_name=Subquery(name))
+
     @admin.display(description="clínica")
     def clinic_label(self, obj: AuditEvent) -> str:
-        clinic = Clinic.objects.filter(pk=obj.clinic_id).first()  # it may be gone: the trail outlives it
-        return clinic.name if clinic else f"#{obj.clinic_id} (removida)"
+        return obj.clinic_name or f"#{obj.clinic_id} (removida)"
 
 
 @admin.register(DeliveryAttempt)
