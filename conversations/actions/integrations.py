@@ -1,11 +1,14 @@
-"""Actions on integration credentials: n8n bearer tokens."""
+"""Actions on integration credentials: n8n bearer tokens, and the WhatsApp secrets' encryption at rest."""
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from conversations import encryption
 from conversations.actions.audit import record_audit
-from conversations.models import Clinic, IntegrationToken
+from conversations.models import Clinic, IntegrationToken, WhatsAppChannel
+
+ENCRYPTED = {WhatsAppChannel: ("access_token", "app_secret")}  # the secrets stored encrypted
 
 
 @transaction.atomic
@@ -44,3 +47,16 @@ def touch_integration_token(*, token: IntegrationToken) -> None:
     """Record when the token was last used (support sees dead integrations by it)."""
     token.last_used_at = timezone.now()
     token.save(update_fields=["last_used_at"])
+
+
+@transaction.atomic
+def reencrypt_secrets() -> int:
+    """Re-encrypt every stored secret with the first FIELD_ENCRYPTION_KEYS key (read with any of them;
+    secrets stored before encryption get encrypted); returns the rows rewritten."""
+    done = 0
+    for model, fields in ENCRYPTED.items():
+        for row in list(model.objects.select_for_update().values("pk", *fields)):  # decrypted on read
+            stored = {name: encryption.encrypt(row[name]) for name in fields if row[name]}
+            model.objects.filter(pk=row["pk"]).update(**stored)
+            done += 1
+    return done

@@ -1,12 +1,8 @@
 """`manage.py rotate_field_encryption`: re-encrypt every stored secret with the first FIELD_ENCRYPTION_KEYS key."""
 
 from django.core.management.base import BaseCommand
-from django.db import transaction
 
-from conversations import encryption
-from conversations.models import WhatsAppChannel
-
-ENCRYPTED = {WhatsAppChannel: ("access_token", "app_secret")}
+from conversations.actions.integrations import reencrypt_secrets
 
 
 class Command(BaseCommand):
@@ -17,12 +13,5 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        done = 0
-        with transaction.atomic():
-            for model, fields in ENCRYPTED.items():
-                table = model.objects.select_for_update()
-                for row in list(table.values("pk", *fields)):  # decrypted on read, with any key
-                    stored = {name: encryption.encrypt(row[name]) for name in fields if row[name]}
-                    model.objects.filter(pk=row["pk"]).update(**stored)
-                    done += 1
+        done = reencrypt_secrets()
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted the secrets of {done} row(s) with the first key."))
