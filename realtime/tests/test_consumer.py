@@ -192,7 +192,7 @@ async def test_losing_access_while_connected_closes_the_socket_at_once(settings,
     token = await database_sync_to_async(access_token)(member)
     if change == "expiry":
         short = AccessToken(token)
-        short.set_exp(lifetime=timedelta(seconds=1))
+        short.set_exp(lifetime=timedelta(seconds=3))  # whole seconds: it lives 2–3 s, past the handshake
         token = str(short)
     ws = await connect([(b"authorization", f"Bearer {token}".encode())])
     await frame(ws)
