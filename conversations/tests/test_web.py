@@ -35,7 +35,7 @@ def test_a_wrong_password_says_so(client, member):
 def login_limits(settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "3/min"},
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "3/hour"},
     }
     settings.LOGIN_FAILURES_PER_USER = "4/15min"
 

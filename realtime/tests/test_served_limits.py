@@ -55,7 +55,7 @@ def token_attempts(host: str, forwarded_for: list[str]) -> list[int]:
 
 def test_forwarded_for_is_believed_only_from_a_trusted_proxy(serve, transactional_db):
     addresses = [f"203.0.113.{n}" for n in range(4)]
-    direct = serve(server_env(API_THROTTLE_AUTH="3/min"))
+    direct = serve(server_env(API_THROTTLE_AUTH="3/hour"))
     assert token_attempts(direct, addresses) == [401, 401, 401, 429], "a client's own header is not believed"
-    behind_proxy = serve(server_env(API_THROTTLE_AUTH="3/min", TRUSTED_PROXIES="127.0.0.1"))
+    behind_proxy = serve(server_env(API_THROTTLE_AUTH="3/hour", TRUSTED_PROXIES="127.0.0.1"))
     assert token_attempts(behind_proxy, addresses) == [401, 401, 401, 401], "the trusted proxy names each client"
