@@ -1,7 +1,7 @@
 """Builders of the durable events the domain publishes: one function per event type, shapes from wire."""
 
 from conversations import wire
-from conversations.models import Conversation, ConversationAction, Message
+from conversations.models import Conversation, ConversationAction, Message, Note
 from realtime import publish
 
 
@@ -78,4 +78,11 @@ def publish_conversation_action(action: ConversationAction) -> None:
         "conversation:action",
         {"action": wire.action(action)},
         conversation_id=action.conversation_id,
+    )
+
+
+def publish_note_new(note: Note, mentions: list) -> None:
+    """An internal note: screens of the conversation show it, and the colleagues it mentions are told."""
+    publish(
+        note.clinic_id, "note:new", {"note": wire.note(note, mentions=mentions)}, conversation_id=note.conversation_id
     )

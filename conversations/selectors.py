@@ -17,6 +17,7 @@ from conversations.models import (
     Membership,
     Message,
     MessageType,
+    Note,
     ReadMarker,
     SenderType,
     WhatsAppChannel,
@@ -227,6 +228,26 @@ def staff_of(clinic: Clinic) -> list[Membership]:
         .select_related("user")
         .order_by("user__first_name", "user__last_name", "user__username")
     )
+
+
+def staff_of_id(clinic_id: int) -> list[Membership]:
+    return staff_of(Clinic(pk=clinic_id))
+
+
+def notes_of(conversation: Conversation) -> QuerySet[Note]:
+    """The conversation's internal notes, oldest first, with their authors and mentions."""
+    return (
+        Note.objects.filter(conversation=conversation)
+        .select_related("author")
+        .prefetch_related("mentions")
+        .order_by("created_at", "id")
+    )
+
+
+def notes_since(conversation: Conversation, first: Message | None) -> list[Note]:
+    """The notes a window of the timeline shows: from its first message on (None: from the beginning)."""
+    notes = notes_of(conversation)
+    return list(notes if first is None else notes.filter(created_at__gte=first.created_at))
 
 
 def other_conversations_of(conversation: Conversation, limit: int = 10) -> list[Conversation]:

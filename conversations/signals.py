@@ -17,6 +17,7 @@ from conversations.models import (
     Membership,
     Message,
     MessageAttachment,
+    Note,
     ReadMarker,
     WhatsAppChannel,
 )
@@ -38,7 +39,7 @@ def _scopes(instance, update_fields) -> list[str]:
     if isinstance(instance, MessageAttachment):
         conversation_id = Message.objects.filter(pk=instance.message_id).values_list("conversation_id", flat=True)
         return [read_cache.detail_scope(c) for c in conversation_id]
-    if isinstance(instance, ConversationAction):
+    if isinstance(instance, ConversationAction | Note):
         return [read_cache.detail_scope(instance.conversation_id)]
     if isinstance(instance, Conversation):
         return [read_cache.list_scope(instance.clinic_id), read_cache.detail_scope(instance.pk)]
@@ -91,7 +92,7 @@ def connect() -> None:
     broadcast.on_control("access", access.forget_members)
     post_save.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-save")
     post_delete.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-delete")
-    for model in (Contact, Conversation, ConversationAction, Message, MessageAttachment, ReadMarker):
+    for model in (Contact, Conversation, ConversationAction, Message, MessageAttachment, Note, ReadMarker):
         post_save.connect(bump_on_commit, sender=model, dispatch_uid=f"read-cache-{model.__name__}-save")
         post_delete.connect(bump_on_commit, sender=model, dispatch_uid=f"read-cache-{model.__name__}-delete")
     for model in (get_user_model(), Membership, ApiSession):

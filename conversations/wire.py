@@ -64,6 +64,7 @@ def message(msg, *, attachments: Iterable | None = None) -> dict:
     """A message; `attachments` when already known (a new inbound message has none), else they are read."""
     files = msg.attachments.all() if attachments is None else attachments
     return {
+        "kind": "message",
         "id": msg.pk,
         "conversation_id": msg.conversation_id,
         "direction": msg.direction,
@@ -139,4 +140,18 @@ def action(act) -> dict:
         "action_type": act.action_type,
         "action_data": act.action_data,
         "created_at": iso(act.created_at),
+    }
+
+
+def note(entry, *, mentions: Iterable | None = None) -> dict:
+    """An internal note as the timeline shows it; `kind` tells it from a message (`"kind": "message"`)."""
+    named = entry.mentions.all() if mentions is None else mentions
+    return {
+        "kind": "note",
+        "id": entry.pk,
+        "conversation_id": entry.conversation_id,
+        "author": user_ref(entry.author) if entry.author_id is not None else None,
+        "content": entry.content,
+        "mentions": [user_ref(user) for user in named],
+        "created_at": iso(entry.created_at),
     }

@@ -271,3 +271,38 @@ def test_the_keyboard_works_the_list_and_a_narrow_screen_shows_one_pane(team, se
     narrow.get_by_role("link", name="← Conversas").click()
     expect(narrow.locator(".list-pane")).to_be_visible(timeout=10_000)
     expect(narrow.locator(".conversation-pane")).to_be_hidden()
+
+
+def test_an_internal_note_reaches_colleagues_live_and_never_the_patient(team, serve, worker, browser):
+    from conversations.models import DeliveryAttempt, Message, Note
+
+    env = server_env()
+    host = serve(env)
+    worker(env)
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    bruno = open_as(browser, host, team["bruno"], f"/inbox/{team['maria']}/")
+    messages_before = in_thread(Message.objects.count)
+
+    julia.get_by_role("radio", name="Nota interna").check()
+    expect(julia.get_by_role("button", name="Salvar nota")).to_be_visible()
+    composer = julia.get_by_role("textbox", name="Mensagem")
+    composer.fill("Paciente prefere manhã. @Bruno confirma o convênio?")
+    composer.press("Enter")
+
+    for page in (julia, bruno):
+        note = page.locator(".timeline .note", has_text="Paciente prefere manhã")
+        expect(note).to_have_count(1, timeout=10_000)
+        expect(note.locator(".note-badge")).to_have_text("Nota interna")
+        expect(page.locator(".timeline .message", has_text="Paciente prefere manhã")).to_have_count(0)
+    expect(bruno.locator(".toast.mention")).to_contain_text("mencionou você", timeout=10_000)
+    expect(julia.locator(".toast.mention")).to_have_count(0)
+    # Not the list's last message, and not unread for anyone.
+    expect(bruno.locator(".conversation", has_text="Maria Souza").locator(".preview")).not_to_contain_text("prefere")
+    screenshot(bruno, "internal-note")
+
+    # A message again once the mode is switched back; the note stayed with the staff.
+    julia.get_by_role("radio", name="Mensagem").check()
+    expect(julia.get_by_role("button", name="Enviar")).to_be_visible()
+    assert in_thread(Message.objects.count) == messages_before
+    assert in_thread(lambda: Note.objects.get().mentions.get().first_name) == "Bruno"
+    assert not in_thread(lambda: DeliveryAttempt.objects.filter(message__content__contains="prefere").exists())

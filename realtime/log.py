@@ -22,6 +22,7 @@ DURABLE_TYPES = frozenset(
         "conversation:updated",
         "conversation:deleted",
         "conversation:action",
+        "note:new",
     }
 )
 

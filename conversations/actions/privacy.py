@@ -29,6 +29,7 @@ from conversations.models import (
     DeliveryAttempt,
     Message,
     MessageAttachment,
+    Note,
     PendingStatus,
     ReadMarker,
 )
@@ -75,7 +76,7 @@ def _attachment_path(file: MessageAttachment) -> str:
 
 def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str | None = None):
     """Everything the clinic holds about the patient, as one zip: `patient.json` (the patient, each of
-    their conversations with every message, delivery attempt, clinical action and read mark, and the
+    their conversations with every message, delivery attempt, clinical action, staff note and read mark, and the
     audit trail about them) and `attachments/` (every file). Audited as `contact.exported`. Returns the zip
     as an open file, at its start: kept in memory while small, on disk beyond (files are copied in pieces,
     never read whole)."""
@@ -92,6 +93,12 @@ def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str 
         by_conversation.setdefault(message.conversation_id, []).append(message)
     actions = ConversationAction.objects.filter(conversation_id__in=conversation_ids).order_by("created_at", "pk")
     markers = ReadMarker.objects.filter(conversation_id__in=conversation_ids).order_by("pk")
+    notes = list(
+        Note.objects.filter(conversation_id__in=conversation_ids)
+        .select_related("author")
+        .prefetch_related("mentions")
+        .order_by("created_at", "pk")
+    )
 
     def message_out(message: Message) -> dict:
         files = list(message.attachments.all())
@@ -121,6 +128,7 @@ def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str 
                 "whatsapp_number_id": c.whatsapp_number_id,
                 "messages": [message_out(m) for m in by_conversation.get(c.pk, [])],
                 "actions": [wire.action(a) for a in actions if a.conversation_id == c.pk],
+                "notes": [wire.note(n) for n in notes if n.conversation_id == c.pk],
                 "read_marks": [
                     {
                         "user_id": m.user_id,
@@ -175,7 +183,7 @@ class Erased:
 @transaction.atomic
 def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str | None = None) -> Erased:
     """Anonymise the patient: who they are (name, phone, WhatsApp ids, e-mail) and what they and the clinic
-    wrote (texts, metadata, files, provider ids and errors) are deleted, here and in the event log's
+    wrote (texts, staff's notes, metadata, files, provider ids and errors) are deleted, here and in the event log's
     copies. Their conversations, the messages' count, order, direction and status, and the clinical
     actions (without free text) stay, so the clinic's numbers stay true. Open screens are told. Audited as
     `contact.erased` with the counts only. Erasing twice changes nothing more."""
@@ -195,6 +203,7 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
     files = list(MessageAttachment.objects.filter(message__conversation_id__in=conversation_ids))
     message_count = messages.update(content="", metadata={"erased": True}, error="", external_id=None)
     DeliveryAttempt.objects.filter(message__conversation_id__in=conversation_ids).update(detail="")
+    Note.objects.filter(conversation_id__in=conversation_ids).update(content="")  # staff's words about them
     PendingStatus.objects.filter(clinic_id=contact.clinic_id, external_id__in=external_ids).delete()
     for action in ConversationAction.objects.filter(conversation_id__in=conversation_ids):
         kept = {k: v for k, v in action.action_data.items() if k not in PERSONAL_ACTION_KEYS}
@@ -224,6 +233,7 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
 @dataclass
 class Purged:
     messages: int = 0
+    notes: int = 0
     files: int = 0
     conversations: int = 0
     patients: int = 0
@@ -235,11 +245,11 @@ def purge_expired(
     *, clinic: Clinic, batch: int = 1000, progress: Callable[[str, int], None] | None = None, dry_run: bool = False
 ) -> Purged:
     """Delete what the clinic's retention (`retention_days`) no longer allows to keep: messages (with
-    their files); conversations left with nothing newer (no message, no clinical action); patients left
-    with no conversation and unchanged since; event-log entries and provider statuses older than the
-    limit. In batches, each its own transaction: safe to interrupt and to run again, which carries on
-    where it stopped. `progress(what, count)` is told after each batch. The audit trail is kept (it
-    records acts, not contents)."""
+    their files) and staff's notes; conversations left with nothing newer (no message, note or clinical
+    action); patients left with no conversation and unchanged since; event-log entries and provider
+    statuses older than the limit. In batches, each its own transaction: safe to interrupt and to run
+    again, which carries on where it stopped. `progress(what, count)` is told after each batch. The
+    audit trail is kept (it records acts, not contents)."""
     done = Purged()
     report = progress or (lambda what, count: None)
     try:
@@ -248,8 +258,10 @@ def purge_expired(
         return done  # a retention longer than the calendar: nothing is ever old enough
 
     old_messages = Message.objects.filter(clinic=clinic, created_at__lt=cutoff)
+    old_notes = Note.objects.filter(clinic=clinic, created_at__lt=cutoff)
     if dry_run:
         done.messages = old_messages.count()
+        done.notes = old_notes.count()
         done.files = MessageAttachment.objects.filter(message__in=old_messages).count()
         done.conversations = _stale_conversations(clinic, cutoff).count()
         done.patients = _stale_patients(clinic, cutoff).count()
@@ -264,6 +276,10 @@ def purge_expired(
         done.messages += len(ids)
         done.files += len(files)
         report("messages", done.messages)
+    while ids := list(old_notes.order_by("pk").values_list("pk", flat=True)[:batch]):
+        Note.objects.filter(pk__in=ids).delete()
+        done.notes += len(ids)
+        report("notes", done.notes)
     for ids in _locked_batches(_stale_conversations(clinic, cutoff), batch):
         Conversation.objects.filter(pk__in=ids).delete()
         for conversation_id in ids:
@@ -302,6 +318,7 @@ def _stale_conversations(clinic: Clinic, cutoff):
         Conversation.objects.filter(clinic=clinic, updated_at__lt=cutoff)
         .exclude(Exists(Message.objects.filter(conversation=OuterRef("pk"), created_at__gte=cutoff)))
         .exclude(Exists(ConversationAction.objects.filter(conversation=OuterRef("pk"), created_at__gte=cutoff)))
+        .exclude(Exists(Note.objects.filter(conversation=OuterRef("pk"), created_at__gte=cutoff)))
     )
 
 

@@ -20,7 +20,7 @@ from django.utils.module_loading import import_string
 from conversations.unavailable import DatabaseUnavailableMiddleware
 from realtime import db
 
-READS = re.compile(r"^/api/(conversations|contacts)/([0-9]+/)?(messages/|actions/)?$")
+READS = re.compile(r"^/api/(conversations|contacts)/([0-9]+/)?(messages/|actions/|notes/)?$")
 MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.locale.LocaleMiddleware",  # errors in the caller's language, as Django would

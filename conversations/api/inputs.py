@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from conversations.actions.conversations import ACTION_TYPE
 from conversations.actions.messages import MAX_TEXT_LENGTH
+from conversations.actions.notes import MAX_NOTE_CHARS
 from conversations.models import Conversation
 from conversations.storable import unstorable
 
@@ -95,6 +96,15 @@ class SendMessageIn(StrictSerializer):
         if not attrs.get("content", "").strip() and "file" not in attrs:
             raise serializers.ValidationError({"content": ["Send some text or a file."]})
         return attrs
+
+
+class NoteIn(StrictSerializer):
+    content = StrictCharField(max_length=MAX_NOTE_CHARS, help_text="The note; @name mentions a colleague")
+
+
+class NotePageQuery(serializers.Serializer):
+    before = serializers.IntegerField(min_value=1, required=False, help_text="Notes older than this note id")
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
 
 
 class ResendIn(StrictSerializer):

@@ -4,6 +4,17 @@ from django.urls import reverse
 from rest_framework import serializers
 
 
+class KindField(serializers.ChoiceField):
+    """A constant that tells one kind of timeline item from another ("message", "note")."""
+
+    def __init__(self, kind: str, **kwargs):
+        self.kind = kind
+        super().__init__(choices=[kind], source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value) -> str:
+        return self.kind
+
+
 class UserRefOut(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     name = serializers.SerializerMethodField()
@@ -47,6 +58,7 @@ class AttachmentOut(serializers.Serializer):
 
 
 class MessageOut(serializers.Serializer):
+    kind = KindField("message", help_text='Always "message" (a note says "note")')
     id = serializers.IntegerField(source="pk")
     conversation_id = serializers.IntegerField()
     direction = serializers.CharField()
@@ -110,6 +122,21 @@ class ActionOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class NoteOut(serializers.Serializer):
+    kind = KindField("note", help_text='Always "note": never a message to the patient')
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    author = UserRefOut(allow_null=True)
+    content = serializers.CharField()
+    mentions = UserRefOut(many=True, help_text="The colleagues the note names (@name); they are told")
+    created_at = serializers.DateTimeField()
+
+
+class NotePageOut(serializers.Serializer):
+    results = NoteOut(many=True, help_text="Oldest first")
+    has_more = serializers.BooleanField(help_text="Older notes exist (before=)")
+
+
 class ClinicOut(serializers.Serializer):
     id = serializers.IntegerField(source="clinic.pk")
     name = serializers.CharField(source="clinic.name")
@@ -124,6 +151,7 @@ class ConversationDetailOut(serializers.Serializer):
     messages = MessageOut(many=True, help_text="The latest 50, oldest first")
     has_older = serializers.BooleanField()
     actions = ActionOut(many=True)
+    notes = NoteOut(many=True, help_text="Internal notes from the first message shown on, oldest first")
     read_up_to = serializers.IntegerField(allow_null=True, help_text="The caller's last read message id")
 
 

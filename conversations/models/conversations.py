@@ -110,3 +110,25 @@ class ReadMarker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} read #{self.conversation_id} up to {self.last_read_message_id}"
+
+
+class Note(models.Model):
+    """Staff's internal note in a conversation's timeline: never sent to the patient or any provider, never
+    the patient's unread or last message. `mentions` are the colleagues it names (@name), who are told."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    content = models.TextField()
+    mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "nota interna"
+        verbose_name_plural = "notas internas"
+        indexes = [models.Index(fields=["conversation", "created_at"], name="note_timeline")]
+
+    def __str__(self) -> str:
+        return f"note #{self.pk} on #{self.conversation_id}"

@@ -14,6 +14,7 @@ from django.utils import timezone
 from conversations.actions.conversations import add_conversation_action
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message
+from conversations.actions.notes import add_note
 from conversations.models import (
     AuditEvent,
     Contact,
@@ -22,6 +23,7 @@ from conversations.models import (
     DeliveryAttempt,
     Message,
     MessageAttachment,
+    Note,
     PendingStatus,
     Role,
 )
@@ -35,6 +37,7 @@ PHONE = "5511987654321"
 # Everything that says who the patient is or what was said: none of it may survive an erasure.
 IDENTIFYING = [PHONE, "Maria Aurora Souza", "Mari Souza", "mari.souza", "BR.1A2B3C", "wamid.PAT1"]
 IDENTIFYING += ["Tenho dor de cabeça", "Receita do dr. Paulo", "Paciente alérgica a dipirona", "receita.png"]
+IDENTIFYING += ["Mãe da Maria ligou pedindo sigilo"]
 
 
 @pytest.fixture
@@ -67,6 +70,7 @@ def patient(clinic, member, make_member):
         action_data={"starts_at": "2026-12-10T14:00:00-03:00", "note": "Paciente alérgica a dipirona"},
     )
     mark_read(user=member, conversation=conversation, message=first.message)
+    add_note(conversation=conversation, author=member, content="Mãe da Maria ligou pedindo sigilo")
     older = Conversation.objects.create(clinic=clinic, contact=first.contact, status="resolved")
     Message.objects.create(
         clinic=clinic, conversation=older, direction="inbound", sender_type="patient", content="Tenho dor de cabeça"
@@ -98,6 +102,8 @@ def test_a_clinic_admin_exports_everything_held_about_a_patient(jwt_client, admi
     actions = [a for c in document["conversations"] for a in c["actions"]]
     assert actions[0]["action_data"]["note"] == "Paciente alérgica a dipirona"
     assert [m["user_id"] for c in document["conversations"] for m in c["read_marks"]]
+    notes = [n for c in document["conversations"] for n in c["notes"]]
+    assert [(n["kind"], n["content"]) for n in notes] == [("note", "Mãe da Maria ligou pedindo sigilo")]
     assert any(a["action"] == "message.sent" for a in document["audit"])
     exported = AuditEvent.objects.get(action="contact.exported")
     assert (exported.actor, exported.object_id) == (admin_member, str(patient.pk))
@@ -165,6 +171,7 @@ def test_erasure_leaves_nothing_that_identifies_the_patient_and_keeps_the_counts
 
     assert not os.path.exists(file_path), "the file is deleted from storage"
     assert Message.objects.count() == messages_before, "the clinic's counts stay true"
+    assert list(Note.objects.values_list("content", flat=True)) == [""], "the staff's note about them is blanked"
     action = ConversationAction.objects.get()
     assert action.action_type == "appointment_created" and action.action_data == {
         "starts_at": "2026-12-10T14:00:00-03:00"
@@ -221,6 +228,7 @@ def aged(clinic, patient):
     PendingStatus.objects.create(
         clinic=clinic, external_id="wamid.OLD", status="delivered", happened_at=long_ago, received_at=long_ago
     )
+    Note.objects.create(clinic=clinic, conversation=older, content="Nota antiga", created_at=long_ago)
     return older
 
 
@@ -228,7 +236,9 @@ def test_purge_expired_deletes_what_retention_no_longer_allows_and_can_run_again
     recent = Message.objects.filter(created_at__gt=timezone.now() - timedelta(days=1)).count()
     call_command("purge_expired")
     out = capsys.readouterr().out
-    assert "would delete: 1 messages, 0 files, 1 conversations, 0 patients, 2 events, 1 pending statuses" in out
+    assert (
+        "would delete: 1 messages, 1 notes, 0 files, 1 conversations, 0 patients, 2 events, 1 pending statuses" in out
+    )
     assert Message.objects.filter(conversation=aged).exists()
 
     call_command("purge_expired", "--yes", "--batch", "1")
@@ -236,12 +246,13 @@ def test_purge_expired_deletes_what_retention_no_longer_allows_and_can_run_again
     assert "messages: 1 deleted so far" in out and "deleted: 1 messages" in out
     assert not Conversation.objects.filter(pk=aged.pk).exists()
     assert Message.objects.count() == recent and not PendingStatus.objects.exists()
+    assert list(Note.objects.values_list("content", flat=True)) == ["Mãe da Maria ligou pedindo sigilo"]
     assert Event.objects.filter(type="conversation:deleted", conversation_id=aged.pk).exists()
     assert AuditEvent.objects.filter(action="retention.purged").count() == 1
 
     call_command("purge_expired", "--yes")  # again: nothing left to do, nothing recorded
     assert (
-        "deleted: 0 messages, 0 files, 0 conversations, 0 patients, 0 events, 0 pending statuses"
+        "deleted: 0 messages, 0 notes, 0 files, 0 conversations, 0 patients, 0 events, 0 pending statuses"
         in capsys.readouterr().out
     )
     assert AuditEvent.objects.filter(action="retention.purged").count() == 1
@@ -261,7 +272,7 @@ def test_retention_keeps_a_conversation_with_a_recent_clinical_action_and_drops_
     assert Conversation.objects.filter(pk=aged.pk).exists(), "booked yesterday: the conversation stays"
     assert not Contact.objects.filter(pk=forgotten.pk).exists(), "nothing left of them: the patient goes"
     assert Contact.objects.filter(pk=aged.contact_id).exists()
-    assert "deleted: 2 messages, 0 files, 1 conversations, 1 patients" in capsys.readouterr().out
+    assert "deleted: 2 messages, 1 notes, 0 files, 1 conversations, 1 patients" in capsys.readouterr().out
 
 
 def test_a_retention_longer_than_the_calendar_keeps_everything(aged, clinic, capsys):

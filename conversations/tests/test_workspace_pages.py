@@ -12,7 +12,8 @@ from django.utils import timezone
 from conversations.actions.conversations import add_conversation_action, assign_conversation
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message, update_message_status
-from conversations.models import AuditEvent, ConversationAction, Message, MessageAttachment, Role
+from conversations.actions.notes import add_note
+from conversations.models import AuditEvent, ConversationAction, Message, MessageAttachment, Note, Role
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -301,3 +302,43 @@ def test_another_clinics_conversation_cannot_be_written_by_form(client, outsider
     assert client.post(f"{url}change/", {"status": "resolved"}).status_code == 404
     maria.conversation.refresh_from_db()
     assert maria.conversation.status == "open" and not Message.objects.filter(content="invasão").exists()
+
+
+# --- Internal notes ------------------------------------------------------------------------------------
+
+
+def test_a_note_sits_in_the_timeline_marked_as_internal_and_as_text(staff, maria, member, make_member, clinic):
+    bruno = make_member(clinic, first_name="Bruno", last_name="Lima")
+    add_note(conversation=maria.conversation, author=bruno, content="<b>Ligar</b> amanhã, @julia")
+    note = Note.objects.get()
+    url = f"/inbox/{maria.conversation.pk}/"
+    html = staff.get(url).text
+    timeline = html[html.index('role="log"') :]
+    assert timeline.index(">Oi<") < timeline.index(f'data-note-id="{note.pk}"'), "in time order"
+    assert 'class="note-badge">Nota interna<' in timeline and '<span class="sender">Bruno</span>' in timeline
+    assert "&lt;b&gt;Ligar&lt;/b&gt; amanhã" in timeline and "<b>Ligar" not in timeline
+    part = staff.get(f"{url}messages/?note={note.pk}", **FRAGMENT)
+    assert part.status_code == 200 and f'data-note-id="{note.pk}"' in part.text
+    assert staff.get(f"{url}messages/?note=999999", **FRAGMENT).status_code == 204
+    assert 'name="mode" value="note"' in html and "Nota interna" in html
+
+
+def test_without_scripts_a_note_is_written_by_form_and_never_sent(staff, maria, member):
+    url = f"/inbox/{maria.conversation.pk}/"
+    answer = staff.post(f"{url}send/", {"mode": "note", "content": "Só para a equipe"})
+    assert answer.status_code == 302 and answer["Location"] == url
+    assert Note.objects.get().content == "Só para a equipe" and Note.objects.get().author == member
+    assert not Message.objects.filter(content="Só para a equipe").exists()
+    refused = staff.post(f"{url}send/", {"mode": "note", "content": " "}, follow=True)
+    assert "Nota não salva" in refused.text and Note.objects.count() == 1
+
+
+def test_another_clinics_notes_are_neither_shown_nor_written(client, outsider, maria, member):
+    add_note(conversation=maria.conversation, author=member, content="sigilo")
+    client.force_login(outsider)
+    client.get("/inbox/")
+    url = f"/inbox/{maria.conversation.pk}/"
+    note = Note.objects.get()
+    assert client.get(f"{url}messages/?note={note.pk}", **FRAGMENT).status_code == 404
+    assert client.post(f"{url}send/", {"mode": "note", "content": "invasão"}).status_code == 404
+    assert Note.objects.count() == 1

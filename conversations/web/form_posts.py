@@ -11,6 +11,7 @@ from django.shortcuts import redirect
 from conversations import selectors
 from conversations.actions.conversations import UNCHANGED, update_conversation
 from conversations.actions.messages import send_outbound_message
+from conversations.actions.notes import add_note
 from conversations.errors import ActionError
 from conversations.models import Conversation, Membership
 from conversations.storable import storable
@@ -30,6 +31,8 @@ def _back(conversation: Conversation) -> HttpResponse:
 
 def send_reply(request: HttpRequest, membership: Membership, conversation_id: int) -> HttpResponse:
     conversation = _conversation(membership, conversation_id)
+    if request.POST.get("mode") == "note":
+        return _write_note(request, conversation)
     try:
         client_id = uuid.UUID(request.POST.get("client_id", ""))  # rendered with the form: a re-post sends once
     except ValueError:
@@ -45,6 +48,19 @@ def send_reply(request: HttpRequest, membership: Membership, conversation_id: in
         )
     except ActionError as refused:
         messages.error(request, f"Mensagem não enviada: {refused.detail}")
+    return _back(conversation)
+
+
+def _write_note(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+    try:
+        add_note(
+            conversation=conversation,
+            author=request.user,
+            content=storable(request.POST.get("content", "")),
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+    except ActionError as refused:
+        messages.error(request, f"Nota não salva: {refused.detail}")
     return _back(conversation)
 
 

@@ -22,6 +22,7 @@ from conversations.web.presenters import (
     TABS,
     TICKS,
     ListFilters,
+    author_label,
     media_limits_text,
     message_sender,
     page_config,
@@ -91,16 +92,14 @@ def conversation_context(membership: Membership, conversation: Conversation, nam
     limit = min(max(PAGE_SIZE, unread + 1), MAX_FIRST_WINDOW)
     messages, has_older = selectors.message_window(conversation, limit=limit)
     actions = _actions_between(conversation, messages[0] if has_older and messages else None, None)
+    notes = _notes_between(conversation, messages[0] if has_older and messages else None, None, viewer.pk, names)
     first_unread = None
     for message in messages:
         message.conversation = conversation  # the row already loaded, not one query per message
         message.sender_label = message_sender(message, viewer.pk, names)
         if first_unread is None and message.pk > read_up_to and message.sender_type == "patient":
             first_unread = message.pk
-    items = sorted(
-        [("message", m) for m in messages] + [("action", a) for a in actions],
-        key=lambda item: (item[1].created_at, item[0] == "message", item[1].pk),
-    )
+    items = _in_time_order(messages, actions, notes)
     return {
         "conversation": conversation,
         "contact": conversation.contact,
@@ -125,6 +124,28 @@ def _actions_between(conversation: Conversation, first: Message | None, anchor: 
     if anchor is not None:
         actions = [a for a in actions if a.created_at < anchor.created_at]
     return actions
+
+
+def _notes_between(
+    conversation: Conversation, first: Message | None, anchor: Message | None, viewer_id: int, names: dict[int, str]
+) -> list:
+    """The conversation's internal notes in the same stretch of time as `_actions_between`, each with the
+    name to show for its author."""
+    notes = selectors.notes_of(conversation)
+    if first is not None:
+        notes = notes.filter(created_at__gte=first.created_at)
+    if anchor is not None:
+        notes = notes.filter(created_at__lt=anchor.created_at)
+    notes = list(notes)
+    for note in notes:
+        note.author_label = author_label(note.author_id, viewer_id, names)
+    return notes
+
+
+def _in_time_order(messages: list, actions: list, notes: list) -> list[tuple[str, object]]:
+    """The timeline's items by time; at one instant, actions and notes before the message."""
+    items = [("message", m) for m in messages] + [("action", a) for a in actions] + [("note", n) for n in notes]
+    return sorted(items, key=lambda item: (item[1].created_at, item[0] == "message", item[1].pk))
 
 
 def _staff(membership: Membership) -> tuple[list[Membership], dict[int, str]]:
@@ -264,10 +285,17 @@ def timeline_part(request: HttpRequest, membership: Membership, conversation_id:
         raise Http404("No such conversation in your clinic.")
     _, names = _staff(membership)
     try:
-        wanted = {key: int(request.GET[key]) for key in ("id", "before", "action") if key in request.GET}
+        wanted = {key: int(request.GET[key]) for key in ("id", "before", "action", "note") if key in request.GET}
     except ValueError:
-        return HttpResponse("id, before and action are ids.", status=400, content_type="text/plain")
-    has_older, actions = False, []
+        return HttpResponse("id, before, action and note are ids.", status=400, content_type="text/plain")
+    has_older, actions, notes = False, [], []
+    if "note" in wanted:
+        notes = list(selectors.notes_of(conversation).filter(pk=wanted["note"]))
+        if not notes:
+            return HttpResponse(status=204)
+        notes[0].author_label = author_label(notes[0].author_id, membership.user_id, names)
+        context = {"items": [("note", notes[0])], "clinic": membership.clinic, "conversation": conversation}
+        return render(request, "conversations/_timeline_items.html", context)
     if "action" in wanted:
         action = conversation.actions.filter(pk=wanted["action"]).first()
         if action is None:
@@ -285,15 +313,16 @@ def timeline_part(request: HttpRequest, membership: Membership, conversation_id:
             return HttpResponse(status=204)
         messages, has_older = selectors.message_window(conversation, before=anchor, limit=PAGE_SIZE)
         actions = _actions_between(conversation, messages[0] if has_older and messages else None, anchor)
+        notes = _notes_between(
+            conversation, messages[0] if has_older and messages else None, anchor, membership.user_id, names
+        )
     else:
         return HttpResponse("Give id or before.", status=400, content_type="text/plain")
     for message in messages:
         message.conversation = conversation
         message.sender_label = message_sender(message, membership.user_id, names)
-    items = [("message", m) for m in messages] + [("action", a) for a in actions]
-    items.sort(key=lambda item: (item[1].created_at, item[0] == "message", item[1].pk))
     context = {
-        "items": items,
+        "items": _in_time_order(messages, actions, notes),
         "has_older": has_older,
         "clinic": membership.clinic,
         "conversation": conversation,

@@ -75,6 +75,11 @@ def sender_label(
     return names.get(sender_id, SENDER_LABELS["team"]).split(" ")[0]
 
 
+def author_label(author_id: int | None, viewer_id: int, names: dict[int, str]) -> str:
+    """Who wrote an internal note, as this viewer reads it (a former colleague: "Equipe")."""
+    return sender_label(sender_type="professional", sender_id=author_id, viewer_id=viewer_id, names=names)
+
+
 def preview_prefix(row: Conversation, viewer_id: int, names: dict[int, str]) -> str:
     label = sender_label(
         sender_type=row.last_message_sender_type or "",

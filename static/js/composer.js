@@ -1,7 +1,8 @@
 // The composer of the open conversation: Enter sends, Shift+Enter breaks the line; files by button,
 // drag-and-drop or paste, checked against WhatsApp's limits before upload; the message shows at once
 // (with a client_id, so a retry is never stored twice); a draft per conversation survives switching and
-// reloading; typing hints go out while typing, throttled.
+// reloading; typing hints go out while typing, throttled. In "Nota interna" mode the text is an internal
+// note for colleagues instead (POST …/notes/), never sent to the patient.
 
 import { api, HttpError } from "./api.js";
 
@@ -44,10 +45,30 @@ export class Composer {
     this.lastTyping = 0;
     this.typingTimer = null;
     this.text.value = localStorage.getItem(this.draftKey) || "";
+    this.modes = [...form.querySelectorAll('input[name="mode"]')];
+    this.messagePlaceholder = this.text.placeholder;
     this.bind();
+    this.showMode();
+  }
+
+  // "Mensagem" goes to the patient; "Nota interna" stays with the staff (no file, no typing hint).
+  get noteMode() {
+    return this.modes.some((input) => input.checked && input.value === "note");
+  }
+
+  showMode() {
+    const note = this.noteMode;
+    this.form.classList.toggle("note-mode", note);
+    this.text.placeholder = note
+      ? "Nota interna — só a equipe vê; @nome avisa um colega"
+      : this.messagePlaceholder;
+    this.form.querySelector(".attach").hidden = note;
+    if (note) this.attach(null);
+    this.form.querySelector('button[type="submit"]').textContent = note ? "Salvar nota" : "Enviar";
   }
 
   bind() {
+    for (const input of this.modes) input.addEventListener("change", () => this.showMode());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.send();
@@ -61,7 +82,7 @@ export class Composer {
     this.text.addEventListener("input", () => {
       if (this.text.value) localStorage.setItem(this.draftKey, this.text.value);
       else localStorage.removeItem(this.draftKey);
-      this.typing(this.text.value.trim().length > 0);
+      if (!this.noteMode) this.typing(this.text.value.trim().length > 0);
     });
     this.text.addEventListener("blur", () => this.typing(false));
     this.fileInput.addEventListener("change", () => this.attach(this.fileInput.files[0]));
@@ -127,6 +148,7 @@ export class Composer {
   }
 
   async send() {
+    if (this.noteMode) return this.writeNote();
     const content = this.text.value.trim();
     if (!content && !this.file) return;
     this.showError("");
@@ -137,6 +159,22 @@ export class Composer {
     this.typing(false);
     this.timeline.showPending(outgoing, () => this.post(outgoing));
     await this.post(outgoing);
+    this.text.focus();
+  }
+
+  async writeNote() {
+    const content = this.text.value.trim();
+    if (!content) return;
+    this.showError("");
+    try {
+      const note = await api("POST", `/api/conversations/${this.conversationId}/notes/`, { content });
+      this.text.value = "";
+      localStorage.removeItem(this.draftKey);
+      await this.timeline.refreshNote(note.id);
+    } catch (error) {
+      const reason = error instanceof HttpError && error.body?.detail ? error.body.detail : "Sem conexão com o servidor.";
+      this.showError(`Nota não salva: ${reason}`); // the text stays in the box, to try again
+    }
     this.text.focus();
   }
 

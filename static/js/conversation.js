@@ -255,6 +255,7 @@ export class OpenConversation {
       if ((data.changed || []).includes("contact") || (data.changed || []).includes("name")) this.refreshPatient();
     }
     else if (frame.type === "conversation:action") this.refreshAction(data.action.id);
+    else if (frame.type === "note:new") this.refreshNote(data.note.id);
     else if (frame.type === "conversation:deleted") {
       this.close();
       announce("Esta conversa foi removida pelo suporte.");
@@ -297,6 +298,12 @@ export class OpenConversation {
     this.refreshPatient();
   }
 
+  async refreshNote(id) {
+    const conversation = this.id;
+    const { status, html } = await fragment(`/inbox/${conversation}/messages/?note=${id}`, "note");
+    if (status !== 204 && conversation === this.id) this.place(nodesOf(html));
+  }
+
   async refreshPatient() {
     const conversation = this.id;
     const { html } = await fragment(`/inbox/${conversation}/`, "patient");
@@ -317,7 +324,9 @@ export class OpenConversation {
       }
       const key = node.dataset.messageId
         ? `.message[data-message-id="${node.dataset.messageId}"]`
-        : `[data-action-id="${node.dataset.actionId}"]`;
+        : node.dataset.noteId
+          ? `[data-note-id="${node.dataset.noteId}"]`
+          : `[data-action-id="${node.dataset.actionId}"]`;
       const existing = this.timeline.querySelector(key);
       const pending = clientId && this.timeline.querySelector(`.pending-local[data-client-id="${clientId}"]`);
       if (existing) {
@@ -341,7 +350,7 @@ export class OpenConversation {
 
   insertInOrder(node, separator) {
     const at = Date.parse(node.dataset.createdAt);
-    const items = [...this.timeline.querySelectorAll(".message:not(.pending-local), .timeline-action")];
+    const items = [...this.timeline.querySelectorAll(".message:not(.pending-local), .timeline-action, .note")];
     let after = null;
     for (const item of items) if (Date.parse(item.dataset.createdAt) <= at) after = item;
     const older = this.timeline.querySelector(".older");

@@ -36,6 +36,18 @@ function notifyInbound(frame) {
   notifier.inbound({ title: patient?.display_name || "", body, url: `/inbox/${frame.conversation_id}/` });
 }
 
+function notifyMention(frame) {
+  const note = frame.data?.note;
+  if (frame.type !== "note:new" || note?.author?.id === settings.user_id) return;
+  if (!(note?.mentions || []).some((user) => user.id === settings.user_id)) return;
+  if (Date.now() - Date.parse(frame.at) > FRESH_MS) return;
+  notifier.mention({
+    title: `${note.author?.name || "Um colega"} mencionou você numa nota`,
+    body: note.content,
+    url: `/inbox/${frame.conversation_id}/#n${note.id}`,
+  });
+}
+
 stream.on("frame", (frame) => {
   if (frame.type === "resync") {
     location.reload(); // too much was missed: the server renders everything afresh
@@ -50,6 +62,7 @@ stream.on("frame", (frame) => {
   list.apply(frame);
   open.apply(frame);
   notifyInbound(frame);
+  notifyMention(frame);
 });
 stream.on("state", (state) => {
   if (state === "signed-out") location.reload();

@@ -64,6 +64,31 @@ export class Notifier {
     }
   }
 
+  // A colleague mentioned this user in an internal note: shown on the page at once, and as a desktop
+  // notification (with the title count) while the tab is hidden.
+  mention({ title, body, url }) {
+    let region = document.querySelector(".toasts");
+    if (!region) {
+      region = document.createElement("div");
+      region.className = "toasts";
+      region.setAttribute("role", "status");
+      region.setAttribute("aria-live", "polite");
+      document.body.append(region);
+    }
+    const toast = document.createElement("a");
+    toast.className = "toast mention";
+    toast.href = url;
+    const heading = document.createElement("strong");
+    heading.textContent = title;
+    const text = document.createElement("span");
+    text.textContent = body.length > 140 ? `${body.slice(0, 140)}…` : body;
+    toast.append(heading, text);
+    region.append(toast);
+    setTimeout(() => toast.remove(), 15000);
+    if (!document.hidden && document.hasFocus()) return;
+    this.inbound({ title, body, url });
+  }
+
   clear() {
     this.unseen = 0;
     document.title = document.title.replace(COUNT_PREFIX, "");

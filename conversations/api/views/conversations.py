@@ -1,6 +1,7 @@
 """The inbox list and one conversation: read, change status and assignee, timeline actions."""
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -9,14 +10,17 @@ from rest_framework.response import Response
 from conversations import read_cache, selectors, wire
 from conversations.actions.audit import record_reading
 from conversations.actions.conversations import UNCHANGED, add_conversation_action, update_conversation
+from conversations.actions.notes import add_note
 from conversations.api import cursors
-from conversations.api.inputs import ActionIn, ConversationListQuery, ConversationPatchIn
+from conversations.api.inputs import ActionIn, ConversationListQuery, ConversationPatchIn, NoteIn, NotePageQuery
 from conversations.api.outputs import (
     ActionOut,
     ConversationDetailOut,
     ConversationOut,
     ConversationPageOut,
     ErrorOut,
+    NoteOut,
+    NotePageOut,
 )
 from conversations.api.views.base import ClinicAPIView, client_ip
 from conversations.models import Conversation
@@ -91,6 +95,7 @@ class ConversationDetailView(ClinicAPIView):
             "messages": [wire.message(message) for message in messages],
             "has_older": has_older,
             "actions": [wire.action(action) for action in selectors.actions_of(conversation)],
+            "notes": [wire.note(n) for n in selectors.notes_since(conversation, messages[0] if has_older else None)],
         }
 
     @extend_schema(
@@ -140,3 +145,41 @@ class ConversationActionsView(ClinicAPIView):
             ip=client_ip(request),
         )
         return Response(wire.action(action), status=status.HTTP_201_CREATED)
+
+
+class NotesView(ClinicAPIView):
+    @extend_schema(
+        parameters=[NotePageQuery], responses={200: NotePageOut, 400: ErrorOut, 404: ErrorOut}, tags=["notes"]
+    )
+    def get(self, request: Request, conversation_id: int) -> Response:
+        """The conversation's internal notes, oldest first: the latest, or those before a note (`before`)."""
+        conversation = self.get_conversation(conversation_id)
+        query = NotePageQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        notes = selectors.notes_of(conversation).order_by("-created_at", "-id")
+        if "before" in query.validated_data:
+            anchor = notes.filter(pk=query.validated_data["before"]).first()
+            if anchor is None:
+                raise exceptions.ValidationError({"before": ["No such note in this conversation."]}, code="not_found")
+            notes = notes.filter(
+                Q(created_at__lt=anchor.created_at) | Q(created_at=anchor.created_at, id__lt=anchor.pk)
+            )
+        limit = query.validated_data["limit"]
+        page = list(notes[: limit + 1])
+        record_reading(actor=request.user, conversation=conversation, via="api", ip=client_ip(request))
+        return Response({"results": [wire.note(note) for note in page[:limit][::-1]], "has_more": len(page) > limit})
+
+    @extend_schema(request=NoteIn, responses={201: NoteOut, 400: ErrorOut, 404: ErrorOut}, tags=["notes"])
+    def post(self, request: Request, conversation_id: int) -> Response:
+        """Write an internal note: shown to the clinic's staff, never sent to the patient. `@name` mentions a
+        colleague (their user name, or their first name when no one else has it), who is told at once."""
+        conversation = self.get_conversation(conversation_id)
+        data = NoteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = add_note(
+            conversation=conversation,
+            author=request.user,
+            content=data.validated_data["content"],
+            ip=client_ip(request),
+        )
+        return Response(wire.note(note), status=status.HTTP_201_CREATED)

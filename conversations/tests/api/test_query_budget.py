@@ -6,11 +6,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from conversations.actions.conversations import add_conversation_action, assign_conversation
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import send_outbound_message
+from conversations.actions.notes import add_note
 from conversations.models import Role
 
 # Authentication (user, membership, API session) and the page's own reads; the same for 5 rows or 50.
 LIST_QUERIES = 5
-DETAIL_QUERIES = 9  # with the audit record of the reading (LGPD)
+DETAIL_QUERIES = 11  # with the audit record of the reading (LGPD), and the notes with their mentions
 
 
 @pytest.fixture
@@ -38,8 +39,10 @@ def test_the_detail(api, clinic, member, rows, django_assert_max_num_queries):
         photo = SimpleUploadedFile(f"foto{n}.png", b"\x89PNG" + b"0" * 10, content_type="image/png")
         send_outbound_message(conversation=conversation, sender=member, content=f"r{n}", attachment=photo)
         add_conversation_action(conversation=conversation, action_type="note", action_data={"n": n})
+        add_note(conversation=conversation, author=member, content=f"nota {n} @{member.username}")
     with django_assert_max_num_queries(DETAIL_QUERIES):
         body = api.get(f"/api/conversations/{conversation.pk}/").json()
     assert len(body["messages"]) == min(2 * rows, 50) and len(body["actions"]) == rows
+    assert len(body["notes"]) == min(rows, 25) and all(n["mentions"] for n in body["notes"])
     assert all(m["attachments"] for m in body["messages"] if m["direction"] == "outbound")
     assert all(m["sender"]["id"] == member.pk for m in body["messages"] if m["direction"] == "outbound")

@@ -5,7 +5,8 @@ from django.urls import URLPattern, get_resolver
 
 from conversations.actions.conversations import add_conversation_action
 from conversations.actions.inbound import receive_inbound_message
-from conversations.models import AuditEvent, Contact, Conversation, ConversationAction, Message, ReadMarker
+from conversations.actions.notes import add_note
+from conversations.models import AuditEvent, Contact, Conversation, ConversationAction, Message, Note, ReadMarker
 from realtime.models import Event
 
 # (method, path template, body): every clinic-scoped object route of the API.
@@ -18,6 +19,8 @@ OBJECT_ROUTES = [
     ("post", "/api/conversations/{conversation}/read/", {"message_id": "{message}"}),
     ("get", "/api/conversations/{conversation}/actions/", None),
     ("post", "/api/conversations/{conversation}/actions/", {"action_type": "note"}),
+    ("get", "/api/conversations/{conversation}/notes/", None),
+    ("post", "/api/conversations/{conversation}/notes/", {"content": "invasão"}),
     ("get", "/api/contacts/{contact}/", None),
     ("get", "/api/contacts/{contact}/export/", None),
     ("post", "/api/contacts/{contact}/erase/", {"confirm": True}),
@@ -43,6 +46,7 @@ def clinic_a(clinic, member):
         clinic=clinic, phone="5511987654321", contact_name="Paciente A", content="sigilo"
     ).conversation
     add_conversation_action(conversation=conversation, action_type="appointment_created")
+    add_note(conversation=conversation, author=member, content="sigilo da equipe")
     return {
         "conversation": conversation.pk,
         "contact": conversation.contact_id,
@@ -51,7 +55,7 @@ def clinic_a(clinic, member):
 
 
 def snapshot() -> dict:
-    models = (Conversation, Contact, Message, ConversationAction, ReadMarker, Event, AuditEvent)
+    models = (Conversation, Contact, Message, ConversationAction, Note, ReadMarker, Event, AuditEvent)
     return {m.__name__: sorted(m.objects.values_list("pk", flat=True)) for m in models} | {
         "statuses": sorted(Conversation.objects.values_list("pk", "status"))
     }
