@@ -40,13 +40,13 @@ def publish_message_status(message: Message) -> None:
     )
 
 
-def publish_message_read(*, clinic_id: int, conversation_id: int, user_id: int, message_id: int) -> None:
-    publish(
-        clinic_id,
-        "message:read",
-        {"user_id": user_id, "message_id": message_id},
-        conversation_id=conversation_id,
-    )
+def publish_message_read(
+    *, clinic_id: int, conversation_id: int, user_id: int, message_id: int | None, unread: bool = False
+) -> None:
+    """That user has read up to that message; `unread`: they marked the conversation unread again (the
+    marker moved back, `message_id` null when before the first message)."""
+    data = {"user_id": user_id, "message_id": message_id}
+    publish(clinic_id, "message:read", data | {"unread": True} if unread else data, conversation_id=conversation_id)
 
 
 def publish_conversation_new(conversation: Conversation) -> None:

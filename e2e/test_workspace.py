@@ -306,3 +306,20 @@ def test_an_internal_note_reaches_colleagues_live_and_never_the_patient(team, se
     assert in_thread(Message.objects.count) == messages_before
     assert in_thread(lambda: Note.objects.get().mentions.get().first_name) == "Bruno"
     assert not in_thread(lambda: DeliveryAttempt.objects.filter(message__content__contains="prefere").exists())
+
+
+def test_marked_unread_for_oneself_the_badge_returns_on_each_of_ones_screens_only(team, serve, browser):
+    host = serve(server_env())
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    julia_list = julia.context.new_page()  # her second tab, on the list
+    julia_list.goto(f"http://{host}/inbox/")
+    live(julia_list)
+    bruno = open_as(browser, host, team["bruno"], f"/inbox/{team['maria']}/")
+    for page in (julia, julia_list, bruno):
+        expect(page.locator(".conversation", has_text="Maria Souza").locator(".unread")).to_have_count(0, timeout=10_000)
+
+    julia.get_by_role("button", name="Marcar como não lida").click()
+    expect(julia).to_have_url(re.compile(r"/inbox/$"), timeout=10_000)
+    for page in (julia, julia_list):
+        expect(page.locator(".conversation", has_text="Maria Souza").locator(".unread")).to_have_text("1", timeout=10_000)
+    expect(bruno.locator(".conversation", has_text="Maria Souza").locator(".unread")).to_have_count(0)

@@ -287,6 +287,36 @@ def mark_read(*, user: AbstractBaseUser, conversation: Conversation, message: Me
     return marker, True
 
 
+@transaction.atomic
+def mark_unread(*, user: AbstractBaseUser, conversation: Conversation) -> ReadMarker:
+    """Mark the conversation unread again for `user` alone: their marker moves back to just before the
+    patient's latest message, which counts as unread for them again. Colleagues' marks are left alone."""
+    if not is_member(user, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can mark it unread.")
+    latest = (
+        conversation.messages.filter(direction=Direction.INBOUND, sender_type=SenderType.PATIENT)
+        .order_by("-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if latest is None:
+        raise InvalidInput("The patient has not written in this conversation: nothing can be unread.")
+    before = conversation.messages.filter(id__lt=latest).order_by("-id").values_list("pk", flat=True).first()
+    marker, _ = ReadMarker.objects.get_or_create(user=user, conversation=conversation)
+    marker = ReadMarker.objects.select_for_update().get(pk=marker.pk)
+    marker.last_read_message_id = before
+    marker.updated_at = timezone.now()
+    marker.save(update_fields=["last_read_message", "updated_at"])
+    events.publish_message_read(
+        clinic_id=conversation.clinic_id,
+        conversation_id=conversation.pk,
+        user_id=user.pk,
+        message_id=before,
+        unread=True,
+    )
+    return marker
+
+
 def _send_read_receipt(conversation: Conversation, *, up_to: Message) -> None:
     """Show the patient the blue ticks: WhatsApp marks every earlier message read with the latest one."""
     latest = (

@@ -22,6 +22,7 @@ urlpatterns = [
         name="api-resend",
     ),
     path("conversations/<int:conversation_id>/read/", messages.ReadView.as_view(), name="api-read"),
+    path("conversations/<int:conversation_id>/unread/", messages.UnreadView.as_view(), name="api-unread"),
     path(
         "conversations/<int:conversation_id>/actions/",
         conversations.ConversationActionsView.as_view(),

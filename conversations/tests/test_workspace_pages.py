@@ -342,3 +342,16 @@ def test_another_clinics_notes_are_neither_shown_nor_written(client, outsider, m
     assert client.get(f"{url}messages/?note={note.pk}", **FRAGMENT).status_code == 404
     assert client.post(f"{url}send/", {"mode": "note", "content": "invasão"}).status_code == 404
     assert Note.objects.count() == 1
+
+
+def test_without_scripts_a_conversation_is_marked_unread_by_form(staff, maria, member, client, outsider):
+    mark_read(user=member, conversation=maria.conversation, message=maria.message)
+    url = f"/inbox/{maria.conversation.pk}/"
+    assert "Marcar como não lida" in staff.get(url).text
+    answer = staff.post(f"{url}unread/")
+    assert answer.status_code == 302 and answer["Location"] == "/inbox/"
+    row = staff.get(f"/inbox/rows/?id={maria.conversation.pk}", **FRAGMENT).text
+    assert 'class="unread"' in row or "unread" in row
+    client.force_login(outsider)
+    client.get("/inbox/")
+    assert client.post(f"{url}unread/").status_code == 404

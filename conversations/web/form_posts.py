@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 
 from conversations import selectors
 from conversations.actions.conversations import UNCHANGED, update_conversation
-from conversations.actions.messages import send_outbound_message
+from conversations.actions.messages import mark_unread, send_outbound_message
 from conversations.actions.notes import add_note
 from conversations.errors import ActionError
 from conversations.models import Conversation, Membership
@@ -84,5 +84,17 @@ def change_conversation(request: HttpRequest, membership: Membership, conversati
     return _back(conversation)
 
 
+def mark_conversation_unread(request: HttpRequest, membership: Membership, conversation_id: int) -> HttpResponse:
+    """Unread again for this user; back to the list, since the open conversation would read it at once."""
+    conversation = _conversation(membership, conversation_id)
+    try:
+        mark_unread(user=request.user, conversation=conversation)
+    except ActionError as refused:
+        messages.error(request, f"Não foi possível marcar como não lida: {refused.detail}")
+        return _back(conversation)
+    return redirect("inbox")
+
+
 send_reply = workspace(send_reply, methods=("POST",))
+mark_conversation_unread = workspace(mark_conversation_unread, methods=("POST",))
 change_conversation = workspace(change_conversation, methods=("POST",))

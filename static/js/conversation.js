@@ -143,11 +143,29 @@ export class OpenConversation {
       event.preventDefault();
       this.patch({ assignee: this.config.user_id }, "Conversa atribuída a você.");
     });
+    pane.querySelector("[data-mark-unread]")?.addEventListener("click", (event) => {
+      event.preventDefault();
+      this.markUnread();
+    });
     pane.querySelector("[data-close-conversation]").addEventListener("click", (event) => {
       if (event.ctrlKey || event.metaKey || event.shiftKey) return;
       event.preventDefault();
       this.close();
     });
+  }
+
+  // Unread again for this user only: back to the list, where its badge shows (staying would read it).
+  async markUnread() {
+    const id = this.id;
+    try {
+      await api("POST", `/api/conversations/${id}/unread/`);
+    } catch (error) {
+      announce(`Não foi possível marcar como não lida: ${error.body?.detail || error.message}`);
+      return;
+    }
+    await this.close();
+    this.list.refresh(id);
+    announce("Conversa marcada como não lida.");
   }
 
   setStatus(status) {

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from conversations import selectors, wire
 from conversations.actions.audit import record_reading
-from conversations.actions.messages import mark_read, resend_failed_message, send_outbound_message
+from conversations.actions.messages import mark_read, mark_unread, resend_failed_message, send_outbound_message
 from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SendMessageIn
 from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut
 from conversations.api.parsers import JSONParser
@@ -95,4 +95,14 @@ class ReadView(ClinicAPIView):
                 {"message_id": ["No such message in this conversation."]}, code="not_found"
             )
         mark_read(user=request.user, conversation=conversation, message=message)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UnreadView(ClinicAPIView):
+    @extend_schema(request=None, responses={204: None, 400: ErrorOut, 404: ErrorOut}, tags=["messages"])
+    def post(self, request: Request, conversation_id: int) -> Response:
+        """Mark the conversation unread again for the caller alone: the patient's latest message counts as
+        unread for them (the list's badge) until they read it. 400 when the patient never wrote."""
+        conversation = self.get_conversation(conversation_id)
+        mark_unread(user=request.user, conversation=conversation)
         return Response(status=status.HTTP_204_NO_CONTENT)

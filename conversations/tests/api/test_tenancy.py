@@ -17,6 +17,7 @@ OBJECT_ROUTES = [
     ("post", "/api/conversations/{conversation}/messages/", {"content": "invasão"}),
     ("post", "/api/conversations/{conversation}/messages/{message}/resend/", {}),
     ("post", "/api/conversations/{conversation}/read/", {"message_id": "{message}"}),
+    ("post", "/api/conversations/{conversation}/unread/", {}),
     ("get", "/api/conversations/{conversation}/actions/", None),
     ("post", "/api/conversations/{conversation}/actions/", {"action_type": "note"}),
     ("get", "/api/conversations/{conversation}/notes/", None),
