@@ -327,3 +327,43 @@ def test_marked_unread_for_oneself_the_badge_returns_on_each_of_ones_screens_onl
     for page in (julia, julia_list):
         expect(badge(page)).to_have_text("1", timeout=10_000)
     expect(badge(bruno)).to_have_count(0)
+
+
+def test_staff_take_a_conversation_from_the_assistant_whose_answers_become_suggestions(team, serve, browser):
+    import json
+    import urllib.request
+
+    from conversations.actions.integrations import create_integration_token
+    from conversations.models import Clinic, Message
+
+    host = serve(server_env())
+    clinic = in_thread(lambda: Clinic.objects.get(slug="aurora"))
+    token = in_thread(create_integration_token, clinic=clinic, name="n8n")[1]
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    bruno = open_as(browser, host, team["bruno"], f"/inbox/{team['maria']}/")
+    expect(julia.locator("[data-answered-by-label]")).to_have_text("Assistente responde")
+
+    julia.get_by_role("button", name="Assumir").click()
+    expect(bruno.locator("[data-answered-by-label]")).to_have_text("Equipe responde", timeout=10_000)
+    expect(bruno.get_by_role("button", name="Devolver ao assistente")).to_be_visible()
+    expect(bruno.get_by_role("button", name="Assumir")).to_be_hidden()
+
+    request = urllib.request.Request(
+        f"http://{host}/webhooks/n8n/aurora/",
+        data=json.dumps({"phone": "5511987654321", "content": "Temos horário às 10h.", "sender_type": "ai"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 202 and json.load(answer)["sent"] is False
+    for page in (julia, bruno):
+        suggestion = page.locator(".timeline .note.suggestion", has_text="Temos horário às 10h.")
+        expect(suggestion).to_have_count(1, timeout=10_000)
+        expect(suggestion.locator(".note-badge")).to_have_text("Sugestão do assistente")
+    assert not in_thread(lambda: Message.objects.filter(content="Temos horário às 10h.").exists())
+    bruno.get_by_role("button", name="Usar sugestão").click()
+    expect(bruno.get_by_role("textbox", name="Mensagem")).to_have_value("Temos horário às 10h.")
+    screenshot(bruno, "assistant-suggestion")
+
+    bruno.get_by_role("button", name="Devolver ao assistente").click()
+    expect(julia.locator("[data-answered-by-label]")).to_have_text("Assistente responde", timeout=10_000)
+    expect(julia.get_by_role("button", name="Assumir")).to_be_visible()

@@ -87,6 +87,35 @@ def assign_conversation(
     return conversation, True
 
 
+@transaction.atomic
+def set_answered_by(
+    *, conversation: Conversation, answered_by: str, actor: AbstractBaseUser | None, ip: str | None = None
+) -> tuple[Conversation, bool]:
+    """Staff take the conversation from the assistant ("staff": the assistant pauses, its answers are kept
+    as suggestions) or give it back ("assistant")."""
+    if answered_by not in Conversation.AnsweredBy.values:
+        raise InvalidInput("answered_by must be assistant or staff.", field="answered_by")
+    if actor is not None and not is_member(actor, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can change who answers it.")
+    conversation = lock_conversation(conversation)
+    if conversation.answered_by == answered_by:
+        return conversation, False
+    previous = conversation.answered_by
+    conversation.answered_by = answered_by
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["answered_by", "updated_at"])
+    record_audit(
+        clinic_id=conversation.clinic_id,
+        actor=actor,
+        action="conversation.answered_by",
+        obj=conversation,
+        detail={"from": previous, "to": answered_by},
+        ip=ip,
+    )
+    events.publish_conversation_updated(conversation, ["answered_by"])
+    return conversation, True
+
+
 UNCHANGED = object()
 
 
@@ -97,9 +126,10 @@ def update_conversation(
     actor: AbstractBaseUser | None,
     status: str | object = UNCHANGED,
     assignee: AbstractBaseUser | None | object = UNCHANGED,
+    answered_by: str | object = UNCHANGED,
     ip: str | None = None,
 ) -> tuple[Conversation, list[str]]:
-    """Change status and assignee together, all or nothing; returns what changed."""
+    """Change status, assignee and who answers together, all or nothing; returns what changed."""
     changed = []
     if status is not UNCHANGED:
         conversation, did = set_conversation_status(conversation=conversation, status=status, actor=actor, ip=ip)
@@ -107,6 +137,9 @@ def update_conversation(
     if assignee is not UNCHANGED:
         conversation, did = assign_conversation(conversation=conversation, assignee=assignee, actor=actor, ip=ip)
         changed += ["assignee"] if did else []
+    if answered_by is not UNCHANGED:
+        conversation, did = set_answered_by(conversation=conversation, answered_by=answered_by, actor=actor, ip=ip)
+        changed += ["answered_by"] if did else []
     return conversation, changed
 
 

@@ -155,16 +155,20 @@ def _queue_outbound(
             raise StorageFailed(
                 "The file could not be stored (the server's storage failed); nothing was sent. Try again shortly."
             ) from None
-    reopened = conversation.status == Conversation.Status.RESOLVED
-    if reopened:
+    changed = []
+    if conversation.status == Conversation.Status.RESOLVED:
         conversation.status = Conversation.Status.OPEN
-    touch_conversation(conversation, now, ("status",) if reopened else ())
+        changed.append("status")
+    if conversation.answered_by != Conversation.AnsweredBy.STAFF:
+        conversation.answered_by = Conversation.AnsweredBy.STAFF  # staff replied: the assistant pauses
+        changed.append("answered_by")
+    touch_conversation(conversation, now, tuple(changed))
     action, ip = audit
     record_audit(clinic_id=conversation.clinic_id, actor=sender, action=action, obj=message, ip=ip)
     # In this transaction: the message and its delivery task are committed together or not at all.
     queue.deliver(message.pk)
-    if reopened:
-        events.publish_conversation_updated(conversation, ["status"])
+    if changed:
+        events.publish_conversation_updated(conversation, changed)
     events.publish_message_new(message, conversation)
     return message
 

@@ -8,8 +8,9 @@ from django.db import transaction
 
 from conversations import events, selectors
 from conversations.actions.audit import record_audit
+from conversations.actions.locks import lock_conversation
 from conversations.errors import InvalidInput, NotAMember
-from conversations.models import Conversation, Note
+from conversations.models import Clinic, Conversation, Note
 
 MAX_NOTE_CHARS = 4096
 # "@julia", "@Júlia", "@bruno.lima": a name after an @ that is not part of a word (an e-mail address).
@@ -65,4 +66,32 @@ def add_note(*, conversation: Conversation, author: AbstractBaseUser, content: s
         ip=ip,
     )
     events.publish_note_new(note, mentions)
+    return note
+
+
+@transaction.atomic
+def keep_if_staff_answer(*, clinic: Clinic, phone: str, whatsapp_user_id: str, content: str) -> Note | None:
+    """The assistant's answer to the patient's conversation, when staff have taken it: kept in the
+    timeline as a suggestion for them (never sent), shown on every screen of it. None when the assistant
+    answers that conversation (or there is none yet): the caller stores the answer as usual."""
+    conversation = selectors.latest_conversation_for(clinic, phone=phone, whatsapp_user_id=whatsapp_user_id)
+    if conversation is None:
+        return None
+    conversation = lock_conversation(conversation)  # staff taking it over now wait, or are seen
+    if conversation.answered_by != Conversation.AnsweredBy.STAFF:
+        return None
+    return keep_suggestion(conversation=conversation, content=content)
+
+
+def keep_suggestion(*, conversation: Conversation, content: str) -> Note:
+    content = content.strip() if isinstance(content, str) else ""
+    if not content:
+        raise InvalidInput("A suggestion needs some text.", field="content")
+    note = Note.objects.create(
+        clinic_id=conversation.clinic_id,
+        conversation_id=conversation.pk,
+        content=content[:MAX_NOTE_CHARS],
+        suggestion=True,
+    )
+    events.publish_note_new(note, [])
     return note

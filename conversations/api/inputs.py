@@ -127,10 +127,15 @@ class ReadIn(StrictSerializer):
 class ConversationPatchIn(StrictSerializer):
     status = serializers.ChoiceField(choices=Conversation.Status.values, required=False)
     assignee = StrictIntegerField(min_value=1, required=False, allow_null=True, help_text="A user id, or null")
+    answered_by = serializers.ChoiceField(
+        choices=Conversation.AnsweredBy.values,
+        required=False,
+        help_text='"staff" takes the conversation from the assistant (it pauses); "assistant" gives it back',
+    )
 
     def validate(self, attrs: dict) -> dict:
         if not attrs:
-            raise serializers.ValidationError({"non_field_errors": ["Send status, assignee or both."]})
+            raise serializers.ValidationError({"non_field_errors": ["Send status, assignee or answered_by."]})
         return attrs
 
 

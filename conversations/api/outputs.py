@@ -82,6 +82,9 @@ class ConversationOut(serializers.Serializer):
     channel = serializers.CharField()
     contact = ContactRefOut()
     assignee = UserRefOut(allow_null=True)
+    answered_by = serializers.ChoiceField(
+        choices=["assistant", "staff"], help_text="Who answers the patient: the n8n assistant, or staff (it paused)"
+    )
     last_message_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -127,6 +130,9 @@ class NoteOut(serializers.Serializer):
     id = serializers.IntegerField()
     conversation_id = serializers.IntegerField()
     author = UserRefOut(allow_null=True)
+    suggestion = serializers.BooleanField(
+        help_text="The assistant's answer to a conversation staff have taken: kept, never sent; author is null"
+    )
     content = serializers.CharField()
     mentions = UserRefOut(many=True, help_text="The colleagues the note names (@name); they are told")
     created_at = serializers.DateTimeField()
@@ -148,6 +154,10 @@ class ClinicOut(serializers.Serializer):
 
 class ConversationDetailOut(serializers.Serializer):
     conversation = ConversationOut()
+    answered_by = serializers.ChoiceField(
+        choices=["assistant", "staff"],
+        help_text="The conversation's answered_by: check it before the assistant replies",
+    )
     messages = MessageOut(many=True, help_text="The latest 50, oldest first")
     has_older = serializers.BooleanField()
     actions = ActionOut(many=True)

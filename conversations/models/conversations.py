@@ -16,6 +16,13 @@ class ConversationStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolvida"
 
 
+class AnsweredBy(models.TextChoices):
+    """Who answers the patient: the clinic's n8n assistant, or its staff (the assistant paused)."""
+
+    ASSISTANT = "assistant", "Assistente"
+    STAFF = "staff", "Equipe"
+
+
 class Channel(models.TextChoices):
     WHATSAPP = "whatsapp", "WhatsApp"
 
@@ -25,6 +32,7 @@ class Conversation(models.Model):
 
     Status = ConversationStatus
     Channel = Channel
+    AnsweredBy = AnsweredBy
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="conversations")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
@@ -38,6 +46,10 @@ class Conversation(models.Model):
         related_name="assigned_conversations",
     )
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # Staff replying (or "Assumir") take the conversation from the assistant; "Devolver" gives it back.
+    answered_by = models.CharField(
+        max_length=10, choices=AnsweredBy.choices, default=AnsweredBy.ASSISTANT, db_default=AnsweredBy.ASSISTANT
+    )
     # The clinic's WhatsApp number (its phone_number_id) the patient last wrote to: replies go from it.
     # Empty for threads no WhatsApp message started (the clinic's first number is used).
     whatsapp_number_id = models.CharField(max_length=64, blank=True, default="", db_default="")
@@ -114,7 +126,8 @@ class ReadMarker(models.Model):
 
 class Note(models.Model):
     """Staff's internal note in a conversation's timeline: never sent to the patient or any provider, never
-    the patient's unread or last message. `mentions` are the colleagues it names (@name), who are told."""
+    the patient's unread or last message. `mentions` are the colleagues it names (@name), who are told.
+    A `suggestion` is the assistant's answer to a conversation staff have taken: kept here, not sent."""
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
@@ -122,6 +135,7 @@ class Note(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     content = models.TextField()
+    suggestion = models.BooleanField(default=False, db_default=False)
     mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 

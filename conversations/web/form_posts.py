@@ -77,6 +77,7 @@ def change_conversation(request: HttpRequest, membership: Membership, conversati
             actor=request.user,
             status=status,
             assignee=assignee,
+            answered_by=request.POST.get("answered_by") or UNCHANGED,
             ip=request.META.get("REMOTE_ADDR"),
         )
     except ActionError as refused:

@@ -14,6 +14,7 @@ from conversations.actions.conversations import ACTION_TYPE, add_conversation_ac
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.integrations import touch_integration_token
 from conversations.actions.messages import MAX_TEXT_LENGTH
+from conversations.actions.notes import keep_if_staff_answer
 from conversations.api.inputs import StorableDictField, StrictCharField, StrictSerializer
 from conversations.api.outputs import ActionOut, ErrorOut
 from conversations.models import IntegrationToken, MessageType
@@ -62,6 +63,15 @@ class N8nMessageOut(serializers.Serializer):
     created = serializers.BooleanField()
 
 
+class N8nSuggestionOut(serializers.Serializer):
+    """202: staff answer this conversation; the assistant's text was kept as a suggestion, not a message."""
+
+    suggestion_id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    answered_by = serializers.CharField(help_text='Always "staff"')
+    sent = serializers.BooleanField(help_text="Always false: do not send it to the patient")
+
+
 def integration_token(request: Request, slug: str) -> IntegrationToken:
     """The clinic's live token from `Authorization: Bearer …`; any mismatch is the same 401."""
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
@@ -86,7 +96,7 @@ class N8nWebhookView(APIView):
 
     @extend_schema(
         request=N8nMessageIn,
-        responses={200: N8nMessageOut, 201: N8nMessageOut, 400: ErrorOut, 401: ErrorOut},
+        responses={200: N8nMessageOut, 201: N8nMessageOut, 202: N8nSuggestionOut, 400: ErrorOut, 401: ErrorOut},
         tags=["webhooks"],
         description="A message (phone, content, …) or, with action_type, a timeline action (see N8nActionIn).",
     )
@@ -98,6 +108,16 @@ class N8nWebhookView(APIView):
             return self._action(token, request.data)
         data = N8nMessageIn(data=request.data)
         data.is_valid(raise_exception=True)
+        if data.validated_data["sender_type"] == "ai" and data.validated_data["message_type"] == "text":
+            kept = keep_if_staff_answer(
+                clinic=token.clinic,
+                phone=data.validated_data["phone"],
+                whatsapp_user_id=data.validated_data["whatsapp_user_id"],
+                content=data.validated_data["content"],
+            )
+            if kept is not None:
+                body = {"suggestion_id": kept.pk, "conversation_id": kept.conversation_id, "answered_by": "staff"}
+                return Response(body | {"sent": False}, status=status.HTTP_202_ACCEPTED)
         result = receive_inbound_message(
             clinic=token.clinic,
             phone=data.validated_data["phone"],

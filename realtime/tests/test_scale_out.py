@@ -318,7 +318,7 @@ async def test_listen_prints_the_backlog_and_live_frames_in_seq_order(serve, cli
         "--after",
         "0",
         "--max-frames",
-        "6",
+        "7",
         "--seconds",
         "20",
         cwd=ROOT,
@@ -339,5 +339,6 @@ async def test_listen_prints_the_backlog_and_live_frames_in_seq_order(serve, cli
     assert listener.returncode == 0, err.decode()
     assert frames[0]["type"] == "hello"
     durable = [f for f in frames if f.get("seq") and f["type"] not in ("hello", "resumed", "pong")]
-    assert [f["seq"] for f in durable] == [1, 2, 3]
+    assert [f["seq"] for f in durable] == [1, 2, 3, 4]  # the first staff reply: who answers changes, then it
+    assert durable[-2]["type"] == "conversation:updated" and durable[-2]["data"]["changed"] == ["answered_by"]
     assert durable[-1]["type"] == "message:new" and durable[-1]["data"]["message"]["content"] == "ao vivo"

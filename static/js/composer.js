@@ -111,6 +111,16 @@ export class Composer {
     });
   }
 
+  // The assistant's suggestion, to read over and send as a message.
+  useText(text) {
+    const message = this.modes.find((input) => input.value === "message");
+    if (message) message.checked = true;
+    this.showMode();
+    this.text.value = text;
+    localStorage.setItem(this.draftKey, text);
+    this.text.focus();
+  }
+
   showError(text) {
     this.error.hidden = !text;
     this.error.textContent = text || "";

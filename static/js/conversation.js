@@ -127,7 +127,7 @@ export class OpenConversation {
   bindHeader() {
     const pane = this.pane;
     // The forms post without scripts; here the API does it, without leaving the page.
-    for (const form of pane.querySelectorAll(".status-buttons, .assign-form")) {
+    for (const form of pane.querySelectorAll(".status-buttons, .assign-form, .answer-form")) {
       form.addEventListener("submit", (event) => event.preventDefault());
     }
     for (const button of pane.querySelectorAll("[data-set-status]")) {
@@ -143,6 +143,13 @@ export class OpenConversation {
       event.preventDefault();
       this.patch({ assignee: this.config.user_id }, "Conversa atribuída a você.");
     });
+    for (const button of pane.querySelectorAll("[data-answered-by]")) {
+      button.addEventListener("click", (event) => {
+        event.preventDefault();
+        const staff = button.dataset.answeredBy === "staff";
+        this.patch({ answered_by: button.dataset.answeredBy }, staff ? "Você assumiu: o assistente pausou." : "Devolvida ao assistente.");
+      });
+    }
     pane.querySelector("[data-mark-unread]")?.addEventListener("click", (event) => {
       event.preventDefault();
       this.markUnread();
@@ -197,6 +204,12 @@ export class OpenConversation {
     pane.querySelector("[data-assignee-select]").value = conversation.assignee ? String(conversation.assignee.id) : "";
     const mine = pane.querySelector("[data-assign-me]");
     if (mine) mine.hidden = conversation.assignee?.id === this.config.user_id;
+    const staff = conversation.answered_by === "staff";
+    const label = pane.querySelector("[data-answered-by-label]");
+    if (label) label.textContent = staff ? "Equipe responde" : "Assistente responde";
+    for (const button of pane.querySelectorAll("[data-answered-by]")) {
+      button.hidden = (button.dataset.answeredBy === "staff") === staff;
+    }
     pane.querySelector("h2").textContent = conversation.contact.display_name;
     pane.querySelector(".conversation-head .phone").textContent = conversation.contact.phone_display;
   }
@@ -229,6 +242,9 @@ export class OpenConversation {
       if (target.matches("[data-load-older]")) this.loadOlder();
       else if (target.matches("[data-resend]")) this.resend(target.closest(".message"));
       else if (target.matches("[data-retry-send]")) target.closest(".message")?.retry?.();
+      else if (target.matches("[data-use-suggestion]")) {
+        this.composer?.useText(target.closest(".note").querySelector(".text").textContent);
+      }
     });
     const older = this.timeline.querySelector(".older");
     if (older) {

@@ -92,6 +92,7 @@ class ConversationDetailView(ClinicAPIView):
         messages, has_older = selectors.message_window(conversation, limit=DETAIL_MESSAGES)
         return {
             "conversation": wire.conversation(conversation),
+            "answered_by": conversation.answered_by,
             "messages": [wire.message(message) for message in messages],
             "has_older": has_older,
             "actions": [wire.action(action) for action in selectors.actions_of(conversation)],
@@ -104,7 +105,8 @@ class ConversationDetailView(ClinicAPIView):
         tags=["conversations"],
     )
     def patch(self, request: Request, conversation_id: int) -> Response:
-        """Change the status (open, pending, resolved), the assignee (a member's user id, or null), or both."""
+        """Change the status (open, pending, resolved), the assignee (a member's user id, or null), who answers
+        the patient (`answered_by`: "staff" pauses the assistant, "assistant" gives it back), or several."""
         conversation = self.get_conversation(conversation_id)
         data = ConversationPatchIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -119,6 +121,7 @@ class ConversationDetailView(ClinicAPIView):
             actor=request.user,
             status=data.validated_data.get("status", UNCHANGED),
             assignee=assignee,
+            answered_by=data.validated_data.get("answered_by", UNCHANGED),
             ip=client_ip(request),
         )
         return Response(wire.conversation(conversation))
