@@ -248,6 +248,7 @@ class WhatsAppChannelForm(forms.ModelForm):
             "access_token",
             "app_secret",
             "verify_token",
+            "business_account_id",
             "simulated",
         ]
 

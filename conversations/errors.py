@@ -30,3 +30,15 @@ class WrongClinic(ActionError):
     """An object of another clinic was named; callers answer it as not found, never confirming it exists."""
 
     code = "not_found"
+
+
+class OutsideReplyWindow(ActionError):
+    """Free text after WhatsApp's 24-hour window: Meta would refuse it, so it is refused before sending."""
+
+    code = "outside_reply_window"
+
+
+class TemplatesUnavailable(ActionError):
+    """The clinic's approved templates could not be read from WhatsApp just now."""
+
+    code = "templates_unavailable"

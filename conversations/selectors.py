@@ -1,8 +1,9 @@
 """The read path: queries that more than one caller needs, always scoped to one clinic."""
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
@@ -242,6 +243,26 @@ def notes_of(conversation: Conversation) -> QuerySet[Note]:
         .prefetch_related("mentions")
         .order_by("created_at", "id")
     )
+
+
+def reply_window_ends_at(conversation: Conversation, latest: list[Message] | None = None) -> datetime | None:
+    """When WhatsApp's window for free text closes: REPLY_WINDOW_HOURS after the patient's latest message
+    (None: the patient never wrote, so only a template may start the conversation). `latest`: the
+    conversation's newest messages, already read (oldest first); one of the patient's among them saves
+    the query."""
+    from_patient = [m for m in latest or [] if m.direction == Direction.INBOUND and m.sender_type == SenderType.PATIENT]
+    if from_patient:
+        latest_at = max(from_patient, key=lambda m: m.pk).created_at
+    else:
+        latest_at = (
+            Message.objects.filter(
+                conversation=conversation, direction=Direction.INBOUND, sender_type=SenderType.PATIENT
+            )
+            .order_by("-id")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+    return latest_at + timedelta(hours=settings.REPLY_WINDOW_HOURS) if latest_at is not None else None
 
 
 def notes_since(conversation: Conversation, first: Message | None) -> list[Note]:

@@ -367,3 +367,52 @@ def test_staff_take_a_conversation_from_the_assistant_whose_answers_become_sugge
     bruno.get_by_role("button", name="Devolver ao assistente").click()
     expect(julia.locator("[data-answered-by-label]")).to_have_text("Assistente responde", timeout=10_000)
     expect(julia.get_by_role("button", name="Assumir")).to_be_visible()
+
+
+def test_after_the_24_hour_window_free_text_is_stopped_and_an_approved_template_goes(team, serve, worker, browser):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from conversations.models import Message
+
+    env = server_env()
+    host = serve(env)
+    worker(env)
+    in_thread(
+        lambda: Message.objects.filter(conversation_id=team["maria"]).update(
+            created_at=timezone.now() - timedelta(hours=30)
+        )
+    )
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    bruno = open_as(browser, host, team["bruno"], f"/inbox/{team['maria']}/")
+    expect(julia.locator("[data-reply-window]")).to_contain_text("fechou")
+
+    composer = julia.get_by_role("textbox", name="Mensagem")
+    composer.fill("Bom dia, Maria!")
+    composer.press("Enter")
+    expect(julia.locator(".composer-error")).to_contain_text("janela de 24 horas")
+    expect(julia.locator("[data-template-panel]")).to_be_visible()
+    assert not in_thread(lambda: Message.objects.filter(content="Bom dia, Maria!").exists())
+
+    julia.get_by_label("Modelo aprovado").select_option("lembrete_consulta")
+    expect(julia.locator("[data-variable='1']")).to_have_value("Maria")  # the patient's first name
+    julia.locator("[data-variable='2']").fill("amanhã")
+    julia.get_by_role("button", name="Enviar modelo", exact=True).click()
+    expect(julia.locator(".composer-error")).to_contain_text("{{3}}")  # one left blank: stopped, named
+    julia.locator("[data-variable='3']").fill("14h")
+    expect(julia.locator("[data-template-preview]")).to_have_text(
+        "Olá, Maria! Lembramos da sua consulta em amanhã às 14h. Responda SIM para confirmar."
+    )
+    screenshot(julia, "template")
+    julia.get_by_role("button", name="Enviar modelo", exact=True).click()
+    for page in (julia, bruno):
+        sent = page.locator(".timeline .message.type-template", has_text="Lembramos da sua consulta em amanhã")
+        expect(sent).to_have_count(1, timeout=10_000)
+    expect(bruno.locator(".timeline .message.type-template").locator('.tick[data-tick="read"]')).to_have_count(
+        1, timeout=15_000
+    )
+
+    # The patient writes: the window opens again on every screen, live.
+    post_webhook(host, patient_writes("Maria Souza", "5511987654321", "Pode ser às 15h?"))
+    expect(bruno.locator("[data-reply-window]")).to_contain_text("para responder livremente", timeout=10_000)

@@ -333,3 +333,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# WhatsApp's customer-service window: free text only this long after the patient's latest message; after
+# it, only an approved template (Meta refuses anything else, so the product refuses it first).
+REPLY_WINDOW_HOURS = env_int("REPLY_WINDOW_HOURS", 24)
+# How long the clinic's approved templates, read from the Graph API, are kept before being read again.
+TEMPLATES_CACHE_SECONDS = env_int("TEMPLATES_CACHE_SECONDS", 300)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from conversations import demo_content as content
 from conversations import read_cache
+from conversations.message_templates import SIMULATED
 from conversations.models import (
     Clinic,
     Contact,
@@ -26,6 +27,7 @@ from conversations.models import (
     Membership,
     Message,
     MessageStatus,
+    MessageType,
     ReadMarker,
     Role,
     SenderType,
@@ -204,6 +206,13 @@ def _seed_patient_without_phone(clinic: Clinic, staff: dict[str, list], now: dat
     return len(messages)
 
 
+def _reminder(conversation: Conversation) -> tuple[str, str, dict]:
+    template = SIMULATED[0]
+    variables = {"1": conversation.contact.display_name.split(" ")[0], "2": "amanhã", "3": "14h"}
+    sent = {"name": template.name, "language": template.language, "variables": variables}
+    return MessageType.TEMPLATE, template.render(variables), {"template": sent}
+
+
 def _patient_name(rng: random.Random) -> str:
     return f"{rng.choice(content.FIRST_NAMES)} {rng.choice(content.LAST_NAMES)} {rng.choice(content.LAST_NAMES)}"
 
@@ -233,6 +242,8 @@ def _messages(rng, clinic, indexes, conversations, timelines, senders) -> Iterat
                 text, metadata = content.MEDIA_SAMPLES[kind]
             elif inbound:
                 text = rng.choice(content.PATIENT_LINES)
+            elif j == last and i >= 8:  # past the 24-hour window: a reminder only a template could carry
+                kind, text, metadata = _reminder(conversation)
             if inbound:
                 status, sender_type, sender = MessageStatus.DELIVERED, SenderType.PATIENT, None
             else:

@@ -5,6 +5,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -13,8 +14,9 @@ from django.utils import timezone
 from conversations import events, queue
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation, lock_external_id
-from conversations.errors import InvalidInput, NotAMember, StorageFailed, WrongClinic
+from conversations.errors import InvalidInput, NotAMember, OutsideReplyWindow, StorageFailed, WrongClinic
 from conversations.media import SNIFF_BYTES, content_type_of, message_type_for
+from conversations.message_templates import Template
 from conversations.models import (
     Conversation,
     Direction,
@@ -26,7 +28,7 @@ from conversations.models import (
     ReadMarker,
     SenderType,
 )
-from conversations.selectors import has_real_channel, is_member
+from conversations.selectors import has_real_channel, is_member, reply_window_ends_at
 
 MEDIA_TYPES = (MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER)
 # WhatsApp refuses text bodies longer than this.
@@ -88,7 +90,7 @@ def send_outbound_message(
         raise InvalidInput("A text message needs some content.", field="content")
     if len(content) > MAX_TEXT_LENGTH:
         raise InvalidInput(f"A message holds at most {MAX_TEXT_LENGTH} characters.", field="content")
-    if message_type not in MessageType.values or message_type == MessageType.UNSUPPORTED:
+    if message_type not in MessageType.values or message_type in (MessageType.UNSUPPORTED, MessageType.TEMPLATE):
         raise InvalidInput(f"{message_type!r} cannot be sent.", field="message_type")
 
     conversation = lock_conversation(conversation)
@@ -131,8 +133,20 @@ def _queue_outbound(
     audit: tuple[str, str | None],
 ) -> Message:
     """Store a pending outbound message with its files and queue its delivery. Call with the
-    conversation row locked, inside the transaction that commits them together."""
+    conversation row locked, inside the transaction that commits them together. Anything but an approved
+    template needs WhatsApp's window open (the patient wrote within REPLY_WINDOW_HOURS)."""
     now = timezone.now()
+    if message_type != MessageType.TEMPLATE and conversation.channel == Conversation.Channel.WHATSAPP:
+        ends_at = reply_window_ends_at(conversation)
+        if ends_at is None or now >= ends_at:
+            raise OutsideReplyWindow(
+                "WhatsApp's 24-hour window to answer freely has closed (the patient last wrote over "
+                f"{settings.REPLY_WINDOW_HOURS} hours ago, or never): send one of the clinic's approved "
+                "templates instead. Nothing was sent."
+                if ends_at is not None
+                else "The patient has not written in this conversation yet: WhatsApp only accepts one of the "
+                "clinic's approved templates to start it. Nothing was sent."
+            )
     message = Message.objects.create(
         clinic_id=conversation.clinic_id,
         conversation=conversation,
@@ -171,6 +185,44 @@ def _queue_outbound(
         events.publish_conversation_updated(conversation, changed)
     events.publish_message_new(message, conversation)
     return message
+
+
+@transaction.atomic
+def send_template_message(
+    *,
+    conversation: Conversation,
+    sender: AbstractBaseUser,
+    template: Template,
+    variables: dict,
+    client_id: uuid.UUID | None = None,
+    ip: str | None = None,
+) -> OutboundResult:
+    """Send one of the clinic's approved templates with its variables filled (any of them blank stops it,
+    saying which): what WhatsApp accepts once the 24-hour window has closed. Idempotent on `client_id`."""
+    if not is_member(sender, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can send in it.")
+    content = template.render(variables)
+    conversation = lock_conversation(conversation)
+    if client_id is not None:
+        existing = conversation.messages.filter(client_id=client_id).first()
+        if existing is not None:
+            return OutboundResult(existing, created=False)
+    sent = {
+        "name": template.name,
+        "language": template.language,
+        "variables": {k: str(v).strip() for k, v in variables.items()},
+    }
+    message = _queue_outbound(
+        conversation=conversation,
+        sender=sender,
+        message_type=MessageType.TEMPLATE,
+        content=content,
+        metadata={"template": sent},
+        client_id=client_id,
+        files=[],
+        audit=("message.sent", ip),
+    )
+    return OutboundResult(message, created=True)
 
 
 @transaction.atomic

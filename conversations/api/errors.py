@@ -8,7 +8,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from conversations.errors import ActionError, NotAMember, StorageFailed, WrongClinic
+from conversations.errors import (
+    ActionError,
+    NotAMember,
+    OutsideReplyWindow,
+    StorageFailed,
+    TemplatesUnavailable,
+    WrongClinic,
+)
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -16,13 +23,20 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "unavailable"
 
 
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 logger = logging.getLogger("conversations.api")
 
 
 def as_api_exception(exc: Exception) -> Exception:
     """Domain and Django errors as the DRF exceptions that carry their status."""
-    if isinstance(exc, StorageFailed):
+    if isinstance(exc, StorageFailed | TemplatesUnavailable):
         return ServiceUnavailable(exc.detail, code=exc.code)
+    if isinstance(exc, OutsideReplyWindow):
+        return Conflict(exc.detail, code=exc.code)
     if isinstance(exc, ActionError):
         if exc.field:
             return exceptions.ValidationError({exc.field: [exceptions.ErrorDetail(exc.detail, code=exc.code)]})

@@ -91,8 +91,21 @@ class SendMessageIn(StrictSerializer):
         required=False, help_text="Chosen by the client; a retry with it is not stored twice"
     )
     file = serializers.FileField(required=False, help_text="multipart only: one image, video, audio or document")
+    template = StrictCharField(
+        max_length=512, required=False, help_text="An approved template's name (GET /api/templates/), instead of text"
+    )
+    variables = serializers.DictField(
+        child=StrictCharField(max_length=1024, allow_blank=True),
+        required=False,
+        default=dict,
+        help_text='The template\'s variables by name, e.g. {"1": "Maria", "2": "10/12"}',
+    )
 
     def validate(self, attrs: dict) -> dict:
+        if "template" in attrs:
+            if attrs.get("content", "").strip() or "file" in attrs:
+                raise serializers.ValidationError({"template": ["Send a template or text and files, not both."]})
+            return attrs
         if not attrs.get("content", "").strip() and "file" not in attrs:
             raise serializers.ValidationError({"content": ["Send some text or a file."]})
         return attrs

@@ -143,6 +143,19 @@ class NotePageOut(serializers.Serializer):
     has_more = serializers.BooleanField(help_text="Older notes exist (before=)")
 
 
+class TemplateOut(serializers.Serializer):
+    name = serializers.CharField()
+    language = serializers.CharField(help_text="e.g. pt_BR")
+    category = serializers.CharField(help_text="UTILITY, MARKETING or AUTHENTICATION")
+    body = serializers.CharField(help_text="The text, with its variables as {{1}} or {{name}}")
+    variables = serializers.ListField(child=serializers.CharField(), help_text="Their names, in order")
+
+
+class TemplateListOut(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["whatsapp", "simulator"])
+    results = TemplateOut(many=True)
+
+
 class ClinicOut(serializers.Serializer):
     id = serializers.IntegerField(source="clinic.pk")
     name = serializers.CharField(source="clinic.name")
@@ -157,6 +170,11 @@ class ConversationDetailOut(serializers.Serializer):
     answered_by = serializers.ChoiceField(
         choices=["assistant", "staff"],
         help_text="The conversation's answered_by: check it before the assistant replies",
+    )
+    reply_window_ends_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When WhatsApp's 24-hour window for free text closes (null: the patient never wrote); after it, "
+        "only a template",
     )
     messages = MessageOut(many=True, help_text="The latest 50, oldest first")
     has_older = serializers.BooleanField()

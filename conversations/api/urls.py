@@ -29,6 +29,7 @@ urlpatterns = [
         name="api-conversation-actions",
     ),
     path("conversations/<int:conversation_id>/notes/", conversations.NotesView.as_view(), name="api-notes"),
+    path("templates/", messages.TemplatesView.as_view(), name="api-templates"),
     path("contacts/", contacts.ContactListView.as_view(), name="api-contacts"),
     path("contacts/<int:contact_id>/", contacts.ContactDetailView.as_view(), name="api-contact"),
     path("contacts/<int:contact_id>/export/", contacts.ContactExportView.as_view(), name="api-contact-export"),

@@ -20,6 +20,8 @@ class WhatsAppChannel(models.Model):
     app_secret = EncryptedTextField()
     verify_token = models.CharField(max_length=255)
     # A demo channel: Meta-format webhooks are accepted, and outbound messages go to the simulator.
+    # The WhatsApp Business Account the number belongs to: where its approved templates are listed.
+    business_account_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     simulated = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -28,6 +28,8 @@ class MessageType(models.TextChoices):
     DOCUMENT = "document", "Documento"
     LOCATION = "location", "Localização"
     STICKER = "sticker", "Figurinha"
+    # One of the clinic's templates approved by WhatsApp: what may be sent once the 24-hour window closed.
+    TEMPLATE = "template", "Modelo"
     # A line about the conversation itself (the patient changed number), not something anyone wrote.
     SYSTEM = "system", "Aviso do sistema"
     UNSUPPORTED = "unsupported", "Não suportada"

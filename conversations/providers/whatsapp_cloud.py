@@ -101,6 +101,18 @@ class GraphClient:
         except httpx.HTTPError as error:
             raise NotSent(f"Could not download the media: {error.__class__.__name__}") from error
 
+    def message_templates(self, business_account_id: str, *, max_pages: int = 10) -> list[dict]:
+        """The Business Account's message templates (every status), page after page."""
+        params = {"fields": "name,language,status,category,components", "limit": 100}
+        url, rows = f"/{business_account_id}/message_templates", []
+        for _ in range(max_pages):
+            body = self._call("GET", url, params=params, idempotent=True).json()
+            rows += body.get("data", [])
+            url, params = body.get("paging", {}).get("next"), None
+            if not url:
+                break
+        return rows
+
     def phone_number(self) -> dict:
         """The channel's number as Meta sees it: proves the id and the token are right."""
         params = {"fields": "display_phone_number,verified_name,quality_rating"}
@@ -132,6 +144,8 @@ class WhatsAppCloudProvider:
             client.close()
 
     def _body(self, client: GraphClient, message: Message) -> dict:
+        if message.message_type == "template":
+            return template_body(message.metadata["template"])
         attachment = message.attachments.first()
         if attachment is None:
             return {"type": "text", "text": {"body": message.content, "preview_url": False}}
@@ -145,3 +159,17 @@ class WhatsAppCloudProvider:
         if message.message_type == "document":
             media["filename"] = attachment.file_name
         return {"type": message.message_type, message.message_type: media}
+
+
+def template_body(sent: dict) -> dict:
+    """An approved template with its variables as the Graph API takes them: positional ({{1}}, {{2}}) in
+    number order, named ({{nome}}) by name."""
+    values = sent.get("variables") or {}
+    if all(name.isdigit() for name in values):
+        parameters = [{"type": "text", "text": values[name]} for name in sorted(values, key=int)]
+    else:
+        parameters = [{"type": "text", "parameter_name": name, "text": text} for name, text in values.items()]
+    template = {"name": sent["name"], "language": {"code": sent["language"]}}
+    if parameters:
+        template["components"] = [{"type": "body", "parameters": parameters}]
+    return {"type": "template", "template": template}

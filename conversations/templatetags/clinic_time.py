@@ -92,3 +92,9 @@ def web_url(value) -> str:
     """A link from outside (an ad's URL) only when it is http(s); anything else is not a link."""
     text = str(value or "")
     return text if text.startswith(("https://", "http://")) else ""
+
+
+@register.filter
+def first_word(value) -> str:
+    """ "Maria Souza" → "Maria": how a message greets the patient."""
+    return str(value or "").split(" ")[0]

@@ -3,6 +3,7 @@ against Meta's HTTP mocked at the boundary (respx), with retries, refusals and t
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import httpx
@@ -275,6 +276,7 @@ def test_a_clinic_with_two_numbers_answers_from_the_one_the_patient_wrote_to(
         value = payload["entry"][0]["changes"][0]["value"]
         value["metadata"]["phone_number_id"] = number_id
         value["messages"][0]["id"] = wamid
+        value["messages"][0]["timestamp"] = str(int(time.time()))  # now: WhatsApp's window is open
         assert whatsapp_post(payload).status_code == 200
         return Message.objects.get(external_id=wamid).conversation
 

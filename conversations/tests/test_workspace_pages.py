@@ -355,3 +355,14 @@ def test_without_scripts_a_conversation_is_marked_unread_by_form(staff, maria, m
     client.force_login(outsider)
     client.get("/inbox/")
     assert client.post(f"{url}unread/").status_code == 404
+
+
+def test_the_composer_tells_the_window_and_a_late_free_text_by_form_is_refused(staff, maria, member):
+    url = f"/inbox/{maria.conversation.pk}/"
+    assert "Janela do WhatsApp aberta até" in staff.get(url).text
+    Message.objects.filter(pk=maria.message.pk).update(created_at=timezone.now() - timedelta(days=2))
+    page = staff.get(url).text
+    assert 'data-reply-window-ends-at="' in page and "Enviar modelo aprovado" in page
+    refused = staff.post(f"{url}send/", {"content": "Bom dia!"}, follow=True)
+    assert "Mensagem não enviada" in refused.text and "24-hour window" in refused.text
+    assert not Message.objects.filter(content="Bom dia!").exists()

@@ -106,6 +106,7 @@ def conversation_context(membership: Membership, conversation: Conversation, nam
         "items": items,
         "actions": actions,
         "accept_types": ",".join(sorted(t for types, _ in WHATSAPP_MEDIA.values() for t in types)),
+        "reply_window_ends_at": selectors.reply_window_ends_at(conversation, messages),
         "media_limits": media_limits_text(),
         "form_client_id": uuid.uuid4(),
         "has_older": has_older,

@@ -4,6 +4,7 @@ the list's filters. The pages render with these, and hand them to the scripts as
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import QueryDict
 
 from conversations.media import WHATSAPP_MEDIA
@@ -134,5 +135,6 @@ def page_config(*, user_id: int, names: dict[int, str]) -> dict:
         "status_labels": STATUS_LABELS,
         "open_button": {"open": "Aberta", "reopen": "Reabrir"},
         "empty_list": "Nenhuma conversa por aqui.",
+        "reply_window_hours": settings.REPLY_WINDOW_HOURS,
         "ticks": {status: {"icon": icon, "label": label} for status, (icon, label) in TICKS.items()},
     }

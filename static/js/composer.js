@@ -29,8 +29,13 @@ export function checkFile(file, limits) {
   return null;
 }
 
+function remaining(ms) {
+  const minutes = Math.max(1, Math.round(ms / 60000));
+  return minutes >= 60 ? `${Math.floor(minutes / 60)} h ${minutes % 60} min` : `${minutes} min`;
+}
+
 export class Composer {
-  constructor(form, { conversationId, userId, stream, limits, timeline }) {
+  constructor(form, { conversationId, userId, stream, limits, timeline, windowHours = 24 }) {
     this.form = form;
     this.conversationId = conversationId;
     this.stream = stream;
@@ -47,8 +52,117 @@ export class Composer {
     this.text.value = localStorage.getItem(this.draftKey) || "";
     this.modes = [...form.querySelectorAll('input[name="mode"]')];
     this.messagePlaceholder = this.text.placeholder;
+    this.windowHours = windowHours;
+    this.windowEndsAt = Date.parse(form.dataset.replyWindowEndsAt || "") || null;
+    this.windowNote = form.querySelector("[data-reply-window]");
+    this.panel = form.querySelector("[data-template-panel]");
+    this.templates = null;
     this.bind();
     this.showMode();
+    this.showWindow();
+    this.windowTimer = setInterval(() => this.showWindow(), 30000);
+  }
+
+  // --- WhatsApp's 24-hour window: free text only while it is open; after it, approved templates -------
+
+  get windowOpen() {
+    return this.windowEndsAt !== null && Date.now() < this.windowEndsAt;
+  }
+
+  // The patient wrote (a live message:new): the window opens again from then.
+  patientWrote(createdAt) {
+    const at = Date.parse(createdAt);
+    if (!Number.isNaN(at)) this.windowEndsAt = Math.max(this.windowEndsAt || 0, at + this.windowHours * 3600000);
+    this.showWindow();
+  }
+
+  showWindow() {
+    if (!this.form.isConnected) {
+      clearInterval(this.windowTimer);
+      return;
+    }
+    const open = this.windowOpen;
+    const text = open
+      ? `Janela do WhatsApp: ${remaining(this.windowEndsAt - Date.now())} para responder livremente.`
+      : this.windowEndsAt === null
+        ? "O paciente ainda não escreveu: só um modelo aprovado inicia a conversa."
+        : `A janela de ${this.windowHours} h do WhatsApp fechou: texto livre seria recusado; envie um modelo aprovado.`;
+    this.windowNote.firstChild.textContent = `${text} `;
+    this.windowNote.classList.toggle("closed", !open);
+    this.form.classList.toggle("window-closed", !open);
+  }
+
+  async openTemplates() {
+    this.panel.hidden = false;
+    const select = this.panel.querySelector("[data-template-select]");
+    if (!this.templates) {
+      try {
+        this.templates = (await api("GET", "/api/templates/")).results;
+      } catch (error) {
+        this.showError(`Não foi possível listar os modelos: ${error.body?.detail || error.message}`);
+        this.panel.hidden = true;
+        return;
+      }
+      select.replaceChildren(...this.templates.map((template) => new Option(template.name, template.name)));
+      select.addEventListener("change", () => this.showTemplate());
+    }
+    this.showTemplate();
+    select.focus();
+  }
+
+  get template() {
+    const name = this.panel.querySelector("[data-template-select]").value;
+    return this.templates?.find((template) => template.name === name);
+  }
+
+  showTemplate() {
+    const template = this.template;
+    const fields = this.panel.querySelector("[data-template-fields]");
+    fields.replaceChildren();
+    for (const name of template?.variables || []) {
+      const label = document.createElement("label");
+      label.textContent = `{{${name}}} `;
+      const input = document.createElement("input");
+      input.name = name;
+      input.dataset.variable = name;
+      if (["1", "nome", "primeiro_nome"].includes(name)) input.value = this.form.dataset.patientFirstName || "";
+      input.addEventListener("input", () => this.showPreview());
+      label.append(input);
+      fields.append(label);
+    }
+    this.showPreview();
+  }
+
+  templateValues() {
+    return Object.fromEntries(
+      [...this.panel.querySelectorAll("[data-variable]")].map((input) => [input.dataset.variable, input.value.trim()]),
+    );
+  }
+
+  showPreview() {
+    const values = this.templateValues();
+    const body = (this.template?.body || "").replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name) => values[name] || all);
+    this.panel.querySelector("[data-template-preview]").textContent = body;
+  }
+
+  async sendTemplate() {
+    const template = this.template;
+    if (!template) return;
+    const variables = this.templateValues();
+    const blank = Object.entries(variables).filter(([, value]) => !value).map(([name]) => `{{${name}}}`);
+    if (blank.length) {
+      this.showError(`Preencha as variáveis do modelo: ${blank.join(", ")}. Nada foi enviado.`);
+      return;
+    }
+    this.showError("");
+    try {
+      const body = { template: template.name, variables, client_id: newClientId() };
+      const message = await api("POST", `/api/conversations/${this.conversationId}/messages/`, body);
+      this.panel.hidden = true;
+      await this.timeline.refreshMessage(message.id);
+    } catch (error) {
+      this.showError(`Modelo não enviado: ${error.body?.detail || error.message}`);
+    }
   }
 
   // "Mensagem" goes to the patient; "Nota interna" stays with the staff (no file, no typing hint).
@@ -69,6 +183,11 @@ export class Composer {
 
   bind() {
     for (const input of this.modes) input.addEventListener("change", () => this.showMode());
+    this.form.querySelector("[data-open-templates]")?.addEventListener("click", () => this.openTemplates());
+    this.form.querySelector("[data-close-templates]")?.addEventListener("click", () => {
+      this.panel.hidden = true;
+    });
+    this.form.querySelector("[data-send-template]")?.addEventListener("click", () => this.sendTemplate());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.send();
@@ -161,6 +280,16 @@ export class Composer {
     if (this.noteMode) return this.writeNote();
     const content = this.text.value.trim();
     if (!content && !this.file) return;
+    if (!this.windowOpen) {
+      // Refused here, before anything leaves: WhatsApp would refuse it after the window.
+      this.showError(
+        this.windowEndsAt === null
+          ? "O paciente ainda não escreveu: o WhatsApp só aceita um modelo aprovado para iniciar a conversa. Nada foi enviado."
+          : `A janela de ${this.windowHours} horas do WhatsApp fechou: o WhatsApp recusaria texto livre. Envie um modelo aprovado. Nada foi enviado.`,
+      );
+      this.openTemplates();
+      return;
+    }
     this.showError("");
     const outgoing = { content, file: this.file, clientId: newClientId(), draftKey: this.draftKey };
     this.text.value = "";

@@ -67,6 +67,7 @@ export class OpenConversation {
       stream: this.stream,
       limits: this.config.media,
       timeline: this,
+      windowHours: this.config.reply_window_hours,
     });
     this.bindHeader();
     this.bindTimeline();
@@ -279,6 +280,9 @@ export class OpenConversation {
     if (frame.conversation_id !== this.id || !this.id) return;
     const data = frame.data || {};
     if (MESSAGE_EVENTS.has(frame.type)) this.refreshMessage(data.message.id, data.message.client_id);
+    if (frame.type === "message:new" && data.message?.sender_type === "patient") {
+      this.composer?.patientWrote(data.message.created_at);
+    }
     else if (frame.type === "message:status") this.showStatus(data);
     else if (frame.type === "conversation:updated") {
       if ((data.changed || []).includes("erased")) {

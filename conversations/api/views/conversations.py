@@ -93,6 +93,7 @@ class ConversationDetailView(ClinicAPIView):
         return {
             "conversation": wire.conversation(conversation),
             "answered_by": conversation.answered_by,
+            "reply_window_ends_at": wire.iso(selectors.reply_window_ends_at(conversation, messages)),
             "messages": [wire.message(message) for message in messages],
             "has_older": has_older,
             "actions": [wire.action(action) for action in selectors.actions_of(conversation)],

@@ -8,11 +8,18 @@ from rest_framework.response import Response
 
 from conversations import selectors, wire
 from conversations.actions.audit import record_reading
-from conversations.actions.messages import mark_read, mark_unread, resend_failed_message, send_outbound_message
+from conversations.actions.messages import (
+    mark_read,
+    mark_unread,
+    resend_failed_message,
+    send_outbound_message,
+    send_template_message,
+)
 from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SendMessageIn
-from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut
+from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut, TemplateListOut
 from conversations.api.parsers import JSONParser
 from conversations.api.views.base import ClinicAPIView, client_ip
+from conversations.message_templates import template_named, templates_for
 
 
 class MessagesView(ClinicAPIView):
@@ -40,17 +47,33 @@ class MessagesView(ClinicAPIView):
 
     @extend_schema(
         request={"application/json": SendMessageIn, "multipart/form-data": SendMessageIn},
-        responses={200: MessageOut, 201: MessageOut, 400: ErrorOut, 404: ErrorOut},
+        responses={200: MessageOut, 201: MessageOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
         tags=["messages"],
     )
     def post(self, request: Request, conversation_id: int) -> Response:
         """Send a message (JSON, or multipart with one file): stored as pending, then delivered.
 
-        The same `client_id` again returns the first message with 200 instead of storing another.
+        The same `client_id` again returns the first message with 200 instead of storing another. Free text
+        and files need WhatsApp's 24-hour window open (`reply_window_ends_at`): after it, a `409`
+        `outside_reply_window`, and `{"template": name, "variables": {...}}` sends an approved template.
         """
         conversation = self.get_conversation(conversation_id)
         data = SendMessageIn(data=request.data)
         data.is_valid(raise_exception=True)
+        if "template" in data.validated_data:
+            template = template_named(
+                conversation.clinic_id, conversation.whatsapp_number_id, data.validated_data["template"]
+            )
+            result = send_template_message(
+                conversation=conversation,
+                sender=request.user,
+                template=template,
+                variables=data.validated_data["variables"],
+                client_id=data.validated_data.get("client_id"),
+                ip=client_ip(request),
+            )
+            code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+            return Response(wire.message(result.message), status=code)
         result = send_outbound_message(
             conversation=conversation,
             sender=request.user,
@@ -106,3 +129,12 @@ class UnreadView(ClinicAPIView):
         conversation = self.get_conversation(conversation_id)
         mark_unread(user=request.user, conversation=conversation)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TemplatesView(ClinicAPIView):
+    @extend_schema(responses={200: TemplateListOut, 503: ErrorOut}, tags=["messages"])
+    def get(self, request: Request) -> Response:
+        """The clinic's approved WhatsApp templates (from the Graph API where a number is connected, kept a few
+        minutes; the simulator's otherwise): what can be sent once a patient's 24-hour window has closed."""
+        source, templates = templates_for(self.clinic.pk)
+        return Response({"source": source, "results": [t.as_dict() for t in templates]})

@@ -26,7 +26,7 @@ OBJECT_ROUTES = [
     ("get", "/api/contacts/{contact}/export/", None),
     ("post", "/api/contacts/{contact}/erase/", {"confirm": True}),
 ]
-LIST_ROUTES = ["/api/conversations/", "/api/contacts/", "/api/clinics/", "/api/presence/"]
+LIST_ROUTES = ["/api/conversations/", "/api/contacts/", "/api/clinics/", "/api/presence/", "/api/templates/"]
 NOT_CLINIC_DATA = {
     "auth/token/",
     "auth/token/refresh/",
