@@ -86,3 +86,8 @@ def publish_note_new(note: Note, mentions: list) -> None:
     publish(
         note.clinic_id, "note:new", {"note": wire.note(note, mentions=mentions)}, conversation_id=note.conversation_id
     )
+
+
+def publish_quick_replies_changed(clinic_id: int) -> None:
+    """The clinic's quick replies changed: composers read them again when next opened."""
+    publish(clinic_id, "quick_replies:changed", {})

@@ -157,3 +157,13 @@ def note(entry, *, mentions: Iterable | None = None) -> dict:
         "mentions": [user_ref(user) for user in named],
         "created_at": iso(entry.created_at),
     }
+
+
+def quick_reply(reply) -> dict:
+    return {
+        "id": reply.pk,
+        "shortcut": reply.shortcut,
+        "content": reply.content,
+        "created_at": iso(reply.created_at),
+        "updated_at": iso(reply.updated_at),
+    }

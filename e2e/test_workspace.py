@@ -416,3 +416,44 @@ def test_after_the_24_hour_window_free_text_is_stopped_and_an_approved_template_
     # The patient writes: the window opens again on every screen, live.
     post_webhook(host, patient_writes("Maria Souza", "5511987654321", "Pode ser às 15h?"))
     expect(bruno.locator("[data-reply-window]")).to_contain_text("para responder livremente", timeout=10_000)
+
+
+def test_an_admins_quick_replies_are_picked_with_slash_and_filled_from_the_conversation(
+    team, serve, browser, make_member, clinic, real_passwords
+):
+    from conversations.models import Message, Role
+
+    ana = in_thread(lambda: real_passwords(make_member(clinic, Role.ADMIN, first_name="Ana", last_name="Diretora")))
+    host = serve(server_env())
+    admin = browser.new_context().new_page()
+    log_in(admin, host, ana)
+    admin.goto(f"http://{host}/quick-replies/")
+    for code, text in (
+        ("endereco", "Olá, {{primeiro_nome}}! A {{clinica}} fica na Rua das Flores, 100."),
+        ("retorno", "{{primeiro_nome}}, seu retorno é em {{data}}."),
+    ):
+        form = admin.get_by_role("form", name="Nova resposta rápida")
+        form.get_by_label("Código").fill(code)
+        form.get_by_label("Texto").fill(text)
+        form.get_by_role("button", name="Adicionar").click()
+        expect(admin.locator(".notices")).to_contain_text(f"/{code} salva")
+    screenshot(admin, "quick-replies")
+
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    composer = julia.get_by_role("textbox", name="Mensagem")
+    composer.press_sequentially("/end")
+    picker = julia.get_by_role("listbox", name="Respostas rápidas")
+    expect(picker.get_by_role("option")).to_have_count(1)
+    expect(picker.get_by_role("option")).to_contain_text("/endereco")
+    composer.press("Enter")
+    expect(composer).to_have_value("Olá, Maria! A Clínica Aurora fica na Rua das Flores, 100.")
+    composer.press("Enter")
+    expect(bubbles(julia, "A Clínica Aurora fica na Rua das Flores")).to_have_count(1, timeout=10_000)
+
+    composer.press_sequentially("/ret")
+    composer.press("Enter")
+    expect(composer).to_have_value("Maria, seu retorno é em {{data}}.")
+    expect(julia.locator(".composer-error")).to_contain_text("{{data}}")
+    composer.press("Enter")
+    expect(julia.locator(".composer-error")).to_contain_text("variáveis sem valor")
+    assert not in_thread(lambda: Message.objects.filter(content__contains="seu retorno").exists())

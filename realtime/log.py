@@ -23,6 +23,7 @@ DURABLE_TYPES = frozenset(
         "conversation:deleted",
         "conversation:action",
         "note:new",
+        "quick_replies:changed",
     }
 )
 

@@ -10,6 +10,7 @@ from conversations.web.clinics import choose_clinic
 from conversations.web.form_posts import change_conversation, mark_conversation_unread, send_reply
 from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part
 from conversations.web.login import AdminLoginForm, LoginView
+from conversations.web.replies import quick_replies
 from realtime.longpoll import events_longpoll
 from taskmed.metrics import metrics
 
@@ -26,6 +27,7 @@ urlpatterns = [
     path("inbox/<int:conversation_id>/send/", send_reply, name="send-reply"),
     path("inbox/<int:conversation_id>/change/", change_conversation, name="change-conversation"),
     path("inbox/<int:conversation_id>/unread/", mark_conversation_unread, name="mark-unread"),
+    path("quick-replies/", quick_replies, name="quick-replies"),
     path("board/", board, name="board"),
     path("board/cards/<int:conversation_id>/", board_card, name="board-card"),
     path("media/attachments/<int:attachment_id>/", attachment, name="attachment"),

@@ -115,6 +115,11 @@ class NoteIn(StrictSerializer):
     content = StrictCharField(max_length=MAX_NOTE_CHARS, help_text="The note; @name mentions a colleague")
 
 
+class QuickReplyIn(StrictSerializer):
+    shortcut = StrictCharField(max_length=33, help_text='Typed after "/" in the composer, e.g. "endereco"')
+    content = StrictCharField(max_length=4096, help_text="May hold {{nome}}, {{primeiro_nome}}, {{clinica}}")
+
+
 class NotePageQuery(serializers.Serializer):
     before = serializers.IntegerField(min_value=1, required=False, help_text="Notes older than this note id")
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)

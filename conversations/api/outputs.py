@@ -143,6 +143,14 @@ class NotePageOut(serializers.Serializer):
     has_more = serializers.BooleanField(help_text="Older notes exist (before=)")
 
 
+class QuickReplyOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    shortcut = serializers.CharField()
+    content = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
 class TemplateOut(serializers.Serializer):
     name = serializers.CharField()
     language = serializers.CharField(help_text="e.g. pt_BR")

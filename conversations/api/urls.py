@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from conversations.api.errors import json_not_found
-from conversations.api.views import auth, contacts, conversations, messages, metrics, stream
+from conversations.api.views import auth, contacts, conversations, messages, metrics, replies, stream
 
 urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="api-token"),
@@ -30,6 +30,8 @@ urlpatterns = [
     ),
     path("conversations/<int:conversation_id>/notes/", conversations.NotesView.as_view(), name="api-notes"),
     path("templates/", messages.TemplatesView.as_view(), name="api-templates"),
+    path("quick-replies/", replies.QuickRepliesView.as_view(), name="api-quick-replies"),
+    path("quick-replies/<int:reply_id>/", replies.QuickReplyView.as_view(), name="api-quick-reply"),
     path("contacts/", contacts.ContactListView.as_view(), name="api-contacts"),
     path("contacts/<int:contact_id>/", contacts.ContactDetailView.as_view(), name="api-contact"),
     path("contacts/<int:contact_id>/export/", contacts.ContactExportView.as_view(), name="api-contact-export"),

@@ -15,6 +15,7 @@ from conversations.models.messages import (
     MessageType,
     SenderType,
 )
+from conversations.models.replies import QuickReply
 
 __all__ = [
     "ApiSession",
@@ -33,6 +34,7 @@ __all__ = [
     "MessageType",
     "Note",
     "PendingStatus",
+    "QuickReply",
     "ReadMarker",
     "Role",
     "SenderType",

@@ -366,3 +366,45 @@ def test_the_composer_tells_the_window_and_a_late_free_text_by_form_is_refused(s
     refused = staff.post(f"{url}send/", {"content": "Bom dia!"}, follow=True)
     assert "Mensagem não enviada" in refused.text and "24-hour window" in refused.text
     assert not Message.objects.filter(content="Bom dia!").exists()
+
+
+# --- Quick replies -------------------------------------------------------------------------------------
+
+
+def test_clinic_admins_manage_quick_replies_in_the_browser(client, clinic, make_member):
+    from conversations.models import QuickReply
+
+    admin = make_member(clinic, Role.ADMIN)
+    client.force_login(admin)
+    page = client.get("/quick-replies/")
+    assert page.status_code == 200 and "Nova resposta rápida" in page.text and "Respostas rápidas" in page.text
+    created = client.post("/quick-replies/", {"action": "create", "shortcut": "/Endereco", "content": "Rua A, 10"})
+    assert created.status_code == 302
+    reply = QuickReply.objects.get()
+    assert (reply.shortcut, reply.content) == ("endereco", "Rua A, 10")
+    client.post("/quick-replies/", {"action": "change", "id": reply.pk, "shortcut": "end", "content": "Rua B, 20"})
+    reply.refresh_from_db()
+    assert (reply.shortcut, reply.content) == ("end", "Rua B, 20")
+    refused = client.post("/quick-replies/", {"action": "create", "shortcut": "a b", "content": "x"}, follow=True)
+    assert "Não foi salva" in refused.text and QuickReply.objects.count() == 1
+    client.post("/quick-replies/", {"action": "delete", "id": reply.pk})
+    assert not QuickReply.objects.exists()
+
+
+def test_other_staff_see_quick_replies_but_cannot_change_them(staff, clinic, make_member, outsider, client):
+    from conversations.actions.replies import create_quick_reply
+    from conversations.models import QuickReply
+
+    admin = make_member(clinic, Role.ADMIN)
+    reply = create_quick_reply(clinic=clinic, actor=admin, shortcut="oi", content="<b>Olá</b>")
+    page = staff.get("/quick-replies/").text
+    assert "/oi" in page and "&lt;b&gt;Olá&lt;/b&gt;" in page and "Nova resposta rápida" not in page
+    refused = staff.post("/quick-replies/", {"action": "delete", "id": reply.pk}, follow=True)
+    assert "Não foi salva" in refused.text and QuickReply.objects.exists()
+    client.force_login(outsider)  # an admin, of another clinic
+    client.get("/inbox/")
+    assert "/oi" not in client.get("/quick-replies/").text
+    gone = client.post(
+        "/quick-replies/", {"action": "change", "id": reply.pk, "shortcut": "x", "content": "y"}, follow=True
+    )
+    assert "não existe" in gone.text and QuickReply.objects.get().content == "<b>Olá</b>"

@@ -63,6 +63,102 @@ export class Composer {
     this.windowTimer = setInterval(() => this.showWindow(), 30000);
   }
 
+  // --- Quick replies: "/" at the start opens a picker, filtered by what follows ------------------------
+
+  forgetReplies() {
+    this.replies = null;
+  }
+
+  async quickPicker() {
+    const match = /^\/([\p{L}\p{N}_-]*)$/u.exec(this.text.value);
+    if (!match || this.noteMode) return this.closePicker();
+    if (!this.replies) {
+      try {
+        this.replies = await api("GET", "/api/quick-replies/");
+      } catch (error) {
+        return this.closePicker();
+      }
+    }
+    const wanted = match[1].toLowerCase();
+    const found = this.replies.filter(
+      (reply) => reply.shortcut.includes(wanted) || reply.content.toLowerCase().includes(wanted),
+    );
+    const picker = this.form.querySelector(".quick-picker");
+    picker.replaceChildren(
+      ...found.map((reply, n) => {
+        const item = document.createElement("li");
+        item.id = `quick-${reply.id}`;
+        item.setAttribute("role", "option");
+        item.setAttribute("aria-selected", String(n === 0));
+        const code = document.createElement("span");
+        code.className = "code";
+        code.textContent = `/${reply.shortcut}`;
+        const preview = document.createElement("span");
+        preview.className = "preview";
+        preview.textContent = reply.content;
+        item.append(code, preview);
+        item.addEventListener("mousedown", (event) => {
+          event.preventDefault(); // keep the focus in the text
+          this.pickReply(reply);
+        });
+        item.reply = reply;
+        return item;
+      }),
+    );
+    if (!found.length) {
+      const empty = document.createElement("li");
+      empty.textContent = this.replies.length ? "Nenhuma resposta com esse código." : "A clínica ainda não tem respostas rápidas.";
+      picker.append(empty);
+    }
+    picker.hidden = false;
+    this.text.setAttribute("aria-expanded", "true");
+    this.text.setAttribute("aria-activedescendant", found.length ? `quick-${found[0].id}` : "");
+  }
+
+  closePicker() {
+    const picker = this.form.querySelector(".quick-picker");
+    if (picker) picker.hidden = true;
+    this.text.setAttribute("aria-expanded", "false");
+    this.text.removeAttribute("aria-activedescendant");
+  }
+
+  get pickerOpen() {
+    return !this.form.querySelector(".quick-picker")?.hidden;
+  }
+
+  movePick(by) {
+    const items = [...this.form.querySelectorAll(".quick-picker [role=option]")];
+    if (!items.length) return;
+    const at = items.findIndex((item) => item.getAttribute("aria-selected") === "true");
+    const next = items[(at + by + items.length) % items.length];
+    for (const item of items) item.setAttribute("aria-selected", String(item === next));
+    this.text.setAttribute("aria-activedescendant", next.id);
+    next.scrollIntoView({ block: "nearest" });
+  }
+
+  pickSelected() {
+    const chosen = this.form.querySelector('.quick-picker [aria-selected="true"]');
+    if (chosen?.reply) this.pickReply(chosen.reply);
+    else this.closePicker();
+  }
+
+  // The reply's text with what the conversation knows filled in; anything unknown stays {{…}}, and the
+  // send stops on it.
+  pickReply(reply) {
+    const name = (this.form.dataset.patientName || "").trim();
+    const values = { nome: name, primeiro_nome: name.split(" ")[0], clinica: this.form.dataset.clinicName || "" };
+    this.text.value = reply.content.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, key) => values[key] || all);
+    localStorage.setItem(this.draftKey, this.text.value);
+    this.closePicker();
+    this.text.focus();
+    const unfilled = this.unfilled();
+    this.showError(unfilled.length ? `Preencha ${unfilled.join(", ")} antes de enviar.` : "");
+  }
+
+  unfilled() {
+    return [...new Set(this.text.value.match(/\{\{\s*\w+\s*\}\}/g) || [])];
+  }
+
   // --- WhatsApp's 24-hour window: free text only while it is open; after it, approved templates -------
 
   get windowOpen() {
@@ -193,6 +289,25 @@ export class Composer {
       this.send();
     });
     this.text.addEventListener("keydown", (event) => {
+      if (this.pickerOpen) {
+        const moves = { ArrowDown: 1, ArrowUp: -1 };
+        if (event.key in moves) {
+          event.preventDefault();
+          this.movePick(moves[event.key]);
+          return;
+        }
+        if ((event.key === "Enter" || event.key === "Tab") && !event.isComposing) {
+          event.preventDefault();
+          this.pickSelected();
+          return;
+        }
+        if (event.key === "Escape") {
+          event.preventDefault();
+          event.stopPropagation(); // closes the picker, not the conversation
+          this.closePicker();
+          return;
+        }
+      }
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         this.send();
@@ -202,8 +317,12 @@ export class Composer {
       if (this.text.value) localStorage.setItem(this.draftKey, this.text.value);
       else localStorage.removeItem(this.draftKey);
       if (!this.noteMode) this.typing(this.text.value.trim().length > 0);
+      this.quickPicker();
     });
-    this.text.addEventListener("blur", () => this.typing(false));
+    this.text.addEventListener("blur", () => {
+      this.typing(false);
+      this.closePicker();
+    });
     this.fileInput.addEventListener("change", () => this.attach(this.fileInput.files[0]));
     this.form.querySelector("[data-remove-file]").addEventListener("click", () => this.attach(null));
     this.text.addEventListener("paste", (event) => {
@@ -280,6 +399,11 @@ export class Composer {
     if (this.noteMode) return this.writeNote();
     const content = this.text.value.trim();
     if (!content && !this.file) return;
+    const unfilled = this.unfilled();
+    if (unfilled.length) {
+      this.showError(`A mensagem tem variáveis sem valor: ${unfilled.join(", ")}. Preencha antes de enviar; nada foi enviado.`);
+      return;
+    }
     if (!this.windowOpen) {
       // Refused here, before anything leaves: WhatsApp would refuse it after the window.
       this.showError(

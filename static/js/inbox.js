@@ -58,6 +58,7 @@ stream.on("frame", (frame) => {
     presence.load();
     return;
   }
+  if (frame.type === "quick_replies:changed") open.composer?.forgetReplies(); // read again when next opened
   presence.apply(frame);
   list.apply(frame);
   open.apply(frame);

@@ -6,7 +6,18 @@ from django.urls import URLPattern, get_resolver
 from conversations.actions.conversations import add_conversation_action
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.notes import add_note
-from conversations.models import AuditEvent, Contact, Conversation, ConversationAction, Message, Note, ReadMarker
+from conversations.actions.replies import create_quick_reply
+from conversations.models import (
+    AuditEvent,
+    Contact,
+    Conversation,
+    ConversationAction,
+    Message,
+    Note,
+    QuickReply,
+    ReadMarker,
+    Role,
+)
 from realtime.models import Event
 
 # (method, path template, body): every clinic-scoped object route of the API.
@@ -22,11 +33,20 @@ OBJECT_ROUTES = [
     ("post", "/api/conversations/{conversation}/actions/", {"action_type": "note"}),
     ("get", "/api/conversations/{conversation}/notes/", None),
     ("post", "/api/conversations/{conversation}/notes/", {"content": "invasão"}),
+    ("patch", "/api/quick-replies/{reply}/", {"content": "invasão"}),
+    ("delete", "/api/quick-replies/{reply}/", None),
     ("get", "/api/contacts/{contact}/", None),
     ("get", "/api/contacts/{contact}/export/", None),
     ("post", "/api/contacts/{contact}/erase/", {"confirm": True}),
 ]
-LIST_ROUTES = ["/api/conversations/", "/api/contacts/", "/api/clinics/", "/api/presence/", "/api/templates/"]
+LIST_ROUTES = [
+    "/api/conversations/",
+    "/api/contacts/",
+    "/api/clinics/",
+    "/api/presence/",
+    "/api/templates/",
+    "/api/quick-replies/",
+]
 NOT_CLINIC_DATA = {
     "auth/token/",
     "auth/token/refresh/",
@@ -42,21 +62,24 @@ NOT_CLINIC_DATA = {
 
 
 @pytest.fixture
-def clinic_a(clinic, member):
+def clinic_a(clinic, member, make_member):
     conversation = receive_inbound_message(
         clinic=clinic, phone="5511987654321", contact_name="Paciente A", content="sigilo"
     ).conversation
     add_conversation_action(conversation=conversation, action_type="appointment_created")
     add_note(conversation=conversation, author=member, content="sigilo da equipe")
+    admin = make_member(clinic, Role.ADMIN)
+    reply = create_quick_reply(clinic=clinic, actor=admin, shortcut="sigilo", content="sigilo")
     return {
         "conversation": conversation.pk,
         "contact": conversation.contact_id,
         "message": conversation.messages.get().pk,
+        "reply": reply.pk,
     }
 
 
 def snapshot() -> dict:
-    models = (Conversation, Contact, Message, ConversationAction, Note, ReadMarker, Event, AuditEvent)
+    models = (Conversation, Contact, Message, ConversationAction, Note, QuickReply, ReadMarker, Event, AuditEvent)
     return {m.__name__: sorted(m.objects.values_list("pk", flat=True)) for m in models} | {
         "statuses": sorted(Conversation.objects.values_list("pk", "status"))
     }
@@ -103,6 +126,7 @@ def test_the_walk_covers_every_api_route():
         .replace("{conversation}", "<int:conversation_id>")
         .replace("{contact}", "<int:contact_id>")
         .replace("{message}", "<int:message_id>")
+        .replace("{reply}", "<int:reply_id>")
         for _, path, _ in OBJECT_ROUTES
     }
     walked |= {path.removeprefix("/api/") for path in LIST_ROUTES}
