@@ -91,3 +91,8 @@ def publish_note_new(note: Note, mentions: list) -> None:
 def publish_quick_replies_changed(clinic_id: int) -> None:
     """The clinic's quick replies changed: composers read them again when next opened."""
     publish(clinic_id, "quick_replies:changed", {})
+
+
+def publish_labels_changed(clinic_id: int) -> None:
+    """The clinic's set of labels changed: screens read it again."""
+    publish(clinic_id, "labels:changed", {})

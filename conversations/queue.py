@@ -37,3 +37,8 @@ def download_media(message_id: int) -> None:
 def send_read_receipt(message_id: int) -> None:
     """Mark a patient's message read on their WhatsApp (the task retries itself)."""
     _enqueue("send_read_receipt", message_id)
+
+
+def wake(conversation_id: int, *, at: datetime) -> None:
+    """Bring a snoozed conversation back at `at` (kept in the database: it survives restarts)."""
+    _enqueue("wake_conversation", conversation_id, at=at)

@@ -15,6 +15,7 @@ from conversations.models import (
     Conversation,
     ConversationAction,
     Direction,
+    Label,
     Membership,
     Message,
     MessageType,
@@ -130,17 +131,26 @@ def conversation_page(
     after: tuple[datetime, int] | None = None,
     limit: int = 50,
     ids: list[int] | None = None,
+    label_id: int | None = None,
+    snoozed: bool | None = None,
 ) -> list[Conversation]:
     """One page of the list, `limit + 1` rows so the caller knows whether another page follows.
 
     `q` matches the contact (name, username, phone, user id) or the text of any message; `ids` keeps
-    only those conversations (a screen asking whether a row still matches its filters).
+    only those conversations (a screen asking whether a row still matches its filters). `snoozed`: only
+    snoozed ones (True) or none (False); an open list leaves the snoozed out unless asked.
     """
-    rows = conversations_by_activity(clinic)
+    rows = conversations_by_activity(clinic).prefetch_related("labels")
     if ids is not None:
         rows = rows.filter(pk__in=ids)
     if status:
         rows = rows.filter(status=status)
+    if snoozed is None and status == Conversation.Status.OPEN:
+        snoozed = False
+    if snoozed is not None:
+        rows = rows.filter(snoozed_until__isnull=not snoozed)
+    if label_id is not None:
+        rows = rows.filter(labels__id=label_id)
     if unassigned:
         rows = rows.filter(assignee__isnull=True)
     elif assignee_id is not None:
@@ -169,7 +179,12 @@ def _contact_matches(q: str, prefix: str = "") -> Q:
 
 
 def conversation_of(clinic: Clinic, conversation_id: int) -> Conversation | None:
-    return Conversation.objects.select_related("contact", "assignee").filter(clinic=clinic, pk=conversation_id).first()
+    return (
+        Conversation.objects.select_related("contact", "assignee")
+        .prefetch_related("labels")
+        .filter(clinic=clinic, pk=conversation_id)
+        .first()
+    )
 
 
 # --- Messages and timeline ---------------------------------------------------------------------------
@@ -229,6 +244,10 @@ def staff_of(clinic: Clinic) -> list[Membership]:
         .select_related("user")
         .order_by("user__first_name", "user__last_name", "user__username")
     )
+
+
+def labels_of(clinic: Clinic) -> list[Label]:
+    return list(Label.objects.filter(clinic=clinic).order_by("name"))
 
 
 def staff_of_id(clinic_id: int) -> list[Membership]:

@@ -1,4 +1,5 @@
-"""Background work, run by `manage.py db_worker`: deliveries, the simulator's ticks, media and read receipts.
+"""Background work, run by `manage.py db_worker`: deliveries, the simulator's ticks, media, read receipts
+and the end of snoozes.
 
 Each task parses its arguments, calls the provider or an action, and never holds a transaction open
 while it waits on the network.
@@ -12,6 +13,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from conversations.actions.attempts import begin_delivery_attempt, finish_delivery_attempt, retry_delay
+from conversations.actions.conversations import wake_conversation as wake
 from conversations.actions.media import attach_inbound_media, record_media_failure
 from conversations.actions.messages import update_message_status
 from conversations.models import DeliveryAttempt, Message, MessageStatus
@@ -175,3 +177,10 @@ def stalled_deliveries(older_than_minutes: int) -> list[int]:
     )
     waiting = {args["args"][0] for args in queued if args.get("args")}
     return sorted(pending - waiting)
+
+
+@task()
+def wake_conversation(conversation_id: int) -> str:
+    """A snooze ends: the conversation is back in the open list (see actions.conversations)."""
+    woken = wake(conversation_id=conversation_id)
+    return "woken" if woken else "nothing to do"

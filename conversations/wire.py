@@ -106,7 +106,14 @@ def patient_brief(patient) -> dict:
     return {"id": patient.pk, "display_name": patient.display_name}
 
 
-def conversation(thread) -> dict:
+def label(tag) -> dict:
+    return {"id": tag.pk, "name": tag.name, "color": tag.color}
+
+
+def conversation(thread, *, labels: Iterable | None = None) -> dict:
+    """A conversation; `labels` when already known (a new conversation has none), else they are read
+    (prefetched by the list and the detail)."""
+    tags = thread.labels.all() if labels is None else labels
     return {
         "id": thread.pk,
         "status": thread.status,
@@ -114,6 +121,8 @@ def conversation(thread) -> dict:
         "contact": contact_ref(thread.contact),
         "assignee": user_ref(thread.assignee) if thread.assignee_id is not None else None,
         "answered_by": thread.answered_by,
+        "labels": [label(tag) for tag in tags],
+        "snoozed_until": iso(thread.snoozed_until),
         "last_message_at": iso(thread.last_message_at),
         "created_at": iso(thread.created_at),
         "updated_at": iso(thread.updated_at),

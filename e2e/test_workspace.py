@@ -143,7 +143,7 @@ def test_an_attachment_is_checked_uploaded_and_opened(team, serve, browser):
     julia.set_input_files("#composer-file", files=[{"name": "exame.png", "mimeType": "image/png", "buffer": PNG}])
     expect(julia.locator(".attachment-chip")).to_contain_text("exame.png")
     julia.get_by_role("textbox", name="Mensagem").fill("Segue o pedido do exame")
-    julia.get_by_role("button", name="Enviar").click()
+    julia.get_by_role("button", name="Enviar", exact=True).click()
     image = bubbles(julia, "Segue o pedido do exame").locator("img")
     expect(image).to_have_count(1, timeout=10_000)
     source = image.get_attribute("src")
@@ -302,7 +302,7 @@ def test_an_internal_note_reaches_colleagues_live_and_never_the_patient(team, se
 
     # A message again once the mode is switched back; the note stayed with the staff.
     julia.get_by_role("radio", name="Mensagem").check()
-    expect(julia.get_by_role("button", name="Enviar")).to_be_visible()
+    expect(julia.get_by_role("button", name="Enviar", exact=True)).to_be_visible()
     assert in_thread(Message.objects.count) == messages_before
     assert in_thread(lambda: Note.objects.get().mentions.get().first_name) == "Bruno"
     assert not in_thread(lambda: DeliveryAttempt.objects.filter(message__content__contains="prefere").exists())
@@ -457,3 +457,28 @@ def test_an_admins_quick_replies_are_picked_with_slash_and_filled_from_the_conve
     composer.press("Enter")
     expect(julia.locator(".composer-error")).to_contain_text("variáveis sem valor")
     assert not in_thread(lambda: Message.objects.filter(content__contains="seu retorno").exists())
+
+
+def test_labels_and_snooze_move_the_list_live_for_colleagues(team, serve, browser):
+    host = serve(server_env())
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    bruno = open_as(browser, host, team["bruno"], "/inbox/")
+    maria_row = bruno.locator(".conversation", has_text="Maria Souza")
+    expect(maria_row).to_have_count(1)
+
+    julia.get_by_text("Etiquetas", exact=True).click()
+    julia.get_by_label("Nova etiqueta").fill("Convênio")
+    julia.get_by_role("button", name="Criar").click()
+    expect(julia.locator("[data-head-labels] .label-chip")).to_have_text(["Convênio"], timeout=10_000)
+    expect(maria_row.locator(".label-chip")).to_have_text("Convênio", timeout=10_000)
+    screenshot(julia, "labels")
+
+    julia.get_by_label("Adiar até").fill("2099-12-31T08:00")
+    julia.get_by_role("button", name="Adiar", exact=True).click()
+    expect(julia.locator("[data-snoozed-label]")).to_contain_text("Adiada até", timeout=10_000)
+    expect(maria_row).to_have_count(0, timeout=10_000)  # out of Bruno's open list, live
+
+    post_webhook(host, patient_writes("Maria Souza", "5511987654321", "Ainda preciso do horário"))
+    expect(maria_row).to_have_count(1, timeout=10_000)  # the patient wrote: back at once
+    expect(julia.locator("[data-snoozed-label]")).to_be_hidden(timeout=10_000)
+    expect(maria_row.locator(".snoozed")).to_have_count(0)

@@ -24,6 +24,7 @@ DURABLE_TYPES = frozenset(
         "conversation:action",
         "note:new",
         "quick_replies:changed",
+        "labels:changed",
     }
 )
 

@@ -1,16 +1,17 @@
 """Actions on conversations: status, assignment and the actions shown in a timeline."""
 
 import re
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import events
+from conversations import events, queue
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation
 from conversations.errors import InvalidInput, NotAMember
-from conversations.models import Conversation, ConversationAction
+from conversations.models import Conversation, ConversationAction, Label
 from conversations.selectors import is_member
 
 ACTION_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -116,6 +117,86 @@ def set_answered_by(
     return conversation, True
 
 
+@transaction.atomic
+def set_labels(
+    *, conversation: Conversation, labels: list[int], actor: AbstractBaseUser | None, ip: str | None = None
+) -> tuple[Conversation, bool]:
+    """Put exactly these labels (ids of the conversation's clinic) on the conversation."""
+    if actor is not None and not is_member(actor, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can label it.")
+    wanted = set(labels)
+    found = set(Label.objects.filter(clinic_id=conversation.clinic_id, pk__in=wanted).values_list("pk", flat=True))
+    if found != wanted:
+        raise InvalidInput(f"No such label in this clinic: {sorted(wanted - found)}.", field="labels")
+    conversation = lock_conversation(conversation)
+    previous = set(conversation.labels.values_list("pk", flat=True))
+    if previous == wanted:
+        return conversation, False
+    conversation.labels.set(wanted)
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["updated_at"])
+    record_audit(
+        clinic_id=conversation.clinic_id,
+        actor=actor,
+        action="conversation.labels",
+        obj=conversation,
+        detail={"from": sorted(previous), "to": sorted(wanted)},
+        ip=ip,
+    )
+    events.publish_conversation_updated(conversation, ["labels"])
+    return conversation, True
+
+
+@transaction.atomic
+def snooze_conversation(
+    *, conversation: Conversation, until: datetime | None, actor: AbstractBaseUser | None, ip: str | None = None
+) -> tuple[Conversation, bool]:
+    """Take the conversation out of the open list until `until` (None: back now). It comes back on its
+    own then (a scheduled task, kept in the database), or at once when the patient writes."""
+    if actor is not None and not is_member(actor, conversation.clinic_id):
+        raise NotAMember("Only staff of the conversation's clinic can snooze it.")
+    if until is not None and until <= timezone.now():
+        raise InvalidInput("Snooze until a time in the future.", field="snoozed_until")
+    conversation = lock_conversation(conversation)
+    if until is not None and conversation.status == Conversation.Status.RESOLVED:
+        raise InvalidInput("A resolved conversation cannot be snoozed.", field="snoozed_until")
+    if conversation.snoozed_until == until:
+        return conversation, False
+    previous = conversation.snoozed_until
+    conversation.snoozed_until = until
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["snoozed_until", "updated_at"])
+    record_audit(
+        clinic_id=conversation.clinic_id,
+        actor=actor,
+        action="conversation.snoozed",
+        obj=conversation,
+        detail={"from": previous.isoformat() if previous else None, "to": until.isoformat() if until else None},
+        ip=ip,
+    )
+    if until is not None:
+        queue.wake(conversation.pk, at=until)
+    events.publish_conversation_updated(conversation, ["snoozed_until"])
+    return conversation, True
+
+
+@transaction.atomic
+def wake_conversation(*, conversation_id: int) -> bool:
+    """The snooze is over: back in the open list, on every screen. A snooze moved later, or ended
+    already (the patient wrote), is left alone."""
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        return False
+    conversation = lock_conversation(conversation)
+    if conversation.snoozed_until is None or conversation.snoozed_until > timezone.now():
+        return False
+    conversation.snoozed_until = None
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["snoozed_until", "updated_at"])
+    events.publish_conversation_updated(conversation, ["snoozed_until"])
+    return True
+
+
 UNCHANGED = object()
 
 
@@ -127,9 +208,12 @@ def update_conversation(
     status: str | object = UNCHANGED,
     assignee: AbstractBaseUser | None | object = UNCHANGED,
     answered_by: str | object = UNCHANGED,
+    labels: list[int] | object = UNCHANGED,
+    snoozed_until: datetime | None | object = UNCHANGED,
     ip: str | None = None,
 ) -> tuple[Conversation, list[str]]:
-    """Change status, assignee and who answers together, all or nothing; returns what changed."""
+    """Change status, assignee, who answers, labels and snooze together, all or nothing; returns what
+    changed."""
     changed = []
     if status is not UNCHANGED:
         conversation, did = set_conversation_status(conversation=conversation, status=status, actor=actor, ip=ip)
@@ -140,6 +224,12 @@ def update_conversation(
     if answered_by is not UNCHANGED:
         conversation, did = set_answered_by(conversation=conversation, answered_by=answered_by, actor=actor, ip=ip)
         changed += ["answered_by"] if did else []
+    if labels is not UNCHANGED:
+        conversation, did = set_labels(conversation=conversation, labels=labels, actor=actor, ip=ip)
+        changed += ["labels"] if did else []
+    if snoozed_until is not UNCHANGED:
+        conversation, did = snooze_conversation(conversation=conversation, until=snoozed_until, actor=actor, ip=ip)
+        changed += ["snoozed_until"] if did else []
     return conversation, changed
 
 

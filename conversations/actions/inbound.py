@@ -93,11 +93,13 @@ def _with_reply_link(clinic: Clinic, metadata: dict) -> dict:
     return metadata
 
 
-def _publish_thread(conversation: Conversation, change: str | None) -> None:
+def _publish_thread(conversation: Conversation, change: str | None, woken: bool = False) -> None:
     if change == "created":
         events.publish_conversation_new(conversation)
-    elif change == "reopened":
-        events.publish_conversation_updated(conversation, ["status"])
+        return
+    changed = (["status"] if change == "reopened" else []) + (["snoozed_until"] if woken else [])
+    if changed:
+        events.publish_conversation_updated(conversation, changed)
 
 
 @transaction.atomic
@@ -188,12 +190,16 @@ def _store(
         status_changed_at=fields["created_at"],
     )
     extra = ("status",) if change == "reopened" else ()
+    woken = fields["sender_type"] == SenderType.PATIENT and conversation.snoozed_until is not None
+    if woken:  # the patient wrote: a snoozed conversation is back at once
+        conversation.snoozed_until = None
+        extra += ("snoozed_until",)
     if number_id and conversation.whatsapp_number_id != number_id:
         conversation.whatsapp_number_id = number_id
         extra += ("whatsapp_number_id",)
     touch_conversation(conversation, message.created_at, extra)
     _queue_media(message)
-    _publish_thread(conversation, change)
+    _publish_thread(conversation, change, woken)
     events.publish_message_new(message, conversation)
     if external_id is not None and message.direction == Direction.OUTBOUND:
         message = apply_pending_statuses(message)  # statuses WhatsApp reported before we knew the id

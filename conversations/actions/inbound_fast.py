@@ -289,7 +289,7 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
     sql = (
         "WITH unchanged AS ("
         f"SELECT v.id FROM {_table(Conversation)} v JOIN {_table(Contact)} c ON c.id = v.contact_id "
-        "WHERE v.id = %(conversation_id)s AND v.status <> %(resolved)s "
+        "WHERE v.id = %(conversation_id)s AND v.status <> %(resolved)s AND v.snoozed_until IS NULL "
         "AND c.id = %(contact_id)s AND c.updated_at = %(contact_updated_at)s FOR UPDATE OF v FOR SHARE OF c), "
         f"stored AS (INSERT INTO {_table(Message)} ({MESSAGE_COLUMNS}) "
         f"SELECT {MESSAGE_VALUES.format(conversation='unchanged.id')} FROM unchanged "
@@ -346,7 +346,11 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
     )
     message = _message(inbound, message_id, conversation_id)
     events = [
-        ("conversation:new", conversation_id, log.data_json({"conversation": wire.conversation(conversation)})),
+        (
+            "conversation:new",
+            conversation_id,
+            log.data_json({"conversation": wire.conversation(conversation, labels=[])}),
+        ),
         (
             "message:new",
             conversation_id,

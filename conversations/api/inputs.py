@@ -70,8 +70,20 @@ class ConversationListQuery(serializers.Serializer):
         r"^(me|none|[1-9][0-9]{0,18})$", required=False, help_text="me, none or a user id"
     )
     q = serializers.CharField(max_length=100, required=False, help_text="Part of the contact's name or phone")
+    label = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False, help_text="A label's id")
+    snoozed = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Only snoozed (true) or none (false); status=open leaves them out",
+    )
     cursor = serializers.CharField(max_length=200, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+
+
+class LabelIn(StrictSerializer):
+    name = StrictCharField(max_length=40)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", help_text="#rrggbb")
 
 
 class MessagePageQuery(serializers.Serializer):
@@ -150,10 +162,21 @@ class ConversationPatchIn(StrictSerializer):
         required=False,
         help_text='"staff" takes the conversation from the assistant (it pauses); "assistant" gives it back',
     )
+    labels = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        max_length=50,
+        help_text="Exactly these labels (ids of the clinic's), replacing the ones it has",
+    )
+    snoozed_until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Snooze until then (a future time, with its offset); null wakes it"
+    )
 
     def validate(self, attrs: dict) -> dict:
         if not attrs:
-            raise serializers.ValidationError({"non_field_errors": ["Send status, assignee or answered_by."]})
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Send status, assignee, answered_by, labels or snoozed_until."]}
+            )
         return attrs
 
 

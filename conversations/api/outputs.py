@@ -76,6 +76,12 @@ class MessageOut(serializers.Serializer):
     attachments = AttachmentOut(many=True)
 
 
+class LabelOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    color = serializers.CharField(help_text="#rrggbb")
+
+
 class ConversationOut(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     status = serializers.CharField()
@@ -84,6 +90,10 @@ class ConversationOut(serializers.Serializer):
     assignee = UserRefOut(allow_null=True)
     answered_by = serializers.ChoiceField(
         choices=["assistant", "staff"], help_text="Who answers the patient: the n8n assistant, or staff (it paused)"
+    )
+    labels = LabelOut(many=True)
+    snoozed_until = serializers.DateTimeField(
+        allow_null=True, help_text="Snoozed: out of the open list until then, or until the patient writes"
     )
     last_message_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()

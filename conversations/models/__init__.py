@@ -4,7 +4,7 @@ from conversations.models.api_sessions import ApiSession
 from conversations.models.audit import AuditEvent
 from conversations.models.clinics import Clinic, Membership, Role
 from conversations.models.contacts import Contact
-from conversations.models.conversations import Conversation, ConversationAction, Note, ReadMarker
+from conversations.models.conversations import Conversation, ConversationAction, Label, Note, ReadMarker
 from conversations.models.deliveries import DeliveryAttempt, PendingStatus
 from conversations.models.integrations import IntegrationToken, WhatsAppChannel
 from conversations.models.messages import (
@@ -27,6 +27,7 @@ __all__ = [
     "DeliveryAttempt",
     "Direction",
     "IntegrationToken",
+    "Label",
     "Membership",
     "Message",
     "MessageAttachment",

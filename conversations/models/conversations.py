@@ -27,6 +27,22 @@ class Channel(models.TextChoices):
     WHATSAPP = "whatsapp", "WhatsApp"
 
 
+class Label(models.Model):
+    """A clinic's label for conversations ("Convênio", "Retorno"), with a colour to tell it at a glance."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=40)
+    color = models.CharField(max_length=7, help_text="#rrggbb")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "etiqueta"
+        constraints = [models.UniqueConstraint(fields=["clinic", "name"], name="label_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Conversation(models.Model):
     """The thread between a clinic and one contact on one channel."""
 
@@ -50,6 +66,9 @@ class Conversation(models.Model):
     answered_by = models.CharField(
         max_length=10, choices=AnsweredBy.choices, default=AnsweredBy.ASSISTANT, db_default=AnsweredBy.ASSISTANT
     )
+    labels = models.ManyToManyField(Label, blank=True, related_name="conversations")
+    # Snoozed: out of the open list until then (a scheduled task brings it back), or until the patient writes.
+    snoozed_until = models.DateTimeField(null=True, blank=True)
     # The clinic's WhatsApp number (its phone_number_id) the patient last wrote to: replies go from it.
     # Empty for threads no WhatsApp message started (the clinic's first number is used).
     whatsapp_number_id = models.CharField(max_length=64, blank=True, default="", db_default="")

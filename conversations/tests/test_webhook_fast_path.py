@@ -347,3 +347,21 @@ async def test_a_channel_added_is_routed_at_once(clinic, member):
         clinic=clinic, phone_number_id=NUMBER, access_token="t", app_secret=APP_SECRET, verify_token="v"
     )
     assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
+
+
+def test_a_snoozed_conversation_is_woken_by_the_patients_message(known_patient, member):
+    """The usual message's one statement leaves a snoozed conversation to the full action, which ends the
+    snooze and tells every screen."""
+    from datetime import timedelta
+
+    from conversations.actions.conversations import snooze_conversation
+
+    snooze_conversation(conversation=known_patient, until=timezone.now() + timedelta(days=1), actor=member)
+    assert patient_writes("Voltei", 1)[0] == 200
+    known_patient.refresh_from_db()
+    assert known_patient.snoozed_until is None
+    assert Message.objects.filter(content="Voltei", conversation=known_patient).count() == 1
+    woke = Event.objects.filter(type="conversation:updated").latest("seq")
+    assert (
+        woke.data["changed"] == ["snoozed_until"] and woke.seq < Event.objects.get(data__message__content="Voltei").seq
+    )

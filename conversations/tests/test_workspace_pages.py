@@ -3,6 +3,7 @@ timeline, the board, the authorised media view and the Content-Security-Policy; 
 nothing from any of them."""
 
 import re
+import zoneinfo
 from datetime import timedelta
 
 import pytest
@@ -408,3 +409,47 @@ def test_other_staff_see_quick_replies_but_cannot_change_them(staff, clinic, mak
         "/quick-replies/", {"action": "change", "id": reply.pk, "shortcut": "x", "content": "y"}, follow=True
     )
     assert "não existe" in gone.text and QuickReply.objects.get().content == "<b>Olá</b>"
+
+
+# --- Labels and snooze ---------------------------------------------------------------------------------
+
+
+def test_without_scripts_labels_and_snooze_are_set_by_form_and_filter_the_list(staff, clinic, maria, member):
+    from conversations.actions.labels import create_label
+
+    carlos = receive_inbound_message(clinic=clinic, phone="5511922220002", contact_name="Carlos", content="Oi")
+    urgent = create_label(clinic=clinic, actor=member, name="Urgente", color="#d62728")
+    url = f"/inbox/{maria.conversation.pk}/"
+    staff.post(f"{url}change/", {"set_labels": "1", "labels": [str(urgent.pk)]})
+    assert list(maria.conversation.labels.values_list("name", flat=True)) == ["Urgente"]
+    labelled = staff.get(f"/inbox/?label={urgent.pk}").text
+    assert "Maria Souza" in labelled and "Carlos" not in labelled and 'class="label-chip"' in labelled
+
+    local = (timezone.now() + timedelta(days=1)).astimezone(zoneinfo.ZoneInfo(clinic.timezone))
+    staff.post(f"{url}change/", {"snoozed_until": local.strftime("%Y-%m-%dT%H:%M")})
+    maria.conversation.refresh_from_db()
+    assert abs(maria.conversation.snoozed_until - local.replace(second=0, microsecond=0)) < timedelta(seconds=1)
+    open_list = staff.get("/inbox/").text
+    assert "Carlos" in open_list and "Maria Souza" not in open_list, "snoozed: out of the open list"
+    snoozed = staff.get("/inbox/?status=snoozed").text
+    assert "Maria Souza" in snoozed and "⏰ até" in snoozed and "Carlos" not in snoozed
+    refused = staff.post(f"{url}change/", {"snoozed_until": "ontem"}, follow=True)
+    assert "não foram entendidas" in refused.text
+    staff.post(f"{url}change/", {"snoozed_until": ""})
+    maria.conversation.refresh_from_db()
+    assert maria.conversation.snoozed_until is None and carlos.conversation.snoozed_until is None
+
+    staff.post("/labels/new/", {"name": "Retorno", "color": "#2ca02c", "conversation": maria.conversation.pk})
+    assert "Retorno" in staff.get(url).text
+
+
+def test_another_clinics_labels_never_show_or_apply(client, outsider, clinic, maria, member, other_clinic):
+    from conversations.actions.labels import create_label
+
+    ours = create_label(clinic=clinic, actor=member, name="Sigilo interno", color="#111111")
+    client.force_login(outsider)
+    client.get("/inbox/")
+    assert "Sigilo interno" not in client.get("/inbox/").text
+    own = receive_inbound_message(clinic=other_clinic, phone="5511933330003", content="Oi").conversation
+    answer = client.post(f"/inbox/{own.pk}/change/", {"set_labels": "1", "labels": [str(ours.pk)]}, follow=True)
+    assert "Não foi possível alterar" in answer.text and not own.labels.exists()

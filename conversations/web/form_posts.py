@@ -2,6 +2,8 @@
 status and assign (the scripts use the API instead). Each posts, calls one action, and redirects back."""
 
 import uuid
+import zoneinfo
+from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -10,6 +12,7 @@ from django.shortcuts import redirect
 
 from conversations import selectors
 from conversations.actions.conversations import UNCHANGED, update_conversation
+from conversations.actions.labels import create_label
 from conversations.actions.messages import mark_unread, send_outbound_message
 from conversations.actions.notes import add_note
 from conversations.errors import ActionError
@@ -51,6 +54,33 @@ def send_reply(request: HttpRequest, membership: Membership, conversation_id: in
     return _back(conversation)
 
 
+def _clinic_time(value: str, clinic) -> datetime | None:
+    """A form's date and time (datetime-local, the clinic's wall clock) as an aware time; None if blank or
+    not a time."""
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return naive if naive.tzinfo else naive.replace(tzinfo=zoneinfo.ZoneInfo(clinic.timezone))
+
+
+def new_label(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """A label made from the conversation's header (without scripts; the scripts use the API)."""
+    try:
+        create_label(
+            clinic=membership.clinic,
+            actor=request.user,
+            name=storable(request.POST.get("name", "")),
+            color=request.POST.get("color", ""),
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+    except ActionError as refused:
+        messages.error(request, f"Etiqueta não criada: {refused.detail}")
+    wanted = request.POST.get("conversation", "")
+    conversation = selectors.conversation_of(membership.clinic, int(wanted)) if wanted.isdigit() else None
+    return _back(conversation) if conversation is not None else redirect("inbox")
+
+
 def _write_note(request: HttpRequest, conversation: Conversation) -> HttpResponse:
     try:
         add_note(
@@ -71,12 +101,23 @@ def change_conversation(request: HttpRequest, membership: Membership, conversati
     if "assignee" in request.POST:
         wanted = request.POST["assignee"]
         assignee = get_user_model().objects.filter(pk=int(wanted)).first() if wanted.isdigit() else None
+    labels = UNCHANGED
+    if "set_labels" in request.POST:
+        labels = [int(v) for v in request.POST.getlist("labels") if v.isdigit() and int(v) < 2**63]
+    snoozed_until = UNCHANGED
+    if "snoozed_until" in request.POST:
+        snoozed_until = _clinic_time(request.POST["snoozed_until"], membership.clinic)
+        if snoozed_until is None and request.POST["snoozed_until"]:
+            messages.error(request, "Não foi possível adiar: a data e a hora não foram entendidas.")
+            return _back(conversation)
     try:
         update_conversation(
             conversation=conversation,
             actor=request.user,
             status=status,
             assignee=assignee,
+            labels=labels,
+            snoozed_until=snoozed_until,
             answered_by=request.POST.get("answered_by") or UNCHANGED,
             ip=request.META.get("REMOTE_ADDR"),
         )
@@ -97,5 +138,6 @@ def mark_conversation_unread(request: HttpRequest, membership: Membership, conve
 
 
 send_reply = workspace(send_reply, methods=("POST",))
+new_label = workspace(new_label, methods=("POST",))
 mark_conversation_unread = workspace(mark_conversation_unread, methods=("POST",))
 change_conversation = workspace(change_conversation, methods=("POST",))

@@ -171,7 +171,13 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
     # the page is built is replayed to it rather than missed.
     seq = latest_seq(clinic.pk)
     staff, names = _staff(membership)
-    context = {"clinic": clinic, "membership": membership, "section": "inbox", "message_types": MESSAGE_TYPES}
+    context = {
+        "clinic": clinic,
+        "membership": membership,
+        "section": "inbox",
+        "message_types": MESSAGE_TYPES,
+        "labels": selectors.labels_of(clinic),
+    }
     if conversation_id is not None:
         conversation = selectors.conversation_of(clinic, conversation_id)
         if conversation is None:
@@ -205,6 +211,14 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
             "status_links": [
                 {"label": label, "query": filters.query(status=key), "current": key == filters.status}
                 for key, label in STATUSES.items()
+            ],
+            "label_links": [
+                {
+                    "tag": tag,
+                    "query": filters.query(label=None if tag.pk == filters.label else tag.pk),
+                    "current": tag.pk == filters.label,
+                }
+                for tag in context["labels"]
             ],
             "staff": staff,
             "config": page_config(user_id=membership.user_id, names=names) | {"media": _media_limits()},

@@ -12,7 +12,13 @@ from conversations.models import Conversation, Membership, Message
 from conversations.storable import storable
 
 TABS = {"mine": "Minhas", "unassigned": "Sem responsável", "all": "Todas"}
-STATUSES = {"open": "Abertas", "pending": "Pendentes", "resolved": "Resolvidas", "all": "Todas as situações"}
+STATUSES = {
+    "open": "Abertas",
+    "pending": "Pendentes",
+    "snoozed": "Adiadas",
+    "resolved": "Resolvidas",
+    "all": "Todas as situações",
+}
 STATUS_LABELS = dict(Conversation.Status.choices)
 TICKS = {
     "pending": ("◔", "Enviando"),
@@ -31,27 +37,32 @@ class ListFilters:
     tab: str = "all"
     status: str = "open"
     q: str = ""
+    label: int | None = None
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "ListFilters":
-        tab, status = query.get("tab", "all"), query.get("status", "open")
+        tab, status, label = query.get("tab", "all"), query.get("status", "open"), query.get("label", "")
         return cls(
             tab=tab if tab in TABS else "all",
             status=status if status in STATUSES else "open",
             q=storable(query.get("q") or "").strip()[:100],
+            label=int(label) if label.isdigit() and 0 < int(label) < 2**63 else None,
         )
 
     def page_kwargs(self, user_id: int) -> dict:
-        """Keyword arguments of `selectors.conversation_page` for these filters."""
+        """Keyword arguments of `selectors.conversation_page` for these filters ("Adiadas": the snoozed,
+        whatever their status; "Abertas" leaves them out)."""
         return {
-            "status": None if self.status == "all" else self.status,
+            "status": None if self.status in ("all", "snoozed") else self.status,
+            "snoozed": True if self.status == "snoozed" else None,
             "assignee_id": user_id if self.tab == "mine" else None,
             "unassigned": self.tab == "unassigned",
             "q": self.q or None,
+            "label_id": self.label,
         }
 
     def query(self, **changes) -> str:
-        values = {"tab": self.tab, "status": self.status, "q": self.q, **changes}
+        values = {"tab": self.tab, "status": self.status, "q": self.q, "label": self.label, **changes}
         return urlencode({k: v for k, v in values.items() if v and (k, v) not in (("tab", "all"), ("status", "open"))})
 
 

@@ -185,6 +185,8 @@ export class Composer {
         : `A janela de ${this.windowHours} h do WhatsApp fechou: texto livre seria recusado; envie um modelo aprovado.`;
     this.windowNote.firstChild.textContent = `${text} `;
     this.windowNote.classList.toggle("closed", !open);
+    const offer = this.windowNote.querySelector("[data-open-templates]");
+    if (offer) offer.hidden = open; // while the window is open, free text is the way
     this.form.classList.toggle("window-closed", !open);
   }
 

@@ -128,7 +128,7 @@ export class OpenConversation {
   bindHeader() {
     const pane = this.pane;
     // The forms post without scripts; here the API does it, without leaving the page.
-    for (const form of pane.querySelectorAll(".status-buttons, .assign-form, .answer-form")) {
+    for (const form of pane.querySelectorAll(".status-buttons, .assign-form, .answer-form, .snooze-form, [data-label-form]")) {
       form.addEventListener("submit", (event) => event.preventDefault());
     }
     for (const button of pane.querySelectorAll("[data-set-status]")) {
@@ -151,6 +151,39 @@ export class OpenConversation {
         this.patch({ answered_by: button.dataset.answeredBy }, staff ? "Você assumiu: o assistente pausou." : "Devolvida ao assistente.");
       });
     }
+    pane.querySelector("[data-snooze]")?.addEventListener("click", (event) => {
+      event.preventDefault();
+      const value = pane.querySelector("[data-snooze-input]").value;
+      if (!value) {
+        announce("Escolha até quando adiar.");
+        pane.querySelector("[data-snooze-input]").focus();
+        return;
+      }
+      this.patch({ snoozed_until: new Date(value).toISOString() }, "Conversa adiada: sai das abertas até lá.");
+    });
+    pane.querySelector("[data-wake]")?.addEventListener("click", (event) => {
+      event.preventDefault();
+      this.patch({ snoozed_until: null }, "Conversa retomada.");
+    });
+    for (const box of pane.querySelectorAll('[data-label-form] input[name="labels"]')) {
+      box.addEventListener("change", () => {
+        const ids = [...pane.querySelectorAll('[data-label-form] input[name="labels"]:checked')].map((b) => Number(b.value));
+        this.patch({ labels: ids }, "Etiquetas alteradas.");
+      });
+    }
+    pane.querySelector("[data-new-label]")?.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const form = event.target;
+      try {
+        const label = await api("POST", "/api/labels/", { name: form.name.value, color: form.color.value });
+        const ids = [...pane.querySelectorAll('[data-label-form] input[name="labels"]:checked')].map((b) => Number(b.value));
+        await this.patch({ labels: [...ids, label.id] }, `Etiqueta ${label.name} criada e aplicada.`);
+        await this.reload();
+        this.pane.querySelector(".label-editor")?.setAttribute("open", "");
+      } catch (error) {
+        announce(`Etiqueta não criada: ${error.body?.detail || error.message}`);
+      }
+    });
     pane.querySelector("[data-mark-unread]")?.addEventListener("click", (event) => {
       event.preventDefault();
       this.markUnread();
@@ -188,7 +221,7 @@ export class OpenConversation {
       this.showConversation(conversation);
       announce(done);
     } catch (error) {
-      announce(`Não foi possível alterar: ${error.message}`);
+      announce(`Não foi possível alterar: ${error.body?.detail || error.message}`);
     }
   }
 
@@ -205,6 +238,21 @@ export class OpenConversation {
     pane.querySelector("[data-assignee-select]").value = conversation.assignee ? String(conversation.assignee.id) : "";
     const mine = pane.querySelector("[data-assign-me]");
     if (mine) mine.hidden = conversation.assignee?.id === this.config.user_id;
+    const heads = pane.querySelector("[data-head-labels]");
+    if (heads && conversation.labels) {
+      heads.replaceChildren(
+        ...conversation.labels.map((label) => {
+          const chip = document.createElement("span");
+          chip.className = "label-chip";
+          chip.style.setProperty("--label", label.color);
+          chip.textContent = label.name;
+          return chip;
+        }),
+      );
+      const chosen = new Set(conversation.labels.map((label) => String(label.id)));
+      for (const box of pane.querySelectorAll('[data-label-form] input[name="labels"]')) box.checked = chosen.has(box.value);
+    }
+    this.showSnooze(conversation.snoozed_until);
     const staff = conversation.answered_by === "staff";
     const label = pane.querySelector("[data-answered-by-label]");
     if (label) label.textContent = staff ? "Equipe responde" : "Assistente responde";
@@ -213,6 +261,22 @@ export class OpenConversation {
     }
     pane.querySelector("h2").textContent = conversation.contact.display_name;
     pane.querySelector(".conversation-head .phone").textContent = conversation.contact.phone_display;
+  }
+
+  showSnooze(until) {
+    const pane = this.pane;
+    const label = pane.querySelector("[data-snoozed-label]");
+    if (!label) return;
+    label.hidden = !until;
+    pane.querySelector(".snooze-until").hidden = Boolean(until);
+    pane.querySelector("[data-snooze]").hidden = Boolean(until);
+    pane.querySelector("[data-wake]").hidden = !until;
+    if (until) {
+      const zone = this.workspace.dataset.timezone;
+      label.querySelector("time").textContent = new Intl.DateTimeFormat("pt-BR", {
+        timeZone: zone, day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit",
+      }).format(new Date(until));
+    }
   }
 
   // --- Who else is here ----------------------------------------------------------------------------

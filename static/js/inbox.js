@@ -59,6 +59,7 @@ stream.on("frame", (frame) => {
     return;
   }
   if (frame.type === "quick_replies:changed") open.composer?.forgetReplies(); // read again when next opened
+  if (frame.type === "labels:changed" && open.id) open.reload(); // the header's label choices, afresh
   presence.apply(frame);
   list.apply(frame);
   open.apply(frame);

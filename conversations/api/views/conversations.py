@@ -10,15 +10,24 @@ from rest_framework.response import Response
 from conversations import read_cache, selectors, wire
 from conversations.actions.audit import record_reading
 from conversations.actions.conversations import UNCHANGED, add_conversation_action, update_conversation
+from conversations.actions.labels import create_label
 from conversations.actions.notes import add_note
 from conversations.api import cursors
-from conversations.api.inputs import ActionIn, ConversationListQuery, ConversationPatchIn, NoteIn, NotePageQuery
+from conversations.api.inputs import (
+    ActionIn,
+    ConversationListQuery,
+    ConversationPatchIn,
+    LabelIn,
+    NoteIn,
+    NotePageQuery,
+)
 from conversations.api.outputs import (
     ActionOut,
     ConversationDetailOut,
     ConversationOut,
     ConversationPageOut,
     ErrorOut,
+    LabelOut,
     NoteOut,
     NotePageOut,
 )
@@ -48,6 +57,8 @@ class ConversationListView(ClinicAPIView):
             if assignee == "me"
             else (int(assignee) if assignee not in (None, "none") else None),
             "q": params.get("q"),
+            "label_id": params.get("label"),
+            "snoozed": params.get("snoozed"),
             "after": cursors.decode_activity(params["cursor"]) if params.get("cursor") else None,
             "limit": params["limit"],
         }
@@ -123,6 +134,8 @@ class ConversationDetailView(ClinicAPIView):
             status=data.validated_data.get("status", UNCHANGED),
             assignee=assignee,
             answered_by=data.validated_data.get("answered_by", UNCHANGED),
+            labels=data.validated_data.get("labels", UNCHANGED),
+            snoozed_until=data.validated_data.get("snoozed_until", UNCHANGED),
             ip=client_ip(request),
         )
         return Response(wire.conversation(conversation))
@@ -187,3 +200,18 @@ class NotesView(ClinicAPIView):
             ip=client_ip(request),
         )
         return Response(wire.note(note), status=status.HTTP_201_CREATED)
+
+
+class LabelsView(ClinicAPIView):
+    @extend_schema(responses={200: LabelOut(many=True)}, tags=["conversations"])
+    def get(self, request: Request) -> Response:
+        """The clinic's labels, by name."""
+        return Response([wire.label(tag) for tag in selectors.labels_of(self.clinic)])
+
+    @extend_schema(request=LabelIn, responses={201: LabelOut, 400: ErrorOut}, tags=["conversations"])
+    def post(self, request: Request) -> Response:
+        """Make a label for the clinic's conversations (a name, once per clinic, and a #rrggbb colour)."""
+        data = LabelIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        tag = create_label(clinic=self.clinic, actor=request.user, ip=client_ip(request), **data.validated_data)
+        return Response(wire.label(tag), status=status.HTTP_201_CREATED)

@@ -3,15 +3,16 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from conversations.actions.conversations import add_conversation_action, assign_conversation
+from conversations.actions.conversations import add_conversation_action, assign_conversation, set_labels
 from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.labels import create_label
 from conversations.actions.messages import send_outbound_message
 from conversations.actions.notes import add_note
 from conversations.models import Role
 
 # Authentication (user, membership, API session) and the page's own reads; the same for 5 rows or 50.
-LIST_QUERIES = 5
-DETAIL_QUERIES = 11  # with the audit record of the reading (LGPD), and the notes with their mentions
+LIST_QUERIES = 6  # with the rows' labels, in one query
+DETAIL_QUERIES = 12  # with the audit record of the reading (LGPD), the notes with their mentions, the labels
 
 
 @pytest.fixture
@@ -22,12 +23,17 @@ def api(jwt_client, member):
 @pytest.mark.parametrize("rows", [5, 50])
 def test_the_list(api, clinic, member, make_member, rows, django_assert_max_num_queries):
     doctor = make_member(clinic, Role.PROFESSIONAL)
+    urgent = create_label(clinic=clinic, actor=member, name="Urgente", color="#d62728")
     for n in range(rows):
         conversation = receive_inbound_message(clinic=clinic, phone=f"55119111{n:05d}", content="Oi").conversation
         assign_conversation(conversation=conversation, assignee=doctor, actor=member)
+        set_labels(conversation=conversation, labels=[urgent.pk], actor=member)
     with django_assert_max_num_queries(LIST_QUERIES):
         response = api.get("/api/conversations/", {"limit": 50})
     assert len(response.json()["results"]) == rows
+    assert all(
+        r["labels"] == [{"id": urgent.pk, "name": "Urgente", "color": "#d62728"}] for r in response.json()["results"]
+    )
     assert all(r["assignee"]["id"] == doctor.pk and r["unread_count"] == 1 for r in response.json()["results"])
 
 

@@ -46,6 +46,7 @@ LIST_ROUTES = [
     "/api/presence/",
     "/api/templates/",
     "/api/quick-replies/",
+    "/api/labels/",
 ]
 NOT_CLINIC_DATA = {
     "auth/token/",
