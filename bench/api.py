@@ -3,7 +3,8 @@
 Against `seed_demo --scale 500` (about 1,000,000 messages; made here first when the database has fewer),
 one server process with the production flags, a bearer token of a receptionist of the first demo clinic.
 Warm: the same request again and again (the read cache answers). Cold: the clinic's cached reads are made
-stale before each request (the database answers). Also counts the SQL statements of a list and a detail
+stale before each request (the database answers). Search: full-text search over the clinic's messages,
+frequent and rare words in turn. Also counts the SQL statements of a list and a detail
 request in-process, for 10 and 100 rows: the same whatever the number of rows. From the project root:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/taskmed_bench REDIS_URL=redis://127.0.0.1:6379/13 \\
@@ -86,6 +87,20 @@ def timed(http, path: str, count: int, before=None) -> list[float]:
     return times
 
 
+# Words of the demo's messages, from frequent (in a fifth of them) to rare, and a stemmed, accented form.
+SEARCHES = ["consulta", "exame", "remarcar consulta", "convênio unimed", "estacionamento", "exâmes", "febre"]
+
+
+def searched(http, count: int) -> dict:
+    """GET /api/search/ over the clinic's messages, cycling through SEARCHES (never cached)."""
+    times = []
+    for n in range(count):
+        started = time.perf_counter()
+        http.get("/api/search/", params={"q": SEARCHES[n % len(SEARCHES)]}).raise_for_status()
+        times.append(1000 * (time.perf_counter() - started))
+    return percentiles(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests a measure")
@@ -119,6 +134,7 @@ def main() -> None:
                 "detail_cold_ms": percentiles(
                     timed(http, detail_path, args.requests // 3, lambda: read_cache.bump_clinic_version(clinic_id))
                 ),
+                "search_ms": searched(http, args.requests),
             }
     finally:
         server.terminate()

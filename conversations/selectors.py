@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from conversations.models import (
@@ -156,12 +157,24 @@ def conversation_page(
     elif assignee_id is not None:
         rows = rows.filter(assignee_id=assignee_id)
     if q:
-        said = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
-        rows = rows.filter(_contact_matches(q, prefix="contact__") | Exists(said))
+        rows = rows.filter(_contact_matches(q, prefix="contact__") | _said_in(clinic, q))
     if after is not None:
         at, pk = after
         rows = rows.filter(Q(activity_at__lt=at) | Q(activity_at=at, id__lt=pk))
     return list(rows[: limit + 1])
+
+
+def _said_in(clinic: Clinic, q: str) -> Q:
+    """Conversations with a message that says `q`: by the full-text index on PostgreSQL (stemmed, accents
+    folded: conversations/search.py), by plain matching elsewhere."""
+    if connection.vendor == "postgresql":
+        said = RawSQL(
+            "SELECT conversation_id FROM conversations_message WHERE clinic_id = %s "
+            "AND search_vector @@ websearch_to_tsquery('public.pt_unaccent', %s)",
+            (clinic.pk, q),
+        )
+        return Q(pk__in=said)
+    return Q(Exists(Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)))
 
 
 def _contact_matches(q: str, prefix: str = "") -> Q:

@@ -482,3 +482,34 @@ def test_labels_and_snooze_move_the_list_live_for_colleagues(team, serve, browse
     expect(maria_row).to_have_count(1, timeout=10_000)  # the patient wrote: back at once
     expect(julia.locator("[data-snoozed-label]")).to_be_hidden(timeout=10_000)
     expect(maria_row.locator(".snoozed")).to_have_count(0)
+
+
+def test_search_finds_stemmed_words_and_opens_the_conversation_at_the_message(team, serve, browser, clinic):
+    from conversations.models import Message
+
+    found = in_thread(
+        receive_inbound_message, clinic=clinic, phone="5511987654321", content="Os exâmes de sangue ficaram prontos?"
+    ).message
+    for n in range(55):  # the result sits above the conversation's first window
+        in_thread(receive_inbound_message, clinic=clinic, phone="5511987654321", content=f"mensagem {n}")
+    host = serve(server_env())
+    julia = open_as(browser, host, team["julia"], "/inbox/")
+    julia.get_by_role("link", name="Buscar mensagens").click()
+    julia.get_by_role("searchbox", name="Palavras").fill("exame")
+    julia.get_by_role("button", name="Buscar").click()
+    result = julia.locator(".hits a", has_text="Maria Souza")
+    expect(result).to_have_count(1)
+    expect(result.locator("mark")).to_have_text("exâmes")
+    screenshot(julia, "search")
+    result.click()
+    live(julia)
+    target = julia.locator(f"#m{found.pk}")
+    expect(target).to_have_class(re.compile(r"\bfound\b"))
+    expect(target).to_be_in_viewport()
+    assert in_thread(lambda: Message.objects.filter(conversation_id=team["maria"]).count()) > 55
+
+    stranger = browser.new_context().new_page()
+    log_in(stranger, host, team["outsider"])
+    stranger.goto(f"http://{host}/search/?q=exame")
+    expect(stranger.locator(".hits li")).to_have_count(0)
+    expect(stranger.locator("body")).not_to_contain_text("Maria Souza")

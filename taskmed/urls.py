@@ -11,6 +11,7 @@ from conversations.web.form_posts import change_conversation, mark_conversation_
 from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part
 from conversations.web.login import AdminLoginForm, LoginView
 from conversations.web.replies import quick_replies
+from conversations.web.search import search_page
 from realtime.longpoll import events_longpoll
 from taskmed.metrics import metrics
 
@@ -29,6 +30,7 @@ urlpatterns = [
     path("inbox/<int:conversation_id>/unread/", mark_conversation_unread, name="mark-unread"),
     path("quick-replies/", quick_replies, name="quick-replies"),
     path("labels/new/", new_label, name="new-label"),
+    path("search/", search_page, name="search"),
     path("board/", board, name="board"),
     path("board/cards/<int:conversation_id>/", board_card, name="board-card"),
     path("media/attachments/<int:attachment_id>/", attachment, name="attachment"),

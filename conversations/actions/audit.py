@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
 
-from conversations.models import AuditEvent
+from conversations.models import AuditEvent, Clinic
 
 
 def record_audit(
@@ -36,5 +36,18 @@ def record_reading(*, actor: AbstractBaseUser, conversation, via: str, ip: str |
         action="conversation.read",
         obj=conversation,
         detail={"via": via},
+        ip=ip,
+    )
+
+
+def record_search(*, actor: AbstractBaseUser, clinic_id: int, found: int, ip: str | None = None) -> AuditEvent:
+    """Someone searched the clinic's messages: how many they found, never the words (they may name a
+    patient)."""
+    return record_audit(
+        clinic_id=clinic_id,
+        actor=actor,
+        action="messages.searched",
+        obj=Clinic(pk=clinic_id),
+        detail={"found": found},
         ip=ip,
     )

@@ -42,3 +42,16 @@ def _decode(cursor: str) -> list:
     if not isinstance(value, list):
         raise ValueError("not a list")
     return value
+
+
+def decode_offset(cursor: str, *, most: int) -> int:
+    """A ranked list's cursor: how many rows came before (0 to `most`)."""
+    try:
+        (offset,) = _decode(cursor)
+        if not isinstance(offset, int) or not 0 <= offset <= most:
+            raise ValueError("out of range")
+        return offset
+    except (ValueError, TypeError):
+        raise ValidationError(
+            {"cursor": ["Not a cursor this API gave out; start again without it."]}, code="invalid_cursor"
+        ) from None

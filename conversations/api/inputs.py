@@ -81,6 +81,12 @@ class ConversationListQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
 
 
+class SearchQuery(serializers.Serializer):
+    q = serializers.CharField(min_length=2, max_length=200, help_text="Words to find; websearch syntax on PostgreSQL")
+    cursor = serializers.CharField(max_length=200, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=50, default=20)
+
+
 class LabelIn(StrictSerializer):
     name = StrictCharField(max_length=40)
     color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", help_text="#rrggbb")

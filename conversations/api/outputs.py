@@ -161,6 +161,18 @@ class QuickReplyOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class SearchHitOut(serializers.Serializer):
+    conversation_id = serializers.IntegerField()
+    message_id = serializers.IntegerField()
+    snippet = serializers.CharField(help_text="The text around the words found")
+    created_at = serializers.DateTimeField()
+
+
+class SearchPageOut(serializers.Serializer):
+    results = SearchHitOut(many=True, help_text="Best first: relevance, then recency")
+    next_cursor = serializers.CharField(allow_null=True)
+
+
 class TemplateOut(serializers.Serializer):
     name = serializers.CharField()
     language = serializers.CharField(help_text="e.g. pt_BR")

@@ -31,6 +31,7 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/notes/", conversations.NotesView.as_view(), name="api-notes"),
     path("templates/", messages.TemplatesView.as_view(), name="api-templates"),
     path("labels/", conversations.LabelsView.as_view(), name="api-labels"),
+    path("search/", messages.SearchView.as_view(), name="api-search"),
     path("quick-replies/", replies.QuickRepliesView.as_view(), name="api-quick-replies"),
     path("quick-replies/<int:reply_id>/", replies.QuickReplyView.as_view(), name="api-quick-reply"),
     path("contacts/", contacts.ContactListView.as_view(), name="api-contacts"),

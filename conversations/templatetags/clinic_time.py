@@ -1,11 +1,14 @@
 """Showing a UTC time in the clinic's own time zone: "14:30" today, "24 de jun" on an earlier day."""
 
+import re
 from datetime import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from conversations.models import Clinic
+from conversations.search import START, STOP
 
 register = template.Library()
 
@@ -98,3 +101,11 @@ def web_url(value) -> str:
 def first_word(value) -> str:
     """ "Maria Souza" → "Maria": how a message greets the patient."""
     return str(value or "").split(" ")[0]
+
+
+@register.filter
+def search_marks(marked: str) -> str:
+    """A search snippet as HTML: its text escaped, the words found in <mark>."""
+    chunks = re.split(f"{START}(.*?){STOP}", marked, flags=re.DOTALL)  # text, found, text, found, …
+    parts = [format_html("<mark>{}</mark>", chunk) if n % 2 else chunk for n, chunk in enumerate(chunks)]
+    return format_html_join("", "{}", ((part,) for part in parts))

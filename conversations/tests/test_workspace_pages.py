@@ -453,3 +453,31 @@ def test_another_clinics_labels_never_show_or_apply(client, outsider, clinic, ma
     own = receive_inbound_message(clinic=other_clinic, phone="5511933330003", content="Oi").conversation
     answer = client.post(f"/inbox/{own.pk}/change/", {"set_labels": "1", "labels": [str(ours.pk)]}, follow=True)
     assert "Não foi possível alterar" in answer.text and not own.labels.exists()
+
+
+# --- Search --------------------------------------------------------------------------------------------
+
+
+def test_the_search_page_shows_matches_as_text_and_opens_the_conversation_at_the_message(staff, clinic, maria, member):
+    evil = receive_inbound_message(
+        clinic=clinic, phone="5511987654321", content="<script>x</script> preciso remarcar a consulta"
+    ).message
+    for n in range(60):  # the found message is older than the first window of 50
+        latest = receive_inbound_message(clinic=clinic, phone="5511987654321", content=f"depois {n}").message
+    mark_read(user=member, conversation=maria.conversation, message=latest)  # read: the page opens at the end
+    page = staff.get("/search/", {"q": "consulta"}).text
+    assert "<script>x" not in page, "shown as text (PostgreSQL's snippet leaves tags out; the plain one escapes)"
+    assert "Maria Souza" in page and f"?m={evil.pk}#m{evil.pk}" in page
+    if "<mark>" in page:  # PostgreSQL marks the words found
+        assert "<mark>consulta</mark>" in page
+    opened = staff.get(f"/inbox/{maria.conversation.pk}/", {"m": evil.pk}).text
+    assert f'data-focus-message="{evil.pk}"' in opened and f'id="m{evil.pk}"' in opened
+    assert f'id="m{evil.pk}"' not in staff.get(f"/inbox/{maria.conversation.pk}/").text, "not in the usual window"
+    assert "Digite ao menos duas letras" in staff.get("/search/", {"q": "a"}).text
+
+
+def test_another_clinic_finds_nothing_of_ours(client, outsider, maria):
+    client.force_login(outsider)
+    client.get("/inbox/")
+    page = client.get("/search/", {"q": "Oi"}).text
+    assert "Maria Souza" not in page and f"m={maria.message.pk}" not in page

@@ -5,6 +5,7 @@ import uuid
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -83,13 +84,22 @@ def list_rows(
     return rows, (cursors.encode(rows[-1].activity_at, rows[-1].pk) if more else None)
 
 
-def conversation_context(membership: Membership, conversation: Conversation, names: dict[int, str]) -> dict:
-    """The open conversation: its latest messages and actions in time order, header and patient panel."""
+def conversation_context(
+    membership: Membership, conversation: Conversation, names: dict[int, str], *, at_message: int | None = None
+) -> dict:
+    """The open conversation: its latest messages and actions in time order, header and patient panel.
+    `at_message` (a search result): the window reaches back to it, so the page opens there."""
     viewer = membership.user
     read_up_to = selectors.read_up_to(viewer, conversation.pk) or 0
     # Enough to reach the first unread message, so the page can open there (within reason).
     unread = selectors.unread_counts_for(viewer, [conversation.pk]).get(conversation.pk, 0)
     limit = min(max(PAGE_SIZE, unread + 1), MAX_FIRST_WINDOW)
+    found = selectors.message_in(conversation, at_message) if at_message else None
+    if found is not None:
+        newer = conversation.messages.filter(
+            Q(created_at__gt=found.created_at) | Q(created_at=found.created_at, id__gt=found.pk)
+        )
+        limit = max(limit, newer.count() + 11)  # the message, ten before it, and everything since
     messages, has_older = selectors.message_window(conversation, limit=limit)
     actions = _actions_between(conversation, messages[0] if has_older and messages else None, None)
     notes = _notes_between(conversation, messages[0] if has_older and messages else None, None, viewer.pk, names)
@@ -111,6 +121,7 @@ def conversation_context(membership: Membership, conversation: Conversation, nam
         "form_client_id": uuid.uuid4(),
         "has_older": has_older,
         "first_unread": first_unread,
+        "focus_message": found.pk if found is not None else None,
         "others": selectors.other_conversations_of(conversation),
         "status_labels": STATUS_LABELS,
         "ticks": TICKS,
@@ -182,7 +193,9 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
         conversation = selectors.conversation_of(clinic, conversation_id)
         if conversation is None:
             raise Http404("No such conversation in your clinic.")
-        context |= conversation_context(membership, conversation, names)
+        wanted = request.GET.get("m", "")
+        at_message = int(wanted) if wanted.isdigit() and int(wanted) < 2**63 else None
+        context |= conversation_context(membership, conversation, names, at_message=at_message)
         if request.headers.get(FRAGMENT_HEADER) != "patient":  # opened (the panel's refresh is not a reading)
             record_reading(
                 actor=request.user, conversation=conversation, via="inbox", ip=request.META.get("REMOTE_ADDR")

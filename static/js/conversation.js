@@ -325,6 +325,12 @@ export class OpenConversation {
   }
 
   scrollToStart() {
+    const focus = this.pane.dataset.focusMessage && this.messageNode(Number(this.pane.dataset.focusMessage));
+    if (focus) {
+      focus.classList.add("found"); // the search result this conversation was opened at
+      focus.scrollIntoView({ block: "center" });
+      return;
+    }
     const firstUnread = this.timeline.querySelector(".message.first-unread");
     if (firstUnread) firstUnread.scrollIntoView({ block: "start" });
     else this.timeline.scrollTop = this.timeline.scrollHeight;

@@ -6,8 +6,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conversations import selectors, wire
-from conversations.actions.audit import record_reading
+from conversations import search, selectors, wire
+from conversations.actions.audit import record_reading, record_search
 from conversations.actions.messages import (
     mark_read,
     mark_unread,
@@ -15,8 +15,9 @@ from conversations.actions.messages import (
     send_outbound_message,
     send_template_message,
 )
-from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SendMessageIn
-from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut, TemplateListOut
+from conversations.api import cursors
+from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SearchQuery, SendMessageIn
+from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut, SearchPageOut, TemplateListOut
 from conversations.api.parsers import JSONParser
 from conversations.api.views.base import ClinicAPIView, client_ip
 from conversations.message_templates import template_named, templates_for
@@ -138,3 +139,27 @@ class TemplatesView(ClinicAPIView):
         minutes; the simulator's otherwise): what can be sent once a patient's 24-hour window has closed."""
         source, templates = templates_for(self.clinic.pk)
         return Response({"source": source, "results": [t.as_dict() for t in templates]})
+
+
+class SearchView(ClinicAPIView):
+    @extend_schema(parameters=[SearchQuery], responses={200: SearchPageOut, 400: ErrorOut}, tags=["messages"])
+    def get(self, request: Request) -> Response:
+        """The clinic's messages whose text matches `q` (Portuguese stemming, accents folded: "exame" finds
+        "exâmes"), best first; `cursor` for the next page. Searching is audited (never the words sought)."""
+        query = SearchQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        offset = cursors.decode_offset(params["cursor"], most=search.WINDOW) if params.get("cursor") else 0
+        hits, more = search.search_messages(self.clinic, params["q"], offset=offset, limit=params["limit"])
+        record_search(actor=request.user, clinic_id=self.clinic.pk, found=len(hits), ip=client_ip(request))
+        results = [
+            {
+                "conversation_id": hit.conversation_id,
+                "message_id": hit.message_id,
+                "snippet": hit.snippet,
+                "created_at": wire.iso(hit.created_at),
+            }
+            for hit in hits
+        ]
+        next_cursor = cursors.encode(offset + len(hits)) if more else None
+        return Response({"results": results, "next_cursor": next_cursor})
