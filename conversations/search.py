@@ -2,7 +2,7 @@
 
 On PostgreSQL: Portuguese stemming with accents folded (the `pt_unaccent` configuration and the stored
 `search_vector` of migration 0016, GIN-indexed), websearch syntax ("consulta -cancelada", "\\"exame de
-sangue\\""), the most recent WINDOW matches ranked by relevance, then by recency. Elsewhere (the embedded
+sangue\\""), the newest WINDOW matches ranked by relevance, then by recency. Elsewhere (the embedded
 SQLite setup) a plain fallback: messages holding every word, newest first.
 """
 
@@ -15,9 +15,14 @@ from django.utils.dateparse import parse_datetime
 
 from conversations.models import Clinic, Message
 
-# Ranked among this many of the newest matches: a word in a third of a million messages is still ranked
-# in milliseconds, and what staff look for is nearly always recent.
+# Ranked among this many of the newest matches: what staff look for is nearly always recent, and a word
+# in a fifth of a million messages is ranked in milliseconds.
 WINDOW = 500
+# The matches are looked for first among the clinic's newest NEWEST messages, read newest first (an index
+# range, a fixed cost whatever the word); only when those hold fewer than WINDOW matches does the
+# full-text index find older ones. Either alone is slow for some words: the index for a frequent one (tens
+# of thousands of rows to fetch and sort), the newest-first read for a rare one (every message).
+NEWEST = 20_000
 # ts_headline's marks around each matched word: control characters no message text holds.
 START, STOP = "\x02", "\x03"
 MARKS = re.compile(f"[{START}{STOP}]")
@@ -48,20 +53,33 @@ def _postgres(clinic_id: int, q: str, offset: int, limit: int) -> list[Hit]:
     options = f"StartSel={START}, StopSel={STOP}, MaxWords=24, MinWords=10, MaxFragments=2, FragmentDelimiter=…"
     sql = """
         WITH query AS (SELECT websearch_to_tsquery('public.pt_unaccent', %(q)s) AS q),
+        newest AS MATERIALIZED (
+            SELECT m.id, m.conversation_id, m.created_at, m.search_vector FROM conversations_message m
+            WHERE m.clinic_id = %(clinic)s ORDER BY m.created_at DESC, m.id DESC LIMIT %(newest)s
+        ),
         recent AS (
+            SELECT n.id, n.conversation_id, n.created_at, ts_rank(n.search_vector, query.q) AS rank
+            FROM newest n, query WHERE n.search_vector @@ query.q
+            ORDER BY n.created_at DESC, n.id DESC LIMIT %(window)s
+        ),
+        older AS (
             SELECT m.id, m.conversation_id, m.created_at, ts_rank(m.search_vector, query.q) AS rank
             FROM conversations_message m, query
             WHERE m.clinic_id = %(clinic)s AND m.search_vector @@ query.q
-            ORDER BY m.id DESC
-            LIMIT %(window)s
+              AND (SELECT count(*) FROM recent) < %(window)s
+              AND (SELECT count(*) FROM newest) = %(newest)s
+              AND (m.created_at, m.id) < (SELECT n.created_at, n.id FROM newest n ORDER BY n.created_at, n.id LIMIT 1)
+            ORDER BY m.created_at DESC, m.id DESC LIMIT %(window)s
         ),
-        page AS (SELECT * FROM recent ORDER BY rank DESC, id DESC OFFSET %(offset)s LIMIT %(limit)s)
+        matches AS (SELECT * FROM recent UNION ALL SELECT * FROM older LIMIT %(window)s),
+        page AS (SELECT * FROM matches ORDER BY rank DESC, id DESC OFFSET %(offset)s LIMIT %(limit)s)
         SELECT page.conversation_id, page.id, page.created_at,
                ts_headline('public.pt_unaccent', m.content, query.q, %(options)s)
         FROM page JOIN conversations_message m ON m.id = page.id, query
         ORDER BY page.rank DESC, page.id DESC
     """
-    params = {"q": q, "clinic": clinic_id, "window": WINDOW, "offset": offset, "limit": limit, "options": options}
+    params = {"q": q, "clinic": clinic_id, "newest": NEWEST, "window": WINDOW, "offset": offset, "limit": limit}
+    params["options"] = options
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [Hit(*row) for row in cursor.fetchall()]

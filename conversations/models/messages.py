@@ -88,6 +88,8 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["conversation", "-created_at", "-id"], name="message_timeline"),
+            # Search reads a clinic's newest messages first (conversations/search.py).
+            models.Index(fields=["clinic", "-created_at", "-id"], name="message_clinic_recent"),
             # Unread counts: the patient's messages of a conversation after a read marker, from the index alone.
             models.Index(
                 fields=["conversation", "id"],

@@ -69,3 +69,13 @@ def test_the_plain_fallback_and_bad_queries(jwt_client, member, clinic):
     for bad in ({"q": "a"}, {}, {"q": "x" * 201}, {"q": "consulta", "cursor": "nada"}, {"q": "ok", "limit": 0}):
         response = api.get(URL, bad)
         assert response.status_code == 400, (bad, response.content)
+
+
+@pytest.mark.postgres
+def test_matches_older_than_the_newest_messages_are_found_too(jwt_client, member, clinic, monkeypatch):
+    from conversations import search
+
+    monkeypatch.setattr(search, "NEWEST", 3)  # the newest-first read sees only the last three messages
+    old_hit, *_ = write(clinic, "5511987654321", "exame antigo", "nada", "nada de novo", "mais nada")
+    (new_hit,) = write(clinic, "5511987654321", "exame novo")
+    assert set(hits(jwt_client(member), "exame")) == {old_hit, new_hit}
