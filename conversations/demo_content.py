@@ -177,3 +177,11 @@ NO_PHONE_PATIENT = {
         ("professional", "text", "Perfeito, sexta às 15h está reservado para você.", {}),
     ],
 }
+
+# Each demo clinic's labels and quick replies, so the workspace shows them from the first run.
+LABELS = [("Convênio", "#2f80ed"), ("Retorno", "#2ca02c"), ("Urgente", "#d62728")]
+QUICK_REPLIES = [
+    ("endereco", "Olá, {{primeiro_nome}}! A {{clinica}} fica na Rua das Flores, 100, 2º andar. Até logo!"),
+    ("horarios", "Atendemos de segunda a sexta, das 8h às 18h, e aos sábados das 8h às 12h."),
+    ("retorno", "{{primeiro_nome}}, o retorno é sem custo em até 30 dias. Qual dia fica melhor?"),
+]

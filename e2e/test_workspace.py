@@ -494,7 +494,7 @@ def test_search_finds_stemmed_words_and_opens_the_conversation_at_the_message(te
         in_thread(receive_inbound_message, clinic=clinic, phone="5511987654321", content=f"mensagem {n}")
     host = serve(server_env())
     julia = open_as(browser, host, team["julia"], "/inbox/")
-    julia.get_by_role("link", name="Buscar mensagens").click()
+    julia.get_by_role("link", name="Busca", exact=True).click()
     julia.get_by_role("searchbox", name="Palavras").fill("exame")
     julia.get_by_role("button", name="Buscar").click()
     result = julia.locator(".hits a", has_text="Maria Souza")

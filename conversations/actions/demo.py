@@ -24,10 +24,12 @@ from conversations.models import (
     Conversation,
     ConversationAction,
     Direction,
+    Label,
     Membership,
     Message,
     MessageStatus,
     MessageType,
+    QuickReply,
     ReadMarker,
     Role,
     SenderType,
@@ -104,6 +106,10 @@ def _seed_clinics(report: SeedReport) -> dict[str, Clinic]:
                 "simulated": True,
             },
         )
+        for label, color in content.LABELS:
+            Label.objects.get_or_create(clinic=clinics[slug], name=label, defaults={"color": color})
+        for shortcut, text in content.QUICK_REPLIES:
+            QuickReply.objects.get_or_create(clinic=clinics[slug], shortcut=shortcut, defaults={"content": text})
         report.clinics.append(name)
     return clinics
 

@@ -109,3 +109,17 @@ def test_the_benchmark_clinics_are_made_once_each_with_a_receptionist_and_a_simu
     assert first == again and [c.slug for c in first] == ["bench-1", "bench-2", "bench-3"]
     assert WhatsAppChannel.objects.filter(phone_number_id__startswith="bench-", simulated=True).count() == 3
     assert Membership.objects.filter(clinic__slug="bench-2", user__username="bench.2", role="receptionist").exists()
+
+
+def test_each_clinic_starts_with_labels_and_quick_replies(seeded):
+    from conversations.models import Label, QuickReply
+
+    for clinic in Clinic.objects.all():
+        assert Label.objects.filter(clinic=clinic).count() == 3
+        assert set(QuickReply.objects.filter(clinic=clinic).values_list("shortcut", flat=True)) == {
+            "endereco",
+            "horarios",
+            "retorno",
+        }
+    seed_demo(scale=1)  # again: nothing doubled
+    assert Label.objects.count() == 6 and QuickReply.objects.count() == 6
