@@ -31,20 +31,38 @@ def set_conversation_status(
         return conversation, False
     if status != Conversation.Status.RESOLVED and _another_thread_unresolved(conversation):
         raise InvalidInput("The contact already has an open conversation on this channel.", field="status")
-    previous = conversation.status
-    conversation.status = status
+    changes = {"status": status}
+    if status == Conversation.Status.RESOLVED and conversation.snoozed_until is not None:
+        changes["snoozed_until"] = None  # resolved: nothing left to come back for
+    _change(conversation, changes, actor=actor, action="conversation.status", ip=ip)
+    return conversation, True
+
+
+def _change(conversation: Conversation, changes: dict, *, actor, action: str, ip: str | None) -> None:
+    """Set fields of the (locked) conversation, audited from → to and told to every screen."""
+    detail = {}
+    for field, value in changes.items():
+        detail[field] = {"from": _shown(getattr(conversation, field)), "to": _shown(value)}
+        setattr(conversation, field, value)
     conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["status", "updated_at"])
+    conversation.save(update_fields=[*changes, "updated_at"])
+    first = detail[next(iter(changes))]
     record_audit(
         clinic_id=conversation.clinic_id,
         actor=actor,
-        action="conversation.status",
+        action=action,
         obj=conversation,
-        detail={"from": previous, "to": status},
+        detail=first if len(changes) == 1 else detail,
         ip=ip,
     )
-    events.publish_conversation_updated(conversation, ["status"])
-    return conversation, True
+    events.publish_conversation_updated(conversation, list(changes))
+
+
+def _shown(value):
+    """A field's value as the audit keeps it: a user by id, a time in ISO 8601."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return getattr(value, "pk", value)
 
 
 def _another_thread_unresolved(conversation: Conversation) -> bool:
@@ -72,19 +90,7 @@ def assign_conversation(
     conversation = lock_conversation(conversation)
     if conversation.assignee_id == (assignee.pk if assignee else None):
         return conversation, False
-    previous = conversation.assignee_id
-    conversation.assignee = assignee
-    conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["assignee", "updated_at"])
-    record_audit(
-        clinic_id=conversation.clinic_id,
-        actor=actor,
-        action="conversation.assigned",
-        obj=conversation,
-        detail={"from": previous, "to": assignee.pk if assignee else None},
-        ip=ip,
-    )
-    events.publish_conversation_updated(conversation, ["assignee"])
+    _change(conversation, {"assignee": assignee}, actor=actor, action="conversation.assigned", ip=ip)
     return conversation, True
 
 
@@ -101,19 +107,7 @@ def set_answered_by(
     conversation = lock_conversation(conversation)
     if conversation.answered_by == answered_by:
         return conversation, False
-    previous = conversation.answered_by
-    conversation.answered_by = answered_by
-    conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["answered_by", "updated_at"])
-    record_audit(
-        clinic_id=conversation.clinic_id,
-        actor=actor,
-        action="conversation.answered_by",
-        obj=conversation,
-        detail={"from": previous, "to": answered_by},
-        ip=ip,
-    )
-    events.publish_conversation_updated(conversation, ["answered_by"])
+    _change(conversation, {"answered_by": answered_by}, actor=actor, action="conversation.answered_by", ip=ip)
     return conversation, True
 
 
@@ -162,21 +156,9 @@ def snooze_conversation(
         raise InvalidInput("A resolved conversation cannot be snoozed.", field="snoozed_until")
     if conversation.snoozed_until == until:
         return conversation, False
-    previous = conversation.snoozed_until
-    conversation.snoozed_until = until
-    conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["snoozed_until", "updated_at"])
-    record_audit(
-        clinic_id=conversation.clinic_id,
-        actor=actor,
-        action="conversation.snoozed",
-        obj=conversation,
-        detail={"from": previous.isoformat() if previous else None, "to": until.isoformat() if until else None},
-        ip=ip,
-    )
     if until is not None:
         queue.wake(conversation.pk, at=until)
-    events.publish_conversation_updated(conversation, ["snoozed_until"])
+    _change(conversation, {"snoozed_until": until}, actor=actor, action="conversation.snoozed", ip=ip)
     return conversation, True
 
 
@@ -190,10 +172,7 @@ def wake_conversation(*, conversation_id: int) -> bool:
     conversation = lock_conversation(conversation)
     if conversation.snoozed_until is None or conversation.snoozed_until > timezone.now():
         return False
-    conversation.snoozed_until = None
-    conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["snoozed_until", "updated_at"])
-    events.publish_conversation_updated(conversation, ["snoozed_until"])
+    _change(conversation, {"snoozed_until": None}, actor=None, action="conversation.woken", ip=None)
     return True
 
 

@@ -130,3 +130,14 @@ def test_the_patient_writing_ends_the_snooze_at_once(jwt_client, member, maria, 
     told = Event.objects.filter(type="conversation:updated").order_by("-seq").first()
     assert told.data["changed"] == ["snoozed_until"]
     assert Conversation.objects.get().status == "open"
+
+
+def test_resolving_a_snoozed_conversation_ends_its_snooze(jwt_client, member, maria):
+    api = jwt_client(member)
+    patch(api, maria, {"snoozed_until": (timezone.now() + timedelta(days=1)).isoformat()})
+    resolved = patch(api, maria, {"status": "resolved"}).json()
+    assert resolved["status"] == "resolved" and resolved["snoozed_until"] is None
+    told = Event.objects.filter(type="conversation:updated").order_by("-seq").first()
+    assert told.data["changed"] == ["status", "snoozed_until"]
+    audit = AuditEvent.objects.filter(action="conversation.status").get()
+    assert audit.detail["status"] == {"from": "open", "to": "resolved"} and audit.detail["snoozed_until"]["to"] is None
