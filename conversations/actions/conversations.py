@@ -34,6 +34,8 @@ def set_conversation_status(
     changes = {"status": status}
     if status == Conversation.Status.RESOLVED and conversation.snoozed_until is not None:
         changes["snoozed_until"] = None  # resolved: nothing left to come back for
+    if status == Conversation.Status.RESOLVED and conversation.answered_by == Conversation.AnsweredBy.STAFF:
+        changes["answered_by"] = Conversation.AnsweredBy.ASSISTANT  # the patient's next visit starts with it
     _change(conversation, changes, actor=actor, action="conversation.status", ip=ip)
     return conversation, True
 

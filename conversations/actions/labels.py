@@ -11,7 +11,7 @@ from conversations.errors import InvalidInput, NotAMember
 from conversations.models import Clinic, Label
 from conversations.selectors import is_member
 
-COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 @transaction.atomic
@@ -21,7 +21,7 @@ def create_label(*, clinic: Clinic, actor: AbstractBaseUser, name: str, color: s
     name = " ".join(name.split()) if isinstance(name, str) else ""
     if not name or len(name) > 40:
         raise InvalidInput("A label's name is 1–40 characters.", field="name")
-    if not isinstance(color, str) or not COLOR.match(color):
+    if not isinstance(color, str) or not COLOR.fullmatch(color):
         raise InvalidInput("A label's colour is #rrggbb, e.g. #2f80ed.", field="color")
     try:
         with transaction.atomic():

@@ -346,7 +346,8 @@ def mark_read(*, user: AbstractBaseUser, conversation: Conversation, message: Me
 @transaction.atomic
 def mark_unread(*, user: AbstractBaseUser, conversation: Conversation) -> ReadMarker:
     """Mark the conversation unread again for `user` alone: their marker moves back to just before the
-    patient's latest message, which counts as unread for them again. Colleagues' marks are left alone."""
+    patient's latest message, which counts as unread for them again (a marker further back stays where it
+    is). Colleagues' marks are left alone."""
     if not is_member(user, conversation.clinic_id):
         raise NotAMember("Only staff of the conversation's clinic can mark it unread.")
     latest = (
@@ -360,6 +361,9 @@ def mark_unread(*, user: AbstractBaseUser, conversation: Conversation) -> ReadMa
     before = conversation.messages.filter(id__lt=latest).order_by("-id").values_list("pk", flat=True).first()
     marker, _ = ReadMarker.objects.get_or_create(user=user, conversation=conversation)
     marker = ReadMarker.objects.select_for_update().get(pk=marker.pk)
+    read_to = marker.last_read_message_id
+    if read_to is None or (before is not None and read_to <= before):
+        return marker  # unread already, from further back: moving it would mark messages read
     marker.last_read_message_id = before
     marker.updated_at = timezone.now()
     marker.save(update_fields=["last_read_message", "updated_at"])

@@ -10,7 +10,7 @@ from conversations import events, selectors
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation
 from conversations.errors import InvalidInput, NotAMember
-from conversations.models import Clinic, Conversation, Note
+from conversations.models import Clinic, Contact, Conversation, Message, Note
 
 MAX_NOTE_CHARS = 4096
 # "@julia", "@Júlia", "@bruno.lima": a name after an @ that is not part of a word (an e-mail address).
@@ -69,21 +69,32 @@ def add_note(*, conversation: Conversation, author: AbstractBaseUser, content: s
     return note
 
 
-@transaction.atomic
-def keep_if_staff_answer(*, clinic: Clinic, phone: str, whatsapp_user_id: str, content: str) -> Note | None:
+def keep_if_staff_answer(
+    *, clinic: Clinic, phone: str, whatsapp_user_id: str, content: str, external_id: str | None = None
+) -> Note | None:
     """The assistant's answer to the patient's conversation, when staff have taken it: kept in the
-    timeline as a suggestion for them (never sent), shown on every screen of it. None when the assistant
-    answers that conversation (or there is none yet): the caller stores the answer as usual."""
+    timeline as a suggestion for them (never sent), shown on every screen of it; the same `external_id`
+    again is the same suggestion. None when the assistant answers that conversation (or there is none
+    yet, or the answer was stored as a message before): the caller stores it as usual. Call inside the
+    transaction that stores it then, so that staff taking the conversation over meanwhile wait for it."""
+    if external_id and Message.objects.filter(clinic=clinic, external_id=external_id).exists():
+        return None  # stored and sent before staff took over: the caller answers it as a repeat
     conversation = selectors.latest_conversation_for(clinic, phone=phone, whatsapp_user_id=whatsapp_user_id)
     if conversation is None:
         return None
-    conversation = lock_conversation(conversation)  # staff taking it over now wait, or are seen
+    # The patient, then the conversation, as a message being stored locks them: two never wait on each other.
+    Contact.objects.select_for_update().filter(pk=conversation.contact_id).first()
+    conversation = lock_conversation(conversation)  # held to the caller's commit: Assumir waits, or is seen
     if conversation.answered_by != Conversation.AnsweredBy.STAFF:
         return None
-    return keep_suggestion(conversation=conversation, content=content)
+    if external_id:
+        kept = Note.objects.filter(clinic=clinic, source_id=external_id).first()
+        if kept is not None:
+            return kept
+    return keep_suggestion(conversation=conversation, content=content, source_id=external_id or "")
 
 
-def keep_suggestion(*, conversation: Conversation, content: str) -> Note:
+def keep_suggestion(*, conversation: Conversation, content: str, source_id: str = "") -> Note:
     content = content.strip() if isinstance(content, str) else ""
     if not content:
         raise InvalidInput("A suggestion needs some text.", field="content")
@@ -92,6 +103,7 @@ def keep_suggestion(*, conversation: Conversation, content: str) -> Note:
         conversation_id=conversation.pk,
         content=content[:MAX_NOTE_CHARS],
         suggestion=True,
+        source_id=source_id[:255],
     )
     events.publish_note_new(note, [])
     return note

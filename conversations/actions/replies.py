@@ -12,7 +12,7 @@ from conversations.errors import InvalidInput, NotAMember
 from conversations.models import Clinic, QuickReply, Role
 from conversations.selectors import membership_for
 
-SHORTCUT = re.compile(r"^[\w-]{1,32}$")
+SHORTCUT = re.compile(r"[\w-]{1,32}")
 MAX_REPLY_CHARS = 4096
 # What a quick reply may leave to be filled from the conversation.
 VARIABLES = ("nome", "primeiro_nome", "clinica")
@@ -24,7 +24,7 @@ def _check(clinic_id: int, actor: AbstractBaseUser, shortcut: str, content: str)
         raise NotAMember("Only the clinic's admins manage its quick replies.")
     shortcut = shortcut.strip().lstrip("/").lower() if isinstance(shortcut, str) else ""
     content = content.strip() if isinstance(content, str) else ""
-    if not SHORTCUT.match(shortcut):
+    if not SHORTCUT.fullmatch(shortcut):
         raise InvalidInput("The short code is 1–32 letters, digits, - or _ (typed after /).", field="shortcut")
     if not content:
         raise InvalidInput("Write the reply's text.", field="content")

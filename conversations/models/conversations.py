@@ -155,6 +155,8 @@ class Note(models.Model):
     )
     content = models.TextField()
     suggestion = models.BooleanField(default=False, db_default=False)
+    # A suggestion's id in the automation that sent it (its external_id): a retry is kept once.
+    source_id = models.CharField(max_length=255, blank=True, default="", db_default="")
     mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -162,6 +164,11 @@ class Note(models.Model):
         verbose_name = "nota interna"
         verbose_name_plural = "notas internas"
         indexes = [models.Index(fields=["conversation", "created_at"], name="note_timeline")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "source_id"], condition=~models.Q(source_id=""), name="note_unique_source_id"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"note #{self.pk} on #{self.conversation_id}"

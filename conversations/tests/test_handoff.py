@@ -93,3 +93,30 @@ def test_another_clinics_assistant_cannot_leave_suggestions_here(
     assert answer.status_code == 201, "their own new conversation, not ours"
     assert not Note.objects.filter(conversation=conversation).exists()
     assert Message.objects.get(content="Olá").clinic_id == other_clinic.pk
+
+
+def test_a_retried_assistant_answer_is_kept_once(token, conversation, member):
+    send_outbound_message(conversation=conversation, sender=member, content="Oi, Maria")
+    body = {"phone": PHONE, "content": "Posso ajudar?", "sender_type": "ai", "external_id": "n8n-ai-7"}
+    first, again = post(body, token), post(body, token)
+    assert first.status_code == again.status_code == 202
+    assert first.json() == again.json() and Note.objects.filter(suggestion=True).count() == 1
+
+
+def test_an_answer_stored_before_staff_took_over_is_a_repeat_not_a_suggestion(jwt_client, token, conversation, member):
+    body = {"phone": PHONE, "content": "Sou a assistente", "sender_type": "ai", "external_id": "n8n-ai-8"}
+    stored = post(body, token)
+    assert stored.status_code == 201
+    jwt_client(member).patch(f"/api/conversations/{conversation.pk}/", {"answered_by": "staff"}, format="json")
+    retried = post(body, token)
+    assert retried.status_code == 200 and retried.json()["message_id"] == stored.json()["message_id"]
+    assert not Note.objects.exists()
+
+
+def test_a_resolved_conversation_goes_back_to_the_assistant(jwt_client, member, token, conversation):
+    send_outbound_message(conversation=conversation, sender=member, content="Oi, Maria")
+    api = jwt_client(member)
+    resolved = api.patch(f"/api/conversations/{conversation.pk}/", {"status": "resolved"}, format="json").json()
+    assert resolved["answered_by"] == "assistant"
+    receive_inbound_message(clinic=conversation.clinic, phone=PHONE, content="Oi de novo, meses depois")
+    assert assistant_says(token, "Olá! Como posso ajudar?").status_code == 201, "answered, not a suggestion"

@@ -3,7 +3,7 @@ status and assign (the scripts use the API instead). Each posts, calls one actio
 
 import uuid
 import zoneinfo
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -19,6 +19,7 @@ from conversations.errors import ActionError
 from conversations.models import Conversation, Membership
 from conversations.storable import storable
 from conversations.web.inbox import workspace
+from conversations.web.presenters import as_id
 
 
 def _conversation(membership: Membership, conversation_id: int) -> Conversation:
@@ -58,10 +59,11 @@ def _clinic_time(value: str, clinic) -> datetime | None:
     """A form's date and time (datetime-local, the clinic's wall clock) as an aware time; None if blank or
     not a time."""
     try:
-        naive = datetime.fromisoformat(value)
-    except ValueError:
+        at = datetime.fromisoformat(value)
+        at = at if at.tzinfo else at.replace(tzinfo=zoneinfo.ZoneInfo(clinic.timezone))
+        return at.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or past the calendar's end once in UTC
         return None
-    return naive if naive.tzinfo else naive.replace(tzinfo=zoneinfo.ZoneInfo(clinic.timezone))
 
 
 def new_label(request: HttpRequest, membership: Membership) -> HttpResponse:
@@ -76,8 +78,8 @@ def new_label(request: HttpRequest, membership: Membership) -> HttpResponse:
         )
     except ActionError as refused:
         messages.error(request, f"Etiqueta não criada: {refused.detail}")
-    wanted = request.POST.get("conversation", "")
-    conversation = selectors.conversation_of(membership.clinic, int(wanted)) if wanted.isdigit() else None
+    wanted = as_id(request.POST.get("conversation"))
+    conversation = selectors.conversation_of(membership.clinic, wanted) if wanted else None
     return _back(conversation) if conversation is not None else redirect("inbox")
 
 
@@ -100,10 +102,10 @@ def change_conversation(request: HttpRequest, membership: Membership, conversati
     assignee = UNCHANGED
     if "assignee" in request.POST:
         wanted = request.POST["assignee"]
-        assignee = get_user_model().objects.filter(pk=int(wanted)).first() if wanted.isdigit() else None
+        assignee = get_user_model().objects.filter(pk=as_id(wanted)).first() if as_id(wanted) else None
     labels = UNCHANGED
     if "set_labels" in request.POST:
-        labels = [int(v) for v in request.POST.getlist("labels") if v.isdigit() and int(v) < 2**63]
+        labels = [label for label in map(as_id, request.POST.getlist("labels")) if label is not None]
     snoozed_until = UNCHANGED
     if "snoozed_until" in request.POST:
         snoozed_until = _clinic_time(request.POST["snoozed_until"], membership.clinic)

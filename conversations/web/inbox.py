@@ -23,6 +23,7 @@ from conversations.web.presenters import (
     TABS,
     TICKS,
     ListFilters,
+    as_id,
     author_label,
     media_limits_text,
     message_sender,
@@ -34,6 +35,7 @@ from realtime.log import latest_seq
 
 PAGE_SIZE = 50
 MAX_FIRST_WINDOW = 200
+MAX_AT_MESSAGE = 500
 MESSAGE_TYPES = dict(MessageType.choices)
 BOARD_COLUMN_SIZE = 100
 # Sent by the scripts when they fetch a part of a page rather than the page.
@@ -96,10 +98,11 @@ def conversation_context(
     limit = min(max(PAGE_SIZE, unread + 1), MAX_FIRST_WINDOW)
     found = selectors.message_in(conversation, at_message) if at_message else None
     if found is not None:
-        newer = conversation.messages.filter(
-            Q(created_at__gt=found.created_at) | Q(created_at=found.created_at, id__gt=found.pk)
-        )
-        limit = max(limit, newer.count() + 11)  # the message, ten before it, and everything since
+        since = Q(created_at__gt=found.created_at) | Q(created_at=found.created_at, id__gt=found.pk)
+        newer = conversation.messages.filter(since).order_by()[:MAX_AT_MESSAGE].count()
+        # The message, ten before it, and everything since; further back, the latest MAX_AT_MESSAGE (it is
+        # then reached by scrolling up, as any older page).
+        limit = max(limit, min(newer + 11, MAX_AT_MESSAGE))
     messages, has_older = selectors.message_window(conversation, limit=limit)
     actions = _actions_between(conversation, messages[0] if has_older and messages else None, None)
     notes = _notes_between(conversation, messages[0] if has_older and messages else None, None, viewer.pk, names)
@@ -193,8 +196,7 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
         conversation = selectors.conversation_of(clinic, conversation_id)
         if conversation is None:
             raise Http404("No such conversation in your clinic.")
-        wanted = request.GET.get("m", "")
-        at_message = int(wanted) if wanted.isdigit() and int(wanted) < 2**63 else None
+        at_message = as_id(request.GET.get("m"))
         context |= conversation_context(membership, conversation, names, at_message=at_message)
         if request.headers.get(FRAGMENT_HEADER) != "patient":  # opened (the panel's refresh is not a reading)
             record_reading(

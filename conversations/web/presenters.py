@@ -1,6 +1,7 @@
 """How the workspace words things, written once on the server: who sent a message, status and tick labels,
 the list's filters. The pages render with these, and hand them to the scripts as data (json_script)."""
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -46,7 +47,7 @@ class ListFilters:
             tab=tab if tab in TABS else "all",
             status=status if status in STATUSES else "open",
             q=storable(query.get("q") or "").strip()[:100],
-            label=int(label) if label.isdigit() and 0 < int(label) < 2**63 else None,
+            label=as_id(label),
         )
 
     def page_kwargs(self, user_id: int) -> dict:
@@ -64,6 +65,14 @@ class ListFilters:
     def query(self, **changes) -> str:
         values = {"tab": self.tab, "status": self.status, "q": self.q, "label": self.label, **changes}
         return urlencode({k: v for k, v in values.items() if v and (k, v) not in (("tab", "all"), ("status", "open"))})
+
+
+ID = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def as_id(value: str | None) -> int | None:
+    """An id typed in a URL or a form, or None: ASCII digits only (never "²"), small enough for a key."""
+    return int(value) if isinstance(value, str) and ID.fullmatch(value) else None
 
 
 def staff_names(staff: list[Membership]) -> dict[int, str]:

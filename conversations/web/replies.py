@@ -10,6 +10,7 @@ from conversations.errors import ActionError
 from conversations.models import Membership, QuickReply, Role
 from conversations.storable import storable
 from conversations.web.inbox import workspace
+from conversations.web.presenters import as_id
 
 
 def quick_replies(request: HttpRequest, membership: Membership) -> HttpResponse:
@@ -24,9 +25,8 @@ def quick_replies(request: HttpRequest, membership: Membership) -> HttpResponse:
                 create_quick_reply(clinic=clinic, actor=request.user, shortcut=shortcut, content=content, ip=ip)
                 messages.success(request, f"Resposta /{shortcut.strip().lstrip('/').lower()} salva.")
             else:
-                reply = replies.filter(
-                    pk=request.POST.get("id", "0") if request.POST.get("id", "").isdigit() else 0
-                ).first()
+                wanted = as_id(request.POST.get("id"))
+                reply = replies.filter(pk=wanted).first() if wanted else None
                 if reply is None:
                     messages.error(request, "Essa resposta rápida não existe mais.")
                 elif action == "delete":

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
@@ -108,27 +109,29 @@ class N8nWebhookView(APIView):
             return self._action(token, request.data)
         data = N8nMessageIn(data=request.data)
         data.is_valid(raise_exception=True)
-        if data.validated_data["sender_type"] == "ai" and data.validated_data["message_type"] == "text":
-            kept = keep_if_staff_answer(
+        with transaction.atomic():  # who answers is read and the answer stored under one lock
+            if data.validated_data["sender_type"] == "ai" and data.validated_data["message_type"] == "text":
+                kept = keep_if_staff_answer(
+                    clinic=token.clinic,
+                    phone=data.validated_data["phone"],
+                    whatsapp_user_id=data.validated_data["whatsapp_user_id"],
+                    content=data.validated_data["content"],
+                    external_id=data.validated_data.get("external_id"),
+                )
+                if kept is not None:
+                    body = {"suggestion_id": kept.pk, "conversation_id": kept.conversation_id, "answered_by": "staff"}
+                    return Response(body | {"sent": False}, status=status.HTTP_202_ACCEPTED)
+            result = receive_inbound_message(
                 clinic=token.clinic,
                 phone=data.validated_data["phone"],
                 whatsapp_user_id=data.validated_data["whatsapp_user_id"],
+                contact_name=data.validated_data["name"],
                 content=data.validated_data["content"],
+                message_type=data.validated_data["message_type"],
+                sender_type=data.validated_data["sender_type"],
+                external_id=data.validated_data.get("external_id"),
+                happened_at=data.validated_data.get("timestamp"),
             )
-            if kept is not None:
-                body = {"suggestion_id": kept.pk, "conversation_id": kept.conversation_id, "answered_by": "staff"}
-                return Response(body | {"sent": False}, status=status.HTTP_202_ACCEPTED)
-        result = receive_inbound_message(
-            clinic=token.clinic,
-            phone=data.validated_data["phone"],
-            whatsapp_user_id=data.validated_data["whatsapp_user_id"],
-            contact_name=data.validated_data["name"],
-            content=data.validated_data["content"],
-            message_type=data.validated_data["message_type"],
-            sender_type=data.validated_data["sender_type"],
-            external_id=data.validated_data.get("external_id"),
-            happened_at=data.validated_data.get("timestamp"),
-        )
         body = {"message_id": result.message.pk, "conversation_id": result.conversation.pk, "created": result.created}
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 

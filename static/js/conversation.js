@@ -12,6 +12,19 @@ const RECENT_MS = 15000;
 const STATUS_RANK = { pending: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
 
 // A fragment fetched before a newer status arrived must not take the tick back (read → sent).
+// A date and time typed in the clinic's wall clock ("2026-12-03T08:00", as the header's field and the
+// form without scripts mean it) as an instant, whatever zone this browser is in.
+function clinicTime(value, zone) {
+  const asUtc = Date.parse(`${value}:00Z`);
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).formatToParts(new Date(asUtc));
+  const part = (type) => Number(parts.find((p) => p.type === type).value);
+  const shown = Date.UTC(part("year"), part("month") - 1, part("day"), part("hour"), part("minute"), part("second"));
+  return new Date(asUtc - (shown - asUtc)).toISOString();
+}
+
 function isStale(node, existing) {
   const fresh = STATUS_RANK[node.dataset.status] ?? 0;
   const shown = STATUS_RANK[existing.dataset.status] ?? 0;
@@ -159,7 +172,8 @@ export class OpenConversation {
         pane.querySelector("[data-snooze-input]").focus();
         return;
       }
-      this.patch({ snoozed_until: new Date(value).toISOString() }, "Conversa adiada: sai das abertas até lá.");
+      const until = clinicTime(value, this.workspace.dataset.timezone);
+      this.patch({ snoozed_until: until }, "Conversa adiada: sai das abertas até lá.");
     });
     pane.querySelector("[data-wake]")?.addEventListener("click", (event) => {
       event.preventDefault();

@@ -60,3 +60,17 @@ def test_a_conversation_the_patient_never_wrote_in_cannot_be_unread(jwt_client, 
     assert response.status_code == 400 and response.json()["code"] == "invalid"
     assert "patient has not written" in response.json()["detail"]
     assert not ReadMarker.objects.exists() and not Event.objects.filter(type="message:read").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_marking_unread_never_marks_anything_read(jwt_client, clinic, member):
+    first = receive_inbound_message(clinic=clinic, phone="5511987654321", content="1").message
+    conversation = first.conversation
+    mark_read(user=member, conversation=conversation, message=first)
+    for text in ("2", "3", "4"):
+        receive_inbound_message(clinic=clinic, phone="5511987654321", content=text)
+    api = jwt_client(member)
+    assert unread_of(api, conversation) == 3
+    assert api.post(f"/api/conversations/{conversation.pk}/unread/").status_code == 204
+    assert unread_of(api, conversation) == 3, "the marker stays further back"
+    assert ReadMarker.objects.get(user=member).last_read_message_id == first.pk
