@@ -466,15 +466,16 @@ def test_labels_and_snooze_move_the_list_live_for_colleagues(team, serve, browse
     maria_row = bruno.locator(".conversation", has_text="Maria Souza")
     expect(maria_row).to_have_count(1)
 
-    julia.get_by_text("Etiquetas", exact=True).click()
+    julia.locator(".label-editor summary").click()
     julia.get_by_label("Nova etiqueta").fill("Convênio")
     julia.get_by_role("button", name="Criar").click()
     expect(julia.locator("[data-head-labels] .label-chip")).to_have_text(["Convênio"], timeout=10_000)
     expect(maria_row.locator(".label-chip")).to_have_text("Convênio", timeout=10_000)
     screenshot(julia, "labels")
 
+    julia.locator(".snooze-menu summary").click()
     julia.get_by_label("Adiar até").fill("2099-12-31T08:00")
-    julia.get_by_role("button", name="Adiar", exact=True).click()
+    julia.locator("[data-snooze]").click()
     expect(julia.locator("[data-snoozed-label]")).to_contain_text("Adiada até", timeout=10_000)
     expect(maria_row).to_have_count(0, timeout=10_000)  # out of Bruno's open list, live
 

@@ -174,10 +174,12 @@ export class OpenConversation {
       }
       const until = clinicTime(value, this.workspace.dataset.timezone);
       this.patch({ snoozed_until: until }, "Conversa adiada: sai das abertas até lá.");
+      pane.querySelector(".snooze-menu")?.removeAttribute("open");
     });
     pane.querySelector("[data-wake]")?.addEventListener("click", (event) => {
       event.preventDefault();
       this.patch({ snoozed_until: null }, "Conversa retomada.");
+      pane.querySelector(".snooze-menu")?.removeAttribute("open");
     });
     for (const box of pane.querySelectorAll('[data-label-form] input[name="labels"]')) {
       box.addEventListener("change", () => {
