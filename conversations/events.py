@@ -46,7 +46,9 @@ def publish_message_read(
     """That user has read up to that message; `unread`: they marked the conversation unread again (the
     marker moved back, `message_id` null when before the first message)."""
     data = {"user_id": user_id, "message_id": message_id}
-    publish(clinic_id, "message:read", data | {"unread": True} if unread else data, conversation_id=conversation_id)
+    if unread:
+        data["unread"] = True
+    publish(clinic_id, "message:read", data, conversation_id=conversation_id)
 
 
 def publish_conversation_new(conversation: Conversation) -> None:

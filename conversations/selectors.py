@@ -21,6 +21,7 @@ from conversations.models import (
     Message,
     MessageType,
     Note,
+    QuickReply,
     ReadMarker,
     SenderType,
     WhatsAppChannel,
@@ -263,10 +264,6 @@ def labels_of(clinic: Clinic) -> list[Label]:
     return list(Label.objects.filter(clinic=clinic).order_by("name"))
 
 
-def staff_of_id(clinic_id: int) -> list[Membership]:
-    return staff_of(Clinic(pk=clinic_id))
-
-
 def notes_of(conversation: Conversation) -> QuerySet[Note]:
     """The conversation's internal notes, oldest first, with their authors and mentions."""
     return (
@@ -297,10 +294,20 @@ def reply_window_ends_at(conversation: Conversation, latest: list[Message] | Non
     return latest_at + timedelta(hours=settings.REPLY_WINDOW_HOURS) if latest_at is not None else None
 
 
-def notes_since(conversation: Conversation, first: Message | None) -> list[Note]:
-    """The notes a window of the timeline shows: from its first message on (None: from the beginning)."""
+def notes_between(conversation: Conversation, first: Message | None, anchor: Message | None) -> list[Note]:
+    """The notes a window of the timeline shows: from its first message on (None: from the beginning) to
+    before `anchor` (None: now)."""
     notes = notes_of(conversation)
-    return list(notes if first is None else notes.filter(created_at__gte=first.created_at))
+    if first is not None:
+        notes = notes.filter(created_at__gte=first.created_at)
+    if anchor is not None:
+        notes = notes.filter(created_at__lt=anchor.created_at)
+    return list(notes)
+
+
+def quick_replies_of(clinic: Clinic) -> QuerySet[QuickReply]:
+    """The clinic's quick replies, by short code."""
+    return QuickReply.objects.filter(clinic=clinic).order_by("shortcut")
 
 
 def other_conversations_of(conversation: Conversation, limit: int = 10) -> list[Conversation]:

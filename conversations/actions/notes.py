@@ -28,7 +28,7 @@ def mentioned_in(content: str, clinic_id: int) -> list[AbstractBaseUser]:
     wanted = {fold(name).rstrip(".-") for name in MENTION.findall(content)}
     if not wanted:
         return []
-    staff = [membership.user for membership in selectors.staff_of_id(clinic_id)]
+    staff = [membership.user for membership in selectors.staff_of(Clinic(pk=clinic_id))]
     first_names: dict[str, list] = {}
     for user in staff:
         if user.first_name:

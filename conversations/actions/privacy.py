@@ -80,7 +80,12 @@ def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str 
     audit trail about them) and `attachments/` (every file). Audited as `contact.exported`. Returns the zip
     as an open file, at its start: kept in memory while small, on disk beyond (files are copied in pieces,
     never read whole)."""
-    conversations = list(Conversation.objects.filter(contact=contact).select_related("assignee").order_by("pk"))
+    conversations = list(
+        Conversation.objects.filter(contact=contact)
+        .select_related("assignee")
+        .prefetch_related("labels")
+        .order_by("pk")
+    )
     conversation_ids = [c.pk for c in conversations]
     messages = list(
         Message.objects.filter(conversation_id__in=conversation_ids)

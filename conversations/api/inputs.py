@@ -3,8 +3,10 @@
 from rest_framework import serializers
 
 from conversations.actions.conversations import ACTION_TYPE
+from conversations.actions.labels import COLOR
 from conversations.actions.messages import MAX_TEXT_LENGTH
 from conversations.actions.notes import MAX_NOTE_CHARS
+from conversations.actions.replies import MAX_REPLY_CHARS
 from conversations.models import Conversation
 from conversations.storable import unstorable
 
@@ -89,7 +91,7 @@ class SearchQuery(serializers.Serializer):
 
 class LabelIn(StrictSerializer):
     name = StrictCharField(max_length=40)
-    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", help_text="#rrggbb")
+    color = serializers.RegexField(rf"\A{COLOR.pattern}\Z", help_text="#rrggbb")
 
 
 class MessagePageQuery(serializers.Serializer):
@@ -135,7 +137,7 @@ class NoteIn(StrictSerializer):
 
 class QuickReplyIn(StrictSerializer):
     shortcut = StrictCharField(max_length=33, help_text='Typed after "/" in the composer, e.g. "endereco"')
-    content = StrictCharField(max_length=4096, help_text="May hold {{nome}}, {{primeiro_nome}}, {{clinica}}")
+    content = StrictCharField(max_length=MAX_REPLY_CHARS, help_text="May hold {{nome}}, {{primeiro_nome}}, {{clinica}}")
 
 
 class NotePageQuery(serializers.Serializer):

@@ -146,12 +146,7 @@ def _notes_between(
 ) -> list:
     """The conversation's internal notes in the same stretch of time as `_actions_between`, each with the
     name to show for its author."""
-    notes = selectors.notes_of(conversation)
-    if first is not None:
-        notes = notes.filter(created_at__gte=first.created_at)
-    if anchor is not None:
-        notes = notes.filter(created_at__lt=anchor.created_at)
-    notes = list(notes)
+    notes = selectors.notes_between(conversation, first, anchor)
     for note in notes:
         note.author_label = author_label(note.author_id, viewer_id, names)
     return notes

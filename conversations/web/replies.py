@@ -5,9 +5,10 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from conversations import selectors
 from conversations.actions.replies import VARIABLES, change_quick_reply, create_quick_reply, delete_quick_reply
 from conversations.errors import ActionError
-from conversations.models import Membership, QuickReply, Role
+from conversations.models import Membership, Role
 from conversations.storable import storable
 from conversations.web.inbox import workspace
 from conversations.web.presenters import as_id
@@ -15,7 +16,7 @@ from conversations.web.presenters import as_id
 
 def quick_replies(request: HttpRequest, membership: Membership) -> HttpResponse:
     clinic = membership.clinic
-    replies = QuickReply.objects.filter(clinic=clinic)
+    replies = selectors.quick_replies_of(clinic)
     if request.method == "POST":
         ip = request.META.get("REMOTE_ADDR")
         shortcut, content = storable(request.POST.get("shortcut", "")), storable(request.POST.get("content", ""))
@@ -43,7 +44,7 @@ def quick_replies(request: HttpRequest, membership: Membership) -> HttpResponse:
         "conversations/quick_replies.html",
         {
             "clinic": clinic,
-            "replies": replies.order_by("shortcut"),
+            "replies": replies,
             "can_manage": membership.role == Role.ADMIN,
             "variables": VARIABLES,
             "section": "quick-replies",

@@ -29,6 +29,19 @@ export function checkFile(file, limits) {
   return null;
 }
 
+// {{nome}}, {{1}}: what a quick reply or a template leaves to be filled.
+const VARIABLE = /\{\{\s*(\w+)\s*\}\}/g;
+
+// The text with the variables `values` knows filled in; the rest stay as they are.
+function filled(text, values) {
+  return text.replace(VARIABLE, (all, name) => values[name] || all);
+}
+
+// Why a request failed, in the server's words, or that it never reached the server.
+function failure(error) {
+  return error instanceof HttpError && error.body?.detail ? error.body.detail : "Sem conexão com o servidor.";
+}
+
 function remaining(ms) {
   const minutes = Math.max(1, Math.round(ms / 60000));
   return minutes >= 60 ? `${Math.floor(minutes / 60)} h ${minutes % 60} min` : `${minutes} min`;
@@ -147,7 +160,7 @@ export class Composer {
   pickReply(reply) {
     const name = (this.form.dataset.patientName || "").trim();
     const values = { nome: name, primeiro_nome: name.split(" ")[0], clinica: this.form.dataset.clinicName || "" };
-    this.text.value = reply.content.replace(/\{\{\s*(\w+)\s*\}\}/g, (all, key) => values[key] || all);
+    this.text.value = filled(reply.content, values);
     localStorage.setItem(this.draftKey, this.text.value);
     this.closePicker();
     this.text.focus();
@@ -156,7 +169,7 @@ export class Composer {
   }
 
   unfilled() {
-    return [...new Set(this.text.value.match(/\{\{\s*\w+\s*\}\}/g) || [])];
+    return [...new Set(this.text.value.match(VARIABLE) || [])];
   }
 
   // --- WhatsApp's 24-hour window: free text only while it is open; after it, approved templates -------
@@ -197,7 +210,7 @@ export class Composer {
       try {
         this.templates = (await api("GET", "/api/templates/")).results;
       } catch (error) {
-        this.showError(`Não foi possível listar os modelos: ${error.body?.detail || error.message}`);
+        this.showError(`Não foi possível listar os modelos: ${failure(error)}`);
         this.panel.hidden = true;
         return;
       }
@@ -239,8 +252,7 @@ export class Composer {
 
   showPreview() {
     const values = this.templateValues();
-    const body = (this.template?.body || "").replace(/\{\{\s*(\w+)\s*\}\}/g, (all, name) => values[name] || all);
-    this.panel.querySelector("[data-template-preview]").textContent = body;
+    this.panel.querySelector("[data-template-preview]").textContent = filled(this.template?.body || "", values);
   }
 
   async sendTemplate() {
@@ -259,7 +271,7 @@ export class Composer {
       this.panel.hidden = true;
       await this.timeline.refreshMessage(message.id);
     } catch (error) {
-      this.showError(`Modelo não enviado: ${error.body?.detail || error.message}`);
+      this.showError(`Modelo não enviado: ${failure(error)}`);
     }
   }
 
@@ -437,8 +449,7 @@ export class Composer {
       localStorage.removeItem(this.draftKey);
       await this.timeline.refreshNote(note.id);
     } catch (error) {
-      const reason = error instanceof HttpError && error.body?.detail ? error.body.detail : "Sem conexão com o servidor.";
-      this.showError(`Nota não salva: ${reason}`); // the text stays in the box, to try again
+      this.showError(`Nota não salva: ${failure(error)}`); // the text stays in the box, to try again
     }
     this.text.focus();
   }
@@ -456,8 +467,7 @@ export class Composer {
       const message = await api("POST", url, body);
       await this.timeline.confirm(outgoing.clientId, message.id);
     } catch (error) {
-      const reason = error instanceof HttpError && error.body?.detail ? error.body.detail : "Sem conexão com o servidor.";
-      this.timeline.failPending(outgoing.clientId, reason, outgoing);
+      this.timeline.failPending(outgoing.clientId, failure(error), outgoing);
     }
   }
 }

@@ -197,7 +197,7 @@ export class OpenConversation {
         await this.reload();
         this.pane.querySelector(".label-editor")?.setAttribute("open", "");
       } catch (error) {
-        announce(`Etiqueta não criada: ${error.body?.detail || error.message}`);
+        announce(`Etiqueta não criada: ${error.message}`);
       }
     });
     pane.querySelector("[data-mark-unread]")?.addEventListener("click", (event) => {
@@ -217,7 +217,7 @@ export class OpenConversation {
     try {
       await api("POST", `/api/conversations/${id}/unread/`);
     } catch (error) {
-      announce(`Não foi possível marcar como não lida: ${error.body?.detail || error.message}`);
+      announce(`Não foi possível marcar como não lida: ${error.message}`);
       return;
     }
     await this.close();
@@ -237,7 +237,7 @@ export class OpenConversation {
       this.showConversation(conversation);
       announce(done);
     } catch (error) {
-      announce(`Não foi possível alterar: ${error.body?.detail || error.message}`);
+      announce(`Não foi possível alterar: ${error.message}`);
     }
   }
 

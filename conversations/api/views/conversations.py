@@ -101,6 +101,7 @@ class ConversationDetailView(ClinicAPIView):
 
     def _shared(self, conversation) -> dict:
         messages, has_older = selectors.message_window(conversation, limit=DETAIL_MESSAGES)
+        notes = selectors.notes_between(conversation, messages[0] if has_older else None, None)
         return {
             "conversation": wire.conversation(conversation),
             "answered_by": conversation.answered_by,
@@ -108,7 +109,7 @@ class ConversationDetailView(ClinicAPIView):
             "messages": [wire.message(message) for message in messages],
             "has_older": has_older,
             "actions": [wire.action(action) for action in selectors.actions_of(conversation)],
-            "notes": [wire.note(n) for n in selectors.notes_since(conversation, messages[0] if has_older else None)],
+            "notes": [wire.note(note) for note in notes],
         }
 
     @extend_schema(

@@ -5,7 +5,7 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from conversations import wire
+from conversations import selectors, wire
 from conversations.actions.replies import change_quick_reply, create_quick_reply, delete_quick_reply
 from conversations.api.inputs import QuickReplyIn
 from conversations.api.outputs import ErrorOut, QuickReplyOut
@@ -17,8 +17,7 @@ class QuickRepliesView(ClinicAPIView):
     @extend_schema(responses={200: QuickReplyOut(many=True)}, tags=["quick replies"])
     def get(self, request: Request) -> Response:
         """The clinic's quick replies, by short code."""
-        replies = QuickReply.objects.filter(clinic=self.clinic).order_by("shortcut")
-        return Response([wire.quick_reply(reply) for reply in replies])
+        return Response([wire.quick_reply(reply) for reply in selectors.quick_replies_of(self.clinic)])
 
     @extend_schema(
         request=QuickReplyIn, responses={201: QuickReplyOut, 400: ErrorOut, 403: ErrorOut}, tags=["quick replies"]
@@ -34,7 +33,7 @@ class QuickRepliesView(ClinicAPIView):
 
 class QuickReplyView(ClinicAPIView):
     def get_reply(self, reply_id: int) -> QuickReply:
-        reply = QuickReply.objects.filter(clinic=self.clinic, pk=reply_id).first()
+        reply = selectors.quick_replies_of(self.clinic).filter(pk=reply_id).first()
         if reply is None:
             raise exceptions.NotFound("No such quick reply in your clinic.", code="not_found")
         return reply
