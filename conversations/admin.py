@@ -1,16 +1,39 @@
 """The support team's admin: every model findable, history read-only, secrets never shown in full."""
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse, HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from conversations.actions.conversations import set_conversation_status
 from conversations.actions.integrations import create_integration_token, revoke_integration_token
 from conversations.actions.privacy import erase_contact, export_contact
-from conversations.actions.support import delete_by_support, save_by_support
+from conversations.actions.support import (
+    add_membership,
+    change_contact,
+    delete_account,
+    delete_contact,
+    remove_channel,
+    remove_membership,
+    save_account,
+    save_clinic,
+    set_account_password,
+    set_account_relations,
+    set_channel_credentials,
+)
 from conversations.api.views.base import client_ip
 from conversations.models import (
     AuditEvent,
@@ -57,28 +80,24 @@ class MembershipInline(admin.TabularInline):
 
 
 class SupportActions:
-    """Saves and deletions, inlines included, go through the support actions: audited, and told to open
-    screens where they show."""
+    """Saves and deletions go through the kind's named support action: audited, and told to open screens
+    where they show. A kind without a `delete_action` cannot be deleted here."""
+
+    save_action: Callable
+    delete_action: Callable | None = None
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.delete_action is not None and super().has_delete_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
-        save_by_support(obj=obj, actor=request.user, editable=list(form.base_fields), ip=client_ip(request))
+        type(self).save_action(obj, actor=request.user, editable=list(form.base_fields), ip=client_ip(request))
 
     def delete_model(self, request: HttpRequest, obj) -> None:
-        delete_by_support(obj=obj, actor=request.user, ip=client_ip(request))
+        type(self).delete_action(obj, actor=request.user, ip=client_ip(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for obj in queryset:
             self.delete_model(request, obj)
-
-    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
-        formset.save(commit=False)
-        for obj in formset.deleted_objects:
-            self.delete_model(request, obj)
-        for obj in formset.new_objects:
-            save_by_support(obj=obj, actor=request.user, ip=client_ip(request))
-        for obj, fields in formset.changed_objects:
-            save_by_support(obj=obj, actor=request.user, editable=fields, ip=client_ip(request))
-        formset.save_m2m()
 
 
 @admin.register(Clinic)
@@ -89,6 +108,17 @@ class ClinicAdmin(SupportActions, admin.ModelAdmin):
     readonly_fields = ["event_seq", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+    save_action = staticmethod(save_clinic)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        """The memberships edited in the clinic's page: each added, changed or removed by its action."""
+        formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            remove_membership(membership, actor=request.user, ip=client_ip(request))
+        for membership in formset.new_objects:
+            add_membership(membership, actor=request.user, ip=client_ip(request))
+        for membership, fields in formset.changed_objects:
+            add_membership(membership, actor=request.user, editable=fields, ip=client_ip(request))
 
 
 @admin.register(Membership)
@@ -98,6 +128,8 @@ class MembershipAdmin(SupportActions, admin.ModelAdmin):
     search_fields = ["user__username", "user__first_name", "user__last_name", "user__email", "clinic__name"]
     raw_id_fields = ["user"]
     autocomplete_fields = ["clinic"]
+    save_action = staticmethod(add_membership)
+    delete_action = staticmethod(remove_membership)
 
 
 @admin.action(description="Exportar dados do paciente (LGPD)", permissions=["change"])
@@ -147,12 +179,21 @@ class ContactAdmin(SupportActions, admin.ModelAdmin):
     autocomplete_fields = ["clinic"]
     readonly_fields = ["created_at", "updated_at"]
     actions = [export_contacts, erase_contacts]
+    save_action = staticmethod(change_contact)
+    delete_action = staticmethod(delete_contact)
 
 
 @admin.action(description="Marcar como resolvidas")
 def resolve_conversations(modeladmin, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
     changed = sum(
-        set_conversation_status(conversation=c, status=Conversation.Status.RESOLVED, actor=None)[1] for c in queryset
+        set_conversation_status(
+            conversation=c,
+            status=Conversation.Status.RESOLVED,
+            actor=request.user,
+            ip=client_ip(request),
+            by_support=True,
+        )[1]
+        for c in queryset
     )
     modeladmin.message_user(request, f"{changed} conversa(s) resolvida(s).", messages.SUCCESS)
 
@@ -277,6 +318,8 @@ class WhatsAppChannelAdmin(SupportActions, admin.ModelAdmin):
     list_filter = ["clinic"]
     search_fields = ["phone_number_id", "display_phone_number", "clinic__name"]
     autocomplete_fields = ["clinic"]
+    save_action = staticmethod(set_channel_credentials)
+    delete_action = staticmethod(remove_channel)
 
     @admin.display(description="access token")
     def masked_access_token(self, obj: WhatsAppChannel) -> str:
@@ -302,7 +345,7 @@ class IntegrationTokenAdmin(SupportActions, admin.ModelAdmin):
     fields = ["clinic", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     autocomplete_fields = ["clinic"]
-    actions = [revoke_tokens]
+    actions = [revoke_tokens]  # revoked, never deleted: the trail and the last use stay readable
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
@@ -348,6 +391,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="clínica")
     def clinic_label(self, obj: AuditEvent) -> str:
+        if obj.clinic_id is None:
+            return "— (instalação: contas e permissões)"
         return obj.clinic_name or f"#{obj.clinic_id} (removida)"
 
 
@@ -377,3 +422,57 @@ class EventAdmin(ReadOnlyAdmin):
     search_fields = ["=conversation_id", "=seq"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+
+# --- The installation's accounts: people and permission groups -------------------------------------------
+
+
+class AccountActions(SupportActions):
+    """A user's or group's page: its fields, its relations (groups, permissions) and its deletion, each
+    through an account action, so the trail holds every change support makes to who may do what."""
+
+    save_action = staticmethod(save_account)
+    delete_action = staticmethod(delete_account)
+    relations: tuple[str, ...] = ()
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        chosen = {name: form.cleaned_data[name] for name in self.relations if name in form.cleaned_data}
+        set_account_relations(form.instance, chosen, actor=request.user, ip=client_ip(request))
+
+
+admin.site.unregister(get_user_model())
+admin.site.unregister(Group)
+admin.site.unregister(BlacklistedToken)
+
+
+@admin.register(get_user_model())
+class AccountAdmin(AccountActions, UserAdmin):
+    relations = ("groups", "user_permissions")
+
+    @method_decorator(sensitive_post_parameters())
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = ""):
+        """The password page's change goes through `set_account_password`; showing the form, and a form
+        with errors, stay Django's."""
+        user = self.get_object(request, unquote(id))
+        if request.method != "POST" or user is None or not self.has_change_permission(request, user):
+            return super().user_change_password(request, id, form_url)
+        form = self.change_password_form(user, request.POST)
+        usable = form.is_valid() and form.cleaned_data["set_usable_password"]
+        if not form.is_valid() or not (usable or "unset-password" in request.POST):
+            return super().user_change_password(request, id, form_url)
+        password = form.cleaned_data["password1"] if usable else None
+        set_account_password(user, password=password, actor=request.user, ip=client_ip(request))
+        self.log_change(request, user, self.construct_change_message(request, form, None))
+        messages.success(request, "Senha alterada." if usable else "Entrada por senha desativada.")
+        update_session_auth_hash(request, user)
+        return HttpResponseRedirect(reverse("admin:auth_user_change", args=(user.pk,)))
+
+
+@admin.register(Group)
+class PermissionGroupAdmin(AccountActions, GroupAdmin):
+    relations = ("permissions",)
+
+
+@admin.register(BlacklistedToken)
+class RevokedTokenAdmin(ReadOnlyAdmin, BlacklistedTokenAdmin):
+    """A refresh token is revoked by signing out (`actions.api_sessions`), never added or taken back here."""

@@ -8,7 +8,7 @@ from conversations.models import AuditEvent, Clinic
 
 def record_audit(
     *,
-    clinic_id: int,
+    clinic_id: int | None,
     actor: AbstractBaseUser | None,
     action: str,
     obj: models.Model,

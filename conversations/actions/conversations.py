@@ -19,12 +19,18 @@ ACTION_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 @transaction.atomic
 def set_conversation_status(
-    *, conversation: Conversation, status: str, actor: AbstractBaseUser | None, ip: str | None = None
+    *,
+    conversation: Conversation,
+    status: str,
+    actor: AbstractBaseUser | None,
+    ip: str | None = None,
+    by_support: bool = False,
 ) -> tuple[Conversation, bool]:
-    """Set a conversation open, pending or resolved; setting the status it has changes nothing."""
+    """Set a conversation open, pending or resolved; setting the status it has changes nothing. The
+    support team (`by_support`, from the admin) is no member of the clinic, yet is recorded as the actor."""
     if status not in Conversation.Status.values:
         raise InvalidInput(f"status must be one of {', '.join(Conversation.Status.values)}.", field="status")
-    if actor is not None and not is_member(actor, conversation.clinic_id):
+    if actor is not None and not by_support and not is_member(actor, conversation.clinic_id):
         raise NotAMember("Only staff of the conversation's clinic can change it.")
     conversation = lock_conversation(conversation)
     if conversation.status == status:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from conversations import events
 from conversations.actions.audit import record_audit
-from conversations.models import Clinic, Contact, Conversation, Membership, MessageAttachment, WhatsAppChannel
+from conversations.models import Clinic, Contact, Membership, MessageAttachment, WhatsAppChannel
 from conversations.storage import delete_on_commit
 from realtime import log
 
@@ -26,16 +26,22 @@ def _changed_fields(obj: models.Model, editable: Iterable[str] | None) -> list[s
     before = type(obj).objects.filter(pk=obj.pk).values().first()
     if before is None:
         return []
-    names = editable if editable is not None else [f.name for f in obj._meta.concrete_fields]
-    fields = [obj._meta.get_field(name) for name in names]
-    return sorted(f.name for f in fields if f.concrete and getattr(obj, f.attname) != before[f.attname])
+    stored = {f.name: f for f in obj._meta.concrete_fields}
+    names = stored if editable is None else [name for name in editable if name in stored]
+    return sorted(name for name in names if getattr(obj, stored[name].attname) != before[stored[name].attname])
 
 
 def _save(
-    obj: models.Model, actor: AbstractBaseUser, editable: Iterable[str] | None, ip: str | None, what: str
+    obj: models.Model,
+    actor: AbstractBaseUser,
+    editable: Iterable[str] | None,
+    ip: str | None,
+    what: str,
+    installation: bool = False,
 ) -> list[str]:
     """Save what support created or edited, audited as `<what>.created` or `<what>.changed` with the names
-    of the fields it changed (never their values: some are secrets); returns those names.
+    of the fields it changed (never their values: some are secrets); returns those names. An
+    `installation` change (an account) belongs to no one clinic's trail.
 
     An edit writes only the changed fields among `editable` (the form's), so it never writes back a
     value the application moved meanwhile, such as a clinic's event seq.
@@ -50,7 +56,8 @@ def _save(
         written = [*changed, "updated_at"]
     obj.save(update_fields=None if created else written)
     action = f"{what}.created" if created else f"{what}.changed"
-    record_audit(clinic_id=_clinic_id(obj), actor=actor, action=action, obj=obj, detail={"fields": changed}, ip=ip)
+    clinic_id = None if installation else _clinic_id(obj)  # after the save: a new clinic has its id now
+    record_audit(clinic_id=clinic_id, actor=actor, action=action, obj=obj, detail={"fields": changed}, ip=ip)
     return changed
 
 
@@ -100,39 +107,79 @@ def remove_membership(membership: Membership, *, actor: AbstractBaseUser, ip: st
     membership.delete()
 
 
-SAVES = {
-    Contact: change_contact,
-    WhatsAppChannel: set_channel_credentials,
-    Clinic: save_clinic,
-    Membership: add_membership,
-}
-
-
-def save_by_support(
-    *, obj: models.Model, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
-) -> list[str]:
-    """The admin's save, handed to the named action of the object's kind."""
-    return SAVES[type(obj)](obj, actor=actor, editable=editable, ip=ip)
+@transaction.atomic
+def remove_channel(channel: WhatsAppChannel, *, actor: AbstractBaseUser, ip: str | None = None) -> None:
+    """Support disconnects a WhatsApp number: `whatsapp_channel.removed`. Its conversations stay; a
+    reply to one goes out from the clinic's other number, or waits for a number to be connected."""
+    record_audit(clinic_id=channel.clinic_id, actor=actor, action="whatsapp_channel.removed", obj=channel, ip=ip)
+    channel.delete()
 
 
 @transaction.atomic
-def delete_by_support(*, obj: models.Model, actor: AbstractBaseUser, ip: str | None = None) -> None:
-    """The admin's deletion: a membership is removed (its own action); anything else is deleted, audited
-    as `support.deleted` by type and id, with its conversations' screens told and the log's copies erased."""
-    if isinstance(obj, Membership):
-        remove_membership(obj, actor=actor, ip=ip)
-        return
-    # Only the object's type and id are kept: an erased patient leaves no name or phone behind.
-    record_audit(clinic_id=_clinic_id(obj), actor=actor, action="support.deleted", obj=obj, ip=ip)
-    gone = []
-    if isinstance(obj, Contact):
-        gone = list(obj.conversations.values_list("clinic_id", "pk"))
-    elif isinstance(obj, Conversation):
-        gone = [(obj.clinic_id, obj.pk)]
-    files = list(MessageAttachment.objects.filter(message__conversation_id__in=[c for _, c in gone]))
-    obj.delete()
-    if gone:  # the log's copies of what was said go too, and the stored files, which no cascade removes
-        log.erase_data(gone[0][0], [conversation_id for _, conversation_id in gone])
+def delete_contact(contact: Contact, *, actor: AbstractBaseUser, ip: str | None = None) -> None:
+    """Support deletes a patient record: `contact.deleted` by id only (an erased patient leaves no name or
+    phone behind); each of their conversations' screens is told it is gone, and the log's copies of what
+    was said are erased with the stored files, which no cascade removes."""
+    record_audit(clinic_id=contact.clinic_id, actor=actor, action="contact.deleted", obj=contact, ip=ip)
+    gone = list(contact.conversations.values_list("pk", flat=True))
+    files = list(MessageAttachment.objects.filter(message__conversation_id__in=gone))
+    contact.delete()
+    if gone:
+        log.erase_data(contact.clinic_id, gone)
         delete_on_commit(files)
-    for clinic_id, conversation_id in gone:
-        events.publish_conversation_deleted(clinic_id, conversation_id)
+    for conversation_id in gone:
+        events.publish_conversation_deleted(contact.clinic_id, conversation_id)
+
+
+# --- Accounts: the installation's users and permission groups, no one clinic's ------------------------
+
+
+@transaction.atomic
+def save_account(
+    account: models.Model, *, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
+) -> list[str]:
+    """Support creates or changes a user or a permission group (`user.created`, `group.changed`…): by
+    field name only, never a password or its hash. A deactivated user's sockets close at once (signals)."""
+    return _save(account, actor, editable, ip, account._meta.model_name, installation=True)
+
+
+@transaction.atomic
+def set_account_relations(
+    account: models.Model, relations: dict[str, Iterable], *, actor: AbstractBaseUser, ip: str | None = None
+) -> list[str]:
+    """Support sets a user's groups and permissions, or a group's permissions: `<kind>.changed` with the
+    names of the relations that changed."""
+    changed = []
+    for name, chosen in relations.items():
+        chosen = list(chosen)
+        related = getattr(account, name)
+        if set(related.values_list("pk", flat=True)) != {item.pk for item in chosen}:
+            related.set(chosen)
+            changed.append(name)
+    if changed:
+        action = f"{account._meta.model_name}.changed"
+        record_audit(clinic_id=None, actor=actor, action=action, obj=account, detail={"fields": changed}, ip=ip)
+    return changed
+
+
+@transaction.atomic
+def set_account_password(
+    user: AbstractBaseUser, *, password: str | None, actor: AbstractBaseUser, ip: str | None = None
+) -> None:
+    """Support sets a user's password (`user.password_set`), or with None turns password sign-in off
+    (`user.password_disabled`)."""
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    action = "user.password_set" if password is not None else "user.password_disabled"
+    record_audit(clinic_id=None, actor=actor, action=action, obj=user, ip=ip)
+
+
+@transaction.atomic
+def delete_account(account: models.Model, *, actor: AbstractBaseUser, ip: str | None = None) -> None:
+    """Support deletes a user (their memberships go with them, and their sockets close) or a permission
+    group: `user.deleted` / `group.deleted`, by id only."""
+    record_audit(clinic_id=None, actor=actor, action=f"{account._meta.model_name}.deleted", obj=account, ip=ip)
+    account.delete()

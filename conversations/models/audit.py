@@ -22,7 +22,10 @@ class AuditEvent(models.Model):
     """One act of a person (or an integration) on a clinic's data. It outlives what it speaks of: the
     clinic and the actor are kept by id (no constraint, never cascaded), the actor's name as it was."""
 
-    clinic = models.ForeignKey(Clinic, on_delete=models.DO_NOTHING, db_constraint=False, related_name="audit_events")
+    # None for a change to the installation itself (a user account, a permission group), not to one clinic.
+    clinic = models.ForeignKey(
+        Clinic, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="audit_events"
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from conversations.actions.demo import seed_demo
 from conversations.actions.inbound import receive_inbound_message
-from conversations.actions.support import delete_by_support, save_by_support
+from conversations.actions.support import delete_contact, save_clinic
 from conversations.models import (
     AuditEvent,
     Clinic,
@@ -184,7 +184,7 @@ def test_a_support_edit_never_writes_back_a_seq_the_application_moved(support, c
     stale = Clinic.objects.get(pk=clinic.pk)  # the admin loaded the clinic…
     receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi")  # …then events were published
     stale.name = "Clínica Aurora Centro"
-    assert save_by_support(obj=stale, actor=support, editable=["name", "slug", "timezone"]) == ["name"]
+    assert save_clinic(stale, actor=support, editable=["name", "slug", "timezone"]) == ["name"]
     clinic.refresh_from_db()
     assert (clinic.name, clinic.event_seq) == ("Clínica Aurora Centro", 2)
 
@@ -208,7 +208,7 @@ def test_deleting_a_patient_tells_open_screens_each_of_their_conversations_is_go
     client.force_login(support)
     refused = client.post(admin_url(Contact, "delete", first.contact_id), {"post": "yes"})
     assert refused.status_code == 403, "the admin never deletes history (conversations) along with a patient"
-    delete_by_support(obj=first.contact, actor=support, ip="10.0.0.1")  # the action any path of deletion takes
+    delete_contact(first.contact, actor=support, ip="10.0.0.1")  # the action any path of deletion takes
     assert not Contact.objects.filter(pk=first.contact_id).exists()
     gone = Event.objects.filter(type="conversation:deleted").order_by("seq")
     assert [(e.clinic_id, e.conversation_id, e.data) for e in gone] == [
@@ -244,3 +244,161 @@ def test_each_kind_of_support_change_is_its_own_named_action_in_the_trail(client
     assert trail[("clinic.changed", "clinic")] == {"fields": ["name", "retention_days"]}
     assert ("membership.created", "membership") in trail
     assert not any(action.startswith("support.") for action, _ in trail)
+
+
+# --- Every change the admin can make is in the trail ------------------------------------------------------
+
+
+def test_every_model_the_admin_can_change_goes_through_a_named_action(support, rf):
+    """A new admin page that can add, change or delete would escape the trail: it must be read-only, or
+    one of these, whose saves and deletions are named support actions (each tested in this file)."""
+    from conversations.admin import SupportActions
+
+    request = rf.post("/admin/")  # a write: some pages allow GET only (simplejwt's outstanding tokens)
+    request.user = support
+    writable = set()
+    for model, model_admin in admin.site._registry.items():
+        can = (
+            model_admin.has_add_permission(request),
+            model_admin.has_change_permission(request, None) and model is not Conversation,  # its bulk resolve
+            model_admin.has_delete_permission(request, None),
+        )
+        if any(can):
+            writable.add(model._meta.label)
+            assert isinstance(model_admin, SupportActions), model
+    assert writable == {
+        "conversations.Clinic",
+        "conversations.Membership",
+        "conversations.Contact",
+        "conversations.WhatsAppChannel",
+        "conversations.IntegrationToken",
+        "auth.User",
+        "auth.Group",
+    }
+
+
+def test_changing_a_users_access_in_the_admin_is_audited_by_field_never_by_value(client, support, member):
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.create(name="Recepção")
+    client.force_login(support)
+    page = client.get(admin_url(type(member), "change", member.pk))
+    form = {
+        field: value
+        for field, value in page.context["adminform"].form.initial.items()
+        if field in ("username", "first_name", "last_name", "email")
+    }
+    response = client.post(
+        admin_url(type(member), "change", member.pk),
+        {
+            **form,
+            "is_active": "",  # deactivated…
+            "is_staff": "on",
+            "is_superuser": "on",  # …and made a superuser, in one save
+            "groups": [group.pk],
+            "last_login_0": "",
+            "last_login_1": "",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "10:00:00",
+        },
+        REMOTE_ADDR="10.0.0.7",
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    member.refresh_from_db()
+    assert (member.is_active, member.is_superuser) == (False, True)
+    changes = AuditEvent.objects.filter(object_type="user", object_id=str(member.pk)).order_by("pk")
+    assert [(a.action, a.actor, a.clinic_id, a.ip) for a in changes] == [
+        ("user.changed", support, None, "10.0.0.7"),
+        ("user.changed", support, None, "10.0.0.7"),
+    ]
+    assert [a.detail for a in changes] == [
+        {"fields": ["date_joined", "is_active", "is_staff", "is_superuser"]},
+        {"fields": ["groups"]},
+    ]
+
+    client.post(
+        admin_url(Group, "change", group.pk),
+        {"name": "Recepção", "permissions": [Permission.objects.get(codename="view_contact").pk]},
+    )
+    assert AuditEvent.objects.get(object_type="group", action="group.changed").detail == {"fields": ["permissions"]}
+
+
+def test_a_password_set_in_the_admin_is_audited_and_never_recorded(client, support, member):
+    client.force_login(support)
+    response = client.post(
+        reverse("admin:auth_user_password_change", args=(member.pk,)),
+        {"usable_password": "true", "password1": "nova-senha-forte-987", "password2": "nova-senha-forte-987"},
+    )
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.check_password("nova-senha-forte-987")
+    audit = AuditEvent.objects.get(object_type="user", object_id=str(member.pk))
+    assert (audit.action, audit.actor, audit.detail) == ("user.password_set", support, {})
+
+    mismatch = client.post(
+        reverse("admin:auth_user_password_change", args=(member.pk,)),
+        {"usable_password": "true", "password1": "outra-senha-1234", "password2": "nao-confere-1234"},
+    )
+    assert mismatch.status_code == 200 and AuditEvent.objects.filter(object_type="user").count() == 1
+    member.refresh_from_db()
+    assert member.check_password("nova-senha-forte-987")
+
+
+def test_creating_and_deleting_a_user_or_group_in_the_admin_is_audited(client, support):
+    from django.contrib.auth.models import Group, User
+
+    client.force_login(support)
+    client.post(
+        admin_url(User, "add"),
+        {"username": "novo.atendente", "usable_password": "true", "password1": "senha-Forte-123", "password2": "senha-Forte-123"},
+    )
+    user = User.objects.get(username="novo.atendente")
+    client.post(admin_url(Group, "add"), {"name": "Financeiro"})
+    group = Group.objects.get(name="Financeiro")
+    client.post(admin_url(User, "delete", user.pk), {"post": "yes"})
+    client.post(admin_url(Group, "delete", group.pk), {"post": "yes"})
+    assert not User.objects.filter(pk=user.pk).exists() and not Group.objects.filter(pk=group.pk).exists()
+    trail = [(a.action, a.object_id, a.actor) for a in AuditEvent.objects.order_by("pk")]
+    assert trail == [
+        ("user.created", str(user.pk), support),
+        ("group.created", str(group.pk), support),
+        ("user.deleted", str(user.pk), support),
+        ("group.deleted", str(group.pk), support),
+    ]
+    assert "senha" not in str([a.detail for a in AuditEvent.objects.all()])
+    assert "instalação" in client.get(admin_url(AuditEvent)).text  # the list names these as no clinic's
+
+
+def test_resolving_conversations_from_the_admin_records_who_and_from_where(client, support, clinic):
+    conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
+    client.force_login(support)
+    client.post(
+        admin_url(Conversation),
+        {"action": "resolve_conversations", "_selected_action": [conversation.pk]},
+        REMOTE_ADDR="10.0.0.9",
+    )
+    conversation.refresh_from_db()
+    assert conversation.status == "resolved"
+    audit = AuditEvent.objects.get(action="conversation.status")
+    assert (audit.actor, audit.actor_name, audit.ip, audit.clinic) == (support, "suporte", "10.0.0.9", clinic)
+
+
+def test_revoked_refresh_tokens_cannot_be_added_or_taken_back_in_the_admin(client, support, member):
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    RefreshToken.for_user(member).blacklist()
+    revoked = BlacklistedToken.objects.get()
+    client.force_login(support)
+    assert client.get(admin_url(BlacklistedToken)).status_code == 200
+    assert client.get(admin_url(BlacklistedToken, "add")).status_code == 403
+    assert client.post(admin_url(BlacklistedToken, "delete", revoked.pk), {"post": "yes"}).status_code == 403
+    assert client.post(admin_url(OutstandingToken, "delete", revoked.token_id), {"post": "yes"}).status_code == 403
+    assert BlacklistedToken.objects.filter(pk=revoked.pk).exists()
+
+
+def test_clinic_staff_even_clinic_admins_are_kept_out_of_the_admin(client, outsider):
+    client.force_login(outsider)  # an admin of their clinic, not of the installation
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert client.get(admin_url(Contact)).status_code == 302

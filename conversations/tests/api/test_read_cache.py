@@ -154,13 +154,13 @@ def test_a_status_tick_refreshes_its_conversation_but_leaves_the_list_and_other_
 
 
 def test_a_renamed_contact_shows_in_the_list_and_in_each_of_its_conversations(jwt_client, member, conversation):
-    from conversations.actions.support import save_by_support
+    from conversations.actions.support import change_contact
 
     api = jwt_client(member)
     api.get(LIST), api.get(f"{LIST}{conversation.pk}/")
     contact = conversation.contact
     contact.name = "Maria Souza Lima"
-    save_by_support(obj=contact, actor=member, editable=["name"])
+    change_contact(contact, actor=member, editable=["name"])
     assert api.get(LIST).json()["results"][0]["contact"]["name"] == "Maria Souza Lima"
     assert api.get(f"{LIST}{conversation.pk}/").json()["conversation"]["contact"]["name"] == "Maria Souza Lima"
 
