@@ -350,7 +350,12 @@ def test_creating_and_deleting_a_user_or_group_in_the_admin_is_audited(client, s
     client.force_login(support)
     client.post(
         admin_url(User, "add"),
-        {"username": "novo.atendente", "usable_password": "true", "password1": "senha-Forte-123", "password2": "senha-Forte-123"},
+        {
+            "username": "novo.atendente",
+            "usable_password": "true",
+            "password1": "senha-Forte-123",
+            "password2": "senha-Forte-123",
+        },
     )
     user = User.objects.get(username="novo.atendente")
     client.post(admin_url(Group, "add"), {"name": "Financeiro"})
