@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import resource
+import signal
 import socket
 import subprocess
 import time
@@ -220,6 +222,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _limit_file_size(limit: int) -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # kept across exec: a write past the limit fails (EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
 @pytest.fixture
 def serve(tmp_path):
     """Start real uvicorn processes of the app on free loopback ports; stopped after the test.
@@ -229,7 +236,9 @@ def serve(tmp_path):
     """
     servers = []
 
-    def start(env: dict[str, str], port: int | None = None) -> str:
+    def start(env: dict[str, str], port: int | None = None, file_size_limit: int | None = None) -> str:
+        """`file_size_limit`: the process may write no file past that many bytes (RLIMIT_FSIZE, with
+        SIGXFSZ ignored): its writes then fail as they do on a full disk."""
         port = port or free_port()
         log_path = tmp_path / f"server-{port}.log"
         log = log_path.open("wb")
@@ -239,6 +248,7 @@ def serve(tmp_path):
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if file_size_limit is None else lambda: _limit_file_size(file_size_limit),
         )
         log.close()  # the child has its own copy
         servers.append(server)

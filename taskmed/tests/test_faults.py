@@ -1,10 +1,9 @@
 """Faults injected into real processes on loopback, each ending with what every client saw compared with
 the database: a server process killed under its clients, the task worker killed in the middle of a send,
-the disk filling up during an upload. (Redis restarted under live clients: realtime/tests/test_scale_out.py;
-the database away during a webhook: conversations/tests/test_webhook_whatsapp.py.)"""
+the disk filling up during an upload, PostgreSQL restarted under a running server. (Redis restarted under
+live clients: realtime/tests/test_scale_out.py.)"""
 
 import asyncio
-import errno
 import http.server
 import json
 import os
@@ -18,22 +17,63 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
 from channels.db import database_sync_to_async
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conftest import free_port
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import send_outbound_message
 from conversations.models import DeliveryAttempt, Message, MessageAttachment, WhatsAppChannel
-from conversations.storage import SafeFileSystemStorage
 from realtime.models import Event
 from realtime.tests.test_consumer import access_token
-from realtime.tests.test_scale_out import Client, server_env
+from realtime.tests.test_scale_out import Client, http_json, server_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * (200 * 1024)
+
+
+class Follower:
+    """A staff screen that stays connected through the fault, in a thread of its own: after every drop it
+    reconnects and resumes from its last seq (`Client` fails on any gap or duplicate on one connection)."""
+
+    def __init__(self, host: str, token: str):
+        self.client = Client(host, token)
+        self.stopped, self.failure = threading.Event(), None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._follow()), daemon=True)
+        self.thread.start()
+
+    async def _follow(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                await self.client.session(0.5)
+            except AssertionError as failure:
+                self.failure = failure
+                return
+            except Exception:  # the server or its database is away: try again, as the browser does
+                await asyncio.sleep(0.3)
+
+    def finish(self) -> Client:
+        """Stop following, then one last resume to collect what is left."""
+        self.stopped.set()
+        self.thread.join(20)
+        if self.failure is not None:
+            raise self.failure
+        asyncio.run(self.client.session(1.0))
+        return self.client
+
+    def statuses(self, message_id: int) -> list[str]:
+        """The ticks this screen was told of for one message, in order."""
+        return [
+            frame["data"]["status"]
+            for frame in self.client.frames
+            if frame["type"] == "message:status" and frame["data"]["message_id"] == message_id
+        ]
+
+
+def logged_seqs(clinic_id: int) -> list[int]:
+    return list(Event.objects.filter(clinic_id=clinic_id).order_by("seq").values_list("seq", flat=True))
 
 
 # --- A server process killed under its clients -----------------------------------------------------------
@@ -137,13 +177,17 @@ def worker(env: dict) -> subprocess.Popen:
 
 
 @pytest.mark.postgres
-def test_a_worker_killed_mid_send_never_sends_twice(clinic, member, settings):
+@pytest.mark.redis
+def test_a_worker_killed_mid_send_never_sends_twice(serve, clinic, member, settings):
+    """The worker is SIGKILLed while Meta holds the send; the next worker must not send again. A screen
+    connected all along ends with exactly the log, and shows the message as the database has it."""
     graph = SlowGraph(delay=3)
     WhatsAppChannel.objects.create(
         clinic=clinic, phone_number_id="106540352242922", access_token="EAAG-t", app_secret="s", verify_token="v"
     )
     conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
     env = server_env(WHATSAPP_GRAPH_URL=graph.url, DELIVERY_IN_FLIGHT_SECONDS="2")
+    screen = Follower(serve(server_env()), access_token(member))
     first = worker(env)
     message = send_outbound_message(conversation=conversation, sender=member, content="Sua consulta é amanhã").message
     try:
@@ -173,37 +217,53 @@ def test_a_worker_killed_mid_send_never_sends_twice(clinic, member, settings):
     assert graph.sends == 1, "the patient must never get the message twice"
     assert message.status == "failed" and "interrupted after WhatsApp was called" in message.error
     assert DeliveryAttempt.objects.get(message=message).outcome == "unknown"
+    seen = screen.finish()
+    assert seen.seqs == logged_seqs(clinic.pk), "the screen ends with exactly the log"
+    assert screen.statuses(message.pk)[-1] == message.status == "failed", "and shows the message as stored"
 
 
 # --- The disk fills up during an upload ------------------------------------------------------------------
 
 
-class FullDisk(SafeFileSystemStorage):
-    """The file system, which runs out of space after the first 64 KiB of a file."""
-
-    def _save(self, name, content):
-        real_chunks = content.chunks
-
-        def chunks(chunk_size=None):
-            yield b"".join(real_chunks())[: 64 * 1024]  # written to the file
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        content.chunks = chunks
-        return super()._save(name, content)
-
-
-def test_a_full_disk_during_an_upload_is_a_clear_503_with_nothing_half_stored(jwt_client, member, clinic, settings):
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "taskmed.tests.test_faults.FullDisk"}}
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_full_disk_during_an_upload_is_a_clear_503_with_nothing_half_stored(serve, clinic, member, settings):
+    """A server process that can write no file past 64 KiB (its writes fail there as on a full disk) takes
+    a 200 KiB photo: a clear 503, no message, no partial file, and a connected screen sees nothing of it.
+    A text sent next goes through, and the screen ends with exactly the log."""
     conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
+    host = serve(server_env(), file_size_limit=64 * 1024)
+    token = access_token(member)
+    screen = Follower(host, token)
     before = sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file())
-    photo = SimpleUploadedFile("exame.png", PNG, content_type="image/png")
-    response = jwt_client(member).post(
-        f"/api/conversations/{conversation.pk}/messages/", {"content": "Seu exame", "file": photo}, format="multipart"
+    url = f"http://{host}/api/conversations/{conversation.pk}/messages/"
+
+    boundary = "taskmed-upload"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"\r\n\r\nSeu exame\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="exame.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode() + PNG + f"\r\n--{boundary}--\r\n".encode()
+    upload = urllib.request.Request(
+        url,
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    assert response.status_code == 503 and response.json()["code"] == "storage_unavailable"
-    assert "nothing was sent" in response.json()["detail"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(upload, timeout=20)
+    answer = json.loads(refused.value.read())
+    assert refused.value.code == 503 and answer["code"] == "storage_unavailable"
+    assert "nothing was sent" in answer["detail"]
     assert not Message.objects.filter(direction="outbound").exists() and not MessageAttachment.objects.exists()
     assert sorted(p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()) == before, "no partial file"
+
+    sent = http_json(url, token, {"content": "Pode enviar por aqui mesmo"})
+    assert Message.objects.get(pk=sent["id"]).content == "Pode enviar por aqui mesmo"
+    time.sleep(0.5)
+    seen = screen.finish()
+    assert seen.seqs == logged_seqs(clinic.pk), "the screen ends with exactly the log"
+    shown = [f["data"]["message"]["content"] for f in seen.frames if f["type"] == "message:new"]
+    assert shown == ["Oi", "Pode enviar por aqui mesmo"], "the refused upload never reached a screen"
 
 
 # --- PostgreSQL restarted under running servers -----------------------------------------------------------
@@ -263,6 +323,7 @@ def test_a_postgresql_restart_is_503s_while_down_and_success_after_with_no_serve
     seeded = subprocess.run([sys.executable, "-c", SEED], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     bench = json.loads(seeded.stdout.strip().splitlines()[-1])
     host = serve(env)
+    screen = Follower(host, bench["token"])
 
     def request(path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
         try:
@@ -294,3 +355,11 @@ def test_a_postgresql_restart_is_503s_while_down_and_success_after_with_no_serve
     status, body = listed()
     assert status == 200 and body["results"][0]["last_message"]["content"] == "mensagem 2"
     assert serve.alive(host), "the same server process, never restarted"
+    assert webhook(3) == 200
+    time.sleep(0.5)
+    seen = screen.finish()
+    with psycopg.connect(url) as database:
+        logged = [seq for (seq,) in database.execute("SELECT seq FROM realtime_event ORDER BY seq")]
+    assert seen.seqs == logged and len(logged) >= 3, "the screen, connected through it all, ends with the log"
+    shown = [f["data"]["message"]["content"] for f in seen.frames if f["type"] == "message:new"]
+    assert shown == ["mensagem 1", "mensagem 2", "mensagem 3"], "each message once, the retried one included"
