@@ -520,3 +520,40 @@ def test_a_search_result_far_back_opens_the_latest_window_not_the_whole_conversa
     page = staff.get(f"/inbox/{maria.conversation.pk}/", {"m": maria.message.pk}).text
     assert page.count('class="message inbound') == 8 and "depois 19" in page and "depois 11" not in page
     assert "Carregar mensagens anteriores" in page
+
+
+# --- Every page route has its tenancy check ------------------------------------------------------------
+
+
+def test_every_page_route_has_a_tenancy_check():
+    """Each named route of the site (the API's are walked by api/test_tenancy.py), and the test that proves
+    another clinic's staff get nothing of it; a new page fails here until it has one."""
+    from django.urls import get_resolver
+
+    from conversations.tests.test_web import test_a_clinic_the_user_does_not_belong_to_cannot_be_chosen
+    from realtime.tests.test_http import test_another_clinics_events_are_never_returned
+
+    checked = {
+        "inbox": test_another_clinics_row_is_never_rendered,
+        "conversation": test_another_clinics_conversation_is_a_404_everywhere,
+        "inbox-rows": test_another_clinics_row_is_never_rendered,
+        "timeline-part": test_another_clinics_conversation_is_a_404_everywhere,
+        "send-reply": test_another_clinics_conversation_cannot_be_written_by_form,
+        "change-conversation": test_another_clinics_conversation_cannot_be_written_by_form,
+        "mark-unread": test_without_scripts_a_conversation_is_marked_unread_by_form,
+        "quick-replies": test_other_staff_see_quick_replies_but_cannot_change_them,
+        "new-label": test_another_clinics_labels_never_show_or_apply,
+        "search": test_another_clinic_finds_nothing_of_ours,
+        "board": test_another_clinics_row_is_never_rendered,
+        "board-card": test_another_clinics_conversation_is_a_404_everywhere,
+        "attachment": test_media_is_refused_to_another_clinic_and_to_strangers,
+        "choose_clinic": test_a_clinic_the_user_does_not_belong_to_cannot_be_chosen,
+        "api-events": test_another_clinics_events_are_never_returned,
+    }
+    no_clinic_data = {"home", "login", "logout", "metrics"}  # a redirect, signing in and out, operators' counts
+    pages = {
+        pattern.name
+        for pattern in get_resolver().url_patterns
+        if getattr(pattern, "name", None)  # the includes (admin, api, webhooks) are checked elsewhere
+    }
+    assert pages == set(checked) | no_clinic_data

@@ -347,6 +347,62 @@ async def test_another_clinics_message_cannot_be_marked_read(clinic, other_clini
     await ws.disconnect()
 
 
+async def test_a_resume_from_another_clinic_replays_only_its_own_log(clinic, other_clinic, member, outsider):
+    """Seqs are per clinic: another clinic's `?after=0` or `resume` from 0 replays its own log, never ours."""
+    await database_sync_to_async(receive)(clinic, "sigilo médico")  # our seqs 1, 2
+    token = await database_sync_to_async(access_token)(outsider)
+    for path in ("/ws/?after=0", "/ws/"):
+        ws = await connect([(b"authorization", f"Bearer {token}".encode())], path=path)
+        assert (await frame(ws))["type"] == "hello"
+        await ws.send_to(text_data=json.dumps({"type": "resume", "after": 0}))
+        seen = await frames_until_pong(ws)
+        assert [f["type"] for f in seen if f["type"] not in ("user:status", "pong")] == ["resumed"] * (
+            2 if path == "/ws/?after=0" else 1
+        )
+        assert "sigilo" not in json.dumps(seen)
+        await ws.disconnect()
+
+
+async def test_leaving_another_clinics_conversation_tells_that_clinic_nothing(clinic, other_clinic, member, outsider):
+    conversation = await database_sync_to_async(lambda: receive(clinic).conversation)()
+    ours, theirs = await as_member(member, clinic), await as_member(outsider, other_clinic)
+    await theirs.send_to(text_data=json.dumps({"type": "conversation:leave", "conversation_id": conversation.pk}))
+    assert (await reply(theirs)) == {"type": "conversation:left", "conversation_id": conversation.pk}
+    assert not any(f["type"] == "conversation:viewing" for f in await frames_until_pong(ours))
+    await ours.disconnect()
+    await theirs.disconnect()
+
+
+async def test_an_auth_frame_with_another_clinics_token_gets_only_that_clinics_stream(clinic, other_clinic, outsider):
+    token = await database_sync_to_async(access_token)(outsider)
+    ws = await connect()
+    await ws.send_to(text_data=json.dumps({"type": "auth", "token": token}))
+    hello = await frame(ws)
+    assert hello["type"] == "hello" and hello["clinic"]["id"] == other_clinic.pk
+    await database_sync_to_async(receive)(clinic, "sigilo")
+    assert not any("seq" in f and f["type"] not in ("pong",) for f in await frames_until_pong(ws))
+    await ws.disconnect()
+
+
+# Each frame type a client may send, and the test above that proves it refuses or hides another clinic's
+# objects. A new frame type fails here until it has one.
+TENANCY_CHECKED = {
+    "auth": test_an_auth_frame_with_another_clinics_token_gets_only_that_clinics_stream,
+    "ping": test_another_clinics_connection_receives_nothing,
+    "resume": test_a_resume_from_another_clinic_replays_only_its_own_log,
+    "conversation:join": test_another_clinics_conversation_cannot_be_joined,
+    "conversation:leave": test_leaving_another_clinics_conversation_tells_that_clinic_nothing,
+    "conversation:typing": test_another_clinics_conversation_cannot_be_joined,
+    "message:read": test_another_clinics_message_cannot_be_marked_read,
+}
+
+
+def test_every_frame_type_has_a_tenancy_check():
+    from realtime.frames import SCHEMAS
+
+    assert set(TENANCY_CHECKED) == set(SCHEMAS)
+
+
 async def frames_until_pong(ws) -> list[dict]:
     await ws.send_to(text_data='{"type": "ping"}')
     seen = [await frame(ws)]

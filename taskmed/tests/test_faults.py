@@ -240,10 +240,14 @@ def test_a_full_disk_during_an_upload_is_a_clear_503_with_nothing_half_stored(se
 
     boundary = "taskmed-upload"
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="content"\r\n\r\nSeu exame\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="exame.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + PNG + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="content"\r\n\r\nSeu exame\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="exame.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + PNG
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     upload = urllib.request.Request(
         url,
         data=body,

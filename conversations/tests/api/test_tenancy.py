@@ -56,7 +56,7 @@ NOT_CLINIC_DATA = {
     "schema/",
     "docs/",
     "metrics/",
-    "socket/stats/",
+    "socket/stats/",  # counts only, a clinic admin's own clinic's (realtime/tests/test_http.py)
     "health/",
     "health/details/",  # the installation's state, operators only (realtime/tests/test_http.py)
     "^.*$",
