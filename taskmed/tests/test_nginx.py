@@ -1,6 +1,7 @@
 """deploy/nginx/taskmed.conf in front of two server processes, with Debian's nginx: a login, a WhatsApp
-webhook and the live frame it causes all pass through it (TLS aside: the test serves the same locations
-over plain HTTP on a loopback port)."""
+webhook and the live frame it causes, the long-poll, and a file sent and then opened through the authorised
+media view all pass through it (TLS aside: the test serves the same locations over plain HTTP on a
+loopback port)."""
 
 import asyncio
 import json
@@ -21,6 +22,7 @@ from realtime.tests.test_scale_out import server_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * (2 * 1024 * 1024)  # larger than nginx keeps in memory
 
 
 def site_for(upstreams: list[str], port: int) -> str:
@@ -77,10 +79,10 @@ async def test_login_a_webhook_and_its_live_frame_pass_through_nginx(
     env = server_env(TRUSTED_PROXIES="127.0.0.1")
     front = nginx([serve(env), serve(env)])
 
-    def post(path: str, body: bytes, headers: dict) -> tuple[int, dict]:
+    def post(path: str, body: bytes | None, headers: dict, raw: bool = False) -> tuple[int, dict | bytes]:
         request = urllib.request.Request(f"http://{front}{path}", data=body, headers=headers)
         with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
+            return answer.status, answer.read() if raw else json.loads(answer.read())
 
     login = json.dumps({"username": member.username, "password": "senha-de-teste-123"}).encode()
     status, tokens = await asyncio.to_thread(post, "/api/auth/token/", login, {"Content-Type": "application/json"})
@@ -88,10 +90,36 @@ async def test_login_a_webhook_and_its_live_frame_pass_through_nginx(
     headers = {"Authorization": f"Bearer {tokens['access']}"}
     async with connect(f"ws://{front}/ws/", additional_headers=headers, origin=f"http://{front}") as ws:
         assert json.loads(await ws.recv())["type"] == "hello"
-        body = json.dumps(whatsapp_payload("text")).encode()
+        notification = whatsapp_payload("text")
+        for change in notification["entry"][0]["changes"]:  # written now: the 24-hour reply window is open
+            for message in change["value"].get("messages", []):
+                message["timestamp"] = str(int(time.time()))
+        body = json.dumps(notification).encode()
         signed = {"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, APP_SECRET)}
         status, answer = await asyncio.to_thread(post, "/webhooks/whatsapp/", body, signed)
         assert status == 200 and answer["received"]["messages"] == 1
         while (frame := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] != "message:new":
             pass
         assert frame["data"]["message"]["content"] == "Does it come in another color?"
+
+    status, polled = await asyncio.to_thread(post, "/api/events/?after=0", None, headers)
+    assert status == 200 and frame["seq"] in [event["seq"] for event in polled["events"]]
+
+    boundary = "taskmed-upload"
+    upload = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="exame.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + PNG
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, sent = await asyncio.to_thread(
+        post,
+        f"/api/conversations/{frame['conversation_id']}/messages/",
+        upload,
+        {**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert status == 201 and sent["attachments"][0]["url"].startswith("/media/attachments/")
+    status, served = await asyncio.to_thread(post, sent["attachments"][0]["url"], None, headers, raw=True)
+    assert status == 200 and served == PNG, "the file, through nginx and the authorised view"
