@@ -366,6 +366,13 @@ def connection_count() -> int:
     return 0 if hub is None else sum(len(feed.listeners) for feed in list(hub.feeds.values()))
 
 
+def subscriptions() -> tuple[int, int]:
+    """Clinics this process is subscribed to, and long-polls waiting on them now."""
+    hub = _hub
+    feeds = [] if hub is None else list(hub.feeds.values())
+    return len(feeds), sum(len(feed.waiters) for feed in feeds)
+
+
 async def stop() -> None:
     """Stop this process's hub (tests; a server process simply exits)."""
     global _hub, _starting

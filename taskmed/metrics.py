@@ -62,6 +62,9 @@ class TaskMedCollector:
         yield from families.values()
 
         yield GaugeMetricFamily("taskmed_ws_connections", "WebSocket connections open", value=hub.connection_count())
+        clinics, waiting = hub.subscriptions()
+        yield GaugeMetricFamily("taskmed_hub_clinics", "Clinics this process is subscribed to", value=clinics)
+        yield GaugeMetricFamily("taskmed_longpoll_waiting", "Long-polls waiting for an event now", value=waiting)
 
         caches = {
             kind: CounterMetricFamily(f"taskmed_read_cache_{kind}", f"Read cache {kind}", labels=["cache"])

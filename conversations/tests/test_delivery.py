@@ -201,6 +201,18 @@ def test_a_status_ahead_of_its_message_is_kept_once_and_applied_when_the_id_is_l
     assert reloaded(message).status == "delivered" and not PendingStatus.objects.exists()
 
 
+def test_the_database_itself_keeps_a_pending_status_once(clinic):
+    """Two webhooks racing past the lookup (`get_or_create` is two statements): the constraint decides."""
+    from django.db import IntegrityError, transaction
+
+    kept = {"clinic": clinic, "external_id": "wamid.EARLY", "status": "delivered", "happened_at": timezone.now()}
+    PendingStatus.objects.create(**kept)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PendingStatus.objects.create(**kept)
+    PendingStatus.objects.create(**{**kept, "status": "read"})  # another status of the same message is its own
+    assert PendingStatus.objects.count() == 2
+
+
 def test_statuses_whose_message_never_comes_are_dropped_after_a_while(
     whatsapp_post, whatsapp_channel, clinic, settings
 ):

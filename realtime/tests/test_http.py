@@ -175,3 +175,52 @@ def test_health_checks_leave_no_subscription_or_key_behind(client, operator, set
         assert client.get("/api/health/").status_code == 200
         assert client.get("/api/health/details/").status_code == 200
     assert held() == before
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_long_polls_however_they_end_leave_no_subscription_or_waiter_behind(serve, clinic, member, settings):
+    """Long-polls that answer at once, that wait out their time, and that the client abandons mid-wait,
+    against a real server process: the waiters are all gone after, and the process holds one subscription
+    for the clinic however many polls there were (a subscription per call was a leak that never stopped)."""
+    import re
+    import urllib.request
+
+    import redis
+
+    from realtime.tests.test_scale_out import server_env
+
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi")  # seqs 1, 2
+    host = serve(server_env(LONGPOLL_SECONDS="1", METRICS_TOKEN="raspador-de-teste"))
+    headers = {"Authorization": f"Bearer {access_token(member)}"}
+    server = redis.Redis.from_url(settings.REDIS_URL)
+
+    def poll(after: int, timeout: float) -> None:
+        request = urllib.request.Request(f"http://{host}/api/events/?after={after}", headers=headers)
+        try:
+            urllib.request.urlopen(request, timeout=timeout).read()
+        except TimeoutError:
+            pass  # the client gave up mid-wait
+
+    def metric(name: str) -> float:
+        request = urllib.request.Request(
+            f"http://{host}/metrics", headers={"Authorization": "Bearer raspador-de-teste"}
+        )
+        text = urllib.request.urlopen(request, timeout=5).read().decode()
+        return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+
+    def rounds(n: int) -> None:
+        for _ in range(n):
+            poll(0, 5)  # answers at once: there are events after 0
+            poll(2, 5)  # waits out its second
+            poll(2, 0.3)  # abandoned by the client
+
+    rounds(2)
+    time.sleep(1.2)
+    subscribed = len(server.pubsub_channels()), metric("taskmed_hub_clinics")
+    rounds(6)
+    time.sleep(1.2)  # the abandoned waits end on the server
+    assert metric("taskmed_longpoll_waiting") == 0
+    assert (len(server.pubsub_channels()), metric("taskmed_hub_clinics")) == subscribed
+    assert subscribed[1] <= 1

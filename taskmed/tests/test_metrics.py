@@ -2,6 +2,7 @@
 watches: requests, webhook outcomes, frames, connections, cache hits and misses, the task queue."""
 
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from conversations.tasks import deliver_message
-from realtime.tests.test_consumer import as_member
+from realtime.tests.test_consumer import access_token, as_member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,9 +66,15 @@ async def test_metrics_count_what_operators_watch(settings, clinic, member, what
             headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, APP_SECRET)},
         )
     assert posted.status_code == 200
-    await database_sync_to_async(lambda: deliver_message.using(run_after=timezone.now()).enqueue(1))()
+    waiting_since = timezone.now() - timedelta(seconds=30)
+    await database_sync_to_async(lambda: deliver_message.using(run_after=waiting_since).enqueue(1))()
     for ws in sockets:  # each socket gets its frames
         assert (await ws.receive_json_from(5))["type"]
+    token = await database_sync_to_async(access_token)(member)
+    async with served() as http:
+        for _ in range(2):  # the list: read, then read again from the cache
+            listed = await http.get("/api/conversations/", headers={"Authorization": f"Bearer {token}"})
+            assert listed.status_code == 200
     after = await scrape(settings)
 
     def grew(name, **labels):
@@ -79,6 +86,15 @@ async def test_metrics_count_what_operators_watch(settings, clinic, member, what
     assert grew("taskmed_ws_frames_total", kind="durable") >= 2 * 2  # conversation:new + message:new, 2 sockets
     assert after[("taskmed_ws_connections", ())] == 2
     assert after[("taskmed_task_queue_depth", ())] >= 1
+    assert after[("taskmed_task_queue_oldest_seconds", ())] >= 30
+    assert after[("taskmed_hub_clinics", ())] == 1 and after[("taskmed_longpoll_waiting", ())] == 0
+
+    def grew_in_any(name):
+        return sum(v - before.get(k, 0) for k, v in after.items() if k[0] == name)
+
+    assert grew_in_any("taskmed_read_cache_misses_total") >= 1 and grew_in_any("taskmed_read_cache_hits_total") >= 1
+    for failures in ("taskmed_bus_publish_failures_total", "taskmed_bus_reconnects_total"):
+        assert (failures, ()) in after, f"{failures} is exported (0 while Redis is well)"
     assert grew("taskmed_http_requests_total", route="whatsapp_webhook", status="200") == 1
     assert grew("taskmed_http_requests_total", route="django", status="200") == 1  # the first scrape
     for ws in sockets:
