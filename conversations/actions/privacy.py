@@ -298,8 +298,11 @@ def purge_expired(
     while count := log.delete_before(clinic.pk, cutoff, batch):
         done.events += count
         report("events", done.events)
-    done.pending_statuses = PendingStatus.objects.filter(clinic=clinic, received_at__lt=cutoff).delete()[0]
-    report("pending_statuses", done.pending_statuses)
+    old_statuses = PendingStatus.objects.filter(clinic=clinic, received_at__lt=cutoff)
+    while ids := list(old_statuses.order_by("pk").values_list("pk", flat=True)[:batch]):
+        PendingStatus.objects.filter(pk__in=ids).delete()
+        done.pending_statuses += len(ids)
+        report("pending_statuses", done.pending_statuses)
     if any(asdict(done).values()):
         record_audit(clinic_id=clinic.pk, actor=None, action="retention.purged", obj=clinic, detail=asdict(done))
     return done

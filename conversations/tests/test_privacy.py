@@ -184,6 +184,26 @@ def test_erasure_leaves_nothing_that_identifies_the_patient_and_keeps_the_counts
     assert "erased" in told.data["changed"]
 
 
+def test_support_erases_patients_from_the_admin_after_confirming(client, django_user_model, patient):
+    support = django_user_model.objects.create_superuser("suporte", "s@example.com", "senha-forte-123")
+    client.force_login(support)
+    chosen = {"action": "erase_contacts", "_selected_action": [patient.pk]}
+    asked = client.post("/admin/conversations/contact/", chosen)
+    assert asked.status_code == 200 and "Maria Aurora Souza" in asked.text and "confirm_erasure" in asked.text
+    assert Contact.objects.get(pk=patient.pk).phone == PHONE, "nothing happens before the confirmation"
+    file_path = MessageAttachment.objects.get().file.path
+
+    done = client.post("/admin/conversations/contact/", {**chosen, "confirm_erasure": "yes"}, REMOTE_ADDR="10.0.0.5")
+    assert done.status_code == 302
+    stored = everything_stored()
+    assert [marker for marker in IDENTIFYING if held(marker, stored)] == []
+    import os
+
+    assert not os.path.exists(file_path)
+    audit = AuditEvent.objects.get(action="contact.erased")
+    assert (audit.actor, audit.ip, audit.object_id) == (support, "10.0.0.5", str(patient.pk))
+
+
 def test_after_erasure_the_same_phone_writing_again_is_a_new_patient(jwt_client, admin_member, patient, clinic):
     jwt_client(admin_member).post(f"/api/contacts/{patient.pk}/erase/", {"confirm": True}, format="json")
     again = receive_inbound_message(clinic=clinic, phone=PHONE, content="Oi de novo")
@@ -232,6 +252,17 @@ def aged(clinic, patient):
     return older
 
 
+@pytest.fixture
+def old_file(aged, clinic, settings):
+    """A photo the patient sent in the old conversation, stored on disk."""
+    from django.core.files.base import ContentFile
+
+    message = aged.messages.get()
+    attachment = MessageAttachment(message=message, file_name="raio-x.png", content_type="image/png", size=len(PNG))
+    attachment.file.save("raio-x.png", ContentFile(PNG), save=True)
+    return attachment.file.path
+
+
 def test_purge_expired_deletes_what_retention_no_longer_allows_and_can_run_again(aged, clinic, client, capsys):
     recent = Message.objects.filter(created_at__gt=timezone.now() - timedelta(days=1)).count()
     call_command("purge_expired")
@@ -256,6 +287,52 @@ def test_purge_expired_deletes_what_retention_no_longer_allows_and_can_run_again
         in capsys.readouterr().out
     )
     assert AuditEvent.objects.filter(action="retention.purged").count() == 1
+
+
+def test_purge_deletes_the_old_files_from_storage_and_keeps_the_recent_ones(aged, old_file, clinic, capsys):
+    import os
+
+    recent_path = MessageAttachment.objects.get(file_name="receita.png").file.path
+    call_command("purge_expired", "--yes")
+    assert "1 files" in capsys.readouterr().out
+    assert not os.path.exists(old_file) and not MessageAttachment.objects.filter(file_name="raio-x.png").exists()
+    assert os.path.exists(recent_path), "a file retention still allows stays"
+
+
+class Interrupted(io.StringIO):
+    """The command's output, where Ctrl-C lands as the `stop_at`-th batch reports its progress."""
+
+    def __init__(self, stop_at: int):
+        super().__init__()
+        self.batches = 0
+        self.stop_at = stop_at
+
+    def write(self, text: str) -> int:
+        if "deleted so far" in text:
+            self.batches += 1
+            if self.batches == self.stop_at:
+                raise KeyboardInterrupt
+        return super().write(text)
+
+
+@pytest.mark.parametrize("stop_at", [1, 2, 3, 4])
+def test_a_purge_interrupted_anywhere_is_finished_by_running_it_again(aged, old_file, clinic, stop_at):
+    """Stopped after its first, second… batch; whatever was done stays done and consistent, and the next
+    run ends exactly where an uninterrupted one would have."""
+    import os
+
+    with pytest.raises(KeyboardInterrupt):
+        call_command("purge_expired", "--yes", "--batch", "1", stdout=Interrupted(stop_at))
+    gone = not Conversation.objects.filter(pk=aged.pk).exists()
+    told = Event.objects.filter(type="conversation:deleted", conversation_id=aged.pk).exists()
+    assert gone == told == (stop_at > 3), "a batch is all or nothing: deleted and told, or neither"
+    assert not Message.objects.filter(conversation_id=aged.pk).exists(), "the first batch, done, stays done"
+
+    call_command("purge_expired", "--yes", "--batch", "1", stdout=io.StringIO())
+    assert not Conversation.objects.filter(pk=aged.pk).exists() and not os.path.exists(old_file)
+    assert not PendingStatus.objects.exists() and not Note.objects.filter(content="Nota antiga").exists()
+    assert not Message.objects.filter(created_at__lt=timezone.now() - timedelta(days=365)).exists()
+    assert not Event.objects.filter(created_at__lt=timezone.now() - timedelta(days=365)).exists()
 
 
 def test_retention_keeps_a_conversation_with_a_recent_clinical_action_and_drops_forgotten_patients(
