@@ -213,6 +213,63 @@ def test_user_text_is_shown_as_text_everywhere(staff, clinic):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
 
 
+def test_html_in_every_text_field_is_stored_as_given_and_shown_as_text(staff, clinic, member, make_member):
+    """Whatever staff, patients, support or the automation type: a patient's names, a message, a note, a
+    clinical action's data, a label, a quick reply, a file's name, a colleague's name."""
+    from conversations.actions.conversations import set_labels
+    from conversations.actions.labels import create_label
+    from conversations.actions.replies import create_quick_reply
+    from conversations.models import Contact, Label, QuickReply
+
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    short = "<img src=x onerror=alert(3)>"  # for the fields of 40 characters
+    result = receive_inbound_message(
+        clinic=clinic,
+        phone="5511987654321",
+        contact_name=evil,
+        profile_name=evil,
+        whatsapp_username="mari.souza",
+        content=evil,
+    )
+    conversation = result.conversation
+    member.first_name = short
+    member.save(update_fields=["first_name"])
+    assign_conversation(conversation=conversation, assignee=member, actor=member)
+    note = add_note(conversation=conversation, author=member, content=evil)
+    action = add_conversation_action(
+        conversation=conversation, action_type="appointment_created", action_data={"note": evil}
+    )
+    admin = make_member(clinic, Role.ADMIN)
+    label = create_label(clinic=clinic, actor=admin, name=short, color="#aa0000")
+    set_labels(conversation=conversation, labels=[label.pk], actor=member)
+    create_quick_reply(clinic=clinic, actor=admin, shortcut="mal", content=evil)
+    upload = SimpleUploadedFile(f"{short}.png", PNG, content_type="image/png")
+    sent = send_outbound_message(conversation=conversation, sender=member, content="", attachment=upload).message
+
+    contact = Contact.objects.get(pk=conversation.contact_id)
+    assert (contact.name, contact.profile_name, Message.objects.get(pk=result.message.pk).content) == (evil,) * 3
+    assert Note.objects.get(pk=note.pk).content == evil and QuickReply.objects.get().content == evil
+    assert ConversationAction.objects.get(pk=action.pk).action_data == {"note": evil}
+    assert Label.objects.get().name == short and sent.attachments.get().file_name == f"{short}.png"
+
+    pages = ["/inbox/", f"/inbox/{conversation.pk}/", "/board/", "/quick-replies/", "/search/?q=alert"]
+    fragments = [
+        f"/inbox/rows/?id={conversation.pk}",
+        f"/inbox/{conversation.pk}/messages/?id={result.message.pk}",
+        f"/inbox/{conversation.pk}/messages/?id={sent.pk}",
+        f"/inbox/{conversation.pk}/messages/?note={note.pk}",
+        f"/inbox/{conversation.pk}/messages/?action={action.pk}",
+        f"/board/cards/{conversation.pk}/",
+    ]
+    shown = [(url, staff.get(url).text) for url in pages] + [
+        (url, staff.get(url, **FRAGMENT).text) for url in fragments
+    ]
+    for url, html in shown:
+        assert "<script>alert" not in html and "<img src=x" not in html, url
+    escaped = "".join(html for _, html in shown)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in escaped and "&lt;img src=x onerror=alert(3)&gt;" in escaped
+
+
 def test_pages_carry_a_content_security_policy_without_inline_scripts(staff, maria):
     page = staff.get(f"/inbox/{maria.conversation.pk}/")
     policy = page["Content-Security-Policy"]
