@@ -43,10 +43,18 @@ def test_the_docs_page_serves_its_own_assets(client):
 
 
 @pytest.fixture
-def fuzz_target(db, jwt_client, member, clinic):
-    """Real objects of the caller's clinic, so generated bodies reach the code behind the 404 checks."""
+def fuzz_target(db, jwt_client, make_member, clinic):
+    """Real objects of the caller's clinic, for every id a path takes, and a clinic admin as the caller:
+    generated bodies reach the code behind the 404 and the role checks (export, erasure, quick replies)."""
+    from conversations.actions.messages import send_outbound_message
+    from conversations.actions.replies import create_quick_reply
+    from conversations.models import Role
+
+    admin = make_member(clinic, Role.ADMIN)
     conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
-    token = jwt_client(member).tokens["access"]
+    sent = send_outbound_message(conversation=conversation, sender=admin, content="Olá").message
+    reply = create_quick_reply(clinic=clinic, actor=admin, shortcut="ola", content="Olá, {{nome}}!")
+    token = jwt_client(admin).tokens["access"]
     # Schemathesis calls Django's WSGI handler directly: as Django's test client does, keep the request
     # signals from closing the connection that holds the test's transaction (after the login above, whose
     # test client reconnects them when it is done).
@@ -54,7 +62,13 @@ def fuzz_target(db, jwt_client, member, clinic):
     request_finished.disconnect(close_old_connections)
     yield {
         "headers": {"Authorization": f"Bearer {token}"},
-        "path": {"conversation_id": conversation.pk, "contact_id": conversation.contact_id},
+        "path": {
+            "conversation_id": conversation.pk,
+            "contact_id": conversation.contact_id,
+            "message_id": sent.pk,
+            "reply_id": reply.pk,
+            "slug": clinic.slug,  # the n8n webhook's
+        },
     }
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
@@ -63,6 +77,7 @@ def fuzz_target(db, jwt_client, member, clinic):
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzzing_finds_no_server_error_and_answers_match_the_schema(case, fuzz_target):
+    assert set(case.path_parameters or {}) <= set(fuzz_target["path"]), "a path id the fuzzing cannot fill"
     for name in case.path_parameters or {}:
         case.path_parameters[name] = fuzz_target["path"].get(name, case.path_parameters[name])
     case.call_and_validate(headers=fuzz_target["headers"], checks=[not_a_server_error, response_schema_conformance])
