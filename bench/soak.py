@@ -1,6 +1,7 @@
-"""Soak: a server process under connect/disconnect churn, typing, staff sends and patients' webhooks for a
-set time, its RSS sampled all along; fails (exit 1) on any error, on memory growth past a bound, or on a
-Redis subscription left behind once every client has gone.
+"""Soak: a server process under connect/disconnect churn, typing, staff sends, patients' webhooks, long-polls
+(some abandoned mid-wait) and health probes for a set time, its RSS sampled all along; fails (exit 1) on
+any error, on memory growth past a bound, or on a Redis subscription left behind once every client has
+gone.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/taskmed_bench BENCH_REDIS_URL=redis://127.0.0.1:6379/13 \\
         .venv/bin/python bench/soak.py --minutes 10 --clients 200 --rate 10
@@ -29,7 +30,7 @@ class Soak:
     def __init__(self, args, clinics, url: str):
         self.args, self.clinics, self.url = args, clinics, url
         self.rng = random.Random(11)
-        self.counts = {"sessions": 0, "frames": 0, "typing": 0, "sends": 0, "webhooks": 0}
+        self.counts = {"sessions": 0, "frames": 0, "typing": 0, "sends": 0, "webhooks": 0, "polls": 0, "health": 0}
         self.errors: list[str] = []
         self.stop_at = time.monotonic() + 60 * args.minutes
 
@@ -113,6 +114,29 @@ class Soak:
                             self.error(f"send {sent.status_code}")
                 await asyncio.sleep(1 / self.args.rate)
 
+    async def poller(self, index: int) -> None:
+        """A browser on the long-poll fallback, now and then giving up mid-wait, and the load balancer's
+        health probe: the two paths that once left a subscription behind on every call."""
+        import httpx
+
+        token, _number, _secret = self.clinics[index % len(self.clinics)]
+        auth, after = {"Authorization": f"Bearer {token}"}, 0
+        async with httpx.AsyncClient(base_url=self.url) as http:
+            while time.monotonic() < self.stop_at:
+                patience = self.rng.choice([30.0, 30.0, 0.5])  # a third abandoned before the answer
+                try:
+                    answer = await http.get(f"/api/events/?after={after}", headers=auth, timeout=patience)
+                    if answer.status_code != 200:
+                        self.error(f"long-poll {answer.status_code}")
+                    else:
+                        after = answer.json()["seq"]
+                except httpx.TimeoutException:
+                    pass
+                self.counts["polls"] += 1
+                if (await http.get("/api/health/", timeout=10)).status_code != 200:
+                    self.error("health")
+                self.counts["health"] += 1
+
 
 def redis_subscriptions(url: str) -> int:
     import redis
@@ -132,7 +156,9 @@ async def run(args, clinics, url: str, pid: int) -> dict:
             await asyncio.sleep(args.sample_seconds)
 
     baseline = redis_subscriptions(os.environ["REDIS_URL"])
-    await asyncio.gather(sample(), soak.traffic(), *(soak.client(i) for i in range(args.clients)))
+    clients = [soak.client(i) for i in range(args.clients)]
+    pollers = [soak.poller(i) for i in range(args.pollers)]
+    await asyncio.gather(sample(), soak.traffic(), *clients, *pollers)
     # Every client has gone: the hub lets go of a clinic 30 s after its last socket (LINGER_SECONDS).
     deadline = time.monotonic() + 60
     while redis_subscriptions(os.environ["REDIS_URL"]) - baseline > 1 and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -160,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--pollers", type=int, default=5, help="long-poll clients (with health probes)")
     parser.add_argument("--clinics", type=int, default=5)
     parser.add_argument("--rate", type=float, default=10, help="webhooks a second")
     parser.add_argument("--sample-seconds", type=float, default=10)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import queue
+from conversations import jobs
 from conversations.actions.messages import update_message_status
 from conversations.models import DeliveryAttempt, Message, MessageStatus
 
@@ -71,11 +71,11 @@ def _finish(attempt: DeliveryAttempt, outcome: str, detail: str = "", external_i
             now = timezone.now()
             delivered = now + timedelta(seconds=settings.SIMULATOR_DELIVERED_AFTER_SECONDS)
             read = now + timedelta(seconds=settings.SIMULATOR_READ_AFTER_SECONDS)
-            queue.simulate_status(message.pk, MessageStatus.DELIVERED, at=delivered)
-            queue.simulate_status(message.pk, MessageStatus.READ, at=read)
+            jobs.simulate_status(message.pk, MessageStatus.DELIVERED, at=delivered)
+            jobs.simulate_status(message.pk, MessageStatus.READ, at=read)
     elif outcome == Outcome.NOT_SENT and attempt.number < settings.DELIVERY_MAX_ATTEMPTS:
         # Enqueued in this transaction: the retry exists exactly when this outcome does.
-        queue.deliver(message.pk, at=timezone.now() + retry_delay(attempt.number))
+        jobs.deliver(message.pk, at=timezone.now() + retry_delay(attempt.number))
     else:
         if outcome == Outcome.NOT_SENT:
             detail = f"Gave up after {attempt.number} attempts: {detail}"

@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import events, queue
+from conversations import events, jobs
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation
 from conversations.errors import InvalidInput, NotAMember
@@ -165,7 +165,7 @@ def snooze_conversation(
     if conversation.snoozed_until == until:
         return conversation, False
     if until is not None:
-        queue.wake(conversation.pk, at=until)
+        jobs.wake(conversation.pk, at=until)
     _change(conversation, {"snoozed_until": until}, actor=actor, action="conversation.snoozed", ip=ip)
     return conversation, True
 

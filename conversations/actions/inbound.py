@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import events, queue
+from conversations import events, jobs
 from conversations.actions.contacts import (
     PatientIdentity,
     change_contact_identifiers,
@@ -209,7 +209,7 @@ def _store(
 def _queue_media(message: Message) -> None:
     if message.metadata.get("media_id") and message.message_type in MEDIA_TYPES:
         # In the caller's transaction: stored media messages always have their download queued.
-        queue.download_media(message.pk)
+        jobs.download_media(message.pk)
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations import events, queue
+from conversations import events, jobs
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation, lock_external_id
 from conversations.errors import InvalidInput, NotAMember, OutsideReplyWindow, StorageFailed, WrongClinic
@@ -180,7 +180,7 @@ def _queue_outbound(
     action, ip = audit
     record_audit(clinic_id=conversation.clinic_id, actor=sender, action=action, obj=message, ip=ip)
     # In this transaction: the message and its delivery task are committed together or not at all.
-    queue.deliver(message.pk)
+    jobs.deliver(message.pk)
     if changed:
         events.publish_conversation_updated(conversation, changed)
     events.publish_message_new(message, conversation)
@@ -388,4 +388,4 @@ def _send_read_receipt(conversation: Conversation, *, up_to: Message) -> None:
         .first()
     )
     if latest is not None and has_real_channel(conversation.clinic_id):
-        queue.send_read_receipt(latest)
+        jobs.send_read_receipt(latest)

@@ -1,6 +1,6 @@
 """The one place actions put work on the task queue (conversations.tasks). Tasks call actions; actions
 never import tasks: each task is named here and looked up when work is queued, so the dependency runs
-one way (tasks → actions → queue) and both modules load in any order.
+one way (tasks → actions → jobs) and both modules load in any order.
 
 Call inside the action's transaction: the work is committed with the change that calls for it, or not
 at all (django-tasks-db keeps the queue in the database)."""
