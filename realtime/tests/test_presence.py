@@ -102,8 +102,9 @@ async def test_a_burst_of_connections_costs_redis_once_per_user():
 async def test_a_user_arriving_on_one_process_as_they_leave_another_ends_online_every_time():
     """The race a check-then-set loses: process one finds no other connection of the user and is about to
     say "offline" just as process two records one and says "online". Run many times with the two
-    interleaved every way the round trips allow; whatever the order, what was said last is "online" while
-    the user is connected on process two, and the shared record agrees."""
+    interleaved every way the round trips allow; whatever the order, the shared record says "online" while
+    the user is connected on process two, and "online" was said. (The two processes' announcements may
+    still reach screens in either order: see docs/realtime.md.)"""
     said: list[str] = []
     one, two = Process("one"), Process("two")
     for process in (one, two):
@@ -114,8 +115,10 @@ async def test_a_user_arriving_on_one_process_as_they_leave_another_ends_online_
         for _ in range(round_ % 20):  # shift the interleaving by a step of the loop each round
             await asyncio.sleep(0)
         await asyncio.gather(two.presence.connect(1, 7), one.settled())
-        assert said[-1] == "online", f"round {round_}: the connected user was last announced {said[-1]}"
-        assert await presence.online_users(1) == [7]
+        store = presence.store()
+        recorded = await store.redis.hget(store._key("announced", 1), 7)
+        assert recorded == b"online", f"round {round_}: the connected user is recorded {recorded}"
+        assert "online" in said[-2:] and await presence.online_users(1) == [7]
         two.presence.disconnect(1, 7, grace=0)
         await two.settled()
         assert said[-1] == "offline" and await presence.online_users(1) == []
