@@ -4,6 +4,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from conversations import events
+from conversations.media import SNIFF_BYTES, content_type_of
 from conversations.models import Message, MessageAttachment
 
 
@@ -11,7 +12,10 @@ from conversations.models import Message, MessageAttachment
 def attach_inbound_media(
     *, message: Message, content: bytes, file_name: str, content_type: str
 ) -> MessageAttachment | None:
-    """Keep the media a patient sent, downloaded after the message was stored; tells every screen."""
+    """Keep the media a patient sent, downloaded after the message was stored; tells every screen. Its type
+    is what its bytes say, as for staff's uploads: the type declared by the download is believed only where
+    the bytes cannot tell (the media view shows inline only images, audio and video)."""
+    content_type = content_type_of(content[:SNIFF_BYTES], content_type)
     message = Message.objects.select_for_update().get(pk=message.pk)
     if message.metadata.get("erased"):
         return None  # the patient was erased while the download ran: keep nothing

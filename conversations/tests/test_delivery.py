@@ -424,6 +424,8 @@ def test_recover_deliveries_requeues_a_message_whose_task_was_lost(graph, conver
     assert reloaded(message).status == "sent"
 
 
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 32
+
 # --- Inbound media and read receipts --------------------------------------------------------------------
 
 
@@ -440,17 +442,40 @@ def test_inbound_media_is_downloaded_and_every_screen_told(graph, whatsapp_post,
         )
     )
     download = graph.get("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1").mock(
-        return_value=httpx.Response(200, content=b"\xff\xd8foto")
+        return_value=httpx.Response(200, content=JPEG)
     )
     whatsapp_post("image")
     run_worker()
     message = Message.objects.get()
     attachment = message.attachments.get()
-    assert attachment.file.read() == b"\xff\xd8foto" and attachment.content_type == "image/jpeg"
+    assert attachment.file.read() == JPEG and attachment.content_type == "image/jpeg"
     assert download.calls.last.request.headers["Authorization"] == "Bearer EAAG-test-token"
     assert message.metadata["media_status"] == "downloaded"
     updated = Event.objects.get(type="message:updated")
     assert updated.data["message"]["attachments"][0]["file_name"] == attachment.file_name
+
+
+def test_inbound_media_is_typed_by_its_bytes_not_by_what_the_download_declares(
+    graph, whatsapp_post, whatsapp_channel, client, member
+):
+    """A page of script declared as a photo is kept (the patient sent something), typed by what it is, and
+    so offered only as a download, never shown inline."""
+    graph.get("/1003383421387256").mock(
+        return_value=httpx.Response(200, json={"url": "https://lookaside.fbsbx.com/m?mid=2", "mime_type": "image/jpeg"})
+    )
+    page = b"<html><script>alert(document.cookie)</script></html>"
+    graph.get("https://lookaside.fbsbx.com/m?mid=2").mock(
+        return_value=httpx.Response(200, content=page, headers={"Content-Type": "image/jpeg"})
+    )
+    whatsapp_post("image")
+    run_worker()
+    attachment = Message.objects.get().attachments.get()
+    assert attachment.file.read() == page and attachment.content_type == "application/octet-stream"
+    client.force_login(member)
+    client.get("/inbox/")  # the clinic becomes the session's
+    served = client.get(f"/media/attachments/{attachment.pk}/")
+    assert served.status_code == 200 and served["Content-Type"] == "application/octet-stream"
+    assert served["Content-Disposition"].startswith("attachment") and served["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_failed_download_keeps_the_message_and_says_why(graph, whatsapp_post, whatsapp_channel):
