@@ -297,7 +297,8 @@ class Hub:
         stats.counts["frames_ephemeral"] += len(feed.listeners) - (exclude in feed.listeners)
 
     def announce(self, clinic_id: int, change: presence.Change) -> None:
-        frame = log.render_ephemeral("user:status", {"user_id": change.user_id, "status": change.status})
+        data = {"user_id": change.user_id, "status": change.status, "version": change.version}
+        frame = log.render_ephemeral("user:status", data)
         self.ephemeral(clinic_id, frame)
 
     async def _recheck_everyone(self) -> None:

@@ -32,6 +32,14 @@ class Change:
 
     user_id: int
     status: str  # "online" or "offline"
+    # Orders the announcements of one user across processes, which may reach a screen in either order: a
+    # screen keeps the highest it has seen. From the record's clock (microseconds), so it keeps growing
+    # when Redis restarts and forgets the last one.
+    version: int = 0
+
+
+def _next_version(last: int | None) -> int:
+    return max((last or 0) + 1, time.time_ns() // 1000)
 
 
 def _user_of(member: str) -> int:
@@ -44,6 +52,12 @@ class MemoryStore:
     def __init__(self):
         self.entries: dict[int, dict[str, tuple[float, int]]] = {}  # clinic → member → (expires, connections)
         self.announced: dict[int, dict[int, str]] = {}
+        self.versions: dict[tuple[int, int], int] = {}
+
+    def _announce(self, clinic_id: int, user_id: int, status: str) -> int:
+        self.announced.setdefault(clinic_id, {})[user_id] = status
+        version = self.versions[clinic_id, user_id] = _next_version(self.versions.get((clinic_id, user_id)))
+        return version
 
     def _live(self, clinic_id: int) -> dict[str, tuple[float, int]]:
         now = time.time()
@@ -51,11 +65,11 @@ class MemoryStore:
         self.entries[clinic_id] = live
         return live
 
-    async def join(self, clinic_id: int, member: str, count: int) -> str | None:
+    async def join(self, clinic_id: int, member: str, count: int) -> int:
         self.entries.setdefault(clinic_id, {})[member] = (time.time() + ENTRY_SECONDS, count)
-        announced = self.announced.setdefault(clinic_id, {})
-        previous, announced[_user_of(member)] = announced.get(_user_of(member)), "online"
-        return previous
+        if self.announced.get(clinic_id, {}).get(_user_of(member)) == "online":
+            return 0
+        return self._announce(clinic_id, _user_of(member), "online")
 
     async def put(self, entries: dict[tuple[int, str], int]) -> None:
         for (clinic_id, member), count in entries.items():
@@ -65,19 +79,18 @@ class MemoryStore:
     async def leave(self, clinic_id: int, member: str) -> None:
         self.entries.get(clinic_id, {}).pop(member, None)
 
-    async def offline_if_gone(self, clinic_id: int, user_id: int) -> bool:
+    async def offline_if_gone(self, clinic_id: int, user_id: int) -> int:
         if any(_user_of(m) == user_id for m in self._live(clinic_id)):
-            return False
-        announced = self.announced.setdefault(clinic_id, {})
-        previous, announced[user_id] = announced.get(user_id), "offline"
-        return previous == "online"
+            return 0
+        if self.announced.get(clinic_id, {}).get(user_id) != "online":
+            self.announced.setdefault(clinic_id, {})[user_id] = "offline"
+            return 0
+        return self._announce(clinic_id, user_id, "offline")
 
-    async def sweep(self, clinic_id: int) -> list[int]:
+    async def sweep(self, clinic_id: int) -> list[tuple[int, int]]:
         live = {_user_of(m) for m in self._live(clinic_id)}
         gone = [u for u, s in self.announced.get(clinic_id, {}).items() if s == "online" and u not in live]
-        for user_id in gone:
-            self.announced[clinic_id][user_id] = "offline"
-        return gone
+        return [(user_id, self._announce(clinic_id, user_id, "offline")) for user_id in gone]
 
     async def members(self, clinic_id: int) -> dict[str, int]:
         return {m: v[1] for m, v in self._live(clinic_id).items()}
@@ -86,14 +99,29 @@ class MemoryStore:
         return [c for c in self.entries if self._live(c)]
 
 
-# KEYS: entries, announced, clinics · ARGV: member, "expires count", user, clinic → the previous announcement
-JOIN = """
+# The next version of a user's announcement (Change.version): past the last one, and never behind the
+# record's clock, so it keeps growing after a Redis restart has forgotten the last one.
+NEXT_VERSION = """
+local function next_version(key, user)
+  local now = redis.call('TIME')
+  local version = math.max(tonumber(redis.call('HGET', key, user) or 0) + 1, now[1] * 1000000 + now[2])
+  redis.call('HSET', key, user, version)
+  return version
+end
+"""
+# KEYS: entries, announced, clinics, versions · ARGV: member, "expires count", user, clinic → the version
+# of the "online" to announce, or 0 when the user was online already
+JOIN = (
+    NEXT_VERSION
+    + """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[4])
 local previous = redis.call('HGET', KEYS[2], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[3], 'online')
-return previous
+if previous == 'online' then return 0 end
+return next_version(KEYS[4], ARGV[3])
 """
+)
 # Live users of a clinic, dropping expired entries. Used by the two scripts below.
 LIVE = """
 local function live_users(key, now)
@@ -110,20 +138,23 @@ local function live_users(key, now)
   return users
 end
 """
-# KEYS: entries, announced · ARGV: user, now → 1 when the user is now announced offline
+# KEYS: entries, announced, versions · ARGV: user, now → the version of the "offline" to announce, or 0
 OFFLINE_IF_GONE = (
     LIVE
+    + NEXT_VERSION
     + """
 if live_users(KEYS[1], tonumber(ARGV[2]))[ARGV[1]] then return 0 end
 local previous = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], 'offline')
-if previous == 'online' then return 1 end
+if previous == 'online' then return next_version(KEYS[3], ARGV[1]) end
 return 0
 """
 )
-# KEYS: entries, announced · ARGV: now → the users announced online with no live entry, now offline
+# KEYS: entries, announced, versions · ARGV: now → user, version, … of those announced online with no live
+# entry, now offline
 SWEEP = (
     LIVE
+    + NEXT_VERSION
     + """
 local live = live_users(KEYS[1], tonumber(ARGV[1]))
 local gone = {}
@@ -132,6 +163,7 @@ for i = 1, #announced, 2 do
   if announced[i + 1] == 'online' and not live[announced[i]] then
     redis.call('HSET', KEYS[2], announced[i], 'offline')
     table.insert(gone, announced[i])
+    table.insert(gone, next_version(KEYS[3], announced[i]))
   end
 end
 return gone
@@ -157,12 +189,13 @@ class RedisStore:
     def _keys(self, clinic_id: int) -> list[str]:
         return [self._key("entries", clinic_id), self._key("announced", clinic_id)]
 
-    async def join(self, clinic_id: int, member: str, count: int) -> str | None:
-        previous = await self.join_script(
-            keys=[*self._keys(clinic_id), self._key("clinics")],
-            args=[member, f"{time.time() + ENTRY_SECONDS} {count}", _user_of(member), clinic_id],
+    async def join(self, clinic_id: int, member: str, count: int) -> int:
+        return int(
+            await self.join_script(
+                keys=[*self._keys(clinic_id), self._key("clinics"), self._key("versions", clinic_id)],
+                args=[member, f"{time.time() + ENTRY_SECONDS} {count}", _user_of(member), clinic_id],
+            )
         )
-        return previous.decode() if previous else None
 
     async def put(self, entries: dict[tuple[int, str], int]) -> None:
         if not entries:
@@ -179,11 +212,14 @@ class RedisStore:
     async def leave(self, clinic_id: int, member: str) -> None:
         await self.redis.hdel(self._key("entries", clinic_id), member)
 
-    async def offline_if_gone(self, clinic_id: int, user_id: int) -> bool:
-        return bool(await self.offline_script(keys=self._keys(clinic_id), args=[user_id, time.time()]))
+    async def offline_if_gone(self, clinic_id: int, user_id: int) -> int:
+        keys = [*self._keys(clinic_id), self._key("versions", clinic_id)]
+        return int(await self.offline_script(keys=keys, args=[user_id, time.time()]))
 
-    async def sweep(self, clinic_id: int) -> list[int]:
-        return [int(u) for u in await self.sweep_script(keys=self._keys(clinic_id), args=[time.time()])]
+    async def sweep(self, clinic_id: int) -> list[tuple[int, int]]:
+        keys = [*self._keys(clinic_id), self._key("versions", clinic_id)]
+        flat = await self.sweep_script(keys=keys, args=[time.time()])
+        return [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     async def members(self, clinic_id: int) -> dict[str, int]:
         now, live = time.time(), {}
@@ -257,8 +293,8 @@ class Presence:
         count = self.counts.get(key, 0)
         if count and key not in self.joined:
             self.joined.add(key)
-            if await store().join(clinic_id, self._member(user_id), count) != "online":
-                self.announce(clinic_id, Change(user_id, "online"))
+            if version := await store().join(clinic_id, self._member(user_id), count):
+                self.announce(clinic_id, Change(user_id, "online", version))
         elif count:
             await store().put({(clinic_id, self._member(user_id)): count})
         elif key in self.joined:
@@ -286,8 +322,8 @@ class Presence:
             if key in self.counts:
                 return  # back on this process (a reload)
             self.locks.pop(key, None)
-            if await store().offline_if_gone(*key):
-                self.announce(key[0], Change(key[1], "offline"))
+            if version := await store().offline_if_gone(*key):
+                self.announce(key[0], Change(key[1], "offline", version))
 
     def _spawn(self, work) -> None:
         task = asyncio.get_running_loop().create_task(self._quietly(work))
@@ -307,8 +343,8 @@ class Presence:
         await store().put({(c, self._member(u)): n for (c, u), n in self.counts.items()})
         self.joined |= set(self.counts)
         for clinic_id in {c for c, _ in self.counts}:
-            for user_id in await store().sweep(clinic_id):
-                self.announce(clinic_id, Change(user_id, "offline"))
+            for user_id, version in await store().sweep(clinic_id):
+                self.announce(clinic_id, Change(user_id, "offline", version))
 
 
 async def online_users(clinic_id: int) -> list[int]:

@@ -107,7 +107,12 @@ async def test_a_session_member_gets_hello_and_is_announced_online(clinic, membe
     assert hello["user"] == {"id": member.pk, "name": "Júlia Carvalho", "role": "receptionist"}
     assert hello["clinic"]["id"] == clinic.pk and hello["clinic"]["timezone"] == "America/Sao_Paulo"
     status = await frame(ws)
-    assert status["type"] == "user:status" and status["data"] == {"user_id": member.pk, "status": "online"}
+    assert status["type"] == "user:status" and status["data"] == {
+        "user_id": member.pk,
+        "status": "online",
+        "version": status["data"]["version"],
+    }
+    assert status["data"]["version"] > 0, "screens order one user's announcements by it"
     await ws.disconnect()
 
 

@@ -21,9 +21,14 @@ class Process:
     """One server process's presence, recording what it announces."""
 
     def __init__(self, name: str):
-        self.said: list[tuple[int, presence.Change]] = []
-        self.presence = presence.Presence(lambda clinic_id, change: self.said.append((clinic_id, change)))
+        self.said: list[tuple[int, presence.Change]] = []  # versions aside: `versions` keeps them
+        self.versions: list[int] = []
+        self.presence = presence.Presence(self.heard)
         self.presence.member_suffix = f":{name}"
+
+    def heard(self, clinic_id: int, change: presence.Change) -> None:
+        self.said.append((clinic_id, presence.Change(change.user_id, change.status)))
+        self.versions.append(change.version)
 
     async def settled(self) -> None:
         await asyncio.gather(*self.presence.grace_tasks)
@@ -56,6 +61,7 @@ async def test_leaving_for_good_announces_offline_once():
     assert await presence.online_users(1) == []
     await process.presence.connect(1, 7)
     assert process.said == [(1, presence.Change(7, s)) for s in ("online", "offline", "online")]
+    assert process.versions == sorted(set(process.versions)) and process.versions[0] > 0, "each newer than the last"
 
 
 async def test_a_user_still_connected_on_another_process_is_not_announced_offline():
@@ -103,12 +109,12 @@ async def test_a_user_arriving_on_one_process_as_they_leave_another_ends_online_
     """The race a check-then-set loses: process one finds no other connection of the user and is about to
     say "offline" just as process two records one and says "online". Run many times with the two
     interleaved every way the round trips allow; whatever the order, the shared record says "online" while
-    the user is connected on process two, and "online" was said. (The two processes' announcements may
-    still reach screens in either order: see docs/realtime.md.)"""
-    said: list[str] = []
+    the user is connected on process two, and of what was said the newest version (what a screen keeps:
+    the two announcements may arrive crossed) is "online"."""
+    said: list[presence.Change] = []
     one, two = Process("one"), Process("two")
     for process in (one, two):
-        process.presence.announce = lambda clinic_id, change: said.append(change.status)
+        process.presence.announce = lambda clinic_id, change: said.append(change)
     for round_ in range(200):
         await one.presence.connect(1, 7)
         one.presence.disconnect(1, 7, grace=0)
@@ -118,7 +124,29 @@ async def test_a_user_arriving_on_one_process_as_they_leave_another_ends_online_
         store = presence.store()
         recorded = await store.redis.hget(store._key("announced", 1), 7)
         assert recorded == b"online", f"round {round_}: the connected user is recorded {recorded}"
-        assert "online" in said[-2:] and await presence.online_users(1) == [7]
+        newest = max(said, key=lambda change: change.version)
+        assert newest.version > 0 and newest.status == "online", (
+            f"round {round_}: a screen would show the connected user offline"
+        )
+        assert await presence.online_users(1) == [7]
         two.presence.disconnect(1, 7, grace=0)
         await two.settled()
-        assert said[-1] == "offline" and await presence.online_users(1) == []
+        assert max(said, key=lambda change: change.version).status == "offline"
+        assert await presence.online_users(1) == []
+
+
+@pytest.mark.redis
+async def test_versions_keep_growing_after_redis_forgets_them(settings):
+    """A Redis restart loses the record; a screen still holding the last version must accept what comes."""
+    import redis.asyncio
+
+    process = Process("a")
+    await process.presence.connect(1, 7)
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    async for key in client.scan_iter(f"{settings.REDIS_PREFIX}:presence:*"):
+        await client.delete(key)  # what a restart without persistence leaves
+    await client.aclose()
+    process.presence.disconnect(1, 7, grace=0)
+    await process.settled()
+    await process.presence.connect(1, 7)  # the record is re-made and the user announced again
+    assert process.versions == sorted(set(process.versions)) and len(process.versions) >= 2

@@ -12,6 +12,7 @@ export class Presence extends EventTarget {
     this.me = me;
     this.staff = staff; // user id → name, from the page
     this.online = new Map(); // user id → name
+    this.versions = new Map(); // user id → the newest user:status version applied
     this.viewing = new Map(); // conversation id → Map(user id → {name, until})
     this.typing = new Map(); // conversation id → Map(user id → {name, until})
     setInterval(() => this.expire(), 1000);
@@ -30,6 +31,9 @@ export class Presence extends EventTarget {
   apply(frame) {
     const data = frame.data || {};
     if (frame.type === "user:status" && data.user_id !== this.me) {
+      // Two server processes' announcements for one user may arrive crossed: the newer one stands.
+      if (data.version && data.version <= (this.versions.get(data.user_id) || 0)) return;
+      if (data.version) this.versions.set(data.user_id, data.version);
       if (data.status === "online") this.online.set(data.user_id, this.staff[data.user_id] || "");
       else this.online.delete(data.user_id);
       this.changed();
