@@ -172,7 +172,11 @@ async def abump_sent(*scopes: str):
         if loop not in _async_clients:
             import redis.asyncio
 
-            client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+            # A burst of changes waits for a connection rather than being refused past redis-py's 100.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                settings.REDIS_URL, max_connections=20, timeout=2, socket_connect_timeout=1, socket_timeout=1
+            )
+            client = redis.asyncio.Redis(connection_pool=pool)
             _async_clients[loop] = [client, await client.script_load(BUMP_SCRIPT)]
         client, sha = _async_clients[loop]
         connection = await client.connection_pool.get_connection()

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 PING_SECONDS = 5.0  # a silent subscription is checked this often, so a dead one is noticed
 RETRY_CAP_SECONDS = 1.0  # reconnect attempts while Redis is away: at most this far apart
+PUBLISH_CONNECTIONS = 32  # publishes in flight at once; more wait their turn
 
 _origin: tuple[int, str] = (0, "")
 
@@ -99,7 +100,13 @@ class RedisBus:
         self.url = url
         self.channels: set[str] = set()
         # Publishing may retry; the subscription must not, or a drop would pass unnoticed.
-        self.client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        # A burst (a stalled moment piles publishes up) waits for one of a bounded set of connections:
+        # redis-py's default pool refuses the 101st at once ("Too many connections").
+        self.client = redis.asyncio.Redis(
+            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+                url, max_connections=PUBLISH_CONNECTIONS, timeout=5, socket_connect_timeout=2, socket_timeout=5
+            )
+        )
         self.listener = redis.asyncio.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=None, retry=Retry(NoBackoff(), 0)
         )

@@ -177,7 +177,13 @@ class RedisStore:
     def __init__(self, url: str, prefix: str):
         import redis.asyncio
 
-        self.redis = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        # A burst (every browser reconnecting after a deploy) waits for a connection instead of being
+        # refused past redis-py's default of 100.
+        self.redis = redis.asyncio.Redis(
+            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+                url, max_connections=20, timeout=5, socket_connect_timeout=2, socket_timeout=2
+            )
+        )
         self.prefix = prefix
         self.join_script = self.redis.register_script(JOIN)
         self.offline_script = self.redis.register_script(OFFLINE_IF_GONE)

@@ -44,3 +44,38 @@ def test_the_cache_is_redis():
     assert cache.get("taskmed-test-key") == {"ok": 1}
     assert get_redis_connection("default").exists(cache.make_key("taskmed-test-key"))
     cache.delete("taskmed-test-key")
+
+
+async def test_a_burst_of_publishes_waits_for_a_connection_rather_than_failing(settings):
+    """A stalled moment (a busy loop, a slow Redis) piles publishes up: more at once than the pool holds
+    must wait their turn, never fail with "Too many connections" (the soak saw it, with typing and
+    presence frames lost between processes)."""
+    from realtime import stats
+
+    channel = f"{settings.REDIS_PREFIX}:test:burst"
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    subscription = client.pubsub()
+    await subscription.subscribe(channel)
+    publisher = bus.RedisBus(settings.REDIS_URL)
+    failures = stats.counts["bus_publish_failures"]
+    try:
+        for n in range(400):
+            publisher.publish(channel, b"%d" % n)
+        await asyncio.gather(*publisher.publishing)
+        got, deadline = 0, asyncio.get_running_loop().time() + 10
+        while got < 400 and asyncio.get_running_loop().time() < deadline:
+            got += await subscription.get_message(ignore_subscribe_messages=True, timeout=1) is not None
+        assert (got, stats.counts["bus_publish_failures"] - failures) == (400, 0)
+    finally:
+        await subscription.aclose()
+        await client.aclose()
+        await publisher.close()
+
+
+async def test_a_burst_of_presence_writes_waits_for_a_connection_rather_than_failing():
+    """As many users' presence written at once as the pool holds, and more: each waits its turn."""
+    from realtime import presence
+
+    store = presence.store()
+    versions = await asyncio.gather(*(store.join(9, f"{user}:burst", 1) for user in range(1, 301)))
+    assert all(versions) and len(await store.members(9)) == 300
