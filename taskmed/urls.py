@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from conversations.admin import support_password_change
 from conversations.web.attachments import attachment
 from conversations.web.clinics import choose_clinic
 from conversations.web.form_posts import change_conversation, mark_conversation_unread, new_label, send_reply
@@ -37,6 +38,8 @@ urlpatterns = [
     path("clinics/", choose_clinic, name="choose_clinic"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Support's own password, changed through the audited action (before the admin's URLs, which it replaces).
+    path("admin/password_change/", admin.site.admin_view(support_password_change)),
     path("admin/", admin.site.urls),
     path("metrics", metrics, name="metrics"),
     path("api/events/", events_longpoll, name="api-events"),  # async: outside DRF, which is sync

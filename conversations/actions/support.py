@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from conversations import events
 from conversations.actions.audit import record_audit
@@ -162,6 +163,7 @@ def set_account_relations(
     return changed
 
 
+@sensitive_variables("password")
 @transaction.atomic
 def set_account_password(
     user: AbstractBaseUser, *, password: str | None, actor: AbstractBaseUser, ip: str | None = None

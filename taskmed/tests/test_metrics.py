@@ -56,6 +56,7 @@ async def test_metrics_count_what_operators_watch(settings, clinic, member, what
     from conversations.webhooks.whatsapp import signature_of
 
     settings.METRICS_TOKEN = "scraper-secret"
+    settings.READ_CACHE = True  # on without Redis too (its default follows REDIS_URL): its figures are read
     before = await scrape(settings)
     sockets = [await as_member(member, clinic), await as_member(member, clinic)]
     body = json.dumps(whatsapp_payload("text")).encode()
