@@ -1,0 +1,50 @@
+"""What every page of the support admin shares: read-only history, writes through named actions."""
+
+from collections.abc import Callable
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from conversations.api.views.base import client_ip
+
+
+def mask(secret: str) -> str:
+    """Enough of a secret to tell two apart, never enough to use one: '••••••3f9a'."""
+    if not secret:
+        return "—"
+    return "••••••" + secret[-4:] if len(secret) > 12 else "••••••"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is what happened: support may read it, never edit it here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class SupportActions:
+    """Saves and deletions go through the kind's named support action: audited, and told to open screens
+    where they show. A kind without a `delete_action` cannot be deleted here."""
+
+    save_action: Callable
+    delete_action: Callable | None = None
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.delete_action is not None and super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        type(self).save_action(obj, actor=request.user, editable=list(form.base_fields), ip=client_ip(request))
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        type(self).delete_action(obj, actor=request.user, ip=client_ip(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
