@@ -70,6 +70,10 @@ def access_changed_on_commit(sender, instance, update_fields=None, **kwargs) -> 
 
 def logged_out(sender, request, user, **kwargs) -> None:
     if user is not None:
+        # Django sends this signal before it deletes the session: end the session first, or the re-check
+        # set off below could find it still there and leave the user's sockets open.
+        if request is not None and hasattr(request, "session"):
+            request.session.delete()
         _access_changed(user.pk)
 
 

@@ -294,6 +294,35 @@ async def test_a_browser_logout_closes_the_socket(settings, clinic, member):
     assert await closed_with(ws) == 4401
 
 
+async def test_a_logout_closes_the_socket_however_late_django_ends_the_session(clinic, member):
+    """Django tells of a logout before it deletes the session: the re-check it sets off must not run
+    against a session still there (here, another receiver of the signal holds the flush up)."""
+    import time
+
+    from django.contrib.auth.signals import user_logged_out
+
+    browser = Client()
+
+    def log_in() -> bytes:
+        browser.force_login(member)
+        session = browser.session
+        session[SESSION_KEY] = clinic.pk
+        session.save()
+        return f"sessionid={browser.cookies['sessionid'].value}".encode()
+
+    def slow_receiver(**kwargs) -> None:
+        time.sleep(1)  # the re-check runs meanwhile
+
+    ws = await connect([(b"cookie", await database_sync_to_async(log_in)())])
+    await frame(ws)
+    user_logged_out.connect(slow_receiver, dispatch_uid="test-slow-logout")
+    try:
+        await database_sync_to_async(browser.post)("/accounts/logout/")
+    finally:
+        user_logged_out.disconnect(dispatch_uid="test-slow-logout")
+    assert await closed_with(ws) == 4401
+
+
 # --- Events and tenancy -----------------------------------------------------------------------------
 
 
