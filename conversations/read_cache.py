@@ -170,13 +170,10 @@ async def abump_sent(*scopes: str):
     loop = asyncio.get_running_loop()
     try:
         if loop not in _async_clients:
-            import redis.asyncio
+            from realtime.bus import bounded_client
 
-            # A burst of changes waits for a connection rather than being refused past redis-py's 100.
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                settings.REDIS_URL, max_connections=20, timeout=2, socket_connect_timeout=1, socket_timeout=1
-            )
-            client = redis.asyncio.Redis(connection_pool=pool)
+            # A burst of changes waits its turn rather than fail.
+            client = bounded_client(settings.REDIS_URL, connections=20, wait=2, connect_timeout=1, timeout=1)
             _async_clients[loop] = [client, await client.script_load(BUMP_SCRIPT)]
         client, sha = _async_clients[loop]
         connection = await client.connection_pool.get_connection()

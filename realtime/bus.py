@@ -65,6 +65,22 @@ def control_message(body: bytes) -> bytes:
 OnMessage = Callable[[str, bytes], None]
 
 
+def bounded_client(url: str, *, connections: int, wait: float, connect_timeout: float, timeout: float):
+    """An asyncio Redis client for bursts: past `connections` commands in flight, the next waits up to
+    `wait` seconds for a free connection (redis-py's default pool refuses the 101st at once, "Too many
+    connections")."""
+    import redis.asyncio
+
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url,
+        max_connections=connections,
+        timeout=wait,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=timeout,
+    )
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
 class LocalBus:
     """The embedded setup: one server process, nothing to cross. The hub's periodic look at the log
     brings in what other processes (the task worker) wrote."""
@@ -100,13 +116,8 @@ class RedisBus:
         self.url = url
         self.channels: set[str] = set()
         # Publishing may retry; the subscription must not, or a drop would pass unnoticed.
-        # A burst (a stalled moment piles publishes up) waits for one of a bounded set of connections:
-        # redis-py's default pool refuses the 101st at once ("Too many connections").
-        self.client = redis.asyncio.Redis(
-            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
-                url, max_connections=PUBLISH_CONNECTIONS, timeout=5, socket_connect_timeout=2, socket_timeout=5
-            )
-        )
+        # A stalled moment piles publishes up: they wait their turn rather than fail.
+        self.client = bounded_client(url, connections=PUBLISH_CONNECTIONS, wait=5, connect_timeout=2, timeout=5)
         self.listener = redis.asyncio.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=None, retry=Retry(NoBackoff(), 0)
         )

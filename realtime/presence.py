@@ -175,15 +175,8 @@ class RedisStore:
     """The record shared by every process, in Redis."""
 
     def __init__(self, url: str, prefix: str):
-        import redis.asyncio
-
-        # A burst (every browser reconnecting after a deploy) waits for a connection instead of being
-        # refused past redis-py's default of 100.
-        self.redis = redis.asyncio.Redis(
-            connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
-                url, max_connections=20, timeout=5, socket_connect_timeout=2, socket_timeout=2
-            )
-        )
+        # Every browser reconnecting after a deploy: the writes wait their turn rather than fail.
+        self.redis = bus.bounded_client(url, connections=20, wait=5, connect_timeout=2, timeout=2)
         self.prefix = prefix
         self.join_script = self.redis.register_script(JOIN)
         self.offline_script = self.redis.register_script(OFFLINE_IF_GONE)

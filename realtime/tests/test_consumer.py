@@ -42,14 +42,19 @@ def quick_timers(settings):
     presence.reset_store()
 
 
-def session_cookie(user, clinic=None) -> bytes:
-    client = Client()
-    client.force_login(user)
+def browser_signed_in(user, clinic=None) -> tuple[Client, bytes]:
+    """A browser signed in (with `clinic` chosen), and its session cookie for the socket."""
+    browser = Client()
+    browser.force_login(user)
     if clinic is not None:
-        session = client.session
+        session = browser.session
         session[SESSION_KEY] = clinic.pk
         session.save()
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
+    return browser, f"sessionid={browser.cookies['sessionid'].value}".encode()
+
+
+def session_cookie(user, clinic=None) -> bytes:
+    return browser_signed_in(user, clinic)[1]
 
 
 def access_token(user) -> str:
@@ -279,16 +284,8 @@ async def test_a_client_gone_in_the_middle_of_a_replay_ends_the_connection_quiet
 
 async def test_a_browser_logout_closes_the_socket(settings, clinic, member):
     settings.WS_RECHECK_SECONDS = 0.2
-    browser = Client()
-
-    def log_in() -> bytes:
-        browser.force_login(member)
-        session = browser.session
-        session[SESSION_KEY] = clinic.pk
-        session.save()
-        return f"sessionid={browser.cookies['sessionid'].value}".encode()
-
-    ws = await connect([(b"cookie", await database_sync_to_async(log_in)())])
+    browser, cookie = await database_sync_to_async(browser_signed_in)(member, clinic)
+    ws = await connect([(b"cookie", cookie)])
     await frame(ws)
     await database_sync_to_async(browser.post)("/accounts/logout/")
     assert await closed_with(ws) == 4401
@@ -301,19 +298,11 @@ async def test_a_logout_closes_the_socket_however_late_django_ends_the_session(c
 
     from django.contrib.auth.signals import user_logged_out
 
-    browser = Client()
-
-    def log_in() -> bytes:
-        browser.force_login(member)
-        session = browser.session
-        session[SESSION_KEY] = clinic.pk
-        session.save()
-        return f"sessionid={browser.cookies['sessionid'].value}".encode()
-
     def slow_receiver(**kwargs) -> None:
         time.sleep(1)  # the re-check runs meanwhile
 
-    ws = await connect([(b"cookie", await database_sync_to_async(log_in)())])
+    browser, cookie = await database_sync_to_async(browser_signed_in)(member, clinic)
+    ws = await connect([(b"cookie", cookie)])
     await frame(ws)
     user_logged_out.connect(slow_receiver, dispatch_uid="test-slow-logout")
     try:
