@@ -89,22 +89,27 @@ def summary(result: dict) -> str:
     return ""
 
 
-def append(results: list[dict]) -> None:
+def append(results: list[dict], docs: Path = DOCS) -> None:
+    """The run's figures as the last entry of the runs section (other sections may follow it)."""
     git = shutil.which("git")
     commit = git and subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     commit = commit.stdout.strip() if commit else ""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    text = docs.read_text() if docs.exists() else "# Benchmarks\n"
     if RUNS_HEADING not in text:
         text = text.rstrip("\n") + f"\n\n{RUNS_HEADING}\n\nEach run appends its figures here (newest last).\n"
     rows = "\n".join(f"| {r['benchmark']} | {summary(r)} |" for r in results)
     lines = "\n".join(json.dumps(r, ensure_ascii=False) for r in results)
-    text = text.rstrip("\n") + (
-        f"\n\n### {when}, commit {commit or 'unknown'}\n\n| benchmark | figures |\n|---|---|\n{rows}\n\n"
+    entry = (
+        f"### {when}, commit {commit or 'unknown'}\n\n| benchmark | figures |\n|---|---|\n{rows}\n\n"
         f"```json\n{lines}\n```\n"
     )
-    DOCS.write_text(text)
-    print(f"appended to {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    start = text.index(RUNS_HEADING) + len(RUNS_HEADING)
+    following = text.find("\n## ", start)
+    end = len(text) if following == -1 else following + 1
+    text = text[:end].rstrip("\n") + "\n\n" + entry + ("\n" + text[end:] if end < len(text) else "")
+    docs.write_text(text)
+    print(f"appended to {docs.relative_to(ROOT) if docs.is_relative_to(ROOT) else docs}", file=sys.stderr)
 
 
 def main() -> None:

@@ -1,0 +1,38 @@
+"""`make bench` files each run under "Runs of `make bench`", whatever sections follow it in the page."""
+
+from bench import run
+
+RESULT = {
+    "benchmark": "webhooks",
+    "procs": 2,
+    "achieved_rate": 500.0,
+    "post_ms": {"p50": 2.0, "p99": 4.2},
+    "lost": 0,
+    "server_cpu_pct": [26.2, 27.0],
+}
+
+
+def test_a_run_lands_at_the_end_of_the_runs_section_not_of_the_page(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text(
+        "# Benchmarks\n\n## Runs of `make bench`\n\nEach run appends its figures here (newest last).\n\n"
+        "### an earlier run\n\nearlier figures\n\n## Soak: 10 minutes of churn\n\nsoak figures\n"
+    )
+
+    run.append([RESULT], docs=page)
+
+    text = page.read_text()
+    runs, soak = text.index("## Runs of `make bench`"), text.index("## Soak")
+    new = text.index("| webhooks | 2 processes, 500/s")
+    assert runs < text.index("### an earlier run") < new < soak
+    assert text.endswith("soak figures\n")
+
+
+def test_a_page_without_the_section_gets_it_at_its_end(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## Soak\n\nsoak figures\n")
+
+    run.append([RESULT], docs=page)
+
+    text = page.read_text()
+    assert text.index("soak figures") < text.index("## Runs of `make bench`") < text.index("| webhooks |")
