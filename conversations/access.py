@@ -159,6 +159,9 @@ class StreamAccess:
                 return Refused(CLOSE_NOT_AUTHENTICATED, "logged out")
         return None
 
+    def session_expires_at(self, session_key: str) -> float | None:
+        return _session_expiry(session_key)
+
     def conversation_in_clinic(self, clinic_id: int, conversation_id: int) -> bool:
         return Conversation.objects.filter(pk=conversation_id, clinic_id=clinic_id).exists()
 

@@ -3,14 +3,18 @@
 The stream does not know how staff log in or what a membership is: `conversations.access` gives it an
 `Access` in `ConversationsConfig.ready()`. What it keeps is a short-lived cache of callers per
 credential, so that a thousand sockets of one login cost one database lookup; a change of access (a
-membership removed, a user deactivated, a logout) is a control message that empties it for that user.
+membership removed, a user deactivated, a logout) is a control message that empties it for that user. A
+lookup that a change overlapped is not kept: it may have read the access as it was before.
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.http.cookie import parse_cookie
+
+from realtime import db
 
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -68,6 +72,9 @@ class Access(Protocol):
     def still_allowed(self, caller: Caller) -> Refused | None:
         """Re-checked when access may have changed: the user, the membership, the login."""
 
+    def session_expires_at(self, session_key: str) -> float | None:
+        """When the browser session ends now (epoch seconds; it may have been extended), or None."""
+
     def conversation_in_clinic(self, clinic_id: int, conversation_id: int) -> bool: ...
 
     def mark_read(self, caller: Caller, conversation_id: int, message_id: int) -> str | None:
@@ -76,6 +83,7 @@ class Access(Protocol):
 
 _access: Access | None = None
 _cache: dict[tuple, tuple[Caller, float]] = {}
+_changes = 0  # access changes this process has heard of
 
 
 def configure(access: Access) -> None:
@@ -104,19 +112,52 @@ def cached(key: tuple) -> Caller | None:
     return caller
 
 
-def remember(caller: Caller) -> Caller:
-    _cache[caller.key] = (caller, time.monotonic())
+def changes() -> int:
+    """How many access changes this process has heard of: a check begun before the count moved may have
+    read the access as it was before."""
+    return _changes
+
+
+def remember(caller: Caller, since: int) -> Caller:
+    """Keep `caller` for its credential, unless access changed since its lookup began (count `since`)."""
+    if since == _changes:
+        _cache[caller.key] = (caller, time.monotonic())
     return caller
 
 
 def forget(user_id: int | None = None) -> None:
     """Drop cached callers: a user's (their access changed), or all (the bus was away)."""
+    global _changes
+    _changes += 1
     if user_id is None:
         _cache.clear()
         return
     for key, (caller, _) in list(_cache.items()):
         if caller.user_id == user_id:
             _cache.pop(key, None)
+
+
+async def by_token(raw: str) -> tuple[Caller, float]:
+    """The caller of an access token, and when the token expires; raises Refused."""
+    claims = access().token_claims(raw)  # signature and expiry: no database
+    key = ("token", claims.user_id, claims.clinic_id, claims.sid)
+    caller = cached(key)
+    if caller is None:
+        since = _changes
+        found = await db.run(access().caller_for_token, claims)
+        caller = remember(dataclasses.replace(found, key=key), since)
+    return caller, claims.expires_at
+
+
+async def by_session(session_key: str) -> Caller | None:
+    """The caller of a browser session, None when nobody is logged in there; raises Refused."""
+    key = ("session", session_key)
+    caller = cached(key)
+    if caller is None:
+        since = _changes
+        found = await db.run(access().caller_for_session, session_key)
+        caller = None if found is None else remember(dataclasses.replace(found, key=key), since)
+    return caller
 
 
 def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:

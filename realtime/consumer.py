@@ -15,7 +15,6 @@ per-connection channel-layer channel, no task per received frame, no hop to the 
 """
 
 import asyncio
-import dataclasses
 import logging
 import re
 import time
@@ -55,7 +54,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
     joined: set[int] | None = None
     typing_sent: dict[int, tuple[bool, float]] | None = None
     rate: FrameRateLimit | None = None
-    timer: asyncio.TimerHandle | None = None  # the auth deadline, then the credential's expiry
+    timer: asyncio.TimerHandle | None = None  # the auth deadline (the credential's end is the watchdog's)
     closing = False
     ended = False
     counted = False  # this connection is in presence's count
@@ -100,46 +99,30 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 return
             self.resume_after = int(after[0])
         headers = self.scope.get("headers", [])
+        since = auth.changes()
         try:
-            caller, expires_at = None, None
+            caller, ends_at = None, None
             if session_key := auth.cookie_from_headers(headers, settings.SESSION_COOKIE_NAME):
-                caller = await self.by_session(session_key)
-                expires_at = caller.session_expires_at if caller else None
+                caller = await auth.by_session(session_key)
+                ends_at = caller.session_expires_at if caller else None
             if caller is None and (token := auth.bearer_from_headers(headers)):
-                caller, expires_at = await self.by_token(token)
+                caller, ends_at = await auth.by_token(token)
         except Refused as refused:
             await self.close_now(refused)
             return
         if caller is None:
             self.timer = asyncio.get_running_loop().call_later(settings.WS_AUTH_TIMEOUT_SECONDS, self.auth_timed_out)
             return
-        await self.start(caller, expires_at)
-
-    async def by_session(self, session_key: str) -> Caller | None:
-        key = ("session", session_key)
-        caller = auth.cached(key)
-        if caller is None:
-            caller = await db.run(auth.access().caller_for_session, session_key)
-            if caller is not None:
-                caller = auth.remember(dataclasses.replace(caller, key=key))
-        return caller
-
-    async def by_token(self, raw: str) -> tuple[Caller, float]:
-        claims = auth.access().token_claims(raw)  # signature and expiry: no database
-        key = ("token", claims.user_id, claims.clinic_id, claims.sid)
-        caller = auth.cached(key)
-        if caller is None:
-            caller = await db.run(auth.access().caller_for_token, claims)
-            caller = auth.remember(dataclasses.replace(caller, key=key))
-        return caller, claims.expires_at
+        await self.start(caller, ends_at, since)
 
     def auth_timed_out(self) -> None:
         if self.caller is None:
             self.refuse(Refused(auth.CLOSE_AUTH_TIMEOUT, "no auth frame within 5 seconds"))
 
-    async def start(self, caller: Caller, expires_at: float | None) -> None:
+    async def start(self, caller: Caller, ends_at: float | None, since: int) -> None:
         """Join the clinic's feed, say hello with the seq it is live after, replay what the client missed
-        before it (`?after=`), then let the live frames through."""
+        before it (`?after=`), then let the live frames through and watch access (`since`: the count of
+        access changes when the credential's check began; `ends_at`: when the credential ends)."""
         if self.timer is not None:
             self.timer.cancel()
         self.caller = caller
@@ -153,21 +136,12 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             for frame in await self.replay(self.resume_after, upto=self.hello_seq):
                 await self.sender.write_now(text_message(frame))
         self.sender.release()
-        self.hub.watchdog.watch(self)
-        if expires_at is not None:
-            delay = max(0.0, expires_at - time.time())
-            self.timer = asyncio.get_running_loop().call_later(delay, self.expired)
+        self.hub.watchdog.watch(self, since=since, ends_at=ends_at)
         self.counted = True  # counted from here on, even if the shared record cannot be reached
         try:
             await self.hub.presence.connect(caller.clinic_id, caller.user_id)
         except Exception:
             logger.warning("presence unavailable; the connection goes on without it", exc_info=True)
-
-    def expired(self) -> None:
-        if self.caller.session_key is None:
-            self.refuse(Refused(auth.CLOSE_NOT_AUTHENTICATED, "token expired"))
-        else:  # a browser session may have been extended meanwhile: look again
-            self.hub.watchdog.access_changed(self.caller.user_id)
 
     def refuse(self, refused: Refused) -> None:
         """Close with the refusal's code; callable from timers and the watchdog (returns at once)."""
@@ -238,12 +212,13 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 Refused(auth.CLOSE_NOT_AUTHENTICATED, 'authenticate first: {"type": "auth", "token": …}')
             )
             return
+        since = auth.changes()
         try:
-            caller, expires_at = await self.by_token(frame.data["token"])
+            caller, ends_at = await auth.by_token(frame.data["token"])
         except Refused as refused:
             await self.close_now(refused)
             return
-        await self.start(caller, expires_at)
+        await self.start(caller, ends_at, since)
 
     async def on_auth(self, data: dict) -> None:
         await self.send_error("already_authenticated", "This connection is already authenticated.")

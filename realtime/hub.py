@@ -323,7 +323,9 @@ class Hub:
 
 
 def _access_changed(message: dict) -> None:
-    """Control message "access": re-check the sockets of that user (every socket for no user)."""
+    """Control message "access": forget what was cached of that user (everyone for no user) whether or not
+    a hub runs here yet, and re-check their sockets."""
+    auth.forget(message.get("user_id"))
     hub = broadcast.running_hub()
     if hub is None:
         return

@@ -5,7 +5,6 @@ event, for up to LONGPOLL_SECONDS. It is an async view: while it waits it holds 
 connection and no subscription of its own (the hub's one per clinic serves every waiter).
 """
 
-import dataclasses
 import logging
 
 import orjson
@@ -21,21 +20,11 @@ MAX_EVENTS = 500
 
 async def caller_of(request: HttpRequest) -> Caller:
     """The caller by `Authorization: Bearer` or by the session cookie, as the WebSocket finds it."""
-    access = auth.access()
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.items()]
     if token := auth.bearer_from_headers(headers):
-        claims = access.token_claims(token)
-        key = ("token", claims.user_id, claims.clinic_id, claims.sid)
-        caller = auth.cached(key) or auth.remember(
-            dataclasses.replace(await db.run(access.caller_for_token, claims), key=key)
-        )
-        return caller
+        return (await auth.by_token(token))[0]
     if session_key := request.COOKIES.get(settings.SESSION_COOKIE_NAME):
-        key = ("session", session_key)
-        caller = auth.cached(key)
-        if caller is None and (found := await db.run(access.caller_for_session, session_key)) is not None:
-            caller = auth.remember(dataclasses.replace(found, key=key))
-        if caller is not None:
+        if (caller := await auth.by_session(session_key)) is not None:
             return caller
     raise Refused(auth.CLOSE_NOT_AUTHENTICATED, "Log in, or send Authorization: Bearer <token>.")
 

@@ -1,6 +1,13 @@
 """Closing this process's sockets whose access ended: when a control message says a user's access changed
-(a membership removed, a user deactivated, a logout), at the credential's expiry (a timer), and after the
-bus was away (a message may have been lost). An idle socket costs nothing: no poll, one timer.
+(a membership removed, a user deactivated, a logout), at the credential's end (a timer: a token's expiry
+closes the socket; at a browser session's end the session is looked at again, since a page load may have
+extended it), and after the bus was away (a message may have been lost). An idle socket costs nothing: no
+poll, one timer.
+
+A connection is watched from just after its greeting. A change announced while its credential was being
+checked (between the check reading the access and the watch) is not missed: the watch compares the
+count of changes heard (`auth.changes()`) with the count when the check began, and checks again if it
+moved.
 
 Where there is no bus between processes (the embedded setup), a change made by another process is not
 announced; there, every WS_RECHECK_SECONDS the process re-checks each distinct login once.
@@ -8,13 +15,16 @@ announced; there, every WS_RECHECK_SECONDS the process re-checks each distinct l
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
 from realtime import auth, db
-from realtime.auth import Caller, Refused
+from realtime.auth import CLOSE_NOT_AUTHENTICATED, Caller, Refused
 
 logger = logging.getLogger(__name__)
+
+MIN_DELAY_SECONDS = 1.0  # the least wait before looking at a browser session again
 
 
 class Watched(Protocol):
@@ -27,17 +37,29 @@ class Watched(Protocol):
 class Watchdog:
     def __init__(self):
         self.by_user: dict[int, set[Watched]] = {}
+        self.timers: dict[Watched, asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Task] = set()
 
-    def watch(self, connection: Watched) -> None:
+    def watch(self, connection: Watched, *, since: int, ends_at: float | None = None) -> None:
+        """Watch `connection` from now on: `since` is `auth.changes()` when its credential's check began,
+        `ends_at` when the credential ends (epoch seconds), if it does."""
         self.by_user.setdefault(connection.caller.user_id, set()).add(connection)
+        if ends_at is not None:
+            self._end_at(connection, ends_at)
+        if since != auth.changes():  # access changed while the credential was being checked
+            self._spawn(self.recheck([connection]))
 
     def unwatch(self, connection: Watched) -> None:
+        if (timer := self.timers.pop(connection, None)) is not None:
+            timer.cancel()
         connections = self.by_user.get(connection.caller.user_id)
         if connections is not None:
             connections.discard(connection)
             if not connections:
                 del self.by_user[connection.caller.user_id]
+
+    def watching(self, connection: Watched) -> bool:
+        return connection in self.by_user.get(connection.caller.user_id, ())
 
     def access_changed(self, user_id: int | None) -> None:
         """Re-check the sockets of `user_id` (every socket for None); from the hub's loop."""
@@ -45,15 +67,14 @@ class Watchdog:
         users = list(self.by_user) if user_id is None else [user_id]
         connections = [c for u in users for c in self.by_user.get(u, ())]
         if connections:
-            task = asyncio.get_running_loop().create_task(self.recheck(connections))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._spawn(self.recheck(connections))
 
-    async def recheck(self, connections: Iterable[Watched]) -> None:
-        """One check per distinct login, whatever the number of its sockets."""
+    async def recheck(self, connections: Iterable[Watched]) -> list[Watched]:
+        """One check per distinct login, whatever the number of its sockets; returns those still allowed."""
         logins: dict[tuple, list[Watched]] = {}
         for connection in connections:
             logins.setdefault(connection.caller.key, []).append(connection)
+        allowed = []
         for group in logins.values():
             try:
                 refused = await db.run(auth.access().still_allowed, group[0].caller)
@@ -63,6 +84,41 @@ class Watchdog:
             if refused is not None:
                 for connection in group:
                     connection.refuse(refused)
+            else:
+                allowed.extend(group)
+        return allowed
 
     def everyone(self) -> list[Watched]:
         return [c for connections in self.by_user.values() for c in connections]
+
+    # --- The credential's end -------------------------------------------------------------------------
+
+    def _end_at(self, connection: Watched, ends_at: float) -> None:
+        delay = max(0.0, ends_at - time.time())
+        self.timers[connection] = asyncio.get_running_loop().call_later(delay, self._ended, connection)
+
+    def _ended(self, connection: Watched) -> None:
+        self.timers.pop(connection, None)
+        session_key = connection.caller.session_key
+        if session_key is None:
+            connection.refuse(Refused(CLOSE_NOT_AUTHENTICATED, "token expired"))
+        else:
+            self._spawn(self._session_ended(connection, session_key))
+
+    async def _session_ended(self, connection: Watched, session_key: str) -> None:
+        """A browser session's end: closed unless the session was extended, then watched to its new end."""
+        if not await self.recheck([connection]):
+            return
+        try:
+            ends_at = await db.run(auth.access().session_expires_at, session_key)
+        except Exception:
+            logger.exception("ws: a session's end could not be read; closing its socket (1011) to be safe")
+            connection.refuse(Refused(1011, "access could not be checked"))
+            return
+        if ends_at is not None and self.watching(connection):
+            self._end_at(connection, max(ends_at, time.time() + MIN_DELAY_SECONDS))
+
+    def _spawn(self, work) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)

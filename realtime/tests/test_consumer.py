@@ -3,19 +3,23 @@ else's, joins, typing, reads, resume without gaps or duplicates, limits, and los
 
 import asyncio
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from conversations.access import SESSION_KEY
 from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Membership, ReadMarker
-from realtime import presence
+from realtime import auth, presence
 from realtime.models import Event
 from taskmed.asgi import application
 
@@ -215,6 +219,59 @@ async def test_losing_access_while_connected_closes_the_socket_at_once(settings,
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         await database_sync_to_async(lambda: client.post("/api/auth/logout/", {}, format="json"))()
     assert await closed_with(ws) == (4403 if change == "membership" else 4401)
+
+
+async def test_a_browser_session_extended_meanwhile_closes_the_socket_at_its_new_end(settings, clinic, member):
+    """At the session's first end the socket looks again and finds it extended: it stays open, and closes
+    at the new end (with nothing else re-checking it)."""
+    settings.WS_RECHECK_SECONDS = 3600
+
+    def short_session() -> bytes:
+        browser, cookie = browser_signed_in(member, clinic)
+        session = browser.session
+        session.set_expiry(2)
+        session.save()
+        return cookie
+
+    ws = await connect([(b"cookie", await database_sync_to_async(short_session)())])
+    assert (await frame(ws))["type"] == "hello"
+    opened = time.monotonic()
+    # Extended, as a page load does:
+    await database_sync_to_async(lambda: Session.objects.update(expire_date=timezone.now() + timedelta(seconds=4)))()
+    await asyncio.sleep(3)  # past the first end
+    await ws.send_to(text_data='{"type": "ping"}')
+    assert (await reply(ws))["type"] == "pong", "still open: the session was extended"
+    assert await closed_with(ws) == 4401
+    assert time.monotonic() - opened >= 3.5
+
+
+async def test_access_lost_while_the_connection_is_being_checked_still_closes_it(settings, clinic, member, monkeypatch):
+    """The membership is removed after the connection's check read it but before the connection was
+    watched: the announcement finds no socket to close, yet the socket closes, and the stale answer is
+    not kept for the next connection."""
+    settings.WS_RECHECK_SECONDS = 3600
+    token = await database_sync_to_async(access_token)(member)
+    bearer = [(b"authorization", f"Bearer {token}".encode())]
+    access = auth.access()
+    checked, go_on = threading.Event(), threading.Event()
+    real_check = access.caller_for_token
+
+    def check_held_up(claims):
+        caller = real_check(claims)  # the membership as it is now
+        checked.set()
+        go_on.wait(10)
+        return caller
+
+    monkeypatch.setattr(access, "caller_for_token", check_held_up)
+    connecting = asyncio.create_task(connect(bearer))
+    assert await asyncio.to_thread(checked.wait, 10)
+    await database_sync_to_async(lambda: Membership.objects.filter(user=member).delete())()
+    await asyncio.sleep(0.2)  # the announcement is handled, with no socket of this user watched yet
+    go_on.set()
+    ws = await connecting
+    assert await closed_with(ws) == 4403
+    again = await connect(bearer)
+    assert await closed_with(again) == 4403
 
 
 async def test_a_change_that_keeps_access_keeps_the_socket(settings, clinic, member, make_member):

@@ -1,0 +1,132 @@
+"""The watchdog alone, over a stand-in for the domain's access rules: one re-check per login whatever its
+number of sockets, only the changed user's sockets looked at, a token's end closing its socket, a browser
+session looked at again at its end (and followed to its new end when extended), and a change announced
+while a connection's credential was being checked not missed."""
+
+import asyncio
+import time
+
+import pytest
+
+from realtime import auth
+from realtime.auth import Caller, Refused
+from realtime.watchdog import Watchdog
+
+GONE = Refused(auth.CLOSE_FORBIDDEN, "membership ended")
+
+
+class Rules:
+    """The domain's Access, as far as the watchdog asks it."""
+
+    def __init__(self):
+        self.refused: dict[int, Refused] = {}  # user id → why they are refused now
+        self.checks: list[tuple] = []
+        self.session_ends: dict[str, float] = {}
+
+    def still_allowed(self, caller: Caller) -> Refused | None:
+        self.checks.append(caller.key)
+        return self.refused.get(caller.user_id)
+
+    def session_expires_at(self, session_key: str) -> float | None:
+        return self.session_ends.get(session_key)
+
+
+class Socket:
+    def __init__(self, user_id: int, *, session_key: str | None = None, key: tuple | None = None):
+        credential = ("session", session_key) if session_key else ("token", user_id)
+        self.caller = Caller(
+            user_id=user_id, clinic_id=1, user={}, clinic={}, session_key=session_key, key=key or credential
+        )
+        self.refusals: list[Refused] = []
+
+    def refuse(self, refused: Refused) -> None:
+        self.refusals.append(refused)
+
+
+@pytest.fixture
+def rules():
+    previous, stand_in = auth._access, Rules()
+    auth.configure(stand_in)
+    yield stand_in
+    auth._access = previous
+    auth._cache.clear()
+
+
+async def settled(watchdog: Watchdog) -> None:
+    while watchdog.tasks:
+        await asyncio.gather(*watchdog.tasks)
+
+
+async def test_one_check_per_login_and_only_for_the_user_whose_access_changed(rules):
+    watchdog = Watchdog()
+    tabs = [Socket(7) for _ in range(3)]  # one login, three sockets
+    colleague = Socket(8)
+    for socket in [*tabs, colleague]:
+        watchdog.watch(socket, since=auth.changes())
+    rules.refused[7] = GONE
+
+    watchdog.access_changed(7)
+    await settled(watchdog)
+
+    assert rules.checks == [("token", 7)]
+    assert all(socket.refusals == [GONE] for socket in tabs)
+    assert colleague.refusals == []
+
+
+async def test_a_token_s_end_closes_its_socket_and_a_socket_gone_before_it_has_no_timer_left(rules):
+    watchdog = Watchdog()
+    ending, left = Socket(7), Socket(8)
+    watchdog.watch(ending, since=auth.changes(), ends_at=time.time() + 0.1)
+    watchdog.watch(left, since=auth.changes(), ends_at=time.time() + 0.1)
+    watchdog.unwatch(left)
+
+    await asyncio.sleep(0.3)
+
+    assert [r.code for r in ending.refusals] == [auth.CLOSE_NOT_AUTHENTICATED]
+    assert left.refusals == [] and watchdog.timers == {}
+    assert rules.checks == [], "a token's end needs no database"
+
+
+async def test_a_browser_session_extended_is_followed_to_its_new_end(rules):
+    watchdog = Watchdog()
+    tab = Socket(7, session_key="s1")
+    rules.session_ends["s1"] = time.time() + 0.4  # extended meanwhile
+    watchdog.watch(tab, since=auth.changes(), ends_at=time.time() + 0.05)
+
+    await asyncio.sleep(0.2)
+    await settled(watchdog)
+    assert tab.refusals == [] and rules.checks == [("session", "s1")]
+    assert tab in watchdog.timers, "watched to the session's new end"
+
+    rules.refused[7] = Refused(auth.CLOSE_NOT_AUTHENTICATED, "logged out")  # the session has ended now
+    await asyncio.sleep(0.9)  # the new end, no sooner than a second after the last look
+    await settled(watchdog)
+    assert [r.reason for r in tab.refusals] == ["logged out"]
+
+
+async def test_a_change_heard_while_the_credential_was_checked_makes_the_watch_check_again(rules):
+    watchdog = Watchdog()
+    since = auth.changes()  # the connection's check begins
+    auth.forget(7)  # a change is heard before the connection is watched
+    rules.refused[7] = GONE
+    late = Socket(7)
+
+    watchdog.watch(late, since=since)
+    await settled(watchdog)
+    assert late.refusals == [GONE]
+
+    unaffected = Socket(8)
+    watchdog.watch(unaffected, since=auth.changes())
+    await settled(watchdog)
+    assert rules.checks == [("token", 7)], "no change since its check began: no second look"
+
+
+async def test_a_lookup_that_a_change_overlapped_is_not_cached():
+    caller = Caller(user_id=7, clinic_id=1, user={}, clinic={}, key=("token", 7))
+    since = auth.changes()
+    auth.forget(7)
+    auth.remember(caller, since)
+    assert auth.cached(("token", 7)) is None
+    auth.remember(caller, auth.changes())
+    assert auth.cached(("token", 7)) is caller
+    auth.forget(7)
