@@ -349,6 +349,39 @@ async def test_a_channel_added_is_routed_at_once(clinic, member):
     assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
 
 
+async def test_a_rotated_secret_and_a_removed_channel_are_honoured_at_once(known_patient, whatsapp_channel):
+    """Once support rotates the app secret, the old one is refused and the new one accepted; once the
+    channel is removed, nothing signed for it is stored."""
+    body, old_signature = signed(notification(NUMBER, "Depois da troca", 1, phone=PHONE))
+    whatsapp_channel.app_secret = "a-new-app-secret-0123456789abcdef"
+    await database_sync_to_async(whatsapp_channel.save)()
+    assert (await post(body, {"X-Hub-Signature-256": old_signature})).status_code == 403
+    new_signature = signature_of(body, "a-new-app-secret-0123456789abcdef")
+    assert (await post(body, {"X-Hub-Signature-256": new_signature})).status_code == 200
+
+    await database_sync_to_async(whatsapp_channel.delete)()
+    later, signature = signed(notification(NUMBER, "Sem canal", 2, phone=PHONE))
+    assert (await post(later, {"X-Hub-Signature-256": signature})).status_code == 403
+    stored = await database_sync_to_async(lambda: list(Message.objects.values_list("content", flat=True)))()
+    assert "Depois da troca" in stored and "Sem canal" not in stored
+
+
+async def test_a_signature_by_another_app_than_the_named_number_s_is_still_found(clinic, other_clinic):
+    """The event loop tries only the secret of the number the body names; a notification signed by the
+    app of another channel is left to the database thread, which tries every app's secret and routes it
+    only to that app's numbers."""
+    await database_sync_to_async(WhatsAppChannel.objects.create)(
+        clinic=clinic, phone_number_id=NUMBER, access_token="t", app_secret=APP_SECRET, verify_token="v"
+    )
+    await database_sync_to_async(WhatsAppChannel.objects.create)(
+        clinic=other_clinic, phone_number_id="999000111", access_token="t", app_secret="second-app", verify_token="w"
+    )
+    body = json.dumps(notification(NUMBER, "Outro app", 1, phone=PHONE)).encode()
+    answer = await post(body, {"X-Hub-Signature-256": signature_of(body, "second-app")})
+    assert answer.status_code == 200 and answer.json()["received"] == {"messages": 0, "statuses": 0, "ignored": 1}
+    assert not await database_sync_to_async(Message.objects.filter(content="Outro app").exists)()
+
+
 def test_a_snoozed_conversation_is_woken_by_the_patients_message(known_patient, member):
     """The usual message's one statement leaves a snoozed conversation to the full action, which ends the
     snooze and tells every screen."""

@@ -96,9 +96,9 @@ async def receive_notification_on_loop(body: bytes, signature: str) -> tuple[int
     since this stores either the whole notification or nothing."""
     if not whatsapp_channels.loaded():
         return None  # read on a database thread first
-    secret = whatsapp_channels.verified_secret(body, signature)
+    secret = whatsapp_channels.verified_secret(body, signature, named_only=True)
     if secret is None:
-        return None
+        return None  # the database thread looks further (or refuses it)
     try:
         notification = parse_notification(read_body(body))
     except (ValueError, PayloadError):

@@ -69,9 +69,10 @@ def signature_of(body: bytes, secret: str) -> str:
 NUMBER_IN_BODY = re.compile(rb'"phone_number_id"\s*:\s*"([^"]{1,64})"')
 
 
-def verified_secret(body: bytes, header: str) -> str | None:
+def verified_secret(body: bytes, header: str, *, named_only: bool = False) -> str | None:
     """The app secret that signed `body`, each compared in constant time: first the secret of the number
-    the body names (one HMAC in the usual case), else every channel's."""
+    the body names (one HMAC in the usual case), else every channel's (not with `named_only`: the event
+    loop does at most one HMAC for a request nobody has authenticated yet)."""
     if not header.startswith("sha256="):
         return None
     given = header.encode("utf-8", "replace")
@@ -80,6 +81,8 @@ def verified_secret(body: bytes, header: str) -> str | None:
     secret = found.secrets.get(named.group(1).decode("utf-8", "replace")) if named is not None else None
     if secret is not None and hmac.compare_digest(signature_of(body, secret).encode(), given):
         return secret
+    if named_only:
+        return None
     match = None
     for secret in found.routes:
         if hmac.compare_digest(signature_of(body, secret).encode(), given):

@@ -151,6 +151,38 @@ async def test_a_membership_removed_elsewhere_ends_api_access_in_every_process(s
     assert set(refused) == set(hosts), f"still allowed after 2 s on {set(hosts) - set(refused)}"
 
 
+async def test_a_secret_rotated_elsewhere_is_honoured_by_every_process_at_once(serve, clinic, whatsapp_channel):
+    """Each server process holds the webhook's secrets in memory; support rotating one in another process
+    reaches them as a control message: the old secret is refused, the new one accepted, within 2 s."""
+    hosts = [serve(server_env()), serve(server_env())]
+    body = json.dumps(whatsapp_payload("text")).encode()
+
+    def post(host: str, secret: str) -> int:
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, secret)}
+        request = urllib.request.Request(f"http://{host}/webhooks/whatsapp/", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=20) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    for host in hosts:
+        assert await asyncio.to_thread(post, host, APP_SECRET) == 200  # the secrets are now held in memory
+    whatsapp_channel.app_secret = "rotated-app-secret-0123456789abcd"
+    await database_sync_to_async(whatsapp_channel.save)()
+    deadline = time.monotonic() + 2
+    pending = set(hosts)
+    while pending and time.monotonic() < deadline:
+        for host in list(pending):
+            old, new = (
+                await asyncio.to_thread(post, host, APP_SECRET),
+                await asyncio.to_thread(post, host, "rotated-app-secret-0123456789abcd"),
+            )
+            if (old, new) == (403, 200):
+                pending.discard(host)
+    assert not pending, f"the old secret still accepted, or the new one refused, after 2 s on {pending}"
+
+
 async def test_clients_dropping_and_resuming_during_a_stream_end_with_exactly_the_log(serve, clinic, member):
     await database_sync_to_async(
         lambda: WhatsAppChannel.objects.create(
