@@ -4,7 +4,9 @@ Departure from stock Channels (DESIGN §4, §10), kept in this module: the hub t
 through redis-py rather than through channels-redis' layer. The layer hides a dropped subscription (it
 re-subscribes silently, and what was published meanwhile is gone), while the hub must know of the drop to
 catch up from the log; and a frame crosses as its rendered text, once per process, with no
-per-connection channel or msgpack envelope.
+per-connection channel or msgpack envelope. (Two smaller departures are made, and explained, where they
+act: the consumer reads its client in one loop, realtime/consumer.py; a frame's bytes are built once for
+every recipient under uvicorn, realtime/sender.py.)
 
 A message is one line of header and the frame's text:
     b"D <origin> <seq>\\n<frame>"        a durable frame of the clinic
