@@ -4,10 +4,12 @@ The stream does not know how staff log in or what a membership is: `conversation
 `Access` in `ConversationsConfig.ready()`. What it keeps is a short-lived cache of callers per
 credential, so that a thousand sockets of one login cost one database lookup; a change of access (a
 membership removed, a user deactivated, a logout) is a control message that empties it for that user. A
-lookup that a change overlapped is not kept: it may have read the access as it was before.
+lookup that a change of that user's access (or everyone's) overlapped is not kept: it may have read the
+access as it was before.
 """
 
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -83,7 +85,10 @@ class Access(Protocol):
 
 _access: Access | None = None
 _cache: dict[tuple, tuple[Caller, float]] = {}
-_changes = 0  # access changes this process has heard of
+_changes = 0  # access changes this process has heard of (from any thread: under _lock)
+_changed_at: dict[int, int] = {}  # user id → the count at their last change
+_everyone_changed_at = 0  # the count when everyone's access was last to be looked at again
+_lock = threading.Lock()
 
 
 def configure(access: Access) -> None:
@@ -113,28 +118,37 @@ def cached(key: tuple) -> Caller | None:
 
 
 def changes() -> int:
-    """How many access changes this process has heard of: a check begun before the count moved may have
-    read the access as it was before."""
+    """Where the count of access changes heard by this process stands: a check begun at that count may
+    have read a user's access as it was before, if `changed_since` says so."""
     return _changes
 
 
+def changed_since(user_id: int, since: int) -> bool:
+    """Whether `user_id`'s access (or everyone's) changed after the count stood at `since`."""
+    return max(_changed_at.get(user_id, 0), _everyone_changed_at) > since
+
+
 def remember(caller: Caller, since: int) -> Caller:
-    """Keep `caller` for its credential, unless access changed since its lookup began (count `since`)."""
-    if since == _changes:
-        _cache[caller.key] = (caller, time.monotonic())
+    """Keep `caller` for its credential, unless its access changed since its lookup began (at `since`)."""
+    with _lock:
+        if not changed_since(caller.user_id, since):
+            _cache[caller.key] = (caller, time.monotonic())
     return caller
 
 
 def forget(user_id: int | None = None) -> None:
-    """Drop cached callers: a user's (their access changed), or all (the bus was away)."""
-    global _changes
-    _changes += 1
-    if user_id is None:
-        _cache.clear()
-        return
-    for key, (caller, _) in list(_cache.items()):
-        if caller.user_id == user_id:
-            _cache.pop(key, None)
+    """Drop cached callers: a user's (their access changed), or all (the bus was away). Any thread."""
+    global _changes, _everyone_changed_at
+    with _lock:
+        _changes += 1
+        if user_id is None:
+            _everyone_changed_at = _changes
+            _cache.clear()
+            return
+        _changed_at[user_id] = _changes
+        for key, (caller, _) in list(_cache.items()):
+            if caller.user_id == user_id:
+                _cache.pop(key, None)
 
 
 async def by_token(raw: str) -> tuple[Caller, float]:

@@ -80,7 +80,8 @@ class Hub:
     async def stop(self) -> None:
         self.stopped = True
         broadcast.detach(self)
-        for task in list(self.tasks) + list(self.watchdog.tasks) + list(self.presence.grace_tasks):
+        self.watchdog.stop()
+        for task in list(self.tasks) + list(self.presence.grace_tasks):
             task.cancel()
         await self.bus.close()
 

@@ -5,9 +5,9 @@ extended it), and after the bus was away (a message may have been lost). An idle
 poll, one timer.
 
 A connection is watched from just after its greeting. A change announced while its credential was being
-checked (between the check reading the access and the watch) is not missed: the watch compares the
-count of changes heard (`auth.changes()`) with the count when the check began, and checks again if it
-moved.
+checked (between the check reading the access and the watch) is not missed: the watch asks whether that
+user's access (or everyone's) changed since the check began (`auth.changed_since`), and if so checks
+again, together with the other connections due then (one check per login).
 
 Where there is no bus between processes (the embedded setup), a change made by another process is not
 announced; there, every WS_RECHECK_SECONDS the process re-checks each distinct login once.
@@ -25,6 +25,7 @@ from realtime.auth import CLOSE_NOT_AUTHENTICATED, Caller, Refused
 logger = logging.getLogger(__name__)
 
 MIN_DELAY_SECONDS = 1.0  # the least wait before looking at a browser session again
+BATCH_SECONDS = 0.05  # connections due a second look are gathered this long, then checked once per login
 
 
 class Watched(Protocol):
@@ -38,6 +39,8 @@ class Watchdog:
     def __init__(self):
         self.by_user: dict[int, set[Watched]] = {}
         self.timers: dict[Watched, asyncio.TimerHandle] = {}
+        self.due: set[Watched] = set()  # to be checked again with the next batch
+        self.due_timer: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task] = set()
 
     def watch(self, connection: Watched, *, since: int, ends_at: float | None = None) -> None:
@@ -46,12 +49,15 @@ class Watchdog:
         self.by_user.setdefault(connection.caller.user_id, set()).add(connection)
         if ends_at is not None:
             self._end_at(connection, ends_at)
-        if since != auth.changes():  # access changed while the credential was being checked
-            self._spawn(self.recheck([connection]))
+        if auth.changed_since(connection.caller.user_id, since):  # while the credential was being checked
+            self.due.add(connection)
+            if self.due_timer is None:
+                self.due_timer = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._check_due)
 
     def unwatch(self, connection: Watched) -> None:
         if (timer := self.timers.pop(connection, None)) is not None:
             timer.cancel()
+        self.due.discard(connection)
         connections = self.by_user.get(connection.caller.user_id)
         if connections is not None:
             connections.discard(connection)
@@ -90,6 +96,22 @@ class Watchdog:
 
     def everyone(self) -> list[Watched]:
         return [c for connections in self.by_user.values() for c in connections]
+
+    def stop(self) -> None:
+        """The process's hub stops: no timer fires and no check runs after it."""
+        for timer in [*self.timers.values(), *([self.due_timer] if self.due_timer else [])]:
+            timer.cancel()
+        self.timers.clear()
+        self.due.clear()
+        self.due_timer = None
+        for task in list(self.tasks):
+            task.cancel()
+
+    def _check_due(self) -> None:
+        self.due_timer = None
+        due, self.due = list(self.due), set()
+        if due:
+            self._spawn(self.recheck(due))
 
     # --- The credential's end -------------------------------------------------------------------------
 

@@ -229,20 +229,23 @@ async def test_a_browser_session_extended_meanwhile_closes_the_socket_at_its_new
     def short_session() -> bytes:
         browser, cookie = browser_signed_in(member, clinic)
         session = browser.session
-        session.set_expiry(2)
+        session.set_expiry(3)
         session.save()
         return cookie
 
     ws = await connect([(b"cookie", await database_sync_to_async(short_session)())])
     assert (await frame(ws))["type"] == "hello"
-    opened = time.monotonic()
     # Extended, as a page load does:
-    await database_sync_to_async(lambda: Session.objects.update(expire_date=timezone.now() + timedelta(seconds=4)))()
-    await asyncio.sleep(3)  # past the first end
+    extended = await database_sync_to_async(
+        lambda: Session.objects.update(expire_date=timezone.now() + timedelta(seconds=6))
+    )()
+    assert extended == 1
+    opened = time.monotonic()
+    await asyncio.sleep(4)  # past the first end, well before the new one
     await ws.send_to(text_data='{"type": "ping"}')
     assert (await reply(ws))["type"] == "pong", "still open: the session was extended"
     assert await closed_with(ws) == 4401
-    assert time.monotonic() - opened >= 3.5
+    assert time.monotonic() - opened >= 5
 
 
 async def test_access_lost_while_the_connection_is_being_checked_still_closes_it(settings, clinic, member, monkeypatch):
