@@ -366,20 +366,53 @@ async def test_a_rotated_secret_and_a_removed_channel_are_honoured_at_once(known
     assert "Depois da troca" in stored and "Sem canal" not in stored
 
 
-async def test_a_signature_by_another_app_than_the_named_number_s_is_still_found(clinic, other_clinic):
-    """The event loop tries only the secret of the number the body names; a notification signed by the
-    app of another channel is left to the database thread, which tries every app's secret and routes it
-    only to that app's numbers."""
+async def test_a_signature_by_another_app_than_the_named_number_s_is_found_off_the_event_loop(
+    clinic, other_clinic, monkeypatch
+):
+    """The event loop computes at most one HMAC for a request nobody has authenticated yet (the secret of
+    the number the body names); a notification signed by another channel's app is left to a database
+    thread, which tries every app's secret and routes it only to that app's numbers."""
     await database_sync_to_async(WhatsAppChannel.objects.create)(
         clinic=clinic, phone_number_id=NUMBER, access_token="t", app_secret=APP_SECRET, verify_token="v"
     )
-    await database_sync_to_async(WhatsAppChannel.objects.create)(
-        clinic=other_clinic, phone_number_id="999000111", access_token="t", app_secret="second-app", verify_token="w"
-    )
+    for n, app in enumerate(["second-app", "third-app", "fourth-app"]):
+        await database_sync_to_async(WhatsAppChannel.objects.create)(
+            clinic=other_clinic, phone_number_id=f"99900011{n}", access_token="t", app_secret=app, verify_token=app
+        )
+    await database_sync_to_async(whatsapp_channels.directory)()  # held in memory, as after the first notification
+    loop_thread, on_loop = threading.current_thread(), []
+    real_signature = whatsapp_channels.signature_of
+
+    def counted(body, secret):
+        if threading.current_thread() is loop_thread:
+            on_loop.append(secret)
+        return real_signature(body, secret)
+
+    monkeypatch.setattr(whatsapp_channels, "signature_of", counted)
     body = json.dumps(notification(NUMBER, "Outro app", 1, phone=PHONE)).encode()
-    answer = await post(body, {"X-Hub-Signature-256": signature_of(body, "second-app")})
+    answer = await post(body, {"X-Hub-Signature-256": signature_of(body, "third-app")})
     assert answer.status_code == 200 and answer.json()["received"] == {"messages": 0, "statuses": 0, "ignored": 1}
     assert not await database_sync_to_async(Message.objects.filter(content="Outro app").exists)()
+    assert on_loop == [APP_SECRET]
+
+    forged = await post(body, {"X-Hub-Signature-256": "sha256=" + "0" * 64})
+    assert forged.status_code == 403 and on_loop == [APP_SECRET] * 2
+
+
+async def test_a_channel_change_in_the_middle_of_a_notification_never_makes_the_loop_query(known_patient, monkeypatch):
+    """The channels are dropped from memory (a change elsewhere) while the event loop is checking a
+    notification: it goes on with what it had read, and never queries the database from the loop."""
+    real_signature = whatsapp_channels.signature_of
+
+    def changed_meanwhile(body, secret):
+        whatsapp_channels.forget()
+        return real_signature(body, secret)
+
+    await database_sync_to_async(whatsapp_channels.directory)()
+    monkeypatch.setattr(whatsapp_channels, "signature_of", changed_meanwhile)
+    body, signature = signed(notification(NUMBER, "Durante a troca", 1, phone=PHONE))
+    assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
+    assert await database_sync_to_async(Message.objects.filter(content="Durante a troca").exists)()
 
 
 def test_a_snoozed_conversation_is_woken_by_the_patients_message(known_patient, member):

@@ -94,9 +94,10 @@ async def receive_notification_on_loop(body: bytes, signature: str) -> tuple[int
     conversation — stored from the event loop (actions.inbound_fast.areceive_usual_message). None for
     anything else, which `receive_notification` then does on a database thread; nothing is stored twice,
     since this stores either the whole notification or nothing."""
-    if not whatsapp_channels.loaded():
+    channels = whatsapp_channels.fresh()
+    if channels is None:
         return None  # read on a database thread first
-    secret = whatsapp_channels.verified_secret(body, signature, named_only=True)
+    secret = whatsapp_channels.verified_secret(body, signature, found=channels, named_only=True)
     if secret is None:
         return None  # the database thread looks further (or refuses it)
     try:
@@ -106,7 +107,7 @@ async def receive_notification_on_loop(body: bytes, signature: str) -> tuple[int
     if len(notification.messages) != 1 or notification.statuses or notification.skipped:
         return None
     message = notification.messages[0]
-    clinic_id = whatsapp_channels.routes_of(secret).get(message.phone_number_id)
+    clinic_id = whatsapp_channels.routes_of(secret, channels).get(message.phone_number_id)
     patient = message.patient
     if clinic_id is None or message.identity_change is not None or message.echo or not patient.phone:
         return None

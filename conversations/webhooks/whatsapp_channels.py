@@ -50,10 +50,11 @@ def directory() -> Directory:
     return found
 
 
-def loaded() -> bool:
-    """Whether the directory is in memory and fresh (then reading it needs no query: safe on the loop)."""
+def fresh() -> Directory | None:
+    """The directory if it is in memory and fresh, else None: what the event loop reads, once per
+    notification, since reading it again could need a query (a change may drop it meanwhile)."""
     found = _directory
-    return found is not None and time.monotonic() - found.loaded_at <= RELOAD_SECONDS
+    return found if found is not None and time.monotonic() - found.loaded_at <= RELOAD_SECONDS else None
 
 
 def forget(message: dict | None = None) -> None:
@@ -69,14 +70,16 @@ def signature_of(body: bytes, secret: str) -> str:
 NUMBER_IN_BODY = re.compile(rb'"phone_number_id"\s*:\s*"([^"]{1,64})"')
 
 
-def verified_secret(body: bytes, header: str, *, named_only: bool = False) -> str | None:
+def verified_secret(
+    body: bytes, header: str, *, found: Directory | None = None, named_only: bool = False
+) -> str | None:
     """The app secret that signed `body`, each compared in constant time: first the secret of the number
     the body names (one HMAC in the usual case), else every channel's (not with `named_only`: the event
-    loop does at most one HMAC for a request nobody has authenticated yet)."""
+    loop does at most one HMAC for a request nobody has authenticated yet). `found`: the directory read."""
     if not header.startswith("sha256="):
         return None
     given = header.encode("utf-8", "replace")
-    found = directory()
+    found = found or directory()
     named = NUMBER_IN_BODY.search(body)
     secret = found.secrets.get(named.group(1).decode("utf-8", "replace")) if named is not None else None
     if secret is not None and hmac.compare_digest(signature_of(body, secret).encode(), given):
@@ -90,9 +93,9 @@ def verified_secret(body: bytes, header: str, *, named_only: bool = False) -> st
     return match
 
 
-def routes_of(secret: str) -> dict[str, int]:
+def routes_of(secret: str, found: Directory | None = None) -> dict[str, int]:
     """The numbers of the app that signed, and their clinics: a number of another app is not routed."""
-    return directory().routes.get(secret, {})
+    return (found or directory()).routes.get(secret, {})
 
 
 def verify_token_matches(token: str) -> bool:

@@ -346,7 +346,7 @@ async def test_with_redis_down_a_webhook_is_stored_and_reaches_the_servers_own_s
         await asyncio.to_thread(restart_redis, webhook_while_redis_is_down)
         assert frames[-1]["data"]["message"]["content"] == "Does it come in another color?"
         logged = await database_sync_to_async(
-            lambda: list(Event.objects.filter(clinic=clinic).values_list("seq", flat=True))
+            lambda: list(Event.objects.filter(clinic=clinic).order_by("seq").values_list("seq", flat=True))
         )()
         assert [f["seq"] for f in frames] == logged
 
