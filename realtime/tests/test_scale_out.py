@@ -3,6 +3,7 @@ and resume while another process publishes end with exactly the log, and a Redis
 connected but deaf."""
 
 import asyncio
+import contextlib
 import json
 import random
 import shutil
@@ -275,6 +276,17 @@ def private_redis():
     state["process"].wait(timeout=5)
 
 
+@contextlib.asynccontextmanager
+async def client_of_a_server(serve, member, redis_url: str, **env):
+    """A server process on this test's database and `redis_url`, and a client of `member` on it, greeted."""
+    token = await database_sync_to_async(access_token)(member)
+    host = serve(server_env(redis_url, **env))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(f"ws://{host}/ws/", additional_headers=headers, origin=f"http://{host}") as ws:
+        await ws.recv()
+        yield host, token, ws
+
+
 @pytest.mark.faults
 async def test_after_a_redis_restart_a_client_gets_what_was_published_meanwhile_within_5_seconds(
     serve, private_redis, clinic, member
@@ -288,11 +300,7 @@ async def test_after_a_redis_restart_a_client_gets_what_was_published_meanwhile_
     await database_sync_to_async(
         lambda: receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
     )()
-    token = await database_sync_to_async(access_token)(member)
-    host = serve(server_env(redis_url, REALTIME_LOG_CHECK_SECONDS="3600"))
-    headers = {"Authorization": f"Bearer {token}"}
-    async with connect(f"ws://{host}/ws/", additional_headers=headers, origin=f"http://{host}") as ws:
-        await ws.recv()
+    async with client_of_a_server(serve, member, redis_url, REALTIME_LOG_CHECK_SECONDS="3600") as (host, token, ws):
 
         def published_while_redis_is_down():
             # This process publishes to another Redis than the server's: for the server, the poke is lost.
@@ -319,11 +327,7 @@ async def test_with_redis_down_a_webhook_is_stored_and_reaches_the_servers_own_s
     """Without Redis the server still stores a signed webhook and answers 200 (its broadcast to other
     processes fails; the log has it), and its own connected screens get the frame at once."""
     redis_url, restart_redis = private_redis
-    token = await database_sync_to_async(access_token)(member)
-    host = serve(server_env(redis_url, REALTIME_LOG_CHECK_SECONDS="3600"))
-    headers = {"Authorization": f"Bearer {token}"}
-    async with connect(f"ws://{host}/ws/", additional_headers=headers, origin=f"http://{host}") as ws:
-        await ws.recv()
+    async with client_of_a_server(serve, member, redis_url, REALTIME_LOG_CHECK_SECONDS="3600") as (host, token, ws):
         frames = []
 
         def webhook_while_redis_is_down():
@@ -355,11 +359,7 @@ async def test_an_event_the_bus_never_carried_arrives_from_the_log(serve, privat
     """A broadcast lost without the subscription dropping (or a write by a process with no bus) is found by
     the hub's look at the log, within REALTIME_LOG_CHECK_SECONDS."""
     redis_url, _restart = private_redis
-    token = await database_sync_to_async(access_token)(member)
-    host = serve(server_env(redis_url, REALTIME_LOG_CHECK_SECONDS="1"))
-    headers = {"Authorization": f"Bearer {token}"}
-    async with connect(f"ws://{host}/ws/", additional_headers=headers, origin=f"http://{host}") as ws:
-        await ws.recv()
+    async with client_of_a_server(serve, member, redis_url, REALTIME_LOG_CHECK_SECONDS="1") as (host, token, ws):
         await database_sync_to_async(receive_inbound_message)(clinic=clinic, phone="5511987654321", content="Sem aviso")
         frame = await Client(host, token)._until(ws, lambda f: f["type"] == "message:new", 4)
         assert frame["data"]["message"]["content"] == "Sem aviso"
