@@ -9,6 +9,7 @@ when the server trusts that proxy (TRUSTED_PROXIES, taskmed.serve), never becaus
 of it fails open: a cache outage must not lock everybody out.
 """
 
+import hashlib
 import logging
 import re
 import time
@@ -75,8 +76,9 @@ def address_key(address: str | None) -> str:
 
 
 def _user_keys(username: str, address: str | None) -> list[str]:
-    """Failures are counted for the name from this address, and for the name from anywhere."""
-    name = username.strip().lower()[:150]
+    """Failures are counted for the name from this address, and for the name from anywhere. The name is
+    hashed: whatever was typed, the key is short and of characters every cache accepts."""
+    name = hashlib.sha256(username.strip().lower()[:150].encode()).hexdigest()[:32]
     return [f"login:user:{name}:from:{address or 'unknown'}", f"login:user:{name}"]
 
 

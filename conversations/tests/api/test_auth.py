@@ -239,6 +239,28 @@ def test_failures_spread_over_many_addresses_lock_the_name_everywhere(member, lo
     assert APIClient(REMOTE_ADDR="10.9.9.9").post("/api/auth/token/", right, format="json").status_code == 429
 
 
+def test_any_user_name_is_counted_and_locked_with_keys_every_cache_accepts(db, login_limits, settings):
+    """Whatever is typed as the user name (spaces, accents, up to the longest name allowed) is counted
+    under a key that every cache backend accepts (no CacheKeyWarning: memcached would refuse such keys),
+    and locks that name after the failures allowed."""
+    import warnings
+
+    from django.core.cache.backends.base import CacheKeyWarning
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "100/min"},
+    }
+    wrong = {"username": " Ana Maria da Conceição " + "ç" * 120, "password": "wrong"}
+    guesser = APIClient(REMOTE_ADDR="10.0.0.67")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        codes = [guesser.post("/api/auth/token/", wrong, format="json").status_code for _ in range(5)]
+    assert codes == [401, 401, 401, 401, 429]
+    assert [w for w in seen if issubclass(w.category, CacheKeyWarning)] == []
+
+
 def test_token_refreshes_are_not_counted_as_logins(jwt_client, member, login_limits):
     refresh = jwt_client(member).tokens["refresh"]
     for _ in range(5):  # more than the logins' 3 a minute
