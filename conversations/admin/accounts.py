@@ -22,6 +22,7 @@ from conversations.actions.support import (
 )
 from conversations.admin.base import ReadOnlyAdmin, SupportActions
 from conversations.api.views.base import client_ip
+from conversations.models import ReadMarker
 
 
 class AccountActions(SupportActions):
@@ -51,6 +52,13 @@ class AccountAdmin(AccountActions, UserAdmin):
     # Shown, never posted back: a form's copy (to the second) would overwrite a login made meanwhile, and
     # the trail would name fields nobody touched.
     readonly_fields = ("last_login", "date_joined")
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """A person's read markers go with them: they are that person's own state, not history (which
+        keeps who did what by name), so their read-only page does not stand in the way."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(ReadMarker._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
 
     @method_decorator(sensitive_post_parameters())
     @method_decorator(sensitive_variables("password"))

@@ -15,6 +15,7 @@ from conversations.models import (
     IntegrationToken,
     Membership,
     Message,
+    ReadMarker,
     WhatsAppChannel,
 )
 from realtime.models import Event
@@ -368,6 +369,29 @@ def test_creating_and_deleting_a_user_or_group_in_the_admin_is_audited(client, s
     ]
     assert "senha" not in str([a.detail for a in AuditEvent.objects.all()])
     assert "instalação" in client.get(admin_url(AuditEvent)).text  # the list names these as no clinic's
+
+
+def test_a_person_who_read_conversations_can_be_deleted_with_what_they_had_read(
+    client, support, clinic, member, jwt_client
+):
+    """What someone had read is their own state, not history: it goes with them, and the admin does not
+    refuse the deletion for its read-only page. The trail keeps the deletion."""
+    from django.contrib.auth.models import User
+
+    conversation = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
+    newest = conversation.messages.latest("pk")
+    read = jwt_client(member).post(
+        f"/api/conversations/{conversation.pk}/read/", {"message_id": newest.pk}, format="json"
+    )
+    assert read.status_code in (200, 204) and ReadMarker.objects.filter(user=member).exists()
+    client.force_login(support)
+    assert "Marcadores de leitura: 1" in client.get(admin_url(User, "delete", member.pk)).text
+
+    answer = client.post(admin_url(User, "delete", member.pk), {"post": "yes"})
+
+    assert answer.status_code == 302
+    assert not User.objects.filter(pk=member.pk).exists() and not ReadMarker.objects.exists()
+    assert AuditEvent.objects.filter(action="user.deleted", object_id=str(member.pk), actor=support).exists()
 
 
 def test_resolving_conversations_from_the_admin_records_who_and_from_where(client, support, clinic):
