@@ -42,6 +42,7 @@ class Watchdog:
         self.due: set[Watched] = set()  # to be checked again with the next batch
         self.due_timer: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task] = set()
+        self.stopped = False
 
     def watch(self, connection: Watched, *, since: int, ends_at: float | None = None) -> None:
         """Watch `connection` from now on: `since` is `auth.changes()` when its credential's check began,
@@ -51,7 +52,7 @@ class Watchdog:
             self._end_at(connection, ends_at)
         if auth.changed_since(connection.caller.user_id, since):  # while the credential was being checked
             self.due.add(connection)
-            if self.due_timer is None:
+            if self.due_timer is None and not self.stopped:
                 self.due_timer = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._check_due)
 
     def unwatch(self, connection: Watched) -> None:
@@ -99,6 +100,7 @@ class Watchdog:
 
     def stop(self) -> None:
         """The process's hub stops: no timer fires and no check runs after it."""
+        self.stopped = True
         for timer in [*self.timers.values(), *([self.due_timer] if self.due_timer else [])]:
             timer.cancel()
         self.timers.clear()
@@ -116,6 +118,8 @@ class Watchdog:
     # --- The credential's end -------------------------------------------------------------------------
 
     def _end_at(self, connection: Watched, ends_at: float) -> None:
+        if self.stopped:
+            return
         delay = max(0.0, ends_at - time.time())
         self.timers[connection] = asyncio.get_running_loop().call_later(delay, self._ended, connection)
 
@@ -141,6 +145,9 @@ class Watchdog:
             self._end_at(connection, max(ends_at, time.time() + MIN_DELAY_SECONDS))
 
     def _spawn(self, work) -> None:
+        if self.stopped:
+            work.close()
+            return
         task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -54,8 +54,8 @@ class AccountAdmin(AccountActions, UserAdmin):
     readonly_fields = ("last_login", "date_joined")
 
     def get_deleted_objects(self, objs, request: HttpRequest):
-        """A person's read markers go with them: they are that person's own state, not history (which
-        keeps who did what by name), so their read-only page does not stand in the way."""
+        """A person's read markers go with them: they are that person's own state, not history, so their
+        read-only page does not stand in the way (what they wrote stays, no longer naming them)."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         perms_needed.discard(ReadMarker._meta.verbose_name)
         return deleted, counts, perms_needed, protected

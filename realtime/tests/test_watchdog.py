@@ -145,8 +145,11 @@ async def test_once_stopped_no_timer_fires_and_nothing_is_checked(rules):
     watchdog.watch(ending, since=auth.changes(), ends_at=time.time() + 0.05)
     watchdog.watch(late, since=since)
     watchdog.stop()
+    watchdog.access_changed(7)  # heard after the stop: nothing is checked any more
+    watchdog.watch(Socket(8), since=since, ends_at=time.time())
     await asyncio.sleep(0.3)
     assert ending.refusals == [] and late.refusals == [] and rules.checks == []
+    assert watchdog.tasks == set() and watchdog.timers == {}
 
 
 async def test_a_lookup_that_a_change_of_its_user_overlapped_is_not_cached():
