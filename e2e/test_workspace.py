@@ -459,6 +459,47 @@ def test_an_admins_quick_replies_are_picked_with_slash_and_filled_from_the_conve
     assert not in_thread(lambda: Message.objects.filter(content__contains="seu retorno").exists())
 
 
+def test_the_quick_reply_picker_filters_by_what_is_typed_when_the_replies_arrive_late(
+    team, serve, browser, make_member, clinic
+):
+    """The clinic's replies are read when "/" is first typed; if the answer comes only after more was typed,
+    the picker shows what matches the text as it is then, and a later keystroke does not read them again
+    (each read answering in its own order used to leave the picker showing an earlier filter)."""
+    from conversations.actions.replies import create_quick_reply
+    from conversations.models import Role
+
+    admin = in_thread(lambda: make_member(clinic, Role.ADMIN, first_name="Ana"))
+    for code in ("endereco", "exames"):
+        in_thread(create_quick_reply, clinic=clinic, actor=admin, shortcut=code, content=f"Texto de {code}.")
+    host = serve(server_env())
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    held, reads = [], []
+
+    def hold_the_first(route):
+        reads.append(route.request.url)
+        if not held:
+            held.append(route)  # answered below, once the rest is typed
+        else:
+            route.continue_()
+
+    julia.route("**/api/quick-replies/", hold_the_first)
+    composer = julia.get_by_role("textbox", name="Mensagem")
+    composer.press_sequentially("/end")
+    expect(composer).to_have_value("/end")
+    julia.wait_for_timeout(300)  # any other read has been answered by now
+    held[0].continue_()
+    picker = julia.get_by_role("listbox", name="Respostas rápidas")
+    expect(picker.get_by_role("option")).to_have_count(1)
+    julia.wait_for_timeout(300)  # and stays so: no earlier filter lands after it
+    expect(picker.get_by_role("option")).to_have_count(1)
+    expect(picker.get_by_role("option")).to_contain_text("/endereco")
+    assert len(reads) == 1, reads
+    composer.press("Enter")
+    expect(composer).to_have_value("Texto de endereco.")
+    composer.press("Enter")
+    expect(bubbles(julia, "Texto de endereco.")).to_have_count(1, timeout=10_000)
+
+
 def test_labels_and_snooze_move_the_list_live_for_colleagues(team, serve, browser):
     host = serve(server_env())
     julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")

@@ -80,20 +80,40 @@ export class Composer {
 
   forgetReplies() {
     this.replies = null;
+    this.repliesRead = null;
+  }
+
+  // The clinic's replies, read once however many keystrokes ask while the read is under way.
+  async quickReplies() {
+    if (!this.repliesRead) {
+      const read = api("GET", "/api/quick-replies/");
+      this.repliesRead = read;
+      read.then(
+        (replies) => {
+          if (this.repliesRead === read) this.replies = replies;
+        },
+        () => {
+          if (this.repliesRead === read) this.repliesRead = null; // read again on the next "/"
+        },
+      );
+    }
+    return this.replies || (await this.repliesRead);
   }
 
   async quickPicker() {
-    const match = /^\/([\p{L}\p{N}_-]*)$/u.exec(this.text.value);
-    if (!match || this.noteMode) return this.closePicker();
-    if (!this.replies) {
-      try {
-        this.replies = await api("GET", "/api/quick-replies/");
-      } catch (error) {
-        return this.closePicker();
-      }
+    const command = /^\/([\p{L}\p{N}_-]*)$/u;
+    if (!command.test(this.text.value) || this.noteMode) return this.closePicker();
+    let replies;
+    try {
+      replies = await this.quickReplies();
+    } catch (error) {
+      return this.closePicker();
     }
+    // What is typed now, not when the read began: more may have been typed, or a reply picked, meanwhile.
+    const match = command.exec(this.text.value);
+    if (!match || this.noteMode || document.activeElement !== this.text) return this.closePicker();
     const wanted = match[1].toLowerCase();
-    const found = this.replies.filter(
+    const found = replies.filter(
       (reply) => reply.shortcut.includes(wanted) || reply.content.toLowerCase().includes(wanted),
     );
     const picker = this.form.querySelector(".quick-picker");
@@ -120,7 +140,7 @@ export class Composer {
     );
     if (!found.length) {
       const empty = document.createElement("li");
-      empty.textContent = this.replies.length ? "Nenhuma resposta com esse código." : "A clínica ainda não tem respostas rápidas.";
+      empty.textContent = replies.length ? "Nenhuma resposta com esse código." : "A clínica ainda não tem respostas rápidas.";
       picker.append(empty);
     }
     picker.hidden = false;
