@@ -69,8 +69,8 @@ class Watchdog:
         return connection in self.by_user.get(connection.caller.user_id, ())
 
     def access_changed(self, user_id: int | None) -> None:
-        """Re-check the sockets of `user_id` (every socket for None); from the hub's loop."""
-        auth.forget(user_id)
+        """Re-check the sockets of `user_id` (every socket for None); from the hub's loop, once the control
+        message's handler has forgotten what was cached of them (realtime.hub)."""
         users = list(self.by_user) if user_id is None else [user_id]
         connections = [c for u in users for c in self.by_user.get(u, ())]
         if connections:
