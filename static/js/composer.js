@@ -79,25 +79,19 @@ export class Composer {
   // --- Quick replies: "/" at the start opens a picker, filtered by what follows ------------------------
 
   forgetReplies() {
-    this.replies = null;
     this.repliesRead = null;
   }
 
   // The clinic's replies, read once however many keystrokes ask while the read is under way.
-  async quickReplies() {
+  quickReplies() {
     if (!this.repliesRead) {
       const read = api("GET", "/api/quick-replies/");
+      read.catch(() => {
+        if (this.repliesRead === read) this.repliesRead = null; // read again on the next "/"
+      });
       this.repliesRead = read;
-      read.then(
-        (replies) => {
-          if (this.repliesRead === read) this.replies = replies;
-        },
-        () => {
-          if (this.repliesRead === read) this.repliesRead = null; // read again on the next "/"
-        },
-      );
     }
-    return this.replies || (await this.repliesRead);
+    return this.repliesRead;
   }
 
   async quickPicker() {
