@@ -349,17 +349,19 @@ async def test_a_channel_added_is_routed_at_once(clinic, member):
     assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
 
 
-async def test_a_rotated_secret_and_a_removed_channel_are_honoured_at_once(known_patient, whatsapp_channel):
+async def test_a_rotated_secret_and_a_removed_channel_are_honoured_at_once(known_patient, whatsapp_channel, member):
     """Once support rotates the app secret, the old one is refused and the new one accepted; once the
     channel is removed, nothing signed for it is stored."""
+    from conversations.actions.support import remove_channel, set_channel_credentials
+
     body, old_signature = signed(notification(NUMBER, "Depois da troca", 1, phone=PHONE))
     whatsapp_channel.app_secret = "a-new-app-secret-0123456789abcdef"
-    await database_sync_to_async(whatsapp_channel.save)()
+    await database_sync_to_async(set_channel_credentials)(whatsapp_channel, actor=member, editable=["app_secret"])
     assert (await post(body, {"X-Hub-Signature-256": old_signature})).status_code == 403
     new_signature = signature_of(body, "a-new-app-secret-0123456789abcdef")
     assert (await post(body, {"X-Hub-Signature-256": new_signature})).status_code == 200
 
-    await database_sync_to_async(whatsapp_channel.delete)()
+    await database_sync_to_async(remove_channel)(whatsapp_channel, actor=member)
     later, signature = signed(notification(NUMBER, "Sem canal", 2, phone=PHONE))
     assert (await post(later, {"X-Hub-Signature-256": signature})).status_code == 403
     stored = await database_sync_to_async(lambda: list(Message.objects.values_list("content", flat=True)))()

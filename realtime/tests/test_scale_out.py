@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 
 from conftest import APP_SECRET, clean_env, free_port, whatsapp_payload
 from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.support import set_channel_credentials
 from conversations.models import Membership, WhatsAppChannel
 from conversations.webhooks.whatsapp import signature_of
 from realtime import presence
@@ -152,7 +153,7 @@ async def test_a_membership_removed_elsewhere_ends_api_access_in_every_process(s
     assert set(refused) == set(hosts), f"still allowed after 2 s on {set(hosts) - set(refused)}"
 
 
-async def test_a_secret_rotated_elsewhere_is_honoured_by_every_process_at_once(serve, clinic, whatsapp_channel):
+async def test_a_secret_rotated_elsewhere_is_honoured_by_every_process_at_once(serve, clinic, member, whatsapp_channel):
     """Each server process holds the webhook's secrets in memory; support rotating one in another process
     reaches them as a control message: the old secret is refused, the new one accepted, within 2 s."""
     hosts = [serve(server_env()), serve(server_env())]
@@ -170,7 +171,7 @@ async def test_a_secret_rotated_elsewhere_is_honoured_by_every_process_at_once(s
     for host in hosts:
         assert await asyncio.to_thread(post, host, APP_SECRET) == 200  # the secrets are now held in memory
     whatsapp_channel.app_secret = "rotated-app-secret-0123456789abcd"
-    await database_sync_to_async(whatsapp_channel.save)()
+    await database_sync_to_async(set_channel_credentials)(whatsapp_channel, actor=member, editable=["app_secret"])
     deadline = time.monotonic() + 2
     pending = set(hosts)
     while pending and time.monotonic() < deadline:
