@@ -191,6 +191,22 @@ def whatsapp_channel(clinic):
 
 
 @pytest.fixture
+def simulated_number(clinic):
+    """A number of the demo's kind (explicitly simulated): the clinic's replies go to the simulator, which
+    marks them sent, delivered and read. A clinic with no number at all sends nothing."""
+    from conversations.models import WhatsAppChannel
+
+    return WhatsAppChannel.objects.create(
+        clinic=clinic,
+        phone_number_id=f"simulated-{clinic.slug}",
+        access_token="simulated",
+        app_secret=f"simulated-secret-{clinic.slug}",
+        verify_token=f"simulated-{clinic.slug}",
+        simulated=True,
+    )
+
+
+@pytest.fixture
 def whatsapp_post(client):
     """POST a payload (a fixture name, a dict or raw bytes) to the webhook, signed like Meta does."""
     import json

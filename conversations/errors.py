@@ -38,6 +38,21 @@ class OutsideReplyWindow(ActionError):
     code = "outside_reply_window"
 
 
+NO_WHATSAPP_NUMBER = (
+    "Nenhum número de WhatsApp conectado: a clínica não tem um número para enviar, então nada foi enviado. "
+    "Peça ao suporte que conecte um número."
+)
+
+
+class NoWhatsAppNumber(ActionError):
+    """The clinic has no WhatsApp number connected: a reply would reach nobody, so none is stored."""
+
+    code = "no_whatsapp_number"
+
+    def __init__(self, detail: str = NO_WHATSAPP_NUMBER, *, field: str | None = None):
+        super().__init__(detail, field=field)
+
+
 class TemplatesUnavailable(ActionError):
     """The clinic's approved templates could not be read from WhatsApp just now."""
 

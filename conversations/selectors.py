@@ -319,6 +319,12 @@ def other_conversations_of(conversation: Conversation, limit: int = 10) -> list[
     )
 
 
+def has_whatsapp_number(clinic_id: int) -> bool:
+    """Whether the clinic has a WhatsApp number to send from: a real one, or one explicitly simulated (the
+    demo). Without one a reply would reach nobody, so it is refused before it is stored."""
+    return WhatsAppChannel.objects.filter(clinic_id=clinic_id).exists()
+
+
 def has_real_channel(clinic_id: int) -> bool:
     """Whether the clinic is connected to WhatsApp for real (not the simulator)."""
     return WhatsAppChannel.objects.filter(clinic_id=clinic_id, simulated=False).exists()

@@ -25,6 +25,7 @@ MEDIA_MAX_ATTEMPTS = 5
 @task()
 def deliver_message(message_id: int) -> str:
     """Hand a pending message to the clinic's provider, at most once (see actions.attempts)."""
+    from conversations.errors import NO_WHATSAPP_NUMBER
     from conversations.providers import provider_for
     from conversations.providers.base import NotSent, OutcomeUnknown, Rejected
 
@@ -32,9 +33,12 @@ def deliver_message(message_id: int) -> str:
     if message is None:
         return "gone"
     provider = provider_for(message.clinic_id, message.conversation.whatsapp_number_id)
-    attempt = begin_delivery_attempt(message_id=message_id, provider=provider.name)
+    attempt = begin_delivery_attempt(message_id=message_id, provider=provider.name if provider else "")
     if attempt is None:
         return "nothing to send"
+    if provider is None:  # the clinic's number was removed after this was queued: it reached nobody
+        finish_delivery_attempt(attempt=attempt, outcome=DeliveryAttempt.Outcome.REJECTED, detail=NO_WHATSAPP_NUMBER)
+        return DeliveryAttempt.Outcome.REJECTED
     try:
         external_id = provider.send(message)
     except NotSent as error:

@@ -1,8 +1,10 @@
 """Deliveries to the provider, attempt by attempt.
 
 The guarantee: a message is handed to WhatsApp at most once. An attempt is committed before the call;
-if the process dies before its outcome is committed, the next run finds it still in flight and fails the
-message as "outcome unknown" instead of sending again. Staff see why and can resend it themselves.
+if the process dies before its outcome is committed, the next run finds it still in flight and marks the
+message `unknown` instead of sending again, as it does when WhatsApp's answer never came (a timeout, a 5xx
+after the request was written). Staff see why and can resend it themselves; a later status from WhatsApp
+(which names the message in `biz_opaque_callback_data`) settles it.
 """
 
 import random
@@ -76,6 +78,8 @@ def _finish(attempt: DeliveryAttempt, outcome: str, detail: str = "", external_i
     elif outcome == Outcome.NOT_SENT and attempt.number < settings.DELIVERY_MAX_ATTEMPTS:
         # Enqueued in this transaction: the retry exists exactly when this outcome does.
         jobs.deliver(message.pk, at=timezone.now() + retry_delay(attempt.number))
+    elif outcome == Outcome.UNKNOWN:
+        message, _ = update_message_status(message=message, status=MessageStatus.UNKNOWN, error=detail)
     else:
         if outcome == Outcome.NOT_SENT:
             detail = f"Gave up after {attempt.number} attempts: {detail}"

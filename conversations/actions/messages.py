@@ -2,11 +2,13 @@
 
 import logging
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -14,7 +16,14 @@ from django.utils import timezone
 from conversations import events, jobs
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation, lock_external_id
-from conversations.errors import InvalidInput, NotAMember, OutsideReplyWindow, StorageFailed, WrongClinic
+from conversations.errors import (
+    InvalidInput,
+    NotAMember,
+    NoWhatsAppNumber,
+    OutsideReplyWindow,
+    StorageFailed,
+    WrongClinic,
+)
 from conversations.media import SNIFF_BYTES, content_type_of, message_type_for
 from conversations.message_templates import Template
 from conversations.models import (
@@ -28,13 +37,14 @@ from conversations.models import (
     ReadMarker,
     SenderType,
 )
-from conversations.selectors import has_real_channel, is_member, reply_window_ends_at
+from conversations.selectors import has_real_channel, has_whatsapp_number, is_member, reply_window_ends_at
 
 MEDIA_TYPES = (MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER)
 # WhatsApp refuses text bodies longer than this.
 MAX_TEXT_LENGTH = 4096
 STATUS_RANK = {
     MessageStatus.PENDING: 0,
+    MessageStatus.UNKNOWN: 0,  # between pending and sent: WhatsApp may or may not have it
     MessageStatus.SENT: 1,
     MessageStatus.DELIVERED: 2,
     MessageStatus.READ: 3,
@@ -136,6 +146,8 @@ def _queue_outbound(
     conversation row locked, inside the transaction that commits them together. Anything but an approved
     template needs WhatsApp's window open (the patient wrote within REPLY_WINDOW_HOURS)."""
     now = timezone.now()
+    if conversation.channel == Conversation.Channel.WHATSAPP and not has_whatsapp_number(conversation.clinic_id):
+        raise NoWhatsAppNumber()
     if message_type != MessageType.TEMPLATE and conversation.channel == Conversation.Channel.WHATSAPP:
         ends_at = reply_window_ends_at(conversation)
         if ends_at is None or now >= ends_at:
@@ -229,14 +241,17 @@ def send_template_message(
 def resend_failed_message(
     *, message: Message, sender: AbstractBaseUser, client_id: uuid.UUID | None = None, ip: str | None = None
 ) -> OutboundResult:
-    """Send a failed message again as a new one (the failed one stays, with its reason); same text and
-    files. Idempotent on `client_id`, so a double click resends once."""
+    """Send a failed message, or one whose delivery is unknown (a person decides), again as a new one
+    (the first stays, with its reason); same text, and a copy of each file, so that purging either leaves
+    the other's. Idempotent on `client_id`, so a double click resends once."""
     if not is_member(sender, message.clinic_id):
         raise NotAMember("Only staff of the conversation's clinic can resend in it.")
     if message.direction != Direction.OUTBOUND or message.sender_type != SenderType.PROFESSIONAL:
         raise InvalidInput("Only a message the clinic's staff sent can be resent.", field="message_id")
-    if message.status != MessageStatus.FAILED:
-        raise InvalidInput("Only a failed message can be resent.", field="message_id")
+    if message.status not in (MessageStatus.FAILED, MessageStatus.UNKNOWN):
+        raise InvalidInput(
+            "Only a failed message, or one whose delivery is unknown, can be resent.", field="message_id"
+        )
     conversation = lock_conversation(message.conversation)
     if client_id is not None:
         existing = conversation.messages.filter(client_id=client_id).first()
@@ -246,20 +261,30 @@ def resend_failed_message(
     message = Message.objects.select_for_update().get(pk=message.pk)
     if message.metadata.get("resent_as"):
         raise InvalidInput("This message was resent already.", field="message_id")
-    files = [
-        {"file": a.file.name, "file_name": a.file_name, "content_type": a.content_type, "size": a.size}
-        for a in message.attachments.all()
-    ]
-    resent = _queue_outbound(
-        conversation=conversation,
-        sender=sender,
-        message_type=message.message_type,
-        content=message.content,
-        metadata={k: v for k, v in {**message.metadata, "resent_from": message.pk}.items() if k != "resent_as"},
-        client_id=client_id,
-        files=files,
-        audit=("message.resent", ip),
-    )
+    with ExitStack() as opened:
+        try:
+            files = [
+                {
+                    "file": File(opened.enter_context(a.file.open("rb")), name=a.file_name),
+                    "file_name": a.file_name,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                }
+                for a in message.attachments.all()
+            ]
+        except OSError as missing:
+            logger.error("resending message %s: its file cannot be read: %r", message.pk, missing)
+            raise StorageFailed("The file of this message cannot be read any more; nothing was sent.") from None
+        resent = _queue_outbound(
+            conversation=conversation,
+            sender=sender,
+            message_type=message.message_type,
+            content=message.content,
+            metadata={k: v for k, v in {**message.metadata, "resent_from": message.pk}.items() if k != "resent_as"},
+            client_id=client_id,
+            files=files,
+            audit=("message.resent", ip),
+        )
     message.metadata = {**message.metadata, "resent_as": resent.pk}
     message.save(update_fields=["metadata"])
     events.publish_message_updated(message)  # every screen hides its resend button
@@ -267,11 +292,14 @@ def resend_failed_message(
 
 
 def status_may_move(current: str, new: str) -> bool:
-    """Statuses only move forward (pending < sent < delivered < read); failed only from pending or sent."""
+    """Statuses only move forward (pending < sent < delivered < read); failed only from pending, unknown or
+    sent; unknown only from pending (a send whose answer never came), and then WhatsApp's word settles it."""
     if current == MessageStatus.FAILED:
         return False
     if new == MessageStatus.FAILED:
-        return current in (MessageStatus.PENDING, MessageStatus.SENT)
+        return current in (MessageStatus.PENDING, MessageStatus.UNKNOWN, MessageStatus.SENT)
+    if new == MessageStatus.UNKNOWN:
+        return current == MessageStatus.PENDING
     return STATUS_RANK[new] > STATUS_RANK[current]
 
 
@@ -281,7 +309,8 @@ def update_message_status(
 ) -> tuple[Message, bool]:
     """Move a message's status forward; a late or repeated status is ignored and returns changed=False.
 
-    `external_id` records the provider's id when it is first learnt (on `sent`).
+    `external_id` records the provider's id when it is first learnt (on `sent`, or from the first status
+    WhatsApp reports of a message whose send's answer never came).
     """
     if status not in MessageStatus.values:
         raise InvalidInput(f"{status!r} is not a message status.", field="status")
@@ -290,7 +319,7 @@ def update_message_status(
     if not status_may_move(message.status, status):
         return message, False
     message.status = status
-    message.error = error if status == MessageStatus.FAILED else ""
+    message.error = error if status in (MessageStatus.FAILED, MessageStatus.UNKNOWN) else ""
     message.status_changed_at = at or timezone.now()
     fields = ["status", "error", "status_changed_at"]
     if external_id and not message.external_id and not message.metadata.get("erased"):

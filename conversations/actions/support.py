@@ -111,7 +111,8 @@ def remove_membership(membership: Membership, *, actor: AbstractBaseUser, ip: st
 @transaction.atomic
 def remove_channel(channel: WhatsAppChannel, *, actor: AbstractBaseUser, ip: str | None = None) -> None:
     """Support disconnects a WhatsApp number: `whatsapp_channel.removed`. Its conversations stay; a
-    reply to one goes out from the clinic's other number, or waits for a number to be connected."""
+    reply to one goes out from the clinic's other number. A clinic left with none sends nothing: replies
+    are refused before they are stored, and one already queued fails with the reason (never a tick)."""
     record_audit(clinic_id=channel.clinic_id, actor=actor, action="whatsapp_channel.removed", obj=channel, ip=ip)
     channel.delete()
 

@@ -11,6 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from conversations.errors import (
     ActionError,
     NotAMember,
+    NoWhatsAppNumber,
     OutsideReplyWindow,
     StorageFailed,
     TemplatesUnavailable,
@@ -35,7 +36,7 @@ def as_api_exception(exc: Exception) -> Exception:
     """Domain and Django errors as the DRF exceptions that carry their status."""
     if isinstance(exc, StorageFailed | TemplatesUnavailable):
         return ServiceUnavailable(exc.detail, code=exc.code)
-    if isinstance(exc, OutsideReplyWindow):
+    if isinstance(exc, OutsideReplyWindow | NoWhatsAppNumber):
         return Conflict(exc.detail, code=exc.code)
     if isinstance(exc, ActionError):
         if exc.field:

@@ -41,6 +41,9 @@ class MessageStatus(models.TextChoices):
     DELIVERED = "delivered", "Entregue"
     READ = "read", "Lida"
     FAILED = "failed", "Falhou"
+    # WhatsApp was called but its answer never came (a timeout, a 5xx from Meta's edge): the patient may
+    # have it. Never sent again on its own; a later status from Meta settles it, or staff resend it.
+    UNKNOWN = "unknown", "Entrega incerta"
 
 
 class Message(models.Model):

@@ -1,4 +1,5 @@
-"""Where outbound messages go: WhatsApp's Cloud API, or the simulator where no real channel is set up."""
+"""Where outbound messages go: WhatsApp's Cloud API, or the simulator for a number explicitly simulated (the
+demo). A clinic with no number has no provider: nothing is sent and no tick is ever shown for it."""
 
 from conversations.models import Clinic, WhatsAppChannel
 from conversations.providers.base import Provider
@@ -11,13 +12,15 @@ def channel_of(clinic_id: int, number_id: str = "") -> WhatsAppChannel | None:
     return chosen or channels.order_by("id").first()
 
 
-def provider_for(clinic: Clinic | int, number_id: str = "") -> Provider:
+def provider_for(clinic: Clinic | int, number_id: str = "") -> Provider | None:
     """Who sends for the clinic: from the number `number_id` (the one the patient wrote to), else the
-    clinic's first; the simulator where no real channel is set up."""
+    clinic's first; the simulator only for a number marked simulated; None when the clinic has no number."""
     from conversations.providers.simulator import SimulatorProvider
     from conversations.providers.whatsapp_cloud import WhatsAppCloudProvider
 
     channel = channel_of(clinic if isinstance(clinic, int) else clinic.pk, number_id)
-    if channel is None or channel.simulated:
+    if channel is None:
+        return None
+    if channel.simulated:
         return SimulatorProvider()
     return WhatsAppCloudProvider(channel)

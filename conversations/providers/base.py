@@ -25,6 +25,23 @@ class OutcomeUnknown(ProviderError):
     """The request went out but no answer came back: the patient may have it, so it is never resent."""
 
 
+# What a send carries in `biz_opaque_callback_data`, which WhatsApp repeats in every status of the message:
+# a status can then settle a message whose send's answer never came (its WhatsApp id unknown).
+CALLBACK_PREFIX = "taskmed:message:"
+
+
+def callback_data(message_id: int) -> str:
+    return f"{CALLBACK_PREFIX}{message_id}"
+
+
+def message_id_of_callback(data: str) -> int | None:
+    """The id of the message a status names in its callback data, or None (not one of ours)."""
+    number = data.removeprefix(CALLBACK_PREFIX)
+    if number == data or not number.isdigit() or len(number) > 18:
+        return None
+    return int(number)
+
+
 class Provider(Protocol):
     name: str
 

@@ -1,5 +1,6 @@
 """The simulator: acknowledges at once, then reports delivered and read, so the product can be tried
-without Meta. It is the provider wherever a clinic has no real WhatsApp channel."""
+without Meta. It is the provider of a number marked simulated (the demo's) and of nothing else: a clinic
+without a number gets no ticks at all (providers.provider_for)."""
 
 import uuid
 

@@ -6,7 +6,7 @@ import httpx
 from django.conf import settings
 
 from conversations.models import Contact, Message, WhatsAppChannel
-from conversations.providers.base import NotSent, OutcomeUnknown, Rejected
+from conversations.providers.base import NotSent, OutcomeUnknown, Rejected, callback_data
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,15 @@ class GraphClient:
                 f"WhatsApp did not answer ({error.__class__.__name__}); the message may have been delivered, "
                 "so it was not sent again."
             ) from error
-        if response.status_code == 429 or response.status_code >= 500:
+        if response.status_code == 429 or (response.status_code >= 500 and idempotent):
             raise NotSent(f"WhatsApp is busy or failing: {graph_error(response)}")
+        if response.status_code >= 500:
+            # The request was written and something in Meta's path failed: a 502 or 504 from its edge may
+            # come after the message went out, so a send is not retried blindly.
+            raise OutcomeUnknown(
+                f"WhatsApp answered HTTP {response.status_code} ({graph_error(response)}); the message may have "
+                "been delivered, so it was not sent again."
+            )
         if response.status_code >= 400:
             raise Rejected(graph_error(response))
         return response
@@ -139,7 +146,8 @@ class WhatsAppCloudProvider:
     def send(self, message: Message) -> str:
         client = GraphClient(self.channel)
         try:
-            return client.send({**recipient_of(message.conversation.contact), **self._body(client, message)})
+            body = {**recipient_of(message.conversation.contact), **self._body(client, message)}
+            return client.send({**body, "biz_opaque_callback_data": callback_data(message.pk)})
         finally:
             client.close()
 

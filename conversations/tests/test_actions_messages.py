@@ -14,6 +14,8 @@ from conversations.errors import InvalidInput, NotAMember, WrongClinic
 from conversations.models import Contact, Conversation, Message, ReadMarker
 from realtime.models import Event
 
+pytestmark = pytest.mark.usefixtures("simulated_number")  # replies go somewhere: the demo's kind of number
+
 
 def event_types(clinic) -> list[str]:
     return list(Event.objects.filter(clinic=clinic).order_by("seq").values_list("type", flat=True))

@@ -18,6 +18,7 @@ from conftest import whatsapp_payload
 from conversations.actions.attempts import begin_delivery_attempt, finish_delivery_attempt
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message
+from conversations.actions.support import remove_channel
 from conversations.models import Contact, DeliveryAttempt, Message, PendingStatus, WhatsAppChannel
 from conversations.providers import provider_for
 from conversations.tasks import deliver_message
@@ -101,7 +102,7 @@ def reloaded(message: Message) -> Message:
 # --- The simulator --------------------------------------------------------------------------------------
 
 
-def test_the_simulator_takes_a_message_through_sent_delivered_read(conversation, member):
+def test_the_simulator_takes_a_message_through_sent_delivered_read(conversation, member, simulated_number):
     message = send(conversation, member)
     assert provider_for(conversation.clinic_id).name == "simulator"
     run_worker()
@@ -118,6 +119,39 @@ def test_a_simulated_demo_channel_still_uses_the_simulator(conversation, member,
     message = send(conversation, member)
     run_worker()
     assert reloaded(message).status == "read"
+
+
+# --- No number: nothing is sent and no tick is ever shown -----------------------------------------------
+
+
+def test_a_clinic_without_a_whatsapp_number_refuses_a_reply_before_storing_it(
+    conversation, member, jwt_client, whatsapp_channel, django_user_model
+):
+    support = django_user_model.objects.create_superuser("suporte", password="senha-de-teste-123")
+    remove_channel(whatsapp_channel, actor=support)  # the clinic's only number
+    stored, logged = Message.objects.count(), Event.objects.count()
+
+    refused = jwt_client(member).post(
+        f"/api/conversations/{conversation.pk}/messages/", {"content": "Olá, Maria!"}, format="json"
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "no_whatsapp_number"
+    assert "Nenhum número de WhatsApp conectado" in refused.json()["detail"]
+    assert (Message.objects.count(), Event.objects.count()) == (stored, logged), "nothing stored, nothing told"
+
+
+def test_a_reply_queued_before_the_only_number_was_removed_fails_with_the_reason_and_never_a_tick(
+    graph, conversation, member, whatsapp_channel, django_user_model
+):
+    route = graph.post(f"/{PNID}/messages").mock(return_value=accepted())
+    message = send(conversation, member)
+    support = django_user_model.objects.create_superuser("suporte", password="senha-de-teste-123")
+    remove_channel(whatsapp_channel, actor=support)
+    run_worker()
+    message = reloaded(message)
+    assert not route.called
+    assert message.status == "failed" and "Nenhum número de WhatsApp conectado" in message.error
+    told = [e.data["status"] for e in Event.objects.filter(type="message:status").order_by("seq")]
+    assert told == ["failed"], "never sent, delivered or read"
 
 
 # --- The WhatsApp Cloud API -----------------------------------------------------------------------------
@@ -137,6 +171,7 @@ def test_a_text_goes_to_the_graph_api_and_is_marked_sent(graph, conversation, me
         "to": "5511987654321",
         "type": "text",
         "text": {"body": "Olá, Maria!", "preview_url": False},
+        "biz_opaque_callback_data": f"taskmed:message:{message.pk}",  # WhatsApp repeats it in each status
     }
 
 
@@ -161,7 +196,7 @@ def test_a_patient_without_a_phone_is_answered_at_their_whatsapp_user_id(graph, 
     assert body["recipient"] == "BR.13491208655302741918" and "to" not in body
 
 
-def test_the_simulator_answers_a_patient_known_by_user_id_alone(clinic, member):
+def test_the_simulator_answers_a_patient_known_by_user_id_alone(clinic, member, simulated_number):
     conversation = receive_inbound_message(
         clinic=clinic, whatsapp_user_id="BR.13491208655302741918", content="Oi"
     ).conversation
@@ -331,12 +366,12 @@ def test_a_permanent_refusal_fails_at_once_with_metas_reason(graph, conversation
 @pytest.mark.parametrize(
     "first",
     [
-        meta_error(503, 2, "Service temporarily unavailable"),
         meta_error(429, 130429, "Rate limit hit"),
         httpx.ConnectError("refused"),
+        httpx.ConnectTimeout("no connection"),
     ],
 )
-def test_transient_failures_are_retried(graph, conversation, member, first):
+def test_failures_before_whatsapp_took_the_request_are_retried(graph, conversation, member, first):
     route = graph.post(f"/{PNID}/messages").mock(side_effect=[first, accepted()])
     message = send(conversation, member)
     run_worker()
@@ -346,12 +381,12 @@ def test_transient_failures_are_retried(graph, conversation, member, first):
 
 
 def test_retries_stop_at_the_limit_with_the_reason(graph, conversation, member):
-    route = graph.post(f"/{PNID}/messages").mock(return_value=meta_error(500, 1, "An unknown error occurred"))
+    route = graph.post(f"/{PNID}/messages").mock(return_value=meta_error(429, 130429, "Rate limit hit"))
     message = send(conversation, member)
     run_worker()
     message = reloaded(message)
     assert route.call_count == 3 and message.status == "failed"
-    assert message.error.startswith("Gave up after 3 attempts: WhatsApp is busy or failing: (#1) An unknown error")
+    assert message.error.startswith("Gave up after 3 attempts: WhatsApp is busy or failing: (#130429) Rate limit")
 
 
 def test_retry_delays_grow_exponentially_with_jitter(settings):
@@ -363,12 +398,87 @@ def test_retry_delays_grow_exponentially_with_jitter(settings):
         assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 1
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_5xx_after_the_request_was_written_is_unknown_and_never_sent_again(graph, conversation, member, status):
+    """A 502 or 504 from Meta's edge may come after the message went out: the patient must not get it twice."""
+    route = graph.post(f"/{PNID}/messages").mock(return_value=meta_error(status, 1, "An unknown error occurred"))
+    message = send(conversation, member)
+    run_worker()
+    run_worker()
+    message = reloaded(message)
+    assert route.call_count == 1, "never sent again on its own"
+    assert message.status == "unknown" and "may have been delivered" in message.error
+    assert list(DeliveryAttempt.objects.values_list("outcome", flat=True)) == ["unknown"]
+    told = [e.data["status"] for e in Event.objects.filter(type="message:status").order_by("seq")]
+    assert told == ["unknown"], "screens show it as unknown, never as sent"
+
+
+def status_for_our_message(message: Message, status: str, wamid: str = "wamid.SETTLED") -> dict:
+    """What WhatsApp reports later of the message it had after all: our callback data comes back with it."""
+    payload = whatsapp_payload("status_delivered")
+    report = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+    report.update(id=wamid, status=status, biz_opaque_callback_data=f"taskmed:message:{message.pk}")
+    return payload
+
+
+def test_a_later_status_from_whatsapp_settles_an_unknown_message(graph, whatsapp_post, conversation, member):
+    graph.post(f"/{PNID}/messages").mock(return_value=meta_error(504, 1, "Gateway timeout"))
+    message = send(conversation, member)
+    run_worker()
+    assert reloaded(message).status == "unknown"
+
+    assert whatsapp_post(status_for_our_message(message, "delivered")).status_code == 200
+    message = reloaded(message)
+    assert (message.status, message.external_id, message.error) == ("delivered", "wamid.SETTLED", "")
+    whatsapp_post(status_for_our_message(message, "read"))  # later ones find it by its id now
+    assert reloaded(message).status == "read" and not PendingStatus.objects.exists()
+
+
+def test_a_later_failure_settles_an_unknown_message_as_failed(graph, whatsapp_post, conversation, member):
+    graph.post(f"/{PNID}/messages").mock(side_effect=httpx.ReadTimeout("no answer"))
+    message = send(conversation, member)
+    run_worker()
+    payload = status_for_our_message(message, "failed")
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"] = [
+        {"code": 131026, "title": "Message undeliverable"}
+    ]
+    whatsapp_post(payload)
+    assert (reloaded(message).status, reloaded(message).error) == ("failed", "(#131026) Message undeliverable")
+
+
+def test_callback_data_naming_another_clinics_message_settles_nothing(
+    graph, whatsapp_post, conversation, member, other_clinic, make_member, simulated_number
+):
+    """A status routes to the clinic of the number it came to: a message of another clinic is not touched."""
+    theirs = receive_inbound_message(clinic=other_clinic, phone="5511911112222", content="Oi").conversation
+    WhatsAppChannel.objects.create(
+        clinic=other_clinic, phone_number_id="sim-b", access_token="x", app_secret="y", verify_token="z", simulated=True
+    )
+    graph.post(f"/{PNID}/messages").mock(return_value=meta_error(504, 1, "Gateway timeout"))
+    their_message = send(theirs, make_member(other_clinic))
+    Message.objects.filter(pk=their_message.pk).update(status="unknown")
+    whatsapp_post(status_for_our_message(their_message, "delivered"))  # to this clinic's number
+    assert reloaded(their_message).status == "unknown" and reloaded(their_message).external_id is None
+
+
+def test_staff_can_resend_an_unknown_message_through_the_api(graph, conversation, member, jwt_client):
+    route = graph.post(f"/{PNID}/messages").mock(side_effect=[meta_error(502, 1, "Bad gateway"), accepted()])
+    message = send(conversation, member)
+    run_worker()
+    url = f"/api/conversations/{conversation.pk}/messages/{message.pk}/resend/"
+    resent = jwt_client(member).post(url, {"client_id": "6f7c1b7e-2c1d-4b7a-9a55-1a2b3c4d5e6f"}, format="json")
+    assert resent.status_code == 201, resent.content
+    run_worker()
+    assert route.call_count == 2 and Message.objects.get(pk=resent.json()["id"]).status == "sent"
+    assert reloaded(message).status == "unknown" and reloaded(message).metadata["resent_as"] == resent.json()["id"]
+
+
 def test_a_timeout_after_sending_is_never_retried(graph, conversation, member):
     route = graph.post(f"/{PNID}/messages").mock(side_effect=httpx.ReadTimeout("no answer"))
     message = send(conversation, member)
     run_worker()
     message = reloaded(message)
-    assert route.call_count == 1 and message.status == "failed"
+    assert route.call_count == 1 and message.status == "unknown"
     assert "may have been delivered" in message.error
 
 
@@ -387,7 +497,7 @@ def test_a_worker_killed_between_metas_answer_and_the_write_never_sends_twice(gr
 
     message = reloaded(message)
     assert route.call_count == 1, "the patient must not get the message twice"
-    assert message.status == "failed" and "interrupted after WhatsApp was called" in message.error
+    assert message.status == "unknown" and "interrupted after WhatsApp was called" in message.error
     assert DeliveryAttempt.objects.get().outcome == "unknown"
 
 

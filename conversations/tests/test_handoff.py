@@ -10,7 +10,10 @@ from conversations.models import AuditEvent, Message, Note
 from conversations.tests.test_webhook_n8n import post
 from realtime.models import Event
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the cached detail moves on commit, as in production
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("simulated_number"),
+]  # the cached detail moves on commit, as in production
 PHONE = "+55 11 98765-4321"
 
 

@@ -30,7 +30,7 @@ from conversations.models import (
 from realtime.models import Event
 
 # Committed for real: files leave storage, and the long-poll reads from its own connection, after commit.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("simulated_number")]
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PHONE = "5511987654321"

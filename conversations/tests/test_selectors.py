@@ -7,6 +7,8 @@ from conversations.actions.messages import mark_read, send_outbound_message
 from conversations.models import Conversation
 from conversations.selectors import conversation_list_for
 
+pytestmark = pytest.mark.usefixtures("simulated_number")  # replies go somewhere: the demo's kind of number
+
 
 def receive(clinic, phone, n):
     return receive_inbound_message(clinic=clinic, phone=phone, content=f"mensagem {n}", external_id=f"{phone}-{n}")

@@ -3,6 +3,7 @@ the two must say the same, field for field."""
 
 import uuid
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conversations import selectors, wire
@@ -11,6 +12,8 @@ from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import send_outbound_message
 from conversations.api import outputs
 from conversations.models import Message, MessageAttachment
+
+pytestmark = pytest.mark.usefixtures("simulated_number")  # replies go somewhere: the demo's kind of number
 
 
 def plain(data):

@@ -15,7 +15,11 @@ from conversations.actions.conversations import add_conversation_action, assign_
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message, update_message_status
 from conversations.actions.notes import add_note
+from conversations.actions.privacy import purge_expired
+from conversations.actions.support import remove_channel
 from conversations.models import AuditEvent, ConversationAction, Message, MessageAttachment, Note, Role
+
+pytestmark = pytest.mark.usefixtures("simulated_number")  # replies go somewhere: the demo's kind of number
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -52,6 +56,20 @@ def test_a_conversation_has_its_own_url_with_timeline_header_and_patient_panel(s
     timeline = html[html.index('role="log"') :]
     assert timeline.index(">Oi<") < timeline.index("Olá, Maria!"), "oldest first"
     assert '<span class="sender">Você</span>' in html and 'data-tick="pending"' in html
+
+
+def test_the_composer_says_before_typing_that_no_whatsapp_number_is_connected(
+    staff, maria, simulated_number, django_user_model
+):
+    url = f"/inbox/{maria.conversation.pk}/"
+    assert "Nenhum número de WhatsApp conectado" not in staff.get(url).text
+    support = django_user_model.objects.create_superuser("suporte", password="senha-de-teste-123")
+    remove_channel(simulated_number, actor=support)
+    html = staff.get(url).text
+    assert 'data-whatsapp-number="no"' in html and "Nenhum número de WhatsApp conectado" in html
+    refused = staff.post(f"/inbox/{maria.conversation.pk}/send/", {"content": "Olá"}, follow=True)
+    assert "Nenhum número de WhatsApp conectado" in refused.text
+    assert not Message.objects.filter(content="Olá").exists()
 
 
 @pytest.mark.parametrize("path", ["/inbox/{id}/", "/board/cards/{id}/", "/inbox/{id}/messages/?id={message}"])
@@ -196,6 +214,26 @@ def test_a_failed_message_shows_the_reason_and_can_be_resent_once(staff, maria, 
     assert twice.status_code == 400 and "resent already" in twice.json()["detail"]
     html = staff.get(f"/inbox/{maria.conversation.pk}/messages/?id={failed.pk}", **FRAGMENT).text
     assert "Reenviada" in html and "data-resend" not in html
+
+
+def test_a_resent_file_is_a_copy_of_its_own_so_purging_the_failed_original_keeps_it(
+    staff, maria, member, jwt_client, clinic
+):
+    photo = SimpleUploadedFile("receita.png", PNG, content_type="image/png")
+    failed = send_outbound_message(conversation=maria.conversation, sender=member, content="", attachment=photo).message
+    update_message_status(message=failed, status="failed", error="(#131053) Media upload error")
+    url = f"/api/conversations/{maria.conversation.pk}/messages/{failed.pk}/resend/"
+    resent = jwt_client(member).post(url, {}, format="json").json()
+    original, copy = failed.attachments.get(), MessageAttachment.objects.get(message_id=resent["id"])
+    assert copy.file.name != original.file.name and copy.file_name == "receita.png"
+
+    Message.objects.filter(pk=failed.pk).update(created_at=timezone.now() - timedelta(days=400))  # past retention
+    clinic.retention_days = 365
+    clinic.save(update_fields=["retention_days"])
+    purge_expired(clinic=clinic)
+    assert not Message.objects.filter(pk=failed.pk).exists()
+    served = staff.get(f"/media/attachments/{copy.pk}/")
+    assert served.status_code == 200 and b"".join(served.streaming_content) == PNG
 
 
 def test_user_text_is_shown_as_text_everywhere(staff, clinic):

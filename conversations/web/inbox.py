@@ -120,6 +120,7 @@ def conversation_context(
         "actions": actions,
         "accept_types": ",".join(sorted(t for types, _ in WHATSAPP_MEDIA.values() for t in types)),
         "reply_window_ends_at": selectors.reply_window_ends_at(conversation, messages),
+        "has_whatsapp_number": selectors.has_whatsapp_number(conversation.clinic_id),
         "media_limits": media_limits_text(),
         "form_client_id": uuid.uuid4(),
         "has_older": has_older,

@@ -27,6 +27,7 @@ TICKS = {
     "delivered": ("✓✓", "Entregue"),
     "read": ("✓✓", "Lida"),
     "failed": ("!", "Falhou"),
+    "unknown": ("?", "Entrega incerta: o WhatsApp pode ter recebido"),
 }
 SENDER_LABELS = {"you": "Você", "ai": "Assistente", "team": "Equipe", "business_app": "WhatsApp da clínica"}
 

@@ -30,6 +30,7 @@ from conversations.actions.inbound_fast import areceive_usual_message, receive_u
 from conversations.actions.statuses import record_provider_status
 from conversations.errors import ActionError
 from conversations.models import Clinic
+from conversations.providers.base import message_id_of_callback
 from conversations.storable import storable
 from conversations.webhooks import whatsapp_channels
 from conversations.webhooks.whatsapp_channels import signature_of  # noqa: F401 (what callers sign with)
@@ -160,6 +161,7 @@ def store(notification: Notification, secret: str) -> dict[str, int]:
             status=status.status,
             happened_at=status.happened_at,
             error=status.error,
+            message_id=message_id_of_callback(status.callback_data),
         )
         counts["statuses"] += 1
     return counts

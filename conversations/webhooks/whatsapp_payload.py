@@ -78,6 +78,7 @@ class StatusReport:
     status: str
     happened_at: datetime
     error: str = ""
+    callback_data: str = ""  # what the send carried in `biz_opaque_callback_data`, repeated by WhatsApp
 
 
 @dataclass
@@ -309,6 +310,7 @@ def _status(number_id: str, raw: dict) -> StatusReport | None:
         status=status,
         happened_at=_time(raw),
         error=_error(raw.get("errors")) if status == "failed" else "",
+        callback_data=_text(raw.get("biz_opaque_callback_data") or "")[:512],
     )
 
 

@@ -67,6 +67,7 @@ export class Composer {
     this.messagePlaceholder = this.text.placeholder;
     this.windowHours = windowHours;
     this.windowEndsAt = Date.parse(form.dataset.replyWindowEndsAt || "") || null;
+    this.hasNumber = form.dataset.whatsappNumber !== "no";
     this.windowNote = form.querySelector("[data-reply-window]");
     this.panel = form.querySelector("[data-template-panel]");
     this.templates = null;
@@ -299,7 +300,9 @@ export class Composer {
     this.form.classList.toggle("note-mode", note);
     this.text.placeholder = note
       ? "Nota interna — só a equipe vê; @nome avisa um colega"
-      : this.messagePlaceholder;
+      : this.hasNumber
+        ? this.messagePlaceholder
+        : "Sem número de WhatsApp conectado: nada chega ao paciente (use Nota interna)";
     this.form.querySelector(".attach").hidden = note;
     if (note) this.attach(null);
     this.form.querySelector('button[type="submit"]').textContent = note ? "Salvar nota" : "Enviar";
@@ -430,6 +433,11 @@ export class Composer {
     const unfilled = this.unfilled();
     if (unfilled.length) {
       this.showError(`A mensagem tem variáveis sem valor: ${unfilled.join(", ")}. Preencha antes de enviar; nada foi enviado.`);
+      return;
+    }
+    if (!this.hasNumber) {
+      // Nothing could carry it: the server refuses it too, and nothing is stored.
+      this.showError("Nenhum número de WhatsApp conectado: a mensagem não pode ser enviada. Nada foi enviado.");
       return;
     }
     if (!this.windowOpen) {

@@ -28,7 +28,7 @@ function clinicTime(value, zone) {
 function isStale(node, existing) {
   const fresh = STATUS_RANK[node.dataset.status] ?? 0;
   const shown = STATUS_RANK[existing.dataset.status] ?? 0;
-  return node.dataset.status !== "failed" && fresh < shown;
+  return !["failed", "unknown"].includes(node.dataset.status) && fresh < shown;
 }
 
 export class OpenConversation {
@@ -395,11 +395,14 @@ export class OpenConversation {
       return;
     }
     const rank = ["pending", "sent", "delivered", "read"];
-    if (status !== "failed" && rank.indexOf(status) <= rank.indexOf(node.dataset.status)) return;
-    if (status === "failed") {
-      this.refreshMessage(id); // the reason and the resend button come rendered
+    const shown = node.dataset.status;
+    if (shown === "failed") return;
+    if (status === "failed" || status === "unknown" || shown === "unknown") {
+      // The reason and the resend button come rendered (and go, once WhatsApp settles an unknown one).
+      if (status !== shown) this.refreshMessage(id);
       return;
     }
+    if (rank.indexOf(status) <= rank.indexOf(shown)) return;
     const { icon, label } = this.config.ticks[status];
     node.dataset.status = status;
     tick.dataset.tick = status;

@@ -13,6 +13,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 from conversations.api.throttling import UserThrottle
 from conversations.models import Membership, Role
 
+pytestmark = pytest.mark.usefixtures("simulated_number")  # replies go somewhere: the demo's kind of number
+
 LIST = "/api/conversations/"
 ADMINS_ONLY = "/api/socket/stats/"
 

@@ -12,6 +12,8 @@ from conversations.actions.inbound import receive_inbound_message
 from conversations.models import Message, MessageAttachment, ReadMarker
 from realtime.models import Event
 
+pytestmark = pytest.mark.usefixtures("simulated_number")  # replies go somewhere: the demo's kind of number
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 

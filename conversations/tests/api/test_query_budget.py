@@ -11,6 +11,8 @@ from conversations.actions.notes import add_note
 from conversations.models import Role
 
 # Authentication (user, membership, API session) and the page's own reads; the same for 5 rows or 50.
+pytestmark = pytest.mark.usefixtures("simulated_number")  # replies go somewhere: the demo's kind of number
+
 LIST_QUERIES = 6  # with the rows' labels, in one query
 DETAIL_QUERIES = 12  # with the audit record of the reading (LGPD), the notes with their mentions, the labels
 

@@ -11,7 +11,10 @@ from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import send_outbound_message, update_message_status
 from conversations.models import Role
 
-pytestmark = pytest.mark.django_db(transaction=True)  # invalidation runs on commit, so tests must commit
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("simulated_number"),
+]  # invalidation runs on commit, so tests must commit
 LIST = "/api/conversations/"
 
 

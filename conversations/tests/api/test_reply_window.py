@@ -50,6 +50,7 @@ def test_the_detail_says_when_the_window_closes(jwt_client, member, conversation
     )
 
 
+@pytest.mark.usefixtures("simulated_number")
 def test_free_text_is_refused_before_sending_once_the_window_closed(jwt_client, member, conversation):
     age(conversation, 25)
     api = jwt_client(member)
@@ -63,11 +64,13 @@ def test_free_text_is_refused_before_sending_once_the_window_closed(jwt_client, 
     assert send_text(api, conversation).status_code == 201, "the patient wrote: open again"
 
 
+@pytest.mark.usefixtures("simulated_number")
 def test_within_the_window_free_text_goes(jwt_client, member, conversation):
     age(conversation, 23)
     assert send_text(jwt_client(member), conversation).status_code == 201
 
 
+@pytest.mark.usefixtures("simulated_number")
 def test_the_simulators_templates_are_listed_and_one_goes_after_the_window(jwt_client, member, conversation):
     age(conversation, 48)
     api = jwt_client(member)

@@ -8,6 +8,8 @@ from conversations.actions.messages import mark_read, send_outbound_message
 from conversations.models import Message, ReadMarker
 from realtime.models import Event
 
+pytestmark = pytest.mark.usefixtures("simulated_number")  # replies go somewhere: the demo's kind of number
+
 
 def unread_of(api, conversation) -> int:
     rows = api.get("/api/conversations/").json()["results"]
