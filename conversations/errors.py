@@ -53,6 +53,13 @@ class NoWhatsAppNumber(ActionError):
         super().__init__(detail, field=field)
 
 
+class ErasedPatient(ActionError):
+    """A notification about a patient who was erased (LGPD): Meta delivering an old one again must not
+    bring them back."""
+
+    code = "erased_patient"
+
+
 class TemplatesUnavailable(ActionError):
     """The clinic's approved templates could not be read from WhatsApp just now."""
 

@@ -16,6 +16,7 @@ from conversations.models import (
     Conversation,
     ConversationAction,
     Direction,
+    ErasedIdentifier,
     Label,
     Membership,
     Message,
@@ -317,6 +318,25 @@ def other_conversations_of(conversation: Conversation, limit: int = 10) -> list[
         .exclude(pk=conversation.pk)
         .order_by("-last_message_at", "-id")[:limit]
     )
+
+
+def was_erased(
+    clinic_id: int, *, external_id: str | None = None, identifiers=(), happened_at: datetime | None = None
+) -> bool:
+    """Whether a notification belongs to an erased patient (LGPD): its WhatsApp message id was erased, or it
+    names a patient identifier (phone, WhatsApp user id) erased after it happened, i.e. an old notification
+    Meta delivers again. The same patient writing after the erasure is a new patient."""
+    digests = {ErasedIdentifier.digest_of(ErasedIdentifier.Kind.PATIENT, value) for value in identifiers if value}
+    if external_id:
+        digests.add(ErasedIdentifier.digest_of(ErasedIdentifier.Kind.MESSAGE, external_id))
+    if not digests:
+        return False
+    for kind, erased_at in ErasedIdentifier.objects.filter(clinic_id=clinic_id, digest__in=digests).values_list(
+        "kind", "erased_at"
+    ):
+        if kind == ErasedIdentifier.Kind.MESSAGE or (happened_at is not None and happened_at <= erased_at):
+            return True
+    return False
 
 
 def has_whatsapp_number(clinic_id: int) -> bool:

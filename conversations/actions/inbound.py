@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import events, jobs
+from conversations import events, jobs, selectors
 from conversations.actions.contacts import (
     PatientIdentity,
     change_contact_identifiers,
@@ -17,7 +17,7 @@ from conversations.actions.contacts import (
 )
 from conversations.actions.locks import lock_external_id
 from conversations.actions.messages import MEDIA_TYPES, apply_pending_statuses, touch_conversation
-from conversations.errors import InvalidInput
+from conversations.errors import ErasedPatient, InvalidInput
 from conversations.models import (
     Clinic,
     Contact,
@@ -176,6 +176,7 @@ def _store(
     contact, _ = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name, create=False)
     if (repeat := _seen(clinic, external_id)) is not None:
         return repeat  # checked before any patient is created: an old id must not recreate who has a new one
+    _refuse_erased(clinic, identity, external_id, fields["created_at"])
     if contact is None:
         contact, created = find_or_create_contact(clinic=clinic, identity=identity, name=contact_name)
         if not created and (repeat := _seen(clinic, external_id)) is not None:
@@ -204,6 +205,13 @@ def _store(
     if external_id is not None and message.direction == Direction.OUTBOUND:
         message = apply_pending_statuses(message)  # statuses WhatsApp reported before we knew the id
     return InboundResult(message, conversation, contact, created=True)
+
+
+def _refuse_erased(clinic: Clinic, identity: PatientIdentity, external_id: str | None, at: datetime) -> None:
+    """An erased patient's old notification, delivered again, is refused: it must not bring them back."""
+    identifiers = (identity.phone, identity.whatsapp_user_id, identity.whatsapp_parent_user_id)
+    if selectors.was_erased(clinic.pk, external_id=external_id, identifiers=identifiers, happened_at=at):
+        raise ErasedPatient("This is a notification about a patient who was erased (LGPD); it is not kept.")
 
 
 def _queue_media(message: Message) -> None:
@@ -285,6 +293,8 @@ def record_identity_change(
         raise InvalidInput("A system message needs WhatsApp's message id.", field="id")
     if (repeat := _seen(clinic, external_id)) is not None:
         return repeat
+    old = PatientIdentity(phone=old_phone, whatsapp_user_id=next(iter(u for u in old_user_ids if u), ""))
+    _refuse_erased(clinic, old, external_id, happened_at)
     contact = _patient_of_change(clinic, old_phone, old_user_ids, new_phone, new_user_id, new_parent_user_id)
     if (repeat := _seen(clinic, external_id)) is not None:
         return repeat  # the same notice, delivered twice at once, committed while we waited for the lock

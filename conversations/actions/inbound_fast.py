@@ -28,7 +28,16 @@ from django.utils import timezone
 
 from conversations import read_cache, wire
 from conversations.actions.contacts import usable_identifier
-from conversations.models import Contact, Conversation, Direction, Message, MessageStatus, MessageType, SenderType
+from conversations.models import (
+    Contact,
+    Conversation,
+    Direction,
+    ErasedIdentifier,
+    Message,
+    MessageStatus,
+    MessageType,
+    SenderType,
+)
 from realtime import db, log
 
 MEDIA_TYPES = {MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER}
@@ -54,6 +63,12 @@ MESSAGE_VALUES = (
     "%(content)s, %(metadata)s::jsonb, %(status)s, '', %(external_id)s, NULL, %(at)s, %(at)s"
 )
 SNAPSHOTS = 20_000  # patients whose open conversation a process remembers
+# Nothing an erasure left marks this message (its id, or for a new patient who sent it): one probe of a small
+# index (models.privacy).
+NOT_ERASED = (
+    f"NOT EXISTS (SELECT 1 FROM {ErasedIdentifier._meta.db_table} e "
+    "WHERE e.clinic_id = %(clinic_id)s AND e.digest = ANY(%(erased)s))"
+)
 
 
 @dataclass(frozen=True)
@@ -290,7 +305,8 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         "WITH unchanged AS ("
         f"SELECT v.id FROM {_table(Conversation)} v JOIN {_table(Contact)} c ON c.id = v.contact_id "
         "WHERE v.id = %(conversation_id)s AND v.status <> %(resolved)s AND v.snoozed_until IS NULL "
-        "AND c.id = %(contact_id)s AND c.updated_at = %(contact_updated_at)s FOR UPDATE OF v FOR SHARE OF c), "
+        f"AND c.id = %(contact_id)s AND c.updated_at = %(contact_updated_at)s AND {NOT_ERASED} "
+        "FOR UPDATE OF v FOR SHARE OF c), "
         f"stored AS (INSERT INTO {_table(Message)} ({MESSAGE_COLUMNS}) "
         f"SELECT {MESSAGE_VALUES.format(conversation='unchanged.id')} FROM unchanged "
         "ON CONFLICT (clinic_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id), "
@@ -308,6 +324,7 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         "contact_id": snapshot.patient_id,
         "contact_updated_at": snapshot.patient_updated_at,
         "number_id": inbound.number_id,
+        "erased": _erasure_digests(inbound, patient=False),
     }
     message_id, last_seq = yield sql, params, False
     if message_id is None:
@@ -363,7 +380,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         "SELECT %(contact_id)s, %(clinic_id)s, '', %(phone)s, %(user_id)s, %(parent_id)s, '', %(profile_name)s, '', "
         "%(contact_status)s, %(event_at)s, %(event_at)s "
         f"WHERE NOT EXISTS (SELECT 1 FROM {_table(Message)} WHERE clinic_id = %(clinic_id)s "
-        "AND external_id = %(external_id)s) ON CONFLICT DO NOTHING RETURNING id), "
+        f"AND external_id = %(external_id)s) AND {NOT_ERASED} ON CONFLICT DO NOTHING RETURNING id), "
         f"thread AS (INSERT INTO {_table(Conversation)} (id, clinic_id, contact_id, channel, status, assignee_id, "
         "last_message_at, whatsapp_number_id, created_at, updated_at) SELECT %(conversation_id)s, %(clinic_id)s, "
         "patient.id, %(channel)s, %(open)s, NULL, %(at)s, %(number_id)s, %(event_at)s, %(event_at)s FROM patient "
@@ -387,12 +404,24 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         "channel": Conversation.Channel.WHATSAPP,
         "open": Conversation.Status.OPEN,
         "number_id": inbound.number_id,
+        "erased": _erasure_digests(inbound, patient=True),
     }
     stored, last_seq = yield sql, params, False
     if not stored:
         return None  # a concurrent delivery made the patient (or stored this message) first
     _remember(inbound.clinic_id, _snapshot(patient, conversation_id), inbound.phone)
     return Stored(UsualResult(message_id, conversation_id), events, last_seq, now)
+
+
+def _erasure_digests(inbound: Inbound, *, patient: bool) -> list[str]:
+    """The marks an erasure would have left of this message's id (and of who sent it, for a new patient):
+    any of them found sends the message to the full action, which refuses an erased patient's old one."""
+    kinds = ErasedIdentifier.Kind
+    digests = [ErasedIdentifier.digest_of(kinds.MESSAGE, inbound.external_id)]
+    if patient:
+        identifiers = (inbound.phone, inbound.user_id, inbound.parent_id)
+        digests += [ErasedIdentifier.digest_of(kinds.PATIENT, value) for value in identifiers if value]
+    return digests
 
 
 def receive_usual_message(inbound: Inbound) -> UsualResult | None:

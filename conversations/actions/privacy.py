@@ -27,6 +27,7 @@ from conversations.models import (
     Conversation,
     ConversationAction,
     DeliveryAttempt,
+    ErasedIdentifier,
     Message,
     MessageAttachment,
     Note,
@@ -39,9 +40,6 @@ from realtime import log
 logger = logging.getLogger(__name__)
 
 ERASED_NAME = "Paciente anonimizado"
-# Keys of a clinical action's data that may hold free text or who the patient is; the rest (dates, the
-# professional, the action's own ids) is kept, so the clinic's records of what was done stay whole.
-PERSONAL_ACTION_KEYS = frozenset({"note", "text", "content", "name", "patient_name", "phone", "email", "comment"})
 
 
 def messages_of(conversation_ids: list[int]) -> list[int]:
@@ -187,34 +185,40 @@ class Erased:
 
 @transaction.atomic
 def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str | None = None) -> Erased:
-    """Anonymise the patient: who they are (name, phone, WhatsApp ids, e-mail) and what they and the clinic
-    wrote (texts, staff's notes, metadata, files, provider ids and errors) are deleted, here and in the event log's
-    copies. Their conversations, the messages' count, order, direction and status, and the clinical
-    actions (without free text) stay, so the clinic's numbers stay true. Open screens are told. Audited as
-    `contact.erased` with the counts only. Erasing twice changes nothing more."""
+    """Anonymise the patient: who they are (name, phone, WhatsApp ids, e-mail) and every free-form value
+    held about them — texts, staff's notes and the assistant's suggestions, message metadata, clinical
+    actions' data whatever its keys and however nested, files, provider ids and errors — are deleted, here
+    and in the event log's copies (the search index follows the text). What stays is structure only: their
+    conversations, the messages' count, order, direction, type and status, the clinical actions' types and
+    times, so the clinic's numbers stay true. One-way marks of their WhatsApp message ids and identifiers
+    are kept (models.ErasedIdentifier), so Meta delivering an old notification again does not bring them
+    back. Open screens are told. Audited as `contact.erased` with the counts only. Erasing twice changes
+    nothing more."""
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     # Locked too: a message arriving or being sent now waits, and is erased or written after (to a new
     # patient, for an inbound one: the phone is gone).
     conversation_ids = list(
-        Conversation.objects.select_for_update().filter(contact=contact).order_by("pk").values_list("pk", flat=True)
+        Conversation.objects.select_for_update()
+        .filter(contact=contact, clinic_id=contact.clinic_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
     LogEntry.objects.filter(
         Q(content_type__model="contact", object_id=str(contact.pk))
         | Q(content_type__model="conversation", object_id__in=[str(i) for i in conversation_ids])
         | Q(content_type__model="message", object_id__in=[str(i) for i in messages_of(conversation_ids)])
     ).update(object_repr="(anonimizado)", change_message="")
-    messages = Message.objects.filter(conversation_id__in=conversation_ids)
+    messages = Message.objects.filter(clinic_id=contact.clinic_id, conversation_id__in=conversation_ids)
     external_ids = [e for e in messages.exclude(external_id=None).values_list("external_id", flat=True)]
+    _mark_erased(contact, external_ids)
     files = list(MessageAttachment.objects.filter(message__conversation_id__in=conversation_ids))
     message_count = messages.update(content="", metadata={"erased": True}, error="", external_id=None)
     DeliveryAttempt.objects.filter(message__conversation_id__in=conversation_ids).update(detail="")
-    Note.objects.filter(conversation_id__in=conversation_ids).update(content="")  # staff's words about them
+    # Staff's words about them, and the assistant's suggestions (whose automation ids may name them too).
+    Note.objects.filter(conversation_id__in=conversation_ids).update(content="", source_id="")
     PendingStatus.objects.filter(clinic_id=contact.clinic_id, external_id__in=external_ids).delete()
-    for action in ConversationAction.objects.filter(conversation_id__in=conversation_ids):
-        kept = {k: v for k, v in action.action_data.items() if k not in PERSONAL_ACTION_KEYS}
-        if kept != action.action_data:
-            action.action_data = kept
-            action.save(update_fields=["action_data"])
+    # An automation's action data is free-form (any keys, any language, nested): none of it is kept.
+    ConversationAction.objects.filter(conversation_id__in=conversation_ids).update(action_data={})
     MessageAttachment.objects.filter(pk__in=[f.pk for f in files]).delete()
     delete_on_commit(files)
     event_count = log.erase_data(contact.clinic_id, conversation_ids)
@@ -230,6 +234,27 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
     for conversation in Conversation.objects.filter(pk__in=conversation_ids).select_related("contact", "assignee"):
         events.publish_conversation_updated(conversation, ["contact", "erased"])
     return result
+
+
+def _mark_erased(contact: Contact, external_ids: list[str]) -> None:
+    """Keep one-way marks of the patient's WhatsApp message ids and identifiers (selectors.was_erased)."""
+    kinds = ErasedIdentifier.Kind
+    identifiers = (contact.phone, contact.whatsapp_user_id, contact.whatsapp_parent_user_id)
+    marks = [(kinds.MESSAGE, value) for value in external_ids] + [(kinds.PATIENT, v) for v in identifiers if v]
+    now = timezone.now()
+    # Erased again later (the same phone came back and was erased too): the newer time counts.
+    ErasedIdentifier.objects.bulk_create(
+        [
+            ErasedIdentifier(
+                clinic_id=contact.clinic_id, kind=kind, digest=ErasedIdentifier.digest_of(kind, value), erased_at=now
+            )
+            for kind, value in dict.fromkeys(marks)
+        ],
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["clinic", "digest"],
+        update_fields=["kind", "erased_at"],
+    )
 
 
 # --- Retention -----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from django.utils import timezone
 from conversations.actions.locks import lock_external_id
 from conversations.actions.messages import update_message_status
 from conversations.models import Direction, Message, MessageStatus, PendingStatus
+from conversations.selectors import was_erased
 
 
 @transaction.atomic
@@ -35,6 +36,8 @@ def record_provider_status(
         return update_message_status(
             message=unsettled, status=status, error=error, at=happened_at, external_id=external_id
         )[1]
+    if message is None and was_erased(clinic_id, external_id=external_id):
+        return False  # a status of an erased patient's message: nothing of them is kept
     if message is None:
         PendingStatus.objects.get_or_create(
             clinic_id=clinic_id,

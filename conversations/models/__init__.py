@@ -15,6 +15,7 @@ from conversations.models.messages import (
     MessageType,
     SenderType,
 )
+from conversations.models.privacy import ErasedIdentifier
 from conversations.models.replies import QuickReply
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "ConversationAction",
     "DeliveryAttempt",
     "Direction",
+    "ErasedIdentifier",
     "IntegrationToken",
     "Label",
     "Membership",

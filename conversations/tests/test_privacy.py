@@ -10,9 +10,12 @@ from django.core import serializers
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
+from rest_framework.test import APIClient
 
+from conftest import whatsapp_payload
 from conversations.actions.conversations import add_conversation_action
 from conversations.actions.inbound import receive_inbound_message
+from conversations.actions.integrations import create_integration_token
 from conversations.actions.messages import mark_read, send_outbound_message
 from conversations.actions.notes import add_note
 from conversations.models import (
@@ -38,6 +41,9 @@ PHONE = "5511987654321"
 IDENTIFYING = [PHONE, "Maria Aurora Souza", "Mari Souza", "mari.souza", "BR.1A2B3C", "wamid.PAT1"]
 IDENTIFYING += ["Tenho dor de cabeça", "Receita do dr. Paulo", "Paciente alérgica a dipirona", "receita.png"]
 IDENTIFYING += ["Mãe da Maria ligou pedindo sigilo"]
+# What an n8n automation writes about them, in its own words and shapes: Portuguese keys, nested, in lists.
+IDENTIFYING += ["Alergia grave a penicilina", "Rua das Acácias 120", "Maria Aurora", "consulta-5511987654321"]
+IDENTIFYING += ["Sugestão: Maria pode vir às 15h", "n8n-sugestao-maria-1", "Clínica da Maria (anúncio)"]
 
 
 @pytest.fixture
@@ -69,6 +75,31 @@ def patient(clinic, member, make_member):
         action_type="appointment_created",
         action_data={"starts_at": "2026-12-10T14:00:00-03:00", "note": "Paciente alérgica a dipirona"},
     )
+    token = create_integration_token(clinic=clinic, name="n8n")[1]
+    n8n_action = {
+        "phone": PHONE,
+        "action_type": "appointment_status_changed",
+        "action_data": {
+            "paciente": "Maria Aurora Souza",
+            "telefone": PHONE,
+            "detalhes": {"nome_completo": "Maria Aurora", "endereco": ["Rua das Acácias 120", {"obs": 7}]},
+            "alergias": ["Alergia grave a penicilina"],
+            "id_agenda": "consulta-5511987654321",
+        },
+    }
+    n8n = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert n8n.post(f"/webhooks/n8n/{clinic.slug}/", n8n_action, format="json").status_code == 201
+    conversation.answered_by = "staff"
+    conversation.save(update_fields=["answered_by"])
+    suggestion = {"phone": PHONE, "sender_type": "ai", "content": "Sugestão: Maria pode vir às 15h"}
+    suggestion["external_id"] = "n8n-sugestao-maria-1"
+    assert n8n.post(f"/webhooks/n8n/{clinic.slug}/", suggestion, format="json").status_code == 202  # kept as a suggestion
+    receive_inbound_message(
+        clinic=clinic,
+        phone=PHONE,
+        content="Quero marcar",
+        metadata={"referral": {"headline": "Clínica da Maria (anúncio)", "source_type": "ad"}},
+    )
     mark_read(user=member, conversation=conversation, message=first.message)
     add_note(conversation=conversation, author=member, content="Mãe da Maria ligou pedindo sigilo")
     older = Conversation.objects.create(clinic=clinic, contact=first.contact, status="resolved")
@@ -95,7 +126,8 @@ def test_a_clinic_admin_exports_everything_held_about_a_patient(jwt_client, admi
     assert document["patient"]["profile_name"] == "Mari Souza" and document["patient"]["name"] == "Maria Aurora Souza"
     assert len(document["conversations"]) == 2
     texts = [m["content"] for c in document["conversations"] for m in c["messages"]]
-    assert sorted(texts) == sorted(["Tenho dor de cabeça", "Receita do dr. Paulo", "Tenho dor de cabeça"])
+    expected = ["Tenho dor de cabeça", "Receita do dr. Paulo", "Quero marcar", "Tenho dor de cabeça"]
+    assert sorted(texts) == sorted(expected)
     photo = next(m for c in document["conversations"] for m in c["messages"] if m["attachments"])
     assert archive.read(photo["attachments"][0]["path"]) == PNG
     assert photo["delivery_attempts"][0]["detail"] == f"to {PHONE}: ok"
@@ -103,7 +135,10 @@ def test_a_clinic_admin_exports_everything_held_about_a_patient(jwt_client, admi
     assert actions[0]["action_data"]["note"] == "Paciente alérgica a dipirona"
     assert [m["user_id"] for c in document["conversations"] for m in c["read_marks"]]
     notes = [n for c in document["conversations"] for n in c["notes"]]
-    assert [(n["kind"], n["content"]) for n in notes] == [("note", "Mãe da Maria ligou pedindo sigilo")]
+    assert [(n["suggestion"], n["content"]) for n in notes] == [
+        (True, "Sugestão: Maria pode vir às 15h"),
+        (False, "Mãe da Maria ligou pedindo sigilo"),
+    ]
     assert any(a["action"] == "message.sent" for a in document["audit"])
     exported = AuditEvent.objects.get(action="contact.exported")
     assert (exported.actor, exported.object_id) == (admin_member, str(patient.pk))
@@ -135,10 +170,17 @@ def held(marker: str, stored: str) -> bool:
 
 
 def everything_stored() -> str:
-    """Every row of the domain and of the event log, as text."""
+    """Every row of every table of the database, as text: each model's, and columns no model declares (the
+    search index's), read with SQL."""
     from django.apps import apps
+    from django.db import connection
 
-    return "".join(serializers.serialize("json", m._base_manager.all()) for m in apps.get_models())
+    text = "".join(serializers.serialize("json", m._base_manager.all()) for m in apps.get_models())
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            text += repr(cursor.fetchall())
+    return text
 
 
 def test_erasure_leaves_nothing_that_identifies_the_patient_and_keeps_the_counts(
@@ -162,7 +204,7 @@ def test_erasure_leaves_nothing_that_identifies_the_patient_and_keeps_the_counts
     assert refused.status_code == 400 and refused.json()["field"] == "confirm"
     response = api.post(f"/api/contacts/{patient.pk}/erase/", {"confirm": True}, format="json")
     assert response.status_code == 200, response.content
-    assert response.json() == {"conversations": 2, "messages": 3, "files": 1, "events": response.json()["events"]}
+    assert response.json() == {"conversations": 2, "messages": 4, "files": 1, "events": response.json()["events"]}
 
     stored = everything_stored()
     left = [marker for marker in identifying if held(marker, stored)]
@@ -171,15 +213,20 @@ def test_erasure_leaves_nothing_that_identifies_the_patient_and_keeps_the_counts
 
     assert not os.path.exists(file_path), "the file is deleted from storage"
     assert Message.objects.count() == messages_before, "the clinic's counts stay true"
-    assert list(Note.objects.values_list("content", flat=True)) == [""], "the staff's note about them is blanked"
-    action = ConversationAction.objects.get()
-    assert action.action_type == "appointment_created" and action.action_data == {
-        "starts_at": "2026-12-10T14:00:00-03:00"
-    }
+    assert set(Note.objects.values_list("content", "source_id")) == {("", "")}, "notes and suggestions blanked"
+    actions = ConversationAction.objects.order_by("pk")
+    assert [(a.action_type, a.action_data) for a in actions] == [
+        ("appointment_created", {}),
+        ("appointment_status_changed", {}),
+    ], "the type and time stay; free-form data goes whatever its keys"
+    for path in (f"/api/conversations/{c.pk}/" for c in Conversation.objects.filter(contact=patient)):
+        shown = api.get(path).content.decode()
+        assert [marker for marker in identifying if held(marker, shown)] == [], path
+    assert api.get("/api/search/", {"q": "cabeça"}).json()["results"] == [], "the search index forgot the text"
     erased = Contact.objects.get(pk=patient.pk)
     assert erased.status == "erased" and erased.display_name == "Paciente anonimizado"
     audit = AuditEvent.objects.get(action="contact.erased")
-    assert audit.actor == admin_member and audit.detail["messages"] == 3
+    assert audit.actor == admin_member and audit.detail["messages"] == 4
     told = Event.objects.filter(type="conversation:updated").order_by("-seq").first()
     assert "erased" in told.data["changed"]
 
@@ -204,6 +251,42 @@ def test_support_erases_patients_from_the_admin_after_confirming(client, django_
     assert (audit.actor, audit.ip, audit.object_id) == (support, "10.0.0.5", str(patient.pk))
 
 
+def test_metas_old_notifications_delivered_again_after_erasure_do_not_bring_the_patient_back(
+    jwt_client, admin_member, patient, clinic, whatsapp_channel, whatsapp_post
+):
+    """Meta redelivers what it sent before (the same message id, the old timestamp), and statuses of what the
+    clinic sent them: none of it is kept, on the fast path or the full one."""
+    old_message = whatsapp_payload("text")
+    value = old_message["entry"][0]["changes"][0]["value"]
+    value["messages"][0] |= {"id": "wamid.PAT1", "from": PHONE, "timestamp": "1750090000"}
+    value["contacts"][0] |= {"wa_id": PHONE, "profile": {"name": "Mari Souza"}}
+    sent = Message.objects.filter(direction="outbound").first()
+    Message.objects.filter(pk=sent.pk).update(external_id="wamid.TO-MARIA")
+    jwt_client(admin_member).post(f"/api/contacts/{patient.pk}/erase/", {"confirm": True}, format="json")
+    contacts, messages = Contact.objects.count(), Message.objects.count()
+
+    assert whatsapp_post(old_message).status_code == 200
+    later = dict(value["messages"][0], id="wamid.PAT-BEFORE")  # another old one, from before the erasure
+    assert (
+        whatsapp_post(
+            old_message
+            | {"entry": [{"id": "1", "changes": [{"field": "messages", "value": {**value, "messages": [later]}}]}]}
+        ).status_code
+        == 200
+    )
+    status = whatsapp_payload("status_read")
+    status["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = "wamid.TO-MARIA"
+    assert whatsapp_post(status).status_code == 200
+
+    assert (Contact.objects.count(), Message.objects.count()) == (contacts, messages), "nothing came back"
+    assert not PendingStatus.objects.filter(external_id="wamid.TO-MARIA").exists()
+    assert [marker for marker in IDENTIFYING if held(marker, everything_stored())] == []
+
+    value["messages"][0] |= {"id": "wamid.NEW", "timestamp": str(int(timezone.now().timestamp()) + 5)}
+    assert whatsapp_post(old_message).status_code == 200  # writing again after the erasure: a new patient
+    assert Contact.objects.filter(phone=PHONE).exclude(pk=patient.pk).count() == 1
+
+
 def test_after_erasure_the_same_phone_writing_again_is_a_new_patient(jwt_client, admin_member, patient, clinic):
     jwt_client(admin_member).post(f"/api/contacts/{patient.pk}/erase/", {"confirm": True}, format="json")
     again = receive_inbound_message(clinic=clinic, phone=PHONE, content="Oi de novo")
@@ -214,7 +297,7 @@ def test_erase_contact_command_is_a_dry_run_unless_told(patient, clinic, capsys)
     call_command("erase_contact", clinic.slug, str(patient.pk))
     assert "Dry run" in capsys.readouterr().out and Contact.objects.get(pk=patient.pk).phone == PHONE
     call_command("erase_contact", clinic.slug, str(patient.pk), "--yes")
-    assert "Erased: 3 message text(s), 1 file(s)" in capsys.readouterr().out
+    assert "Erased: 4 message text(s), 1 file(s)" in capsys.readouterr().out
     assert Contact.objects.get(pk=patient.pk).phone == ""
     assert AuditEvent.objects.get(action="contact.erased").actor is None  # the command line
     call_command("erase_contact", clinic.slug, str(patient.pk), "--yes")
@@ -277,7 +360,8 @@ def test_purge_expired_deletes_what_retention_no_longer_allows_and_can_run_again
     assert "messages: 1 deleted so far" in out and "deleted: 1 messages" in out
     assert not Conversation.objects.filter(pk=aged.pk).exists()
     assert Message.objects.count() == recent and not PendingStatus.objects.exists()
-    assert list(Note.objects.values_list("content", flat=True)) == ["Mãe da Maria ligou pedindo sigilo"]
+    kept = ["Sugestão: Maria pode vir às 15h", "Mãe da Maria ligou pedindo sigilo"]
+    assert list(Note.objects.order_by("pk").values_list("content", flat=True)) == kept
     assert Event.objects.filter(type="conversation:deleted", conversation_id=aged.pk).exists()
     assert AuditEvent.objects.filter(action="retention.purged").count() == 1
 
