@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 DEV_KEY_PREFIX = "dev-only-"
+# The placeholders of deploy/taskmed.env.example start so: a value copied without replacing it.
+PLACEHOLDER_PREFIX = "CHANGE"
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -42,6 +44,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def unsafe_secret_key(key: str) -> str | None:
+    """Why `key` must not sign a production deployment's sessions and tokens, or None when it may."""
+    if key.startswith(DEV_KEY_PREFIX):
+        return "is the development key"
+    if key.upper().startswith(PLACEHOLDER_PREFIX):
+        return "is still the placeholder of deploy/taskmed.env.example"
+    if len(key) < 32:
+        return "is shorter than 32 characters"
+    if len(set(key)) < 5:
+        return "repeats too few characters to be random"
+    return None
 
 
 def development_secret_key(path: Path) -> str:

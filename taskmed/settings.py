@@ -12,12 +12,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from taskmed.environment import (
-    DEV_KEY_PREFIX,
     development_secret_key,
     env_bool,
     env_int,
     env_list,
     env_str,
+    unsafe_secret_key,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,10 +32,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 if not DEBUG:
-    if SECRET_KEY.startswith(DEV_KEY_PREFIX) or len(SECRET_KEY) < 32:
+    if unsafe := unsafe_secret_key(SECRET_KEY):
         raise ImproperlyConfigured(
-            "DEBUG is off but SECRET_KEY is the development key or shorter than 32 characters. "
-            "Set SECRET_KEY to a long random value, e.g. "
+            f"DEBUG is off but SECRET_KEY {unsafe}. Set SECRET_KEY to a long random value, e.g. "
             "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
         )
     if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:

@@ -14,6 +14,13 @@ from conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+RANDOM_KEY = "Jx7-q2LrV9sTn4WbYc8ZpKm3HdFgA6eR1uQo5iS0tEvNwB"
+# What deploy/taskmed.env.example says, for an operator who copies it and forgets to replace it.
+DOCUMENTED_SECRET_KEY = next(
+    line.split("=", 1)[1]
+    for line in (ROOT / "deploy/taskmed.env.example").read_text().splitlines()
+    if line.startswith("SECRET_KEY=")
+)
 
 
 def print_settings(env: dict[str, str], *expressions: str) -> subprocess.CompletedProcess:
@@ -103,8 +110,10 @@ def test_service_urls_select_postgres_with_a_pool_and_redis_for_cache_and_layer(
     [
         ({"DEBUG": "0"}, "SECRET_KEY"),
         ({"DEBUG": "0", "SECRET_KEY": "short"}, "SECRET_KEY"),
-        ({"SECRET_KEY": "k" * 50}, "ALLOWED_HOSTS"),
-        ({"SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS"),
+        ({"SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "inbox.taskmed.com.br"}, "SECRET_KEY repeats too few"),
+        ({"SECRET_KEY": DOCUMENTED_SECRET_KEY, "ALLOWED_HOSTS": "inbox.taskmed.com.br"}, "placeholder"),
+        ({"SECRET_KEY": RANDOM_KEY}, "ALLOWED_HOSTS"),
+        ({"SECRET_KEY": RANDOM_KEY, "ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS"),
         ({"DEBUG": "maybe"}, "not a boolean"),
     ],
 )
@@ -116,7 +125,7 @@ def test_production_refuses_unsafe_settings_with_a_clear_message(env, complaint)
 
 def test_production_starts_with_safe_settings():
     result = print_settings(
-        clean_env(SECRET_KEY="k" * 50, ALLOWED_HOSTS="inbox.taskmed.com.br"), "s.DEBUG", "s.ALLOWED_HOSTS"
+        clean_env(SECRET_KEY=RANDOM_KEY, ALLOWED_HOSTS="inbox.taskmed.com.br"), "s.DEBUG", "s.ALLOWED_HOSTS"
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [False, ["inbox.taskmed.com.br"]]
