@@ -11,26 +11,65 @@ from importlib import import_module
 from django.conf import settings
 from django.contrib.auth import get_user, get_user_model
 from django.contrib.sessions.models import Session
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+import realtime
 from conversations.actions.messages import mark_read
 from conversations.errors import ActionError
 from conversations.models import ApiSession, Clinic, Conversation, Membership, Message
 from conversations.selectors import membership_for
+from realtime import auth as stream_auth
 from realtime.auth import CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, Caller, Refused, TokenClaims
 
 # The session key of the clinic a browser session works in (chosen at login when a user has several).
 SESSION_KEY = "active_clinic_id"
 
 
+# --- The browser session's clinic ------------------------------------------------------------------------
+
+
+def active_membership(request: HttpRequest) -> Membership | None:
+    """The user's membership of the session's clinic; None if unset or no longer valid.
+
+    Checked against the database each time, so a removed membership loses access at once.
+    """
+    cached = getattr(request, "_active_membership", False)
+    if cached is not False:
+        return cached
+    clinic_id = request.session.get(SESSION_KEY)
+    membership = membership_for(request.user, clinic_id) if clinic_id else None
+    if membership is None and clinic_id:
+        request.session.pop(SESSION_KEY, None)
+    request._active_membership = membership
+    return membership
+
+
+def activate(request: HttpRequest, membership: Membership) -> None:
+    """Make `membership`'s clinic the one the browser session works in. A switch from another clinic is
+    saved at once and announced as a change of the user's access: the session's sockets and long-polls of
+    the old clinic are checked again, in every process, and closed (their pages reload into the new one),
+    and no cached caller keeps the old clinic."""
+    previous = request.session.get(SESSION_KEY)
+    request.session[SESSION_KEY] = membership.clinic_id
+    request._active_membership = membership
+    if previous is not None and previous != membership.clinic_id:
+        request.session.save()  # before the announcement: the re-checks must read the new clinic
+        user_id = membership.user_id
+        forget_members({"user_id": user_id})
+        transaction.on_commit(lambda: realtime.access_changed(user_id), robust=True)
+
+
 # --- The API's callers, remembered -------------------------------------------------------------------
 # A token's checks (its user active, a member of its clinic, its API session open) are three queries a
 # request; a client polling the API would repeat them for nothing. They are remembered per token family
 # for MEMBER_SECONDS at most, and forgotten at once when that user's access changes (the "access" control
-# message, which reaches every server process).
+# message, which reaches every server process). A lookup that such a change overlapped is not remembered
+# (it may have read the access as it was before): the change counter is the stream's (realtime.auth).
 MEMBER_SECONDS = 30.0
 _members: dict[tuple, tuple[dict, dict, dict, float]] = {}
 _members_lock = threading.Lock()
@@ -45,12 +84,17 @@ def remembered_membership(user_id: int, clinic_id: int, sid: str) -> Membership 
     return Membership(user=get_user_model()(**user_fields), clinic=Clinic(**clinic_fields), **membership_fields)
 
 
-def remember_membership(membership: Membership, sid: str) -> None:
+def remember_membership(membership: Membership, sid: str, since: int) -> None:
+    """Remember a token's checks, unless its user's access changed since they began (`since`:
+    `realtime.auth.changes()` before the lookup)."""
+
     def fields(obj) -> dict:
         return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
 
     membership_fields = {k: v for k, v in fields(membership).items() if k not in ("user_id", "clinic_id")}
     with _members_lock:
+        if stream_auth.changed_since(membership.user_id, since):
+            return
         _members[membership.user_id, membership.clinic_id, sid] = (
             fields(membership.user),
             fields(membership.clinic),
@@ -60,16 +104,26 @@ def remember_membership(membership: Membership, sid: str) -> None:
 
 
 def forget_members(message: dict | None = None) -> None:
-    """The control message "access": forget that user's (every user's, for no user)."""
+    """The control message "access" (and the change itself, in the process that makes it): forget that
+    user's (every user's, for no user), counting the change so that a lookup under way is not remembered."""
     user_id = (message or {}).get("user_id")
     with _members_lock:
+        stream_auth.forget(user_id)
         for key in [k for k in _members if user_id is None or k[0] == user_id]:
             _members.pop(key, None)
 
 
 def session_is_open(sid: str | None, user) -> bool:
-    """Whether the API session of a token (its `sid`) is still logged in."""
-    return bool(sid) and ApiSession.objects.filter(sid=sid, user=user, revoked_at__isnull=True).exists()
+    """Whether the API session of a token (its `sid`) is still logged in, with the password it logged in
+    with: a password changed since, by whatever path, ends it (as Django's session hash does for browsers)."""
+    if not sid:
+        return False
+    stamp = (
+        ApiSession.objects.filter(sid=sid, user=user, revoked_at__isnull=True)
+        .values_list("auth_hash", flat=True)
+        .first()
+    )
+    return stamp is not None and constant_time_compare(stamp, user.get_session_auth_hash())
 
 
 def display_name(user) -> str:
@@ -155,8 +209,10 @@ class StreamAccess:
                 again = self.caller_for_session(caller.session_key)
             except Refused as refused:
                 return refused
-            if again is None or again.user_id != caller.user_id or again.clinic_id != caller.clinic_id:
+            if again is None or again.user_id != caller.user_id:
                 return Refused(CLOSE_NOT_AUTHENTICATED, "logged out")
+            if again.clinic_id != caller.clinic_id:
+                return Refused(CLOSE_FORBIDDEN, "the session works in another clinic now", api_code="clinic_changed")
         return None
 
     def session_expires_at(self, session_key: str) -> float | None:

@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from conversations.actions.audit import record_audit
 from conversations.models import ApiSession, Membership
@@ -11,7 +11,8 @@ from conversations.models import ApiSession, Membership
 
 @transaction.atomic
 def open_api_session(*, membership: Membership, ip: str | None = None) -> ApiSession:
-    session = ApiSession.objects.create(user=membership.user, clinic=membership.clinic)
+    user = membership.user
+    session = ApiSession.objects.create(user=user, clinic=membership.clinic, auth_hash=user.get_session_auth_hash())
     membership.user.last_login = timezone.now()
     membership.user.save(update_fields=["last_login"])
     record_audit(clinic_id=membership.clinic_id, actor=membership.user, action="api.login", obj=session, ip=ip)
@@ -38,13 +39,21 @@ class RefreshReused(Exception):
 def rotate_refresh_token(refresh: RefreshToken, *, role: str) -> RefreshToken:
     """Spend `refresh` and return its successor (with the membership's current role). A token is spent
     once: of two refreshes racing with it, the database's unique blacklist entry lets exactly one through,
-    and the other raises RefreshReused."""
+    and the other raises RefreshReused. The successor ends when the login's first refresh token does
+    (JWT_REFRESH_DAYS after the login): refreshing never lengthens a session, so a stolen refresh token
+    cannot be kept alive for ever."""
     _entry, spent_now = refresh.blacklist()
     if not spent_now:
         raise RefreshReused()
     refresh["role"] = role  # a changed role takes effect from here
     refresh.set_jti()
-    refresh.set_exp()
-    refresh.set_iat()
+    refresh.set_iat()  # its `exp` stays the login's
     refresh.outstand()
     return refresh
+
+
+def access_token_of(refresh: RefreshToken) -> AccessToken:
+    """An access token from `refresh` that ends no later than the session does."""
+    access = refresh.access_token
+    access["exp"] = min(access["exp"], refresh["exp"])
+    return access

@@ -1,5 +1,6 @@
 """Who is calling and for which clinic: a JWT (its database checks remembered briefly, forgotten when access
-changes) or the browser's session (re-checked on every request)."""
+changes, and never remembered from a lookup a change overlapped) or the browser's session (re-checked on
+every request)."""
 
 from dataclasses import dataclass
 
@@ -10,10 +11,10 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
-from conversations.access import remember_membership, remembered_membership, session_is_open
+from conversations.access import active_membership, remember_membership, remembered_membership, session_is_open
 from conversations.models import Membership
 from conversations.selectors import membership_for
-from conversations.web.clinics import active_membership
+from realtime import auth as stream_auth
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class ClinicJWTAuthentication(JWTAuthentication):
             ) from None
         membership = remembered_membership(user_id, clinic_id, sid) if sid and clinic_id else None
         if membership is None:
+            since = stream_auth.changes()  # a change of access heard from here on is not remembered as access
             user = self.get_user(token)
             membership = membership_for(user, clinic_id) if clinic_id else None
             if membership is None:
@@ -54,7 +56,7 @@ class ClinicJWTAuthentication(JWTAuthentication):
                 )
             if not session_is_open(sid, user):
                 raise exceptions.AuthenticationFailed("This token was logged out.", code="session_revoked")
-            remember_membership(membership, sid)
+            remember_membership(membership, sid, since)
         return membership.user, ClinicAuth(membership=membership, token=token)
 
 

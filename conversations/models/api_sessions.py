@@ -17,6 +17,10 @@ class ApiSession(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The user's password, as Django's browser sessions keep it (an HMAC of its hash): a password changed
+    # by any path (the admin, `changepassword`, a reset) no longer matches, and every token of the session
+    # stops working at once (access.session_is_open).
+    auth_hash = models.CharField(max_length=128, blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = "sessão da API"

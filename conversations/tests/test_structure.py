@@ -28,3 +28,16 @@ def test_no_action_imports_the_tasks():
 def test_actions_that_queue_work_do_it_through_jobs():
     queuing = [path.name for path in ACTIONS.glob("*.py") if "conversations.jobs" in imported_modules(path)]
     assert sorted(queuing) == ["attempts.py", "conversations.py", "inbound.py", "messages.py"]
+
+
+def test_the_api_and_the_stream_reach_the_callers_clinic_through_access_not_the_pages():
+    """DESIGN §1: the caller's clinic (a token's, a session's) is `conversations.access`'s; the API sits
+    beside the pages and never reaches up into them."""
+    api = Path(__file__).resolve().parents[1] / "api"
+    offenders = {
+        str(path.relative_to(api)): sorted(
+            m for m in imported_modules(path) if m.split(".")[:2] == ["conversations", "web"]
+        )
+        for path in sorted(api.rglob("*.py"))
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}

@@ -12,9 +12,9 @@ from django.views.decorators.http import require_GET
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from conversations.access import active_membership
 from conversations.api.auth import ClinicJWTAuthentication
 from conversations.models import Membership, MessageAttachment
-from conversations.web.clinics import active_membership
 
 logger = logging.getLogger(__name__)
 # Shown in the page: the types a browser plays or draws without running anything.

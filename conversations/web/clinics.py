@@ -1,34 +1,13 @@
-"""The session's active clinic: chosen at login when a user has several, re-checked on every request."""
+"""The clinic a browser session works in, chosen at login when a user has several (the session's active
+clinic itself is access.active_membership's), and the pages' context about it."""
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from conversations.access import SESSION_KEY
-from conversations.models import Membership
+from conversations.access import activate, active_membership
 from conversations.selectors import clinics_of, membership_for
-
-
-def active_membership(request: HttpRequest) -> Membership | None:
-    """The user's membership of the session's clinic; None if unset or no longer valid.
-
-    Checked against the database each time, so a removed membership loses access at once.
-    """
-    cached = getattr(request, "_active_membership", False)
-    if cached is not False:
-        return cached
-    clinic_id = request.session.get(SESSION_KEY)
-    membership = membership_for(request.user, clinic_id) if clinic_id else None
-    if membership is None and clinic_id:
-        request.session.pop(SESSION_KEY, None)
-    request._active_membership = membership
-    return membership
-
-
-def activate(request: HttpRequest, membership: Membership) -> None:
-    request.session[SESSION_KEY] = membership.clinic_id
-    request._active_membership = membership
 
 
 def active_clinic_context(request: HttpRequest) -> dict:

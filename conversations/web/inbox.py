@@ -12,11 +12,11 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import ValidationError
 
 from conversations import selectors
+from conversations.access import activate, active_membership
 from conversations.actions.audit import record_reading
 from conversations.api import cursors
 from conversations.media import WHATSAPP_MEDIA
 from conversations.models import Conversation, Membership, Message, MessageType
-from conversations.web.clinics import activate, active_membership
 from conversations.web.presenters import (
     STATUS_LABELS,
     STATUSES,

@@ -199,7 +199,13 @@ def deactivate(user) -> None:
     user.save()
 
 
-@pytest.mark.parametrize("change", ["membership", "deactivate", "logout", "expiry"])
+def change_password(user) -> None:
+    """As `manage.py changepassword` (or the admin, or a reset) does it: a new password, saved."""
+    user.set_password("uma-senha-nova-e-longa-456")
+    user.save()
+
+
+@pytest.mark.parametrize("change", ["membership", "deactivate", "logout", "expiry", "password"])
 async def test_losing_access_while_connected_closes_the_socket_at_once(settings, clinic, member, change):
     """Access changes are announced, not polled for: with no periodic re-check at all, the socket closes."""
     settings.WS_RECHECK_SECONDS = 3600
@@ -218,7 +224,28 @@ async def test_losing_access_while_connected_closes_the_socket_at_once(settings,
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         await database_sync_to_async(lambda: client.post("/api/auth/logout/", {}, format="json"))()
+    elif change == "password":
+        await database_sync_to_async(change_password)(member)
     assert await closed_with(ws) == (4403 if change == "membership" else 4401)
+
+
+async def test_switching_clinic_moves_the_sessions_stream_to_the_new_clinic_at_once(
+    settings, clinic, other_clinic, member
+):
+    """A user of two clinics switches in another tab: the socket of the old clinic closes (its page reloads),
+    and the same session's next socket is the new clinic's, though the old one's caller was cached."""
+    settings.WS_RECHECK_SECONDS = 3600
+    await database_sync_to_async(Membership.objects.create)(user=member, clinic=other_clinic, role="admin")
+    browser, cookie = await database_sync_to_async(browser_signed_in)(member, clinic)
+    ws = await connect([(b"cookie", cookie)])
+    assert (await frame(ws))["clinic"]["id"] == clinic.pk
+
+    switched = await database_sync_to_async(browser.post)("/clinics/", {"clinic_id": other_clinic.pk})
+    assert switched.status_code == 302
+    assert await closed_with(ws) == 4403
+    again = await connect([(b"cookie", cookie)])
+    assert (await frame(again))["clinic"]["id"] == other_clinic.pk
+    await again.disconnect()
 
 
 async def test_a_browser_session_extended_meanwhile_closes_the_socket_at_its_new_end(settings, clinic, member):

@@ -10,10 +10,10 @@ from django.test import AsyncClient
 from django.utils import timezone
 
 from conversations.actions.inbound import receive_inbound_message
-from conversations.models import Role
+from conversations.models import Membership, Role
 from conversations.tasks import deliver_message
 from realtime import bus
-from realtime.tests.test_consumer import access_token, as_member, forget_presence
+from realtime.tests.test_consumer import access_token, as_member, browser_signed_in, forget_presence
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,6 +51,61 @@ async def test_with_nothing_new_it_waits_and_answers_when_an_event_is_published(
     body = (await asyncio.wait_for(waiting, 5)).json()
     assert body["events"] and body["events"][0]["seq"] == 1
     assert time.monotonic() - started < 10, "it must answer on the event, not at the 20-second timeout"
+
+
+async def waiting_long_polls() -> int:
+    from realtime import hub
+
+    current = await hub.current()
+    return sum(len(feed.waiters) for feed in current.feeds.values())
+
+
+async def until(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("change", ["membership", "deactivate", "password", "logout"])
+async def test_a_waiting_long_poll_answers_an_access_change_at_once(settings, clinic, member, change):
+    from realtime.tests.test_consumer import change_password, deactivate
+
+    settings.LONGPOLL_SECONDS = 20
+    headers = await bearer(member)
+    started = time.monotonic()
+    waiting = asyncio.create_task(AsyncClient().get("/api/events/", {"after": 0}, headers=headers))
+    await until(lambda: waiting_long_polls_is(1))
+    if change == "membership":
+        await database_sync_to_async(lambda: Membership.objects.filter(user=member).delete())()
+    elif change == "deactivate":
+        await database_sync_to_async(deactivate)(member)
+    elif change == "password":
+        await database_sync_to_async(change_password)(member)
+    else:
+        await AsyncClient().post("/api/auth/logout/", {}, headers=headers, content_type="application/json")
+    await database_sync_to_async(receive)(clinic, "chegou depois")  # and an event: it must not be answered
+    answer = await asyncio.wait_for(waiting, 5)
+    assert answer.status_code == (403 if change == "membership" else 401), answer.content
+    assert "events" not in answer.json() and time.monotonic() - started < 10
+
+
+async def waiting_long_polls_is(count: int) -> bool:
+    return await waiting_long_polls() == count
+
+
+async def test_a_long_poll_of_a_page_of_another_clinic_than_the_sessions_is_told_to_reload(
+    clinic, other_clinic, member
+):
+    await database_sync_to_async(Membership.objects.create)(user=member, clinic=other_clinic, role="admin")
+    browser, cookie = await database_sync_to_async(browser_signed_in)(member, clinic)
+    cookies = {"cookie": cookie.decode()}
+    assert (
+        await AsyncClient().get("/api/events/", {"after": 0, "clinic": clinic.pk}, headers=cookies)
+    ).status_code == 200
+    await database_sync_to_async(browser.post)("/clinics/", {"clinic_id": other_clinic.pk})
+    moved = await AsyncClient().get("/api/events/", {"after": 0, "clinic": clinic.pk}, headers=cookies)
+    assert moved.status_code == 409 and moved.json()["code"] == "clinic_changed"
 
 
 async def test_with_nothing_new_it_answers_empty_after_the_wait(clinic, member):

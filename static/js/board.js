@@ -10,7 +10,7 @@ import { ClinicStream } from "./realtime.js";
 document.documentElement.classList.add("scripted");
 const settings = config();
 const board = document.querySelector(".board");
-const stream = new ClinicStream({ seq: Number(board.dataset.seq) });
+const stream = new ClinicStream({ seq: Number(board.dataset.seq), clinicId: Number(board.dataset.clinicId) });
 const presence = new Presence(settings.user_id, settings.staff);
 const CARD_EVENTS = new Set(["message:new", "conversation:new", "conversation:updated"]);
 

@@ -13,7 +13,7 @@ import { ClinicStream } from "./realtime.js";
 document.documentElement.classList.add("scripted");
 const settings = config();
 const workspace = document.querySelector(".workspace");
-const stream = new ClinicStream({ seq: Number(workspace.dataset.seq) });
+const stream = new ClinicStream({ seq: Number(workspace.dataset.seq), clinicId: Number(workspace.dataset.clinicId) });
 const presence = new Presence(settings.user_id, settings.staff);
 const notifier = new Notifier(settings.user_id);
 const list = new ConversationList(document.querySelector(".conversation-list"), {

@@ -3,7 +3,8 @@
 // Pages subscribe with on("frame") and on("state"); they never touch the socket.
 //
 // States: "connecting" (amber), "live" (green), "polling" (red: the long-poll fallback),
-// "disconnected" (grey: nothing answers), "signed-out" (the session ended: the page reloads).
+// "disconnected" (grey: nothing answers), "signed-out" (the session ended, or works in another clinic
+// now: the page reloads).
 
 const BACKOFF_S = [1, 2, 4, 8, 16];
 const BACKOFF_CAP_S = 30;
@@ -20,8 +21,9 @@ export function backoffDelay(failures, random = Math.random) {
 }
 
 export class ClinicStream {
-  constructor({ seq }) {
+  constructor({ seq, clinicId = null }) {
     this.last = seq; // every durable frame up to here has been applied
+    this.clinicId = clinicId; // the page's clinic: a stream of another one means nothing to it
     this.pending = new Map(); // seq → frame that arrived ahead of a missing one
     this.listeners = { frame: [], state: [] };
     this.failures = 0;
@@ -122,6 +124,13 @@ export class ClinicStream {
 
   receive(frame) {
     if (frame.type === "hello") {
+      if (this.clinicId && frame.clinic?.id !== this.clinicId) {
+        // The session was switched to another clinic (in another tab): this page's seq and lists are of
+        // the old one, so it reloads into the clinic the session works in now.
+        this.ws?.close();
+        this.signedOut();
+        return;
+      }
       this.failures = 0;
       this.polling = false;
       this.pollRun = (this.pollRun || 0) + 1; // a long-poll still out ends quietly
@@ -175,8 +184,9 @@ export class ClinicStream {
 
   // The log over HTTP: a gap fetch, or the long-poll while WebSocket is down (the server waits up to 25 s).
   async fetchAfter() {
-    const response = await fetch(`/api/events/?after=${this.last}`, { credentials: "same-origin" });
-    if (response.status === 401 || response.status === 403) {
+    const clinic = this.clinicId ? `&clinic=${this.clinicId}` : "";
+    const response = await fetch(`/api/events/?after=${this.last}${clinic}`, { credentials: "same-origin" });
+    if (response.status === 401 || response.status === 403 || response.status === 409) {
       this.signedOut();
       return false;
     }

@@ -14,6 +14,7 @@ from conversations import rate_limits
 from conversations.access import session_is_open
 from conversations.actions.api_sessions import (
     RefreshReused,
+    access_token_of,
     open_api_session,
     revoke_api_session,
     rotate_refresh_token,
@@ -93,7 +94,7 @@ class RefreshView(APIView):
             refresh = RefreshToken(data.validated_data["refresh"])
         except TokenError as error:
             raise exceptions.AuthenticationFailed(str(error), code="token_not_valid") from None
-        user = get_user_model().objects.filter(pk=refresh.get("user_id")).first()
+        user = get_user_model().objects.filter(pk=refresh.get("user_id"), is_active=True).first()
         membership = membership_for(user, refresh.get("clinic_id")) if user else None
         if membership is None or not session_is_open(refresh.get("sid"), user):
             raise exceptions.AuthenticationFailed("This session has ended; log in again.", code="session_revoked")
@@ -103,7 +104,7 @@ class RefreshView(APIView):
             raise exceptions.AuthenticationFailed(
                 "This refresh token was already used.", code="token_not_valid"
             ) from None
-        return Response({"access": str(refresh.access_token), "refresh": str(refresh)})
+        return Response({"access": str(access_token_of(refresh)), "refresh": str(refresh)})
 
     def get_authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

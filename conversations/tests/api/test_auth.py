@@ -142,6 +142,100 @@ def test_access_lost_after_the_token_was_used_is_lost_at_once(jwt_client, member
     assert demoted.get(ADMINS_ONLY).status_code == 403 and demoted.get(LIST).status_code == 200
 
 
+def change_password_in_the_admin(user, new: str) -> None:
+    from django.test import Client
+
+    support = type(user).objects.create_superuser("suporte", password="senha-de-suporte-123")
+    admin = Client()
+    admin.force_login(support)
+    form = {"password1": new, "password2": new, "usable_password": "true"}
+    assert admin.post(f"/admin/auth/user/{user.pk}/password/", form).status_code == 302
+
+
+def change_password_with_the_command(user, new: str, monkeypatch) -> None:
+    import getpass
+
+    from django.core.management import call_command
+
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": new)  # what the operator types at the terminal
+    call_command("changepassword", user.username, stdout=__import__("io").StringIO())
+
+
+def change_password_by_a_reset(user, new: str) -> None:
+    from django.contrib.auth.forms import SetPasswordForm
+
+    form = SetPasswordForm(user, {"new_password1": new, "new_password2": new})  # what a reset link's page saves
+    assert form.is_valid(), form.errors
+    form.save()
+
+
+@pytest.mark.parametrize("path", ["admin", "changepassword", "reset"])
+def test_a_password_changed_by_any_path_ends_every_api_session_at_once(jwt_client, member, path, monkeypatch):
+    phone, laptop = jwt_client(member), jwt_client(member)
+    assert phone.get(LIST).status_code == 200  # its checks remembered from here on
+    new = "uma-senha-nova-e-longa-456"
+    if path == "admin":
+        change_password_in_the_admin(member, new)
+    elif path == "changepassword":
+        change_password_with_the_command(member, new, monkeypatch)
+    else:
+        change_password_by_a_reset(member, new)
+
+    for client in (phone, laptop):
+        refused = client.get(LIST)
+        assert refused.status_code == 401 and refused.json()["code"] == "session_revoked"
+        again = APIClient().post("/api/auth/token/refresh/", {"refresh": client.tokens["refresh"]}, format="json")
+        assert again.status_code == 401
+    relogin = APIClient().post("/api/auth/token/", {"username": member.username, "password": new}, format="json")
+    assert relogin.status_code == 200, "the new password opens a new session"
+
+
+def test_a_refresh_token_lives_from_the_login_however_often_it_is_refreshed(jwt_client, member):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    login = RefreshToken(jwt_client(member).tokens["refresh"])
+    login.set_exp(lifetime=timedelta(days=3))  # as if logged in four of the seven days ago
+    login.outstand()
+    refresh = str(login)
+    for _ in range(3):
+        answer = APIClient().post("/api/auth/token/refresh/", {"refresh": refresh}, format="json").json()
+        refresh = answer["refresh"]
+        assert claims(refresh)["exp"] == login["exp"], "a rotation never moves the session's end"
+        assert claims(answer["access"])["exp"] <= login["exp"]
+    assert claims(refresh)["jti"] != login["jti"]
+
+
+def test_an_access_token_ends_with_its_session(jwt_client, member, settings):
+    """Near the session's end a refresh gives an access token that ends with it, not minutes later."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    refresh = RefreshToken(jwt_client(member).tokens["refresh"])
+    refresh.set_exp(lifetime=timedelta(seconds=60))  # a session a minute from its end (signed: the server's key)
+    refresh.outstand()
+    answer = APIClient().post("/api/auth/token/refresh/", {"refresh": str(refresh)}, format="json").json()
+    assert claims(answer["access"])["exp"] == claims(answer["refresh"])["exp"] == refresh["exp"]
+
+
+def test_a_membership_removed_while_its_token_was_checked_is_not_remembered_as_access(jwt_client, member, monkeypatch):
+    """The removal commits (and every process hears of it) between the request's lookup and its remembering
+    it: the next request must not pass on what that lookup read."""
+    from conversations.api import auth
+
+    client = jwt_client(member)
+    original = auth.membership_for
+
+    def read_then_removed(user, clinic_id):
+        found = original(user, clinic_id)
+        Membership.objects.filter(user=user, clinic_id=clinic_id).delete()  # committed: its signal runs
+        return found
+
+    monkeypatch.setattr(auth, "membership_for", read_then_removed)
+    assert client.get(LIST).status_code == 200  # this one had read the membership before it went
+    monkeypatch.setattr(auth, "membership_for", original)
+    refused = client.get(LIST)
+    assert refused.status_code == 401 and refused.json()["code"] == "membership_revoked"
+
+
 def test_a_deleted_users_refresh_token_is_a_401_not_a_crash(jwt_client, member):
     client = jwt_client(member)
     member.delete()
