@@ -47,7 +47,7 @@ class CacheStats:
         return data
 
 
-_stats: dict[str, CacheStats] = defaultdict(CacheStats)
+_stats: dict[tuple[str, int], CacheStats] = defaultdict(CacheStats)  # (cache, clinic id) → figures
 _lock = threading.Lock()
 _down_until = 0.0
 _pending_bumps: set[str] = set()
@@ -58,9 +58,16 @@ def enabled() -> bool:
     return settings.READ_CACHE
 
 
-def stats() -> dict[str, dict]:
+def stats(clinic_id: int | None = None) -> dict[str, dict]:
+    """Each cache's figures in this process: one clinic's reads, or (None) every clinic's together."""
+    totals: dict[str, CacheStats] = defaultdict(CacheStats)
     with _lock:
-        return {name: s.as_dict() for name, s in sorted(_stats.items())}
+        for (name, clinic), figures in _stats.items():
+            if clinic_id is None or clinic == clinic_id:
+                total = totals[name]
+                for field, value in asdict(figures).items():
+                    setattr(total, field, getattr(total, field) + value)
+    return {name: s.as_dict() for name, s in sorted(totals.items())}
 
 
 def reset_stats() -> None:
@@ -276,11 +283,11 @@ def peek(name: str, clinic_id: int, query: tuple, *, conversation_id: int | None
         key = _key(name, clinic_id, query, conversation_id, None, create=False)
         value = None if key is None else cache.get(key)
     except Exception:
-        _stats[name].errors += 1
+        _stats[name, clinic_id].errors += 1
         _mark_down("get")
         return None
     if value is not None:
-        _stats[name].hits += 1
+        _stats[name, clinic_id].hits += 1
     return value
 
 
@@ -298,7 +305,7 @@ def cached[T](
     too (what is unread for them)."""
     if not enabled():
         return compute()
-    stat = _stats[name]
+    stat = _stats[name, clinic_id]
     if not _reachable():
         stat.bypassed += 1
         return compute()

@@ -47,7 +47,7 @@ class TaskMedCollector:
         stored = CounterMetricFamily(
             "taskmed_whatsapp_messages_stored", "WhatsApp messages stored, by the way taken", labels=["way"]
         )
-        for way, count in whatsapp.stored_by.items():
+        for way, count in whatsapp.stored_by().items():
             stored.add_metric([way], count)
         yield stored
 

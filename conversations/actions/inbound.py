@@ -48,7 +48,8 @@ def _thread_for(contact: Contact, channel: str) -> tuple[Conversation, str | Non
     Returns the conversation and what happened to it ("created", "reopened" or None). Call with the
     contact row locked.
     """
-    threads = Conversation.objects.filter(contact=contact, channel=channel).select_related("assignee")
+    threads = Conversation.objects.filter(clinic_id=contact.clinic_id, contact=contact, channel=channel)
+    threads = threads.select_related("assignee")
     conversation, change = threads.exclude(status=Conversation.Status.RESOLVED).first(), None
     if conversation is None:
         conversation = threads.order_by("-last_message_at", "-id").first()
@@ -346,7 +347,9 @@ def _patient_of_change(
 def _current_thread(contact: Contact) -> tuple[Conversation, bool]:
     """Where a notice about the patient goes: the open thread, else the latest; it reopens none (it is
     news, not a message). Returns the thread and whether it had to be created."""
-    threads = Conversation.objects.filter(contact=contact, channel=Conversation.Channel.WHATSAPP)
+    threads = Conversation.objects.filter(
+        clinic_id=contact.clinic_id, contact=contact, channel=Conversation.Channel.WHATSAPP
+    )
     conversation = threads.exclude(status=Conversation.Status.RESOLVED).first()
     conversation = conversation or threads.order_by("-last_message_at", "-id").first()
     created = conversation is None

@@ -232,7 +232,7 @@ def _read(inbound: Inbound) -> Statement:
         "OR (%(user_id)s <> '' AND c.whatsapp_user_id = %(user_id)s) "
         "OR (%(parent_id)s <> '' AND c.whatsapp_parent_user_id = %(parent_id)s)) "
         f"LEFT JOIN {_table(Conversation)} v "
-        "ON v.contact_id = c.id AND v.channel = %(channel)s AND v.status <> %(resolved)s"
+        "ON v.contact_id = c.id AND v.clinic_id = c.clinic_id AND v.channel = %(channel)s AND v.status <> %(resolved)s"
     )
     params = {
         "clinic": inbound.clinic_id,

@@ -79,14 +79,14 @@ def export_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str 
     as an open file, at its start: kept in memory while small, on disk beyond (files are copied in pieces,
     never read whole)."""
     conversations = list(
-        Conversation.objects.filter(contact=contact)
+        Conversation.objects.filter(contact=contact, clinic_id=contact.clinic_id)
         .select_related("assignee")
         .prefetch_related("labels")
         .order_by("pk")
     )
     conversation_ids = [c.pk for c in conversations]
     messages = list(
-        Message.objects.filter(conversation_id__in=conversation_ids)
+        Message.objects.filter(clinic_id=contact.clinic_id, conversation_id__in=conversation_ids)
         .select_related("sender")
         .prefetch_related("attachments", "delivery_attempts")
         .order_by("created_at", "pk")

@@ -10,6 +10,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from conversations import events
 from conversations.actions.audit import record_audit
+from conversations.errors import InvalidInput
 from conversations.models import Clinic, Contact, Membership, MessageAttachment, WhatsAppChannel
 from conversations.storage import delete_on_commit
 from realtime import log
@@ -67,7 +68,12 @@ def change_contact(
     contact: Contact, *, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
 ) -> list[str]:
     """Support adds a patient or corrects one (renames them, fixes the phone): `contact.created` or
-    `contact.changed`; the open screens showing them are told."""
+    `contact.changed`; the open screens showing them are told. A patient belongs to their clinic for ever:
+    moving one to another clinic is refused (their history would follow them there)."""
+    if not contact._state.adding:
+        stored = Contact.objects.filter(pk=contact.pk).values_list("clinic_id", flat=True).first()
+        if stored is not None and stored != contact.clinic_id:
+            raise InvalidInput("A patient belongs to their clinic for ever; it cannot be moved.", field="clinic")
     changed = _save(contact, actor, editable, ip, "contact")
     if SHOWN_CONTACT_FIELDS & set(changed):
         for conversation in contact.conversations.select_related("contact", "assignee"):

@@ -117,6 +117,10 @@ class ContactAdmin(SupportActions, admin.ModelAdmin):
     save_action = staticmethod(change_contact)
     delete_action = staticmethod(delete_contact)
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        """A patient's clinic is chosen when they are added and never changes (change_contact)."""
+        return [*super().get_readonly_fields(request, obj), *(["clinic"] if obj is not None else [])]
+
 
 class WhatsAppChannelForm(forms.ModelForm):
     """Secrets are write-only: typed in to set them, left blank to keep the stored ones."""

@@ -21,7 +21,6 @@ NO_PHONE_LABEL = "sem telefone"
 
 class ContactStatus(models.TextChoices):
     ACTIVE = "active", "Ativo"
-    BLOCKED = "blocked", "Bloqueado"
     ERASED = "erased", "Anonimizado (LGPD)"
 
 
@@ -46,6 +45,8 @@ class Contact(models.Model):
 
     Each identifier is optional and unique in the clinic when set. `name` is how the clinic knows the
     patient; `profile_name` and `whatsapp_username` are what the patient shows on WhatsApp, kept current.
+    A patient belongs to their clinic for ever: the database refuses to change `clinic`, and refuses a
+    conversation whose clinic is not its patient's.
     """
 
     Status = ContactStatus
@@ -77,6 +78,9 @@ class Contact(models.Model):
                 condition=Q(phone="") | Q(phone__regex=PHONE_PATTERN), name="contact_phone_e164_or_empty"
             ),
             models.CheckConstraint(condition=Q(status__in=ContactStatus.values), name="contact_status_valid"),
+            # What a conversation's (contact, clinic) refers to, so that the database itself refuses a conversation
+            # of another clinic than its patient's (migration 0023, which also keeps a patient's clinic fixed).
+            models.UniqueConstraint(fields=["id", "clinic"], name="contact_id_clinic"),
         ]
 
     def __str__(self) -> str:

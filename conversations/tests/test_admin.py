@@ -181,6 +181,37 @@ def test_a_contact_renamed_in_the_admin_reaches_open_screens(client, support, cl
     assert event.data["changed"] == ["contact"] and event.data["conversation"]["contact"]["name"] == "Maria Aparecida"
 
 
+@pytest.mark.django_db(transaction=True)  # the database's check of a conversation's clinic runs at commit
+def test_a_patient_belongs_to_their_clinic_for_ever(client, support, clinic, other_clinic, jwt_client, make_member):
+    """Moved in the admin, clinic B's next message from that phone would be written into clinic A's
+    conversation, and B's admin could export A's history: the admin, the action and the database refuse."""
+    from django.db import IntegrityError, transaction
+
+    from conversations.actions.privacy import export_contact
+    from conversations.actions.support import change_contact
+    from conversations.errors import InvalidInput
+
+    maria = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Sigilo da clínica A").contact
+    client.force_login(support)
+    form = {"clinic": other_clinic.pk, "name": "Maria", "phone": maria.phone, "email": "", "status": maria.status}
+    assert client.post(admin_url(Contact, "change", maria.pk), form).status_code == 302
+    assert Contact.objects.get(pk=maria.pk).clinic_id == clinic.pk, "the admin shows the clinic, never moves it"
+    maria.clinic_id = other_clinic.pk
+    with pytest.raises(InvalidInput):
+        change_contact(maria, actor=support)
+    with pytest.raises(IntegrityError, match="for ever"), transaction.atomic():
+        Contact.objects.filter(pk=maria.pk).update(clinic=other_clinic)
+    with pytest.raises(IntegrityError, match="same_clinic|patient's clinic"), transaction.atomic():
+        Conversation.objects.create(clinic=other_clinic, contact_id=maria.pk, status="resolved")
+
+    theirs = receive_inbound_message(clinic=other_clinic, phone="5511987654321", content="Oi, clínica B")
+    assert theirs.contact.pk != maria.pk and theirs.conversation.clinic_id == other_clinic.pk
+    archive = export_contact(contact=theirs.contact, actor=make_member(other_clinic, "admin"))
+    import zipfile
+
+    assert b"Sigilo da" not in zipfile.ZipFile(archive).read("patient.json")
+
+
 def test_a_support_edit_never_writes_back_a_seq_the_application_moved(support, clinic):
     stale = Clinic.objects.get(pk=clinic.pk)  # the admin loaded the clinic…
     receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi")  # …then events were published

@@ -254,11 +254,11 @@ async def test_the_route_answers_as_the_view_does_without_django_s_request_handl
         started.append(kwargs)
 
     request_started.connect(saw)
-    on_loop = whatsapp.stored_by["event_loop"]
+    on_loop = whatsapp.stored_by()["event_loop"]
     try:
         body, signature = signed(notification(NUMBER, "Pela rota", 1, phone=PHONE, name="Maria Souza"))
         ok = await post(body, {"X-Hub-Signature-256": signature, "Content-Type": "application/json"})
-        assert whatsapp.stored_by["event_loop"] == on_loop + 1, "a known patient's message never left the loop"
+        assert whatsapp.stored_by()["event_loop"] == on_loop + 1, "a known patient's message never left the loop"
         forged = await post(body, {"X-Hub-Signature-256": "sha256=" + "0" * 64})
         unreadable = await post(b"{", {"X-Hub-Signature-256": signature_of(b"{", APP_SECRET)})
     finally:
@@ -284,27 +284,27 @@ async def test_a_message_stored_on_the_loop_reaches_the_clinic_s_screens_and_the
 
 async def test_a_new_patient_and_one_this_process_never_saw_are_stored_on_the_loop_too(clinic, whatsapp_channel):
     await database_sync_to_async(whatsapp_channels.directory)()
-    on_loop = whatsapp.stored_by["event_loop"]
+    on_loop = whatsapp.stored_by()["event_loop"]
     body, signature = signed(notification(NUMBER, "Primeira vez", 1, phone=PHONE, name="Maria Souza"))
     assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
     inbound_fast.forget_snapshots()  # as a process that never saw this patient
     body, signature = signed(notification(NUMBER, "Segunda vez", 2, phone=PHONE, name="Maria Souza"))
     assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
-    assert whatsapp.stored_by["event_loop"] == on_loop + 2
+    assert whatsapp.stored_by()["event_loop"] == on_loop + 2
     events = await database_sync_to_async(lambda: list(Event.objects.order_by("seq").values_list("type", flat=True)))()
     assert events == ["conversation:new", "message:new", "message:new"]
 
 
 async def test_messages_written_by_another_process_do_not_send_the_next_one_the_long_way(known_patient, clinic):
     """Two server processes take turns with one patient's messages: each keeps writing in one statement."""
-    on_loop = whatsapp.stored_by["event_loop"]
+    on_loop = whatsapp.stored_by()["event_loop"]
     for n in range(1, 4):
         await database_sync_to_async(receive_inbound_message)(  # "another process"
             clinic=clinic, phone=PHONE, profile_name="Maria Souza", content=f"de lá {n}", external_id=f"other-{n}"
         )
         body, signature = signed(notification(NUMBER, f"daqui {n}", n, phone=PHONE, name="Maria Souza"))
         assert (await post(body, {"X-Hub-Signature-256": signature})).status_code == 200
-    assert whatsapp.stored_by["event_loop"] == on_loop + 3
+    assert whatsapp.stored_by()["event_loop"] == on_loop + 3
     stored = await database_sync_to_async(
         lambda: list(Message.objects.filter(clinic=clinic).order_by("id").values_list("content", flat=True))
     )()

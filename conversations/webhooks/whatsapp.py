@@ -12,6 +12,7 @@ notification without leaving the event loop.
 import json
 import logging
 import re
+from collections import defaultdict
 
 import orjson
 from django.core.exceptions import RequestDataTooBig
@@ -43,9 +44,22 @@ from conversations.webhooks.whatsapp_payload import (
 )
 
 logger = logging.getLogger(__name__)
-# How this process stored messages, for /api/metrics/: on the event loop, in a statement or three on a
-# database thread, or through the full action.
-stored_by = {"event_loop": 0, "few_statements": 0, "full_action": 0}
+# How this process stored each clinic's messages, for /api/metrics/: on the event loop, in a statement or
+# three on a database thread, or through the full action.
+WAYS = ("event_loop", "few_statements", "full_action")
+stored_by_clinic: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(WAYS, 0))
+
+
+def stored_by(clinic_id: int | None = None) -> dict[str, int]:
+    """How this process stored messages: one clinic's, or (None) every clinic's together."""
+    counts = dict.fromkeys(WAYS, 0)
+    for clinic, ways in list(stored_by_clinic.items()):
+        if clinic_id is None or clinic == clinic_id:
+            for way, count in ways.items():
+                counts[way] += count
+    return counts
+
+
 # JSON escapes of what the database cannot store (a NUL, a lone surrogate): only then is the body cleaned.
 UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
 
@@ -122,7 +136,7 @@ async def receive_notification_on_loop(body: bytes, signature: str) -> tuple[int
         return None
     if stored is None:
         return None
-    stored_by["event_loop"] += 1
+    stored_by_clinic[clinic_id]["event_loop"] += 1
     return 200, {"received": {"messages": 1, "statuses": 0, "ignored": 0}}
 
 
@@ -208,9 +222,9 @@ def store_message(clinic_id: int, message: InboundMessage, clinics: dict[int, Cl
         inbound = usual_inbound(clinic_id=clinic_id, **_patient_message(message))
         usual = receive_usual_message(inbound) if inbound is not None else None
         if usual is not None:
-            stored_by["few_statements"] += 1
+            stored_by_clinic[clinic_id]["few_statements"] += 1
             return
-    stored_by["full_action"] += 1
+    stored_by_clinic[clinic_id]["full_action"] += 1
     clinics = {} if clinics is None else clinics
     if clinic_id not in clinics:
         clinics[clinic_id] = Clinic.objects.get(pk=clinic_id)

@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import URLPattern, get_resolver
+from rest_framework.test import APIClient
 
 from conversations.actions.conversations import add_conversation_action
 from conversations.actions.inbound import receive_inbound_message
@@ -55,7 +56,7 @@ NOT_CLINIC_DATA = {
     "auth/logout/",
     "schema/",
     "docs/",
-    "metrics/",
+    "metrics/",  # counts only, a clinic admin's own clinic's (below)
     "socket/stats/",  # counts only, a clinic admin's own clinic's (realtime/tests/test_http.py)
     "health/",
     "health/details/",  # the installation's state, operators only (realtime/tests/test_http.py)
@@ -118,6 +119,27 @@ def test_a_message_id_of_another_clinic_cannot_be_marked_read_in_ones_own(jwt_cl
         f"/api/conversations/{own.pk}/read/", {"message_id": clinic_a["message"]}, format="json"
     )
     assert response.status_code == 400 and not ReadMarker.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_clinic_admins_metrics_count_only_their_own_clinics_reads_and_messages(
+    jwt_client, clinic, other_clinic, make_member, whatsapp_channel, whatsapp_post, settings, django_user_model
+):
+    settings.READ_CACHE = True
+    theirs, ours = make_member(clinic, Role.ADMIN), make_member(other_clinic, Role.ADMIN)
+    assert whatsapp_post("text").status_code == 200  # a patient of clinic A writes
+    for _ in range(3):
+        jwt_client(theirs).get("/api/conversations/")  # A's staff read A's list
+    figures = jwt_client(ours).get("/api/metrics/").json()
+    assert sum(figures["whatsapp_messages_stored_by"].values()) == 0, "none of clinic A's messages"
+    assert all(c["hits"] + c["misses"] == 0 for c in figures["caches"].values()), "none of A's reads"
+    own = jwt_client(theirs).get("/api/metrics/").json()
+    assert sum(own["whatsapp_messages_stored_by"].values()) == 1
+    assert own["caches"]["conversation_list"]["hits"] + own["caches"]["conversation_list"]["misses"] == 3
+    support = django_user_model.objects.create_superuser("suporte", password="senha-de-suporte-123")
+    everyone = APIClient()
+    everyone.force_login(support)
+    assert sum(everyone.get("/api/metrics/").json()["whatsapp_messages_stored_by"].values()) >= 1
 
 
 def test_the_walk_covers_every_api_route():
