@@ -140,9 +140,10 @@ def empty_cache():
 
     from conversations import read_cache
     from conversations.actions import inbound_fast
-    from conversations.webhooks import whatsapp_channels
+    from conversations.webhooks import strangers, whatsapp_channels
 
     whatsapp_channels.forget()  # channels of an earlier test were truncated away, with no signal
+    strangers.refusals.forget()  # an earlier test's forged requests do not count against this one's
     inbound_fast.forget_snapshots()
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")  # only this installation's prefix

@@ -215,6 +215,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["d
 # --- WhatsApp and deliveries -----------------------------------------------------------------------
 WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v25.0")
 WHATSAPP_TIMEOUT_SECONDS = env_int("WHATSAPP_TIMEOUT_SECONDS", 15)
+# Webhook requests refused (no signature or a wrong one) from one address a minute; past it, that address
+# is answered 429 before anything is checked (conversations.webhooks.strangers).
+WHATSAPP_REFUSALS_PER_MINUTE = env_int("WHATSAPP_REFUSALS_PER_MINUTE", 30)
 # Media a patient sends is kept up to this size (WhatsApp's own largest is 100 MB, for documents).
 WHATSAPP_MEDIA_MAX_BYTES = env_int("WHATSAPP_MEDIA_MAX_BYTES", 100 * 1024 * 1024)
 # Transient failures (no connection, 429, 5xx) are retried this many times, waiting base × 2^n ± jitter.

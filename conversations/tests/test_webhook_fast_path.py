@@ -241,8 +241,8 @@ async def test_concurrent_messages_of_one_patient_are_all_stored_in_seq_order(kn
 # --- The ASGI route -------------------------------------------------------------------------------------
 
 
-async def post(body: bytes, headers: dict) -> httpx.Response:
-    transport = httpx.ASGITransport(app=application)
+async def post(body: bytes, headers: dict, client: tuple[str, int] = ("127.0.0.1", 123)) -> httpx.Response:
+    transport = httpx.ASGITransport(app=application, client=client)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         return await http.post("/webhooks/whatsapp/", content=body, headers=headers)
 
@@ -368,12 +368,23 @@ async def test_a_rotated_secret_and_a_removed_channel_are_honoured_at_once(known
     assert "Depois da troca" in stored and "Sem canal" not in stored
 
 
-async def test_a_signature_by_another_app_than_the_named_number_s_is_found_off_the_event_loop(
+def hmacs_on(monkeypatch) -> list[tuple[str, str]]:
+    """Every HMAC the webhook computes from here on: the thread it ran on, and the secret."""
+    computed, real_signature = [], whatsapp_channels.signature_of
+
+    def counted(body, secret):
+        computed.append((threading.current_thread().name, secret))
+        return real_signature(body, secret)
+
+    monkeypatch.setattr(whatsapp_channels, "signature_of", counted)
+    return computed
+
+
+async def test_a_signature_by_another_app_than_the_named_number_s_is_refused_with_one_hmac(
     clinic, other_clinic, monkeypatch
 ):
-    """The event loop computes at most one HMAC for a request nobody has authenticated yet (the secret of
-    the number the body names); a notification signed by another channel's app is left to a database
-    thread, which tries every app's secret and routes it only to that app's numbers."""
+    """Whoever sent it, a request costs one HMAC at most (the secret of the number of ours the body names),
+    on the event loop: the old search over every app's secret, on the database threads, is gone."""
     await database_sync_to_async(WhatsAppChannel.objects.create)(
         clinic=clinic, phone_number_id=NUMBER, access_token="t", app_secret=APP_SECRET, verify_token="v"
     )
@@ -382,23 +393,52 @@ async def test_a_signature_by_another_app_than_the_named_number_s_is_found_off_t
             clinic=other_clinic, phone_number_id=f"99900011{n}", access_token="t", app_secret=app, verify_token=app
         )
     await database_sync_to_async(whatsapp_channels.directory)()  # held in memory, as after the first notification
-    loop_thread, on_loop = threading.current_thread(), []
-    real_signature = whatsapp_channels.signature_of
-
-    def counted(body, secret):
-        if threading.current_thread() is loop_thread:
-            on_loop.append(secret)
-        return real_signature(body, secret)
-
-    monkeypatch.setattr(whatsapp_channels, "signature_of", counted)
+    computed = hmacs_on(monkeypatch)
+    loop_thread = threading.current_thread().name
     body = json.dumps(notification(NUMBER, "Outro app", 1, phone=PHONE)).encode()
     answer = await post(body, {"X-Hub-Signature-256": signature_of(body, "third-app")})
-    assert answer.status_code == 200 and answer.json()["received"] == {"messages": 0, "statuses": 0, "ignored": 1}
-    assert not await database_sync_to_async(Message.objects.filter(content="Outro app").exists)()
-    assert on_loop == [APP_SECRET]
-
+    assert answer.status_code == 403 and answer.json()["code"] == "bad_signature"
     forged = await post(body, {"X-Hub-Signature-256": "sha256=" + "0" * 64})
-    assert forged.status_code == 403 and on_loop == [APP_SECRET] * 2
+    assert forged.status_code == 403
+    nobody = json.dumps(notification("123000000000000", "De ninguém", 1, phone=PHONE)).encode()
+    assert (await post(nobody, {"X-Hub-Signature-256": signature_of(nobody, "third-app")})).status_code == 403
+    assert computed == [(loop_thread, APP_SECRET)] * 2, "one HMAC each on the loop; none for a number not ours"
+    assert not await database_sync_to_async(Message.objects.filter(content__in=["Outro app", "De ninguém"]).exists)()
+
+
+async def test_strangers_are_answered_while_every_database_thread_is_busy(known_patient, monkeypatch):
+    """The database threads also authenticate sockets: a forged request must never wait for one."""
+    from realtime import db
+
+    await database_sync_to_async(whatsapp_channels.directory)()
+    release = threading.Event()
+    busy = [asyncio.ensure_future(db.run(release.wait, 20)) for _ in range(settings.DB_THREADS)]
+    try:
+        body, _ = signed(notification(NUMBER, "Forjada", 1, phone=PHONE))
+        started = time.monotonic()
+        forged = await asyncio.wait_for(post(body, {"X-Hub-Signature-256": "sha256=" + "0" * 64}), 5)
+        assert forged.status_code == 403 and time.monotonic() - started < 2
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+
+
+async def test_an_address_refused_too_often_is_answered_429_before_anything_is_checked(
+    settings, known_patient, monkeypatch
+):
+    settings.WHATSAPP_REFUSALS_PER_MINUTE = 3
+    await database_sync_to_async(whatsapp_channels.directory)()
+    computed = hmacs_on(monkeypatch)
+    body, signature = signed(notification(NUMBER, "De um estranho", 1, phone=PHONE))
+    stranger = {"X-Hub-Signature-256": "sha256=" + "0" * 64}
+    answers = [await post(body, stranger, client=("203.0.113.9", 4000)) for _ in range(5)]
+    assert [a.status_code for a in answers] == [403, 403, 403, 429, 429]
+    assert answers[-1].json()["code"] == "rate_limited" and int(answers[-1].headers["Retry-After"]) > 0
+    assert len(computed) == 3, "the refused address costs nothing more"
+    elsewhere = await post(body, stranger, client=("198.51.100.7", 4000))
+    assert elsewhere.status_code == 403, "other addresses are judged on their own"
+    meta = await post(body, {"X-Hub-Signature-256": signature}, client=("173.252.127.1", 4000))
+    assert meta.status_code == 200 and meta.json()["received"]["messages"] == 1
 
 
 async def test_a_channel_change_in_the_middle_of_a_notification_never_makes_the_loop_query(known_patient, monkeypatch):

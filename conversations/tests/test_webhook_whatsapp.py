@@ -224,7 +224,29 @@ def test_another_apps_secret_cannot_write_to_this_number(whatsapp_post, whatsapp
         verify_token="v",
     )
     response = whatsapp_post("text", secret="segredo-de-outro-app")
+    assert response.status_code == 403 and response.json()["code"] == "bad_signature"
+    assert not Message.objects.exists()
+
+
+def test_a_number_removed_here_that_meta_still_reports_on_is_acknowledged_by_its_account(
+    whatsapp_post, whatsapp_channel, other_clinic
+):
+    """Several apps: a notification about a number support removed (its app still subscribed) is checked
+    against its Business Account's app and acknowledged, so Meta does not retry it for days."""
+    whatsapp_channel.business_account_id = "102290129340398"  # the fixture's entry id
+    whatsapp_channel.save(update_fields=["business_account_id"])
+    WhatsAppChannel.objects.create(
+        clinic=other_clinic,
+        phone_number_id="999",
+        access_token="t",
+        app_secret="segredo-de-outro-app",
+        verify_token="v",
+    )
+    payload = whatsapp_payload("text")
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "000000000"
+    response = whatsapp_post(payload)
     assert response.status_code == 200 and response.json()["received"]["ignored"] == 1
+    assert whatsapp_post(payload, secret="segredo-de-outro-app").status_code == 403
     assert not Message.objects.exists()
 
 

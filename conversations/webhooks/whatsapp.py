@@ -1,12 +1,13 @@
 """`/webhooks/whatsapp/`: Meta's verification handshake, and its signed notifications of messages and statuses.
 
-`receive_notification` does the work for both ways in: the ASGI route that serves the POSTs outside
-Django's handler and middleware (whatsapp_asgi, DESIGN §10) and the Django view below (GET, and the test
-client). A notification is checked against the app secrets held in memory (whatsapp_channels), read, and
-stored: the usual patient message in one statement (actions.inbound_fast), anything else through the full
-actions. It answers 200 only once everything that arrived is committed, and 503 when it cannot be, so
-that Meta retries. The ASGI route first tries `receive_notification_on_loop`, which does the most common
-notification without leaving the event loop.
+The ASGI route serves the POSTs outside Django's handler and middleware (whatsapp_asgi, DESIGN §10); the
+Django view below serves GET, and POSTs where that route does not (the test client). A notification is
+checked against the app secrets held in memory (whatsapp_channels) — one HMAC at most, whoever sent it; an
+address refused too often is answered 429 before even that (strangers) — then read and stored: the usual
+patient message in one statement (actions.inbound_fast), anything else through the full actions. It
+answers 200 only once everything that arrived is committed, and 503 when it cannot be, so that Meta
+retries. The ASGI route first tries `receive_notification_on_loop`, which does the most common
+notification without leaving the event loop, and `receive_verified` on a database thread otherwise.
 """
 
 import json
@@ -33,7 +34,7 @@ from conversations.errors import ActionError
 from conversations.models import Clinic
 from conversations.providers.base import message_id_of_callback
 from conversations.storable import storable
-from conversations.webhooks import whatsapp_channels
+from conversations.webhooks import strangers, whatsapp_channels
 from conversations.webhooks.whatsapp_channels import signature_of  # noqa: F401 (what callers sign with)
 from conversations.webhooks.whatsapp_payload import (
     InboundMessage,
@@ -84,13 +85,41 @@ def read_body(body: bytes):
     return storable(payload) if UNSTORABLE.search(body) else payload
 
 
-def receive_notification(body: bytes, signature: str) -> tuple[int, dict]:
+BAD_SIGNATURE = (403, {"code": "bad_signature", "detail": "X-Hub-Signature-256 does not match."})
+
+
+def refused_for(address: str | None) -> tuple[int, dict] | None:
+    """429 for an address refused too often lately (strangers.refusals), before anything is checked."""
+    wait = strangers.refusals.wait(address or "?")
+    if wait is None:
+        return None
+    detail = "Too many requests with no or a wrong signature from this address; try again later."
+    return 429, {"code": "rate_limited", "detail": detail, "retry_after": int(wait)}
+
+
+def bad_signature(address: str | None) -> tuple[int, dict]:
+    strangers.refusals.refused(address or "?")
+    logger.warning("whatsapp webhook with a bad or missing signature from %s refused", address)
+    return BAD_SIGNATURE
+
+
+def receive_notification(body: bytes, signature: str, address: str | None = None) -> tuple[int, dict]:
     """Check, read and store one signed notification; the HTTP status and JSON body to answer with."""
+    if (refused := refused_for(address)) is not None:
+        return refused
     try:
         secret = whatsapp_channels.verified_secret(body, signature)
-        if secret is None:
-            logger.warning("whatsapp webhook with a bad or missing signature refused")
-            return 403, {"code": "bad_signature", "detail": "X-Hub-Signature-256 does not match."}
+    except DatabaseError:
+        logger.exception("whatsapp webhook: the channels could not be read; Meta will retry")
+        return 503, {"code": "unavailable", "detail": "Could not store it now; retry."}
+    if secret is None:
+        return bad_signature(address)
+    return receive_verified(body, secret)
+
+
+def receive_verified(body: bytes, secret: str) -> tuple[int, dict]:
+    """Read and store a notification `secret` signed (the signature was checked)."""
+    try:
         try:
             notification = parse_notification(read_body(body))
         except (ValueError, PayloadError) as error:
@@ -104,17 +133,14 @@ def receive_notification(body: bytes, signature: str) -> tuple[int, dict]:
         return 503, {"code": "unavailable", "detail": "Could not store it now; retry."}
 
 
-async def receive_notification_on_loop(body: bytes, signature: str) -> tuple[int, dict] | None:
+async def receive_notification_on_loop(
+    body: bytes, secret: str, channels: whatsapp_channels.Directory
+) -> tuple[int, dict] | None:
     """The usual notification — one message from a patient this process knows, writing into their open
-    conversation — stored from the event loop (actions.inbound_fast.areceive_usual_message). None for
-    anything else, which `receive_notification` then does on a database thread; nothing is stored twice,
-    since this stores either the whole notification or nothing."""
-    channels = whatsapp_channels.fresh()
-    if channels is None:
-        return None  # read on a database thread first
-    secret = whatsapp_channels.verified_secret(body, signature, found=channels, named_only=True)
-    if secret is None:
-        return None  # the database thread looks further (or refuses it)
+    conversation — stored from the event loop (actions.inbound_fast.areceive_usual_message), once its
+    signature was checked against `channels` (the directory read). None for anything else, which
+    `receive_verified` then does on a database thread; nothing is stored twice, since this stores either
+    the whole notification or nothing."""
     try:
         notification = parse_notification(read_body(body))
     except (ValueError, PayloadError):
@@ -272,5 +298,9 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
         body = request.body
     except RequestDataTooBig:
         return JsonResponse({"code": "too_large", "detail": "The notification is too large."}, status=413)
-    status, answer = receive_notification(body, request.headers.get("X-Hub-Signature-256", ""))
-    return JsonResponse(answer, status=status)
+    signature = request.headers.get("X-Hub-Signature-256", "")
+    status, answer = receive_notification(body, signature, request.META.get("REMOTE_ADDR"))
+    response = JsonResponse(answer, status=status)
+    if "retry_after" in answer:
+        response["Retry-After"] = str(answer["retry_after"])
+    return response

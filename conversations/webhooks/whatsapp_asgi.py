@@ -3,18 +3,29 @@
 The hot path of the product: every patient message arrives here. Django's ASGI handler would start a
 thread for the request and run the whole middleware chain (sessions, CSRF, auth, messages, CSP), none of
 which a signed machine-to-machine notification needs. Here the body is read on the event loop and the
-Host is checked against ALLOWED_HOSTS (as Django would); the usual notification is then stored without
-leaving the loop (one statement on the loop's connections), and anything else on realtime.db's threads,
-whose connections stay open. What it answers is what the Django view answers.
+Host is checked against ALLOWED_HOSTS (as Django would); the signature is checked on the loop too, with
+the channels held in memory (one HMAC at most; an address refused too often is answered 429 first): a
+stranger's request never takes a database thread, so it never queues behind sockets being authenticated.
+The usual notification is then stored without leaving the loop (one statement on the loop's
+connections), and anything else on realtime.db's threads, whose connections stay open. What it answers is
+what the Django view answers.
 """
 
+import asyncio
 import logging
 
 import orjson
 from django.conf import settings
+from django.db import DatabaseError
 from django.http.request import split_domain_port, validate_host
 
-from conversations.webhooks.whatsapp import receive_notification, receive_notification_on_loop
+from conversations.webhooks import whatsapp_channels
+from conversations.webhooks.whatsapp import (
+    bad_signature,
+    receive_notification_on_loop,
+    receive_verified,
+    refused_for,
+)
 from realtime import db
 
 logger = logging.getLogger(__name__)
@@ -30,6 +41,8 @@ def _allowed_hosts() -> list[str]:
 async def _answer(send, status: int, body: dict) -> None:
     payload = orjson.dumps(body)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if "retry_after" in body:
+        headers.append((b"retry-after", str(body["retry_after"]).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -70,8 +83,38 @@ async def whatsapp_notification(scope, receive, send) -> None:
     if body is None:
         await _answer(send, 413, {"code": "too_large", "detail": "The notification is too large."})
         return
+    address = (scope.get("client") or ("?",))[0]
+    if (refused := refused_for(address)) is not None:
+        await _answer(send, *refused)
+        return
+    try:
+        channels = await _channels()
+    except DatabaseError:
+        logger.exception("whatsapp webhook: the channels could not be read; Meta will retry")
+        await _answer(send, 503, {"code": "unavailable", "detail": "Could not store it now; retry."})
+        return
     signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1")
-    answer = await receive_notification_on_loop(body, signature)
+    secret = whatsapp_channels.verified_secret(body, signature, found=channels)
+    if secret is None:
+        await _answer(send, *bad_signature(address))
+        return
+    answer = await receive_notification_on_loop(body, secret, channels)
     if answer is None:
-        answer = await db.run(receive_notification, body, signature)
+        answer = await db.run(receive_verified, body, secret)
     await _answer(send, *answer)
+
+
+_loading: asyncio.Task | None = None
+
+
+async def _channels() -> whatsapp_channels.Directory:
+    """The channels held in memory; when they must be read again, one read on a database thread serves every
+    request waiting for it (a flood of strangers at that moment starts one, not one each)."""
+    global _loading
+    found = whatsapp_channels.fresh()
+    if found is not None:
+        return found
+    loop = asyncio.get_running_loop()
+    if _loading is None or _loading.done() or _loading.get_loop() is not loop:
+        _loading = loop.create_task(db.run(whatsapp_channels.directory))
+    return await asyncio.shield(_loading)

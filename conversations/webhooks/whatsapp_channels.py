@@ -10,11 +10,13 @@ import hmac
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from conversations.models import WhatsAppChannel
 
 RELOAD_SECONDS = 60.0
+NUMBER_IN_BODY = re.compile(rb'"phone_number_id"\s*:\s*"([^"]{1,64})"')
+ACCOUNT_IN_BODY = re.compile(rb'"id"\s*:\s*"([0-9]{1,32})"')  # an entry's WhatsApp Business Account
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,19 @@ class Directory:
     secrets: dict[str, str]  # phone number id → its app secret
     verify_tokens: tuple[str, ...]
     loaded_at: float
+    accounts: dict[str, str] = field(default_factory=dict)  # WhatsApp Business Account id → its app secret
+
+    def secret_named_in(self, body: bytes) -> str | None:
+        """The one secret to check `body` against: that of the first number of ours it names, else of the
+        first Business Account of ours (a number removed here that Meta still reports on), else the
+        installation's only app secret, if it has one; None when nothing here can have signed it."""
+        for found in NUMBER_IN_BODY.finditer(body):
+            if (secret := self.secrets.get(found.group(1).decode("utf-8", "replace"))) is not None:
+                return secret
+        for found in ACCOUNT_IN_BODY.finditer(body):
+            if (secret := self.accounts.get(found.group(1).decode())) is not None:
+                return secret
+        return next(iter(self.routes)) if len(self.routes) == 1 else None
 
 
 _directory: Directory | None = None
@@ -31,14 +46,18 @@ _lock = threading.Lock()
 
 def _load() -> Directory:
     routes: dict[str, dict[str, int]] = {}
-    tokens = []
-    for number_id, clinic_id, secret, token in WhatsAppChannel.objects.values_list(
-        "phone_number_id", "clinic_id", "app_secret", "verify_token"
+    tokens, accounts = [], {}
+    for number_id, clinic_id, secret, token, account in WhatsAppChannel.objects.values_list(
+        "phone_number_id", "clinic_id", "app_secret", "verify_token", "business_account_id"
     ):
         routes.setdefault(secret, {})[number_id] = clinic_id
         tokens.append(token)
+        if account:
+            accounts[account] = secret
     secrets = {number: secret for secret, numbers in routes.items() for number in numbers}
-    return Directory(routes=routes, secrets=secrets, verify_tokens=tuple(tokens), loaded_at=time.monotonic())
+    return Directory(
+        routes=routes, secrets=secrets, verify_tokens=tuple(tokens), loaded_at=time.monotonic(), accounts=accounts
+    )
 
 
 def directory() -> Directory:
@@ -67,30 +86,18 @@ def signature_of(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-NUMBER_IN_BODY = re.compile(rb'"phone_number_id"\s*:\s*"([^"]{1,64})"')
-
-
-def verified_secret(
-    body: bytes, header: str, *, found: Directory | None = None, named_only: bool = False
-) -> str | None:
-    """The app secret that signed `body`, each compared in constant time: first the secret of the number
-    the body names (one HMAC in the usual case), else every channel's (not with `named_only`: the event
-    loop does at most one HMAC for a request nobody has authenticated yet). `found`: the directory read."""
+def verified_secret(body: bytes, header: str, *, found: Directory | None = None) -> str | None:
+    """The app secret that signed `body`, or None. One HMAC at most, whoever sent it, compared in constant
+    time: against the one secret the body points to (Directory.secret_named_in). A notification comes from
+    one Meta app and names that app's numbers: one signed by another app than its numbers' is not theirs.
+    `found`: the directory read."""
     if not header.startswith("sha256="):
         return None
-    given = header.encode("utf-8", "replace")
-    found = found or directory()
-    named = NUMBER_IN_BODY.search(body)
-    secret = found.secrets.get(named.group(1).decode("utf-8", "replace")) if named is not None else None
-    if secret is not None and hmac.compare_digest(signature_of(body, secret).encode(), given):
-        return secret
-    if named_only:
+    secret = (found or directory()).secret_named_in(body)
+    if secret is None:
         return None
-    match = None
-    for secret in found.routes:
-        if hmac.compare_digest(signature_of(body, secret).encode(), given):
-            match = secret
-    return match
+    given = header.encode("utf-8", "replace")
+    return secret if hmac.compare_digest(signature_of(body, secret).encode(), given) else None
 
 
 def routes_of(secret: str, found: Directory | None = None) -> dict[str, int]:
