@@ -104,6 +104,7 @@ def http_json(url: str, token: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.usefixtures("simulated_number")
 async def test_a_message_posted_through_one_process_reaches_a_client_of_the_other(serve, clinic, member):
     conversation = await database_sync_to_async(
         lambda: receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").conversation
@@ -366,6 +367,7 @@ async def test_an_event_the_bus_never_carried_arrives_from_the_log(serve, privat
         assert frame["data"]["message"]["content"] == "Sem aviso"
 
 
+@pytest.mark.usefixtures("simulated_number")
 async def test_listen_prints_the_backlog_and_live_frames_in_seq_order(serve, clinic, member):
     conversation = await database_sync_to_async(
         lambda: receive_inbound_message(clinic=clinic, phone="5511987654321", content="antes").conversation
