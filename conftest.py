@@ -20,10 +20,7 @@ REQUIRE_SERVICES = os.environ.get("TASKMED_REQUIRE_SERVICES") == "1"
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = []
-    if (
-        item.get_closest_marker("postgres")
-        and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql"
-    ):
+    if item.get_closest_marker("postgres") and settings.DATABASES["default"]["ENGINE"] != "taskmed.postgresql":
         missing.append("PostgreSQL (set DATABASE_URL)")
     if item.get_closest_marker("redis") and not settings.REDIS_URL:
         missing.append("Redis (set REDIS_URL)")

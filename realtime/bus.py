@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -234,6 +235,11 @@ def make_bus():
 
 _sync_client = None
 _sync_lock = threading.Lock()
+# After a failed publish from sync code, further ones are skipped this long (a circuit breaker, as the read
+# cache has): Redis unreachable must not hold every committing thread for the connect timeout. The servers'
+# look at the log brings in what was not published.
+BACKOFF_SECONDS = 5.0
+_down_until = 0.0
 
 
 def _client():
@@ -254,19 +260,31 @@ def ping() -> None:
 
 def publish_from_sync(channel: str, payload: bytes) -> bool:
     """Publish from code that runs no hub (the task worker, a command, a thread): Redis only; without it
-    there is nothing to reach, and the server's look at the log brings the change in."""
+    there is nothing to reach, and the server's look at the log brings the change in. For BACKOFF_SECONDS
+    after a failure nothing is tried (counted as skipped)."""
+    global _down_until
     if not settings.REDIS_URL:
+        return False
+    if time.monotonic() < _down_until:
+        stats.bump("bus_publish_skipped")
         return False
     try:
         _client().publish(channel, payload)
     except Exception as error:
+        _down_until = time.monotonic() + BACKOFF_SECONDS
         stats.bump("bus_publish_failures")
-        logger.warning("realtime bus: publish to %s failed (%r); servers catch up from the log", channel, error)
+        logger.warning(
+            "realtime bus: publish to %s failed (%r); servers catch up from the log; not tried for %ss",
+            channel,
+            error,
+            BACKOFF_SECONDS,
+        )
         return False
     return True
 
 
 def reset_sync_client() -> None:
-    global _sync_client
+    global _sync_client, _down_until
     with _sync_lock:
         _sync_client = None
+        _down_until = 0.0

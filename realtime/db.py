@@ -23,6 +23,63 @@ from django.conf import settings
 from django.db import connections
 
 logger = logging.getLogger(__name__)
+PROBE_SECONDS = 1.0  # how often an open breaker looks for the database again
+
+
+class Breaker:
+    """The database, as far as getting a connection goes: closed (connections are tried), or open (the
+    database was found away: everything is refused at once, and a background probe looks for it every
+    PROBE_SECONDS, closing the breaker when it answers). Opened only when a failed connection is followed
+    by a failed probe: a pool that is merely busy does not open it."""
+
+    def __init__(self):
+        self.open_since: float | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def open(self) -> bool:
+        return self.open_since is not None
+
+    def check(self) -> None:
+        """Raises at once while the database is known to be away."""
+        if self.open_since is not None:
+            from django.db import OperationalError
+
+            raise OperationalError("The database cannot be reached (refused at once until it answers again).")
+
+    def failed(self, reach) -> None:
+        """A connection could not be had; `reach()` raises unless the database answers a probe now."""
+        if self.open_since is not None:
+            return
+        try:
+            reach()
+            return  # it answers: busy, not away
+        except Exception as error:
+            logger.error(
+                "the database cannot be reached (%r): refusing at once and probing every %ss", error, PROBE_SECONDS
+            )
+        with self.lock:
+            if self.open_since is not None:
+                return
+            self.open_since = time.monotonic()
+        threading.Thread(target=self._probe, args=(reach,), name="taskmed-db-probe", daemon=True).start()
+
+    def _probe(self, reach) -> None:
+        while True:
+            time.sleep(PROBE_SECONDS)
+            try:
+                reach()
+            except Exception as error:
+                logger.debug("the database still cannot be reached (%r)", error)
+                continue
+            with self.lock:
+                away = time.monotonic() - (self.open_since or time.monotonic())
+                self.open_since = None
+            logger.warning("the database answers again after %.1f s; connections are tried again", away)
+            return
+
+
+breaker = Breaker()
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
@@ -149,7 +206,9 @@ async def _loop_pool():
 
 async def execute(sql: str, params: dict, *, every_row: bool = False):
     """Run one statement in its own transaction (autocommit) on the event loop; its first row, or every
-    row. It is prepared on each connection (planned once, then only its parameters travel)."""
+    row. It is prepared on each connection (planned once, then only its parameters travel). Refused at once
+    while the database is known to be away (the breaker)."""
+    breaker.check()
     pool = await _loop_pool()
     async with pool.connection() as connection:
         cursor = await connection.execute(sql, params, prepare=True)

@@ -11,6 +11,7 @@ counts = dict.fromkeys(
         "resyncs",  # clinics whose screens were told to reload (too much missed)
         "bus_reconnects",  # Redis subscriptions lost and made again
         "bus_publish_failures",  # publishes to Redis that failed (the others catch up from the log)
+        "bus_publish_skipped",  # publishes not tried for a while after one failed (the log brings them)
     ),
     0,
 )

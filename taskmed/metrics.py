@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from conversations import read_cache
 from conversations.webhooks import whatsapp
-from realtime import hub, stats
+from realtime import db, hub, stats
 
 # (route, status) → count; route is "whatsapp_webhook", "api_read" (the fast route) or "django".
 requests: dict[tuple[str, int], int] = {}
@@ -34,6 +34,11 @@ STREAM = {
     "resyncs": ("taskmed_hub_resyncs_total", "Clinics told to reload (too much missed)", {}),
     "bus_reconnects": ("taskmed_bus_reconnects_total", "Redis subscriptions lost and made again", {}),
     "bus_publish_failures": ("taskmed_bus_publish_failures_total", "Publishes to Redis that failed", {}),
+    "bus_publish_skipped": (
+        "taskmed_bus_publish_skipped_total",
+        "Publishes not tried for a while after one failed (the servers read the log)",
+        {},
+    ),
 }
 
 
@@ -75,6 +80,14 @@ class TaskMedCollector:
                 family.add_metric([cache_name], figures.get(kind, 0))
         yield from caches.values()
 
+        away = db.breaker.open
+        yield GaugeMetricFamily(
+            "taskmed_database_reachable",
+            "0 while the database is known to be away (requests are refused at once), else 1",
+            value=0 if away else 1,
+        )
+        if away:
+            return  # the queue is in the database: nothing to read until it answers again
         depth, oldest = delivery_queue()
         yield GaugeMetricFamily("taskmed_task_queue_depth", "Tasks waiting to run (due now)", value=depth)
         yield GaugeMetricFamily(

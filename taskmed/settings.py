@@ -1,6 +1,6 @@
 """Settings for TaskMed Conversations, read from the environment only (docs/configuration.md lists them).
 
-Nothing set gives the embedded setup: SQLite, an in-memory channel layer, a local-memory cache and a
+Nothing set gives the embedded setup: SQLite, the in-process realtime bus, a local-memory cache and a
 development secret key generated once into `.secret_key`. Production (DEBUG off) refuses unsafe values.
 """
 
@@ -121,6 +121,8 @@ DB_POOL_TIMEOUT = env_int("DB_POOL_TIMEOUT", 10)
 if DATABASE_URL:
     default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
     if default_db["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a circuit breaker: PostgreSQL away is a 503 at once, not after the pool's wait.
+        default_db["ENGINE"] = "taskmed.postgresql"
         options = default_db.setdefault("OPTIONS", {})
         # JIT compilation costs hundreds of milliseconds on short inbox queries and saves nothing on them.
         options.setdefault("options", "-c jit=off")
@@ -153,9 +155,9 @@ else:
 DATABASES = {"default": default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis: cache and channel layer -----------------------------------------------------------------
-# REDIS_URL selects django-redis for the cache and channels-redis' pub/sub layer, which does not lose
-# frames under clinic-wide fan-out as the core RedisChannelLayer does (DESIGN §10).
+# --- Redis: cache and the realtime bus ----------------------------------------------------------------
+# REDIS_URL selects django-redis for the cache, and Redis pub/sub for the realtime bus between server
+# processes (realtime.bus speaks to Redis directly with redis-py: no Channels layer is configured or used).
 REDIS_URL = env_str("REDIS_URL")
 REDIS_PREFIX = env_str("REDIS_PREFIX", "taskmed")
 if REDIS_URL:
@@ -170,15 +172,8 @@ if REDIS_URL:
             },
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_PREFIX},
-        }
-    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # The list and detail reads are cached only where the cache is shared by every process (Redis): a
 # local-memory cache would miss the task worker's changes.

@@ -79,3 +79,56 @@ async def test_a_burst_of_presence_writes_waits_for_a_connection_rather_than_fai
     store = presence.store()
     versions = await asyncio.gather(*(store.join(9, f"{user}:burst", 1) for user in range(1, 301)))
     assert all(versions) and len(await store.members(9)) == 300
+
+
+@pytest.fixture
+def silent_redis():
+    """A Redis that accepts connections and never answers (a stalled server, a black-holed network)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    stop.set()
+    thread.join(5)
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
+def test_redis_unreachable_holds_one_commit_for_its_timeout_not_every_commit(settings, clinic, silent_redis):
+    """Each committed event is published from the committing thread: with Redis not answering, the first
+    waits for the timeout, and the next ones are not tried for a few seconds (the servers read the log)."""
+    import time
+
+    from realtime import stats
+
+    settings.REDIS_URL = silent_redis
+    bus.reset_sync_client()
+    skipped = stats.counts["bus_publish_skipped"]
+    try:
+        started = time.monotonic()
+        for n in range(4):
+            receive_inbound_message(clinic=clinic, phone=f"551198765432{n}", content="Oi")  # two events each
+        waited = time.monotonic() - started
+    finally:
+        bus.reset_sync_client()
+    assert waited < 4, f"{waited:.1f} s: only the first publish may wait for Redis (2 s), not all eight"
+    assert stats.counts["bus_publish_skipped"] - skipped == 7
+    from realtime.models import Event
+
+    assert Event.objects.filter(clinic=clinic).count() == 8, "every event is in the log, the truth"

@@ -371,3 +371,78 @@ def test_a_postgresql_restart_is_503s_while_down_and_success_after_with_no_serve
     assert seen.seqs == logged and len(logged) >= 3, "the screen, connected through it all, ends with the log"
     shown = [f["data"]["message"]["content"] for f in seen.frames if f["type"] == "message:new"]
     assert shown == ["mensagem 1", "mensagem 2", "mensagem 3"], "each message once, the retried one included"
+
+
+STAFF_SEED = """
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from conversations.models import Clinic, Membership
+user = get_user_model().objects.create_user("recepcao.falha", password="senha-de-teste-123")
+Membership.objects.create(user=user, clinic=Clinic.objects.get(slug="bench-1"), role="receptionist")
+"""
+
+
+@pytest.mark.postgres
+def test_with_postgresql_away_every_request_is_a_503_at_once_after_the_first_and_recovers_by_itself(
+    serve, private_postgres
+):
+    """Not the pool's wait (DB_POOL_TIMEOUT) per request, holding a worker thread each: once the database
+    is found away, the API, logins, pages and the webhook answer 503 at once, while a probe looks for it."""
+    import httpx
+
+    from conftest import clean_env
+    from conversations.management.commands.simulate_patients import notification
+    from conversations.webhooks.whatsapp import signature_of
+
+    url, stop_postgres, start_postgres = private_postgres
+    env = clean_env(
+        DATABASE_URL=url, DB_POOL_TIMEOUT="5", METRICS_TOKEN="scraper", DJANGO_SETTINGS_MODULE="taskmed.settings"
+    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    seeded = subprocess.run([sys.executable, "-c", SEED], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    bench = json.loads(seeded.stdout.strip().splitlines()[-1])
+    subprocess.run([sys.executable, "-c", STAFF_SEED], cwd=ROOT, env=env, check=True)
+
+    def reachable() -> str:
+        scraped = httpx.get(f"http://{host}/metrics", headers={"Authorization": "Bearer scraper"}, timeout=30).text
+        return next(line for line in scraped.splitlines() if line.startswith("taskmed_database_reachable "))
+
+    host = serve(env)
+    browser = httpx.Client(base_url=f"http://{host}", timeout=30)
+    browser.get("/accounts/login/")
+    form = {"username": "recepcao.falha", "password": "senha-de-teste-123"}
+    signed_in = browser.post("/accounts/login/", data=form | {"csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+    assert signed_in.status_code == 302
+    api = httpx.Client(base_url=f"http://{host}", timeout=30, headers={"Authorization": f"Bearer {bench['token']}"})
+    body = json.dumps(notification(bench["number"], "durante a queda", 1, phone="5511900000001")).encode()
+    webhook_headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature_of(body, bench["secret"])}
+
+    calls = {
+        "the API": lambda: api.get("/api/conversations/"),
+        "an API login": lambda: httpx.post(
+            f"http://{host}/api/auth/token/", json={"username": "recepcao.falha", "password": "x"}, timeout=30
+        ),
+        "a page": lambda: browser.get("/inbox/"),
+        "the webhook": lambda: httpx.post(f"http://{host}/webhooks/whatsapp/", content=body, headers=webhook_headers),
+    }
+    assert [calls[name]().status_code for name in ("the API", "a page")] == [200, 200]
+
+    stop_postgres()
+    assert api.get("/api/conversations/").status_code == 503  # this one finds it away (up to the pool's wait)
+    for name, call in calls.items():
+        started = time.monotonic()
+        answer = call()
+        waited = time.monotonic() - started
+        assert answer.status_code == 503, (name, answer.status_code, answer.text[:200])
+        assert waited < 2.5, f"{name} waited {waited:.1f} s: it must answer at once, not after DB_POOL_TIMEOUT (5 s)"
+    assert reachable() == "taskmed_database_reachable 0.0", "operators see it on /metrics"
+
+    start_postgres()
+    deadline = time.monotonic() + 30
+    while api.get("/api/conversations/").status_code != 200:
+        assert time.monotonic() < deadline, "the server never found the database again by itself"
+        time.sleep(0.2)  # the probe looks every second; each request answers at once meanwhile
+    assert browser.get("/inbox/").status_code == 200 and calls["the webhook"]().status_code == 200
+    assert reachable() == "taskmed_database_reachable 1.0"
+    assert serve.alive(host), "the same server process, never restarted"
