@@ -2,6 +2,7 @@
 by its bytes rather than by what the browser said."""
 
 import codecs
+import re
 
 import filetype
 
@@ -77,3 +78,18 @@ def message_type_for(content_type: str, size: int) -> str:
     raise ValueError(
         f"WhatsApp does not accept {content_type} files; send images, video, audio, PDFs or Office documents."
     )
+
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def safe_file_name(given: str, fallback: str) -> str:
+    """A name a sender chose (a patient's document name, say) that is safe to store and to show: its last
+    path part only, no control characters, no leading dots (`..`, hidden files), at most 200 characters
+    keeping the extension; `fallback` when nothing is left."""
+    last_part = str(given).replace("\\", "/").rsplit("/", 1)[-1]
+    name = CONTROL_CHARACTERS.sub("", last_part).strip().lstrip(".").strip()
+    if len(name) > 200:
+        stem, dot, extension = name.rpartition(".")
+        name = f"{stem[: 190 - len(extension)]}.{extension[:9]}" if dot and len(extension) <= 9 else name[:200]
+    return name or fallback

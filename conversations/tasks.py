@@ -6,6 +6,7 @@ while it waits on the network.
 """
 
 import logging
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from conversations.actions.attempts import begin_delivery_attempt, finish_delive
 from conversations.actions.conversations import wake_conversation as wake
 from conversations.actions.media import attach_inbound_media, record_media_failure
 from conversations.actions.messages import update_message_status
+from conversations.media import safe_file_name
 from conversations.models import DeliveryAttempt, Message, MessageStatus
 
 logger = logging.getLogger(__name__)
@@ -121,14 +123,18 @@ def download_inbound_media(message_id: int, attempt: int = 1) -> str:
             return "retrying"
         record_media_failure(message=message, reason=f"The file could not be stored: {error.strerror or error}")
         return "failed"
+    except Exception as error:  # anything else the storage refused: never left "downloading" for ever
+        logger.exception("keeping the media of message %s failed", message_id)
+        record_media_failure(message=message, reason=f"The file could not be stored: {error.__class__.__name__}")
+        return "failed"
     return "downloaded"
 
 
 def media_file_name(message: Message, content_type: str) -> str:
-    if message.metadata.get("filename"):
-        return str(message.metadata["filename"])[-200:]
-    extension = content_type.split("/")[-1].replace("jpeg", "jpg")[:8] or "bin"
-    return f"{message.message_type}-{message.pk}.{extension}"
+    """The name the patient gave the file (made safe: no folders, no control characters), else one of ours."""
+    extension = re.sub(r"[^a-z0-9]", "", content_type.split("/")[-1].replace("jpeg", "jpg"))[:8] or "bin"
+    ours = f"{message.message_type}-{message.pk}.{extension}"
+    return safe_file_name(message.metadata.get("filename") or "", ours)
 
 
 @task()

@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -586,6 +587,68 @@ def test_inbound_media_is_typed_by_its_bytes_not_by_what_the_download_declares(
     served = client.get(f"/media/attachments/{attachment.pk}/")
     assert served.status_code == 200 and served["Content-Type"] == "application/octet-stream"
     assert served["Content-Disposition"].startswith("attachment") and served["X-Content-Type-Options"] == "nosniff"
+
+
+PDF = b"%PDF-1.4\n" + b"0" * 64
+
+
+@pytest.mark.parametrize(
+    "given,stored",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("exames/2026/hemograma.pdf", "hemograma.pdf"),
+        ("..\\..\\win.ini", "win.ini"),
+        ("laudo\x00\x1b[2J.pdf", "laudo[2J.pdf"),
+        ("..", None),
+        ("/", None),
+        ("a" * 300 + ".pdf", "a" * 187 + ".pdf"),
+    ],
+)
+def test_a_patients_file_name_is_stored_under_a_safe_name(
+    graph, whatsapp_post, whatsapp_channel, settings, given, stored
+):
+    """A name with folders, `..` or control characters made the download fail for ever (the message stayed
+    "downloading"): it is kept under a safe name, inside the media folder."""
+    graph.get("/1003383421387256").mock(
+        return_value=httpx.Response(
+            200, json={"url": "https://lookaside.fbsbx.com/m?mid=3", "mime_type": "application/pdf"}
+        )
+    )
+    graph.get("https://lookaside.fbsbx.com/m?mid=3").mock(return_value=httpx.Response(200, content=PDF))
+    payload = whatsapp_payload("document")
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["document"] |= {"id": "1003383421387256", "filename": given}
+    assert whatsapp_post(payload).status_code == 200
+    run_worker()
+    kept = Message.objects.get()
+    assert kept.metadata["media_status"] == "downloaded", kept.metadata
+    attachment = kept.attachments.get()
+    assert attachment.file_name == (stored or f"document-{kept.pk}.pdf")
+    path = Path(attachment.file.path).resolve()
+    assert path.is_relative_to(Path(settings.MEDIA_ROOT).resolve()) and path.read_bytes() == PDF
+    assert "/" not in attachment.file_name and not any(ord(c) < 32 for c in attachment.file_name)
+
+
+def test_a_file_the_storage_refuses_marks_the_media_failed_with_the_reason(
+    graph, whatsapp_post, whatsapp_channel, monkeypatch
+):
+    from django.core.exceptions import SuspiciousFileOperation
+
+    from conversations.storage import SafeFileSystemStorage
+
+    def refuse(self, name, content):
+        raise SuspiciousFileOperation(f"Detected path traversal attempt in '{name}'")
+
+    monkeypatch.setattr(SafeFileSystemStorage, "_save", refuse)  # a storage refusing, as S3 or a bug might
+    graph.get("/1003383421387256").mock(
+        return_value=httpx.Response(200, json={"url": "https://lookaside.fbsbx.com/m?mid=4", "mime_type": "image/jpeg"})
+    )
+    graph.get("https://lookaside.fbsbx.com/m?mid=4").mock(return_value=httpx.Response(200, content=JPEG))
+    whatsapp_post("image")
+    run_worker()
+    message = Message.objects.get()
+    assert message.metadata["media_status"] == "failed" and "SuspiciousFileOperation" in message.metadata["media_error"]
+    assert not message.attachments.exists()
 
 
 def test_a_failed_download_keeps_the_message_and_says_why(graph, whatsapp_post, whatsapp_channel):
