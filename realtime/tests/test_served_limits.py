@@ -59,3 +59,24 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy(serve, transactiona
     assert token_attempts(direct, addresses) == [401, 401, 401, 429], "a client's own header is not believed"
     behind_proxy = serve(server_env(API_THROTTLE_AUTH="3/hour", TRUSTED_PROXIES="127.0.0.1"))
     assert token_attempts(behind_proxy, addresses) == [401, 401, 401, 401], "the trusted proxy names each client"
+
+
+def login_attempts(host: str, forwarded_for: list[str]) -> list[int]:
+    """The browser's login form, as a browser posts it (its CSRF cookie and token), once per address."""
+    import httpx
+
+    codes = []
+    for address in forwarded_for:
+        with httpx.Client(base_url=f"http://{host}", timeout=10) as browser:
+            browser.get("/accounts/login/")
+            form = {"username": "nobody", "password": "wrong", "csrfmiddlewaretoken": browser.cookies["csrftoken"]}
+            codes.append(browser.post("/accounts/login/", data=form, headers={"X-Forwarded-For": address}).status_code)
+    return codes
+
+
+def test_the_browser_login_believes_forwarded_for_only_from_a_trusted_proxy(serve, transactional_db):
+    addresses = [f"203.0.113.{n}" for n in range(4)]
+    direct = serve(server_env(API_THROTTLE_AUTH="3/hour"))
+    assert login_attempts(direct, addresses) == [200, 200, 200, 429], "a client's own header is not believed"
+    behind_proxy = serve(server_env(API_THROTTLE_AUTH="3/hour", TRUSTED_PROXIES="127.0.0.1"))
+    assert login_attempts(behind_proxy, addresses) == [200, 200, 200, 200], "the trusted proxy names each client"

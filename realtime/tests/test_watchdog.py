@@ -86,9 +86,11 @@ async def test_a_token_s_end_closes_its_socket_and_a_socket_gone_before_it_has_n
     ending, left = Socket(7), Socket(8)
     watchdog.watch(ending, since=auth.changes(), ends_at=time.time() + 0.1)
     watchdog.watch(left, since=auth.changes(), ends_at=time.time() + 0.1)
+    left_timer = watchdog.timers[left]
     watchdog.unwatch(left)
+    assert left not in watchdog.timers and left_timer.cancelled(), "a socket gone has no timer left"
 
-    await asyncio.sleep(0.3)
+    await eventually(lambda: ending.refusals)
 
     assert [r.code for r in ending.refusals] == [auth.CLOSE_NOT_AUTHENTICATED]
     assert left.refusals == [] and watchdog.timers == {}
@@ -144,12 +146,14 @@ async def test_once_stopped_no_timer_fires_and_nothing_is_checked(rules):
     late = Socket(8)
     watchdog.watch(ending, since=auth.changes(), ends_at=time.time() + 0.05)
     watchdog.watch(late, since=since)
+    scheduled = [watchdog.timers[ending], watchdog.due_timer]
     watchdog.stop()
+    assert all(timer.cancelled() for timer in scheduled), "the credential's end and the due check never fire"
     watchdog.access_changed(7)  # heard after the stop: nothing is checked any more
     watchdog.watch(Socket(8), since=since, ends_at=time.time())
-    await asyncio.sleep(0.3)
+    assert watchdog.tasks == set() and watchdog.timers == {} and watchdog.due_timer is None
+    await asyncio.sleep(0)  # one turn of the loop: anything scheduled now would have started
     assert ending.refusals == [] and late.refusals == [] and rules.checks == []
-    assert watchdog.tasks == set() and watchdog.timers == {}
 
 
 async def test_a_lookup_that_a_change_of_its_user_overlapped_is_not_cached():

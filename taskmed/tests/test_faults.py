@@ -15,11 +15,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from conftest import free_port
 from conversations.actions.inbound import receive_inbound_message
@@ -114,7 +116,10 @@ async def test_a_killed_server_process_loses_no_client_anything(serve, clinic, m
                 client.host = survivor
 
     async def kill_midway() -> None:
-        await asyncio.sleep(1.2)
+        deadline = time.monotonic() + 20
+        while sum(len(client.seqs) for client in clients) < 3 * 20:  # each client well into the stream
+            assert time.monotonic() < deadline, "the clients never received the patients' messages"
+            await asyncio.sleep(0.02)
         serve.kill(doomed)
         killed.set_result(True)
 
@@ -194,7 +199,8 @@ def test_a_worker_killed_mid_send_never_sends_twice(serve, clinic, member, setti
         assert graph.received.wait(20), "the worker never called Meta"
         first.kill()  # SIGKILL while Meta holds the request
         first.wait(10)
-        time.sleep(3)  # longer than a send may take (DELIVERY_IN_FLIGHT_SECONDS): the attempt is interrupted
+        # As if longer than a send may take (DELIVERY_IN_FLIGHT_SECONDS) had passed: the attempt was interrupted.
+        DeliveryAttempt.objects.filter(message=message).update(started_at=timezone.now() - timedelta(seconds=10))
         settings.DELIVERY_IN_FLIGHT_SECONDS = 2
         subprocess.run(
             [sys.executable, "manage.py", "recover_deliveries", "--older-than", "0", "--yes"],
@@ -264,8 +270,7 @@ def test_a_full_disk_during_an_upload_is_a_clear_503_with_nothing_half_stored(se
 
     sent = http_json(url, token, {"content": "Pode enviar por aqui mesmo"})
     assert Message.objects.get(pk=sent["id"]).content == "Pode enviar por aqui mesmo"
-    time.sleep(0.5)
-    seen = screen.finish()
+    seen = screen.finish()  # its last resume collects whatever it had not seen yet
     assert seen.seqs == logged_seqs(clinic.pk), "the screen ends with exactly the log"
     shown = [f["data"]["message"]["content"] for f in seen.frames if f["type"] == "message:new"]
     assert shown == ["Oi", "Pode enviar por aqui mesmo"], "the refused upload never reached a screen"
@@ -364,8 +369,7 @@ def test_a_postgresql_restart_is_503s_while_down_and_success_after_with_no_serve
     assert status == 200 and body["results"][0]["last_message"]["content"] == "mensagem 2"
     assert serve.alive(host), "the same server process, never restarted"
     assert webhook(3) == 200
-    time.sleep(0.5)
-    seen = screen.finish()
+    seen = screen.finish()  # its last resume collects whatever it had not seen yet
     with psycopg.connect(url) as database:
         logged = [seq for (seq,) in database.execute("SELECT seq FROM realtime_event ORDER BY seq")]
     assert seen.seqs == logged and len(logged) >= 3, "the screen, connected through it all, ends with the log"

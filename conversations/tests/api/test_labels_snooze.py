@@ -112,10 +112,11 @@ def test_the_snooze_ends_on_its_own_by_a_task_kept_in_the_database(jwt_client, m
     call_command(*worker, verbosity=0)  # a worker that starts now finds it not yet due
     maria.refresh_from_db()
     assert maria.snoozed_until is not None
-    time.sleep(2.2)
-    call_command(*worker, verbosity=0)  # another worker process, later: the task was kept
-    maria.refresh_from_db()
-    assert maria.snoozed_until is None
+    deadline = time.monotonic() + 15
+    while maria.snoozed_until is not None:  # other worker processes, later: the task was kept
+        assert time.monotonic() < deadline, "the snooze never ended"
+        call_command(*worker, verbosity=0)
+        maria.refresh_from_db()
     assert ids(api, status="open") == [maria.pk]
     told = Event.objects.filter(type="conversation:updated").order_by("-seq").first()
     assert told.data["changed"] == ["snoozed_until"] and told.data["conversation"]["snoozed_until"] is None
