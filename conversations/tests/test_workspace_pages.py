@@ -216,6 +216,14 @@ def test_a_failed_message_shows_the_reason_and_can_be_resent_once(staff, maria, 
     assert "Reenviada" in html and "data-resend" not in html
 
 
+def test_a_message_whose_delivery_is_unknown_says_so_and_offers_a_resend(staff, maria, member):
+    uncertain = send_outbound_message(conversation=maria.conversation, sender=member, content="Retorno").message
+    update_message_status(message=uncertain, status="unknown", error="WhatsApp answered HTTP 504")
+    html = staff.get(f"/inbox/{maria.conversation.pk}/messages/?id={uncertain.pk}", **FRAGMENT).text
+    assert 'data-tick="unknown"' in html and "Entrega incerta: o WhatsApp pode ter recebido" in html
+    assert "WhatsApp answered HTTP 504" in html and "data-resend" in html
+
+
 def test_a_resent_file_is_a_copy_of_its_own_so_purging_the_failed_original_keeps_it(
     staff, maria, member, jwt_client, clinic
 ):
