@@ -144,3 +144,36 @@ def test_in_a_background_tab_the_title_counts_and_nothing_is_marked_read_until_i
     page.bring_to_front()
     expect(page).to_have_title(title, timeout=5_000)
     expect(carlos.locator(".unread")).to_have_count(0, timeout=10_000)
+
+
+@pytest.fixture
+def in_two_clinics(desk, member, other_clinic):
+    from conversations.models import Membership
+
+    Membership.objects.create(user=member, clinic=other_clinic, role="receptionist")
+    return desk
+
+
+def test_switching_clinic_in_one_tab_moves_every_tab_of_the_session_to_it(
+    in_two_clinics, serve, clinic, other_clinic, browser
+):
+    """A user of two clinics: another tab of the same session switches clinic. The first tab's stream is
+    closed (its clinic is no longer the session's) and the page reloads into the clinic the session works
+    in now, instead of showing one clinic's list under the other's stream."""
+    desk = in_two_clinics
+    host = serve(server_env())
+    context = browser.new_context()
+    first = context.new_page()
+    log_in(first, host, desk["julia"])
+    first.click(f"text={clinic.name}")  # asked which clinic: two now
+    live(first)
+    expect(first.locator(".workspace")).to_have_attribute("data-clinic-id", str(clinic.pk))
+
+    second = context.new_page()
+    second.goto(f"http://{host}/clinics/")
+    second.click(f"text={other_clinic.name}")
+    expect(second.locator(".workspace")).to_have_attribute("data-clinic-id", str(other_clinic.pk))
+
+    expect(first.locator(".workspace")).to_have_attribute("data-clinic-id", str(other_clinic.pk), timeout=10_000)
+    live(first)
+    context.close()
