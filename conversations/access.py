@@ -123,7 +123,11 @@ def session_is_open(sid: str | None, user) -> bool:
         .values_list("auth_hash", flat=True)
         .first()
     )
-    return stamp is not None and constant_time_compare(stamp, user.get_session_auth_hash())
+    if stamp is None:
+        return False
+    # As Django's sessions: the hash under SECRET_KEY, or under a key being rotated out (SECRET_KEY_FALLBACKS).
+    hashes = (user.get_session_auth_hash(), *user.get_session_auth_fallback_hash())
+    return any(constant_time_compare(stamp, hashed) for hashed in hashes)
 
 
 def display_name(user) -> str:

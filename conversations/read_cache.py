@@ -62,7 +62,7 @@ def stats(clinic_id: int | None = None) -> dict[str, dict]:
     """Each cache's figures in this process: one clinic's reads, or (None) every clinic's together."""
     totals: dict[str, CacheStats] = defaultdict(CacheStats)
     with _lock:
-        for (name, clinic), figures in _stats.items():
+        for (name, clinic), figures in list(_stats.items()):  # a copy: readers add keys without the lock
             if clinic_id is None or clinic == clinic_id:
                 total = totals[name]
                 for field, value in asdict(figures).items():

@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.tasks import task
 from django.utils import timezone
 
@@ -123,6 +124,14 @@ def download_inbound_media(message_id: int, attempt: int = 1) -> str:
             return "retrying"
         record_media_failure(message=message, reason=f"The file could not be stored: {error.strerror or error}")
         return "failed"
+    except DatabaseError as error:  # the database failed meanwhile (away, a deadlock): try again later
+        logger.error("recording the media of message %s failed: %r", message_id, error)
+        if attempt < MEDIA_MAX_ATTEMPTS:
+            download_inbound_media.using(run_after=timezone.now() + retry_delay(attempt)).enqueue(
+                message_id, attempt + 1
+            )
+            return "retrying"
+        raise
     except Exception as error:  # anything else the storage refused: never left "downloading" for ever
         logger.exception("keeping the media of message %s failed", message_id)
         record_media_failure(message=message, reason=f"The file could not be stored: {error.__class__.__name__}")

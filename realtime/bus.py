@@ -237,7 +237,8 @@ _sync_client = None
 _sync_lock = threading.Lock()
 # After a failed publish from sync code, further ones are skipped this long (a circuit breaker, as the read
 # cache has): Redis unreachable must not hold every committing thread for the connect timeout. The servers'
-# look at the log brings in what was not published.
+# look at the log brings in the events not published; control messages (an access change) are not in the
+# log, so they are always tried (they are rare).
 BACKOFF_SECONDS = 5.0
 _down_until = 0.0
 
@@ -261,11 +262,11 @@ def ping() -> None:
 def publish_from_sync(channel: str, payload: bytes) -> bool:
     """Publish from code that runs no hub (the task worker, a command, a thread): Redis only; without it
     there is nothing to reach, and the server's look at the log brings the change in. For BACKOFF_SECONDS
-    after a failure nothing is tried (counted as skipped)."""
+    after a failure no event is tried (counted as skipped); a control message always is."""
     global _down_until
     if not settings.REDIS_URL:
         return False
-    if time.monotonic() < _down_until:
+    if time.monotonic() < _down_until and channel != control_channel():
         stats.bump("bus_publish_skipped")
         return False
     try:

@@ -29,11 +29,16 @@ PROBE_SECONDS = 1.0  # how often an open breaker looks for the database again
 class Breaker:
     """The database, as far as getting a connection goes: closed (connections are tried), or open (the
     database was found away: everything is refused at once, and a background probe looks for it every
-    PROBE_SECONDS, closing the breaker when it answers). Opened only when a failed connection is followed
-    by a failed probe: a pool that is merely busy does not open it."""
+    PROBE_SECONDS, closing the breaker when it answers).
+
+    Opened only when a failed connection is followed by a probe that finds nothing answering: a pool that
+    is merely busy, or a server at its connection limit, answers the probe and opens nothing. `reach()`
+    returns whether the database answers; an error it raises is a bug, logged, and opens nothing either.
+    """
 
     def __init__(self):
         self.open_since: float | None = None
+        self.answered_at = 0.0  # when a probe last found the database answering
         self.lock = threading.Lock()
 
     @property
@@ -48,29 +53,33 @@ class Breaker:
             raise OperationalError("The database cannot be reached (refused at once until it answers again).")
 
     def failed(self, reach) -> None:
-        """A connection could not be had; `reach()` raises unless the database answers a probe now."""
-        if self.open_since is not None:
+        """A connection could not be had: open unless the database answers a probe now (one probe a second
+        at most: under a burst of busy-pool timeouts, the last answer stands)."""
+        if self.open_since is not None or time.monotonic() - self.answered_at < PROBE_SECONDS:
             return
-        try:
-            reach()
-            return  # it answers: busy, not away
-        except Exception as error:
-            logger.error(
-                "the database cannot be reached (%r): refusing at once and probing every %ss", error, PROBE_SECONDS
-            )
+        if self._answers(reach):
+            return  # busy, not away
         with self.lock:
             if self.open_since is not None:
                 return
             self.open_since = time.monotonic()
+        logger.error("the database cannot be reached: refusing at once, probing every %ss", PROBE_SECONDS)
         threading.Thread(target=self._probe, args=(reach,), name="taskmed-db-probe", daemon=True).start()
+
+    def _answers(self, reach) -> bool:
+        try:
+            answers = bool(reach())
+        except Exception:
+            logger.exception("the database probe itself failed; taken as answering (nothing is refused for it)")
+            answers = True
+        if answers:
+            self.answered_at = time.monotonic()
+        return answers
 
     def _probe(self, reach) -> None:
         while True:
             time.sleep(PROBE_SECONDS)
-            try:
-                reach()
-            except Exception as error:
-                logger.debug("the database still cannot be reached (%r)", error)
+            if not self._answers(reach):
                 continue
             with self.lock:
                 away = time.monotonic() - (self.open_since or time.monotonic())

@@ -49,6 +49,9 @@ class Waiting:
 
 
 def _refusal(refused: Refused) -> JsonResponse:
+    if refused.code == 1011:  # access could not be checked (the database away): try again, do not sign out
+        body = {"code": "unavailable", "detail": "Access could not be checked just now; try again shortly."}
+        return JsonResponse(body, status=503, headers={"Retry-After": "5"})
     status = 403 if refused.code == CLOSE_FORBIDDEN else 401
     return JsonResponse({"code": refused.api_code, "detail": refused.reason}, status=status)
 

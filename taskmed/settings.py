@@ -25,6 +25,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # --- Core -------------------------------------------------------------------------------------------
 # SECRET_KEY signs sessions and tokens. Unset, a development key is generated once and kept out of git.
 SECRET_KEY = env_str("SECRET_KEY") or development_secret_key(BASE_DIR / ".secret_key")
+# Keys being rotated out, comma-separated: browser sessions, API sessions and erasure marks made under them
+# are still recognised (docs/security.md).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 # DEBUG defaults on only for the embedded setup (no SECRET_KEY given); a configured deployment is
 # production unless it says otherwise.
 DEBUG = env_bool("DEBUG", default=not env_str("SECRET_KEY"))

@@ -63,11 +63,11 @@ MESSAGE_VALUES = (
     "%(content)s, %(metadata)s::jsonb, %(status)s, '', %(external_id)s, NULL, %(at)s, %(at)s"
 )
 SNAPSHOTS = 20_000  # patients whose open conversation a process remembers
-# Nothing an erasure left marks this message (its id, or for a new patient who sent it): one probe of a small
-# index (models.privacy).
+# Nothing an erasure left marks this message as an erased patient's (models.privacy): its id, or who sent it
+# when it happened before they were erased (an old notification Meta delivers again). Probes of a small index.
 NOT_ERASED = (
-    f"NOT EXISTS (SELECT 1 FROM {ErasedIdentifier._meta.db_table} e "
-    "WHERE e.clinic_id = %(clinic_id)s AND e.digest = ANY(%(erased)s))"
+    f"NOT EXISTS (SELECT 1 FROM {ErasedIdentifier._meta.db_table} e WHERE e.clinic_id = %(clinic_id)s "
+    "AND (e.digest = ANY(%(erased_messages)s) OR (e.digest = ANY(%(erased_patients)s) AND e.erased_at >= %(at)s)))"
 )
 
 
@@ -324,7 +324,7 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         "contact_id": snapshot.patient_id,
         "contact_updated_at": snapshot.patient_updated_at,
         "number_id": inbound.number_id,
-        "erased": _erasure_digests(inbound, patient=False),
+        **_erasure_digests(inbound),
     }
     message_id, last_seq = yield sql, params, False
     if message_id is None:
@@ -404,7 +404,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         "channel": Conversation.Channel.WHATSAPP,
         "open": Conversation.Status.OPEN,
         "number_id": inbound.number_id,
-        "erased": _erasure_digests(inbound, patient=True),
+        **_erasure_digests(inbound),
     }
     stored, last_seq = yield sql, params, False
     if not stored:
@@ -413,15 +413,16 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
     return Stored(UsualResult(message_id, conversation_id), events, last_seq, now)
 
 
-def _erasure_digests(inbound: Inbound, *, patient: bool) -> list[str]:
-    """The marks an erasure would have left of this message's id (and of who sent it, for a new patient):
-    any of them found sends the message to the full action, which refuses an erased patient's old one."""
-    kinds = ErasedIdentifier.Kind
-    digests = [ErasedIdentifier.digest_of(kinds.MESSAGE, inbound.external_id)]
-    if patient:
-        identifiers = (inbound.phone, inbound.user_id, inbound.parent_id)
-        digests += [ErasedIdentifier.digest_of(kinds.PATIENT, value) for value in identifiers if value]
-    return digests
+def _erasure_digests(inbound: Inbound) -> dict[str, list[str]]:
+    """The marks an erasure would have left of this message's id and of who sent it (NOT_ERASED): a message
+    they mark goes to the full action, which refuses an erased patient's old one."""
+    kinds, identifiers = ErasedIdentifier.Kind, (inbound.phone, inbound.user_id, inbound.parent_id)
+    return {
+        "erased_messages": ErasedIdentifier.digests_of(kinds.MESSAGE, inbound.external_id),
+        "erased_patients": [
+            d for value in identifiers if value for d in ErasedIdentifier.digests_of(kinds.PATIENT, value)
+        ],
+    }
 
 
 def receive_usual_message(inbound: Inbound) -> UsualResult | None:

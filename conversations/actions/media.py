@@ -19,17 +19,17 @@ def attach_inbound_media(
     message = Message.objects.select_for_update().get(pk=message.pk)
     if message.metadata.get("erased"):
         return None  # the patient was erased while the download ran: keep nothing
-    attachment = MessageAttachment.objects.create(
-        message=message,
-        file=ContentFile(content, name=file_name),
-        file_name=file_name,
-        content_type=content_type,
-        size=len(content),
-    )
-    message.metadata = {**message.metadata, "media_status": "downloaded"}
-    message.metadata.pop("media_error", None)
-    message.save(update_fields=["metadata"])
-    events.publish_message_updated(message)
+    attachment = MessageAttachment(message=message, file_name=file_name, content_type=content_type, size=len(content))
+    attachment.file.save(file_name, ContentFile(content), save=False)
+    try:
+        attachment.save()
+        message.metadata = {**message.metadata, "media_status": "downloaded"}
+        message.metadata.pop("media_error", None)
+        message.save(update_fields=["metadata"])
+        events.publish_message_updated(message)
+    except BaseException:
+        attachment.file.delete(save=False)  # the rows roll back: the file must not stay behind alone
+        raise
     return attachment
 
 

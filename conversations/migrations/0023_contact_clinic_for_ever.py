@@ -1,75 +1,31 @@
-"""A patient belongs to their clinic for ever, in the database too: a conversation's clinic must be its
-patient's (on PostgreSQL a foreign key on (contact, clinic); on SQLite triggers), and a patient's clinic
-cannot change. The status `blocked`, which nothing honoured, goes (such patients become active)."""
+"""A patient belongs to their clinic for ever: conversations written into another clinic's patient are
+given back to a patient of their own clinic, and (id, clinic) is made unique for the constraint of 0024.
+The status `blocked`, which nothing honoured, goes (such patients become active)."""
 
 from django.db import migrations, models
 
-POSTGRESQL = """
-ALTER TABLE conversations_conversation ADD CONSTRAINT conversation_contact_same_clinic
-    FOREIGN KEY (contact_id, clinic_id) REFERENCES conversations_contact (id, clinic_id)
-    DEFERRABLE INITIALLY DEFERRED;
-CREATE OR REPLACE FUNCTION conversations_contact_clinic_fixed() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION 'patient % belongs to clinic % for ever; it cannot be moved', OLD.id, OLD.clinic_id
-        USING ERRCODE = 'integrity_constraint_violation';
-END;
-$$ LANGUAGE plpgsql;
-CREATE TRIGGER conversations_contact_clinic_fixed BEFORE UPDATE OF clinic_id ON conversations_contact
-    FOR EACH ROW WHEN (NEW.clinic_id IS DISTINCT FROM OLD.clinic_id)
-    EXECUTE FUNCTION conversations_contact_clinic_fixed();
-"""
-POSTGRESQL_UNDO = """
-DROP TRIGGER IF EXISTS conversations_contact_clinic_fixed ON conversations_contact;
-DROP FUNCTION IF EXISTS conversations_contact_clinic_fixed();
-ALTER TABLE conversations_conversation DROP CONSTRAINT IF EXISTS conversation_contact_same_clinic;
-"""
-SQLITE = [
-    """CREATE TRIGGER conversation_contact_same_clinic_insert BEFORE INSERT ON conversations_conversation
-    WHEN (SELECT clinic_id FROM conversations_contact WHERE id = NEW.contact_id) IS NOT NEW.clinic_id
-    BEGIN SELECT RAISE(ABORT, 'a conversation belongs to its patient''s clinic'); END""",
-    """CREATE TRIGGER conversation_contact_same_clinic_update BEFORE UPDATE OF contact_id, clinic_id
-    ON conversations_conversation
-    WHEN (SELECT clinic_id FROM conversations_contact WHERE id = NEW.contact_id) IS NOT NEW.clinic_id
-    BEGIN SELECT RAISE(ABORT, 'a conversation belongs to its patient''s clinic'); END""",
-    """CREATE TRIGGER contact_clinic_fixed BEFORE UPDATE OF clinic_id ON conversations_contact
-    WHEN NEW.clinic_id IS NOT OLD.clinic_id
-    BEGIN SELECT RAISE(ABORT, 'a patient belongs to their clinic for ever'); END""",
-]
-SQLITE_UNDO = [
-    "DROP TRIGGER IF EXISTS conversation_contact_same_clinic_insert",
-    "DROP TRIGGER IF EXISTS conversation_contact_same_clinic_update",
-    "DROP TRIGGER IF EXISTS contact_clinic_fixed",
-]
 
-
-def refuse_mixed_clinics(apps, schema_editor):
-    """Conversations already written into another clinic's patient must be sorted out by a person first."""
+def repair_mixed_clinics(apps, schema_editor):
+    """A conversation written into another clinic's patient (a patient moved between clinics in the admin
+    before this release) goes back to a patient of its own clinic: the one there with the same phone or
+    WhatsApp id, else a copy of the patient made there. Its messages were always its clinic's."""
+    Contact = apps.get_model("conversations", "Contact")
     Conversation = apps.get_model("conversations", "Conversation")
-    mixed = list(
-        Conversation.objects.exclude(clinic_id=models.F("contact__clinic_id")).values_list("pk", flat=True)[:20]
-    )
-    if mixed:
-        raise RuntimeError(
-            f"Conversations {mixed} belong to another clinic than their patient's (a patient moved between "
-            "clinics in the admin before this release). Decide which clinic each belongs to, give it a patient "
-            "of that clinic, then migrate again."
-        )
-
-
-def enforce(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRESQL, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for statement in SQLITE:
-            schema_editor.execute(statement, params=None)
-
-
-def undo(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(POSTGRESQL_UNDO, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for statement in SQLITE_UNDO:
-            schema_editor.execute(statement, params=None)
+    mixed = Conversation.objects.exclude(clinic_id=models.F("contact__clinic_id")).select_related("contact")
+    for conversation in mixed.iterator():
+        moved = conversation.contact
+        same = models.Q(pk__in=[])
+        for key in ("phone", "whatsapp_user_id", "whatsapp_parent_user_id"):
+            if getattr(moved, key):
+                same |= models.Q(**{key: getattr(moved, key)})
+        own = Contact.objects.filter(same, clinic_id=conversation.clinic_id).first()
+        if own is None:
+            fields = ("name", "phone", "whatsapp_user_id", "whatsapp_parent_user_id", "profile_name", "email")
+            own = Contact.objects.create(
+                clinic_id=conversation.clinic_id, status=moved.status, **{f: getattr(moved, f) for f in fields}
+            )
+        conversation.contact = own
+        conversation.save(update_fields=["contact"])
 
 
 def unblock(apps, schema_editor):
@@ -101,6 +57,5 @@ class Migration(migrations.Migration):
             model_name="contact",
             constraint=models.UniqueConstraint(fields=("id", "clinic"), name="contact_id_clinic"),
         ),
-        migrations.RunPython(refuse_mixed_clinics, migrations.RunPython.noop),
-        migrations.RunPython(enforce, undo),
+        migrations.RunPython(repair_mixed_clinics, migrations.RunPython.noop),
     ]

@@ -1,6 +1,7 @@
 """What erasure keeps of a patient: nothing that says who they were, only one-way marks of their WhatsApp
 ids, so that Meta redelivering an old notification of theirs does not bring them back."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -11,7 +12,8 @@ from conversations.models.clinics import Clinic
 class ErasedIdentifier(models.Model):
     """A keyed one-way hash (HMAC-SHA256 under SECRET_KEY) of an erased patient's message id, phone or
     WhatsApp user id: it recognises the identifier when it comes again and cannot be turned back into it
-    (a plain hash of a phone number could be, by trying them all)."""
+    (a plain hash of a phone number could be, by trying them all). Looked up under SECRET_KEY_FALLBACKS too:
+    keep a rotated key there for as long as Meta may redeliver (its retries last up to seven days)."""
 
     class Kind(models.TextChoices):
         MESSAGE = "message", "Id de mensagem do WhatsApp"
@@ -31,5 +33,15 @@ class ErasedIdentifier(models.Model):
         return f"{self.kind} {self.digest[:12]}…"
 
     @staticmethod
-    def digest_of(kind: str, value: str) -> str:
-        return salted_hmac("taskmed.erased-identifier", f"{kind}:{value}", algorithm="sha256").hexdigest()
+    def digest_of(kind: str, value: str, secret: str | None = None) -> str:
+        """The mark of `value` under SECRET_KEY (or `secret`)."""
+        return salted_hmac(
+            "taskmed.erased-identifier", f"{kind}:{value}", secret=secret, algorithm="sha256"
+        ).hexdigest()
+
+    @staticmethod
+    def digests_of(kind: str, value: str) -> list[str]:
+        """Every mark `value` may have been kept under: SECRET_KEY's, and each key being rotated out
+        (SECRET_KEY_FALLBACKS), so that a rotation does not forget who was erased."""
+        secrets = [None, *settings.SECRET_KEY_FALLBACKS]
+        return [ErasedIdentifier.digest_of(kind, value, secret) for secret in secrets]

@@ -20,7 +20,7 @@ from conversations.actions.attempts import begin_delivery_attempt, finish_delive
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, send_outbound_message
 from conversations.actions.support import remove_channel
-from conversations.models import Contact, DeliveryAttempt, Message, PendingStatus, WhatsAppChannel
+from conversations.models import Contact, DeliveryAttempt, Message, MessageAttachment, PendingStatus, WhatsAppChannel
 from conversations.providers import provider_for
 from conversations.tasks import deliver_message
 from realtime.models import Event
@@ -649,6 +649,32 @@ def test_a_file_the_storage_refuses_marks_the_media_failed_with_the_reason(
     message = Message.objects.get()
     assert message.metadata["media_status"] == "failed" and "SuspiciousFileOperation" in message.metadata["media_error"]
     assert not message.attachments.exists()
+
+
+def test_a_database_failure_while_recording_media_is_retried_and_leaves_no_file_behind(
+    graph, whatsapp_post, whatsapp_channel, monkeypatch, settings
+):
+    from django.db import OperationalError
+
+    graph.get("/1003383421387256").mock(
+        return_value=httpx.Response(200, json={"url": "https://lookaside.fbsbx.com/m?mid=5", "mime_type": "image/jpeg"})
+    )
+    graph.get("https://lookaside.fbsbx.com/m?mid=5").mock(return_value=httpx.Response(200, content=JPEG))
+    real_save, failures = MessageAttachment.save, []
+
+    def fails_once(self, *args, **kwargs):
+        if not failures:
+            failures.append(self.file.name)
+            raise OperationalError("the database went away for a moment")
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(MessageAttachment, "save", fails_once)
+    whatsapp_post("image")
+    run_worker()
+    message = Message.objects.get()
+    assert message.metadata["media_status"] == "downloaded", "retried, not failed for good"
+    stored = [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+    assert stored == [Path(message.attachments.get().file.path)], "the first try's file did not stay behind"
 
 
 def test_a_failed_download_keeps_the_message_and_says_why(graph, whatsapp_post, whatsapp_channel):

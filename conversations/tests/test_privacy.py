@@ -286,6 +286,15 @@ def test_metas_old_notifications_delivered_again_after_erasure_do_not_bring_the_
     value["messages"][0] |= {"id": "wamid.NEW", "timestamp": str(int(timezone.now().timestamp()) + 5)}
     assert whatsapp_post(old_message).status_code == 200  # writing again after the erasure: a new patient
     assert Contact.objects.filter(phone=PHONE).exclude(pk=patient.pk).count() == 1
+    assert (
+        whatsapp_post(
+            old_message
+            | {"entry": [{"id": "1", "changes": [{"field": "messages", "value": {**value, "messages": [later]}}]}]}
+        ).status_code
+        == 200
+    )
+    kept = list(Message.objects.filter(conversation__contact__phone=PHONE).values_list("external_id", flat=True))
+    assert kept == ["wamid.NEW"], "an old message of theirs, once they are a new patient, is still not theirs"
 
 
 def test_after_erasure_the_same_phone_writing_again_is_a_new_patient(jwt_client, admin_member, patient, clinic):

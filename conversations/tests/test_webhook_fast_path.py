@@ -441,6 +441,25 @@ async def test_an_address_refused_too_often_is_answered_429_before_anything_is_c
     assert meta.status_code == 200 and meta.json()["received"]["messages"] == 1
 
 
+async def test_one_apps_failing_signatures_never_hold_up_another_apps_notifications_from_metas_addresses(
+    settings, known_patient, other_clinic
+):
+    """Meta sends every app's notifications from its own few addresses. An app whose secret is stale here
+    fails its signatures from there, again and again: only that app's requests are answered 429."""
+    settings.WHATSAPP_REFUSALS_PER_MINUTE = 3
+    await database_sync_to_async(WhatsAppChannel.objects.create)(
+        clinic=other_clinic, phone_number_id="999000111", access_token="t", app_secret="stale-here", verify_token="v"
+    )
+    meta = ("173.252.127.1", 4000)
+    stale = json.dumps(notification("999000111", "Do outro app", 1, phone="5511911112222")).encode()
+    signed_elsewhere = {"X-Hub-Signature-256": signature_of(stale, "the-secret-meta-has-now")}
+    answers = [(await post(stale, signed_elsewhere, client=meta)).status_code for _ in range(4)]
+    assert answers == [403, 403, 403, 429]
+    body, signature = signed(notification(NUMBER, "Do app em dia", 1, phone=PHONE))
+    ours = await post(body, {"X-Hub-Signature-256": signature}, client=meta)
+    assert ours.status_code == 200 and ours.json()["received"]["messages"] == 1
+
+
 async def test_a_channel_change_in_the_middle_of_a_notification_never_makes_the_loop_query(known_patient, monkeypatch):
     """The channels are dropped from memory (a change elsewhere) while the event loop is checking a
     notification: it goes on with what it had read, and never queries the database from the loop."""

@@ -88,32 +88,36 @@ def read_body(body: bytes):
 BAD_SIGNATURE = (403, {"code": "bad_signature", "detail": "X-Hub-Signature-256 does not match."})
 
 
-def refused_for(address: str | None) -> tuple[int, dict] | None:
-    """429 for an address refused too often lately (strangers.refusals), before anything is checked."""
-    wait = strangers.refusals.wait(address or "?")
-    if wait is None:
-        return None
-    detail = "Too many requests with no or a wrong signature from this address; try again later."
-    return 429, {"code": "rate_limited", "detail": detail, "retry_after": int(wait)}
-
-
-def bad_signature(address: str | None) -> tuple[int, dict]:
-    strangers.refusals.refused(address or "?")
+def checked(
+    body: bytes, signature: str, address: str | None, channels: whatsapp_channels.Directory
+) -> tuple[str | None, tuple[int, dict] | None]:
+    """The app secret that signed `body` and None, or None and the answer refusing it: 429 for an address
+    refused too often lately for the app the body points to (before any HMAC), else one HMAC, and 403 for
+    no or a wrong signature. Refusals are counted per address and app (strangers.refusals): one app's stale
+    secret, failing from Meta's own addresses, never holds up another app's notifications."""
+    secret = channels.secret_named_in(body)
+    key = strangers.key(address, secret)
+    wait = strangers.refusals.wait(key)
+    if wait is not None:
+        detail = "Too many requests with no or a wrong signature from this address; try again later."
+        return None, (429, {"code": "rate_limited", "detail": detail, "retry_after": int(wait)})
+    if secret is not None and whatsapp_channels.signed_with(body, signature, secret):
+        return secret, None
+    strangers.refusals.refused(key)
     logger.warning("whatsapp webhook with a bad or missing signature from %s refused", address)
-    return BAD_SIGNATURE
+    return None, BAD_SIGNATURE
 
 
 def receive_notification(body: bytes, signature: str, address: str | None = None) -> tuple[int, dict]:
     """Check, read and store one signed notification; the HTTP status and JSON body to answer with."""
-    if (refused := refused_for(address)) is not None:
-        return refused
     try:
-        secret = whatsapp_channels.verified_secret(body, signature)
+        channels = whatsapp_channels.directory()
     except DatabaseError:
         logger.exception("whatsapp webhook: the channels could not be read; Meta will retry")
         return 503, {"code": "unavailable", "detail": "Could not store it now; retry."}
-    if secret is None:
-        return bad_signature(address)
+    secret, refused = checked(body, signature, address, channels)
+    if refused is not None:
+        return refused
     return receive_verified(body, secret)
 
 

@@ -20,12 +20,7 @@ from django.db import DatabaseError
 from django.http.request import split_domain_port, validate_host
 
 from conversations.webhooks import whatsapp_channels
-from conversations.webhooks.whatsapp import (
-    bad_signature,
-    receive_notification_on_loop,
-    receive_verified,
-    refused_for,
-)
+from conversations.webhooks.whatsapp import checked, receive_notification_on_loop, receive_verified
 from realtime import db
 
 logger = logging.getLogger(__name__)
@@ -83,10 +78,6 @@ async def whatsapp_notification(scope, receive, send) -> None:
     if body is None:
         await _answer(send, 413, {"code": "too_large", "detail": "The notification is too large."})
         return
-    address = (scope.get("client") or ("?",))[0]
-    if (refused := refused_for(address)) is not None:
-        await _answer(send, *refused)
-        return
     try:
         channels = await _channels()
     except DatabaseError:
@@ -94,9 +85,9 @@ async def whatsapp_notification(scope, receive, send) -> None:
         await _answer(send, 503, {"code": "unavailable", "detail": "Could not store it now; retry."})
         return
     signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1")
-    secret = whatsapp_channels.verified_secret(body, signature, found=channels)
-    if secret is None:
-        await _answer(send, *bad_signature(address))
+    secret, refused = checked(body, signature, (scope.get("client") or ("?",))[0], channels)
+    if refused is not None:
+        await _answer(send, *refused)
         return
     answer = await receive_notification_on_loop(body, secret, channels)
     if answer is None:

@@ -91,13 +91,16 @@ def verified_secret(body: bytes, header: str, *, found: Directory | None = None)
     time: against the one secret the body points to (Directory.secret_named_in). A notification comes from
     one Meta app and names that app's numbers: one signed by another app than its numbers' is not theirs.
     `found`: the directory read."""
-    if not header.startswith("sha256="):
-        return None
     secret = (found or directory()).secret_named_in(body)
-    if secret is None:
-        return None
-    given = header.encode("utf-8", "replace")
-    return secret if hmac.compare_digest(signature_of(body, secret).encode(), given) else None
+    return secret if secret is not None and signed_with(body, header, secret) else None
+
+
+def signed_with(body: bytes, header: str, secret: str) -> bool:
+    """Whether `header` (X-Hub-Signature-256) is `body`'s signature with `secret`: one HMAC, compared in
+    constant time."""
+    if not header.startswith("sha256="):
+        return False
+    return hmac.compare_digest(signature_of(body, secret).encode(), header.encode("utf-8", "replace"))
 
 
 def routes_of(secret: str, found: Directory | None = None) -> dict[str, int]:

@@ -94,6 +94,27 @@ async def waiting_long_polls_is(count: int) -> bool:
     return await waiting_long_polls() == count
 
 
+async def test_a_long_poll_whose_access_cannot_be_checked_is_told_to_retry_not_to_sign_out(
+    settings, clinic, member, monkeypatch
+):
+    """The re-check after an access change fails (the database away for a moment): a 503 the page retries,
+    never the 401 that would sign every waiting page out."""
+    from realtime import auth
+
+    settings.LONGPOLL_SECONDS = 20
+    headers = await bearer(member)
+    waiting = asyncio.create_task(AsyncClient().get("/api/events/", {"after": 0}, headers=headers))
+    await until(lambda: waiting_long_polls_is(1))
+
+    def unreachable(caller):
+        raise OSError("the database is unreachable")
+
+    monkeypatch.setattr(auth.access(), "still_allowed", unreachable)
+    await asyncio.to_thread(__import__("realtime").access_changed, member.pk)
+    answer = await asyncio.wait_for(waiting, 5)
+    assert answer.status_code == 503 and answer.json()["code"] == "unavailable"
+
+
 async def test_a_long_poll_of_a_page_of_another_clinic_than_the_sessions_is_told_to_reload(
     clinic, other_clinic, member
 ):

@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 
+import realtime
 from conversations.actions.inbound import receive_inbound_message
 from realtime import bus
 
@@ -72,10 +73,12 @@ async def test_a_burst_of_publishes_waits_for_a_connection_rather_than_failing(s
         await publisher.close()
 
 
-async def test_a_burst_of_presence_writes_waits_for_a_connection_rather_than_failing():
+async def test_a_burst_of_presence_writes_waits_for_a_connection_rather_than_failing(settings):
     """As many users' presence written at once as the pool holds, and more: each waits its turn."""
     from realtime import presence
+    from realtime.tests.test_consumer import forget_presence
 
+    forget_presence(settings)  # an earlier run's users of clinic 9 would not be joining anew
     store = presence.store()
     versions = await asyncio.gather(*(store.join(9, f"{user}:burst", 1) for user in range(1, 301)))
     assert all(versions) and len(await store.members(9)) == 300
@@ -132,3 +135,28 @@ def test_redis_unreachable_holds_one_commit_for_its_timeout_not_every_commit(set
     from realtime.models import Event
 
     assert Event.objects.filter(clinic=clinic).count() == 8, "every event is in the log, the truth"
+
+
+async def test_an_access_change_is_published_even_while_publishes_of_events_back_off(settings, clinic, member):
+    """Events skipped while publishing backs off come from the log; an access change is in no log: it must
+    reach the other processes (their sockets of that user are checked again) whatever happened before."""
+    import time
+
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    subscription = client.pubsub()
+    await subscription.subscribe(bus.control_channel(), bus.clinic_channel(clinic.pk))
+    try:
+        bus._down_until = time.monotonic() + bus.BACKOFF_SECONDS  # a publish failed a moment ago
+        await database_sync_to_async(receive_inbound_message)(clinic=clinic, phone="5511987654321", content="Oi")
+        await asyncio.to_thread(realtime.access_changed, member.pk)
+        got, deadline = [], time.monotonic() + 2
+        while time.monotonic() < deadline:  # whatever arrives within two seconds
+            message = await subscription.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if message is not None:
+                got.append(message)
+        assert [m["channel"].decode() for m in got] == [bus.control_channel()], "events skipped, the change sent"
+        assert json.loads(got[0]["data"].split(b"\n", 1)[1]) == {"type": "access", "user_id": member.pk}
+    finally:
+        bus.reset_sync_client()
+        await subscription.aclose()
+        await client.aclose()

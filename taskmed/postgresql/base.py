@@ -24,7 +24,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
             breaker.failed(self.reach)
             raise
 
-    def reach(self) -> None:
-        """Connect and disconnect outside the pool; raises if PostgreSQL does not answer."""
+    def reach(self) -> bool:
+        """Whether PostgreSQL answers a connection made outside the pool. One at its connection limit
+        answers too ("too many clients"): it is there, and the pool's own connections will do."""
         params = {k: v for k, v in self.get_connection_params().items() if k not in NOT_FOR_CONNECT}
-        self.Database.connect(**params, connect_timeout=PROBE_TIMEOUT_SECONDS).close()
+        params["connect_timeout"] = min(
+            int(params.get("connect_timeout") or PROBE_TIMEOUT_SECONDS), PROBE_TIMEOUT_SECONDS
+        )
+        try:
+            self.Database.connect(**params).close()
+        except self.Database.errors.TooManyConnections:
+            return True
+        except self.Database.OperationalError:
+            return False
+        return True

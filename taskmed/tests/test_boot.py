@@ -131,3 +131,24 @@ def test_production_starts_with_safe_settings():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [False, ["inbox.taskmed.com.br"]]
+
+
+def test_the_tenancy_triggers_of_sqlite_come_back_after_any_migration(tmp_path):
+    """SQLite rebuilds a table to alter it, and its triggers go with the old one: every migrate makes the
+    rules that keep a patient in their clinic again (conversations.tenancy_rules)."""
+    import sqlite3
+
+    database = tmp_path / "rules.sqlite3"
+    env = clean_env(SQLITE_PATH=str(database))
+    migrate = [PYTHON, "manage.py", "migrate", "-v", "0"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=120)
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TRIGGER contact_clinic_fixed")  # what a later migration's table rebuild does
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True, timeout=120)
+    with sqlite3.connect(database) as db:
+        triggers = sorted(name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+    assert triggers == [
+        "contact_clinic_fixed",
+        "conversation_contact_same_clinic_insert",
+        "conversation_contact_same_clinic_update",
+    ]
