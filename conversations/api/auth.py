@@ -55,7 +55,10 @@ class ClinicJWTAuthentication(JWTAuthentication):
                     "This token's clinic membership has ended.", code="membership_revoked"
                 )
             if not session_is_open(sid, user):
-                raise exceptions.AuthenticationFailed("This token was logged out.", code="session_revoked")
+                raise exceptions.AuthenticationFailed(
+                    "This token's session has ended (logged out, or the password changed); log in again.",
+                    code="session_revoked",
+                )
             remember_membership(membership, sid, since)
         return membership.user, ClinicAuth(membership=membership, token=token)
 
