@@ -1,6 +1,5 @@
 """The read path: queries that more than one caller needs, always scoped to one clinic."""
 
-import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,6 +26,7 @@ from conversations.models import (
     SenderType,
     WhatsAppChannel,
 )
+from conversations.phones import canonical_phone, digits_of, search_forms
 
 # What counts as unread: what the patient wrote, not WhatsApp's system lines (a number change).
 FROM_PATIENT = {"direction": Direction.INBOUND, "sender_type": SenderType.PATIENT}
@@ -187,9 +187,10 @@ def _contact_matches(q: str, prefix: str = "") -> Q:
         match |= Q(**{f"{prefix}whatsapp_username__icontains": username})
     if q.strip():
         match |= Q(**{f"{prefix}whatsapp_user_id": q.strip()})
-    digits = re.sub(r"\D", "", q)
-    if len(digits) >= 3:
-        match |= Q(**{f"{prefix}phone__contains": digits})
+    digits = digits_of(q)
+    if len(digits) >= 3:  # either form of a Brazilian mobile finds it (conversations.phones)
+        for form in search_forms(digits):
+            match |= Q(**{f"{prefix}phone__contains": form}) | Q(**{f"{prefix}whatsapp_id__contains": form})
     return match
 
 
@@ -368,7 +369,7 @@ def contact_page(
 def latest_conversation_for(clinic: Clinic, *, phone: str = "", whatsapp_user_id: str = "") -> Conversation | None:
     """The patient's current thread, found as a message would find them (by phone, else by WhatsApp user
     id or parent id): the unresolved one, else the latest."""
-    digits = re.sub(r"\D", "", phone or "")
+    digits = canonical_phone(digits_of(phone))
     user_id = (whatsapp_user_id or "").strip()
     for patient in (
         Q(contact__phone=digits) if digits else None,

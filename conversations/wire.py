@@ -40,6 +40,7 @@ def contact_ref(patient) -> dict:
 def contact(patient) -> dict:
     return {
         **contact_ref(patient),
+        "whatsapp_id": patient.whatsapp_id,
         "whatsapp_parent_user_id": patient.whatsapp_parent_user_id,
         "profile_name": patient.profile_name,
         "email": patient.email,

@@ -12,6 +12,7 @@ from django.utils import timezone
 from conversations.errors import InvalidInput
 from conversations.models import Clinic, Contact
 from conversations.models.contacts import WHATSAPP_USER_ID_PATTERN
+from conversations.phones import canonical_phone, digits_of
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +24,20 @@ KEYS = ("phone", "whatsapp_user_id", "whatsapp_parent_user_id")
 
 
 def normalize_phone(phone: str) -> str:
-    """E.164 digits from what a person or a provider wrote ('+55 (11) 98765-4321' → '5511987654321')."""
-    digits = re.sub(r"\D", "", phone or "")
+    """The canonical E.164 digits of what a person or a provider wrote ('+55 (11) 98765-4321' and WhatsApp's
+    '551187654321' → '5511987654321'; conversations.phones): what every lookup by phone compares."""
+    digits = digits_of(phone)
     if not E164_DIGITS.match(digits):
         raise InvalidInput(
             f"{phone!r} is not a phone number in international form; use e.g. +55 11 98765-4321.", field="phone"
         )
-    return digits
+    return canonical_phone(digits)
+
+
+def whatsapp_id_of(wa_id: str) -> str:
+    """WhatsApp's id for a number as it gave it (digits only, no canonical form): where replies go."""
+    digits = digits_of(wa_id)
+    return digits if E164_DIGITS.match(digits) else ""
 
 
 def _clean_id(value: str, field: str) -> str:
@@ -59,6 +67,7 @@ class PatientIdentity:
     whatsapp_parent_user_id: str = ""
     whatsapp_username: str = ""
     profile_name: str = ""
+    whatsapp_id: str = ""  # the number as WhatsApp gave it (`wa_id`), when it did: replies go there
 
     @classmethod
     def of(
@@ -69,9 +78,11 @@ class PatientIdentity:
         whatsapp_parent_user_id: str = "",
         whatsapp_username: str = "",
         profile_name: str = "",
+        whatsapp_id: str = "",
     ) -> "PatientIdentity":
         """Checked and normalised; InvalidInput when nothing identifies the patient or a value is malformed."""
         identity = cls(
+            whatsapp_id=whatsapp_id_of(whatsapp_id) if whatsapp_id else "",
             phone=normalize_phone(phone) if phone else "",
             whatsapp_user_id=_clean_id(whatsapp_user_id, "whatsapp_user_id"),
             whatsapp_parent_user_id=_clean_id(whatsapp_parent_user_id, "whatsapp_parent_user_id"),
@@ -136,7 +147,7 @@ def _create(clinic: Clinic, identity: PatientIdentity, name: str) -> tuple[Conta
     and shown until the clinic names the patient.
     """
     fields = {"clinic": clinic, "name": (name or "").strip()[:200], "profile_name": identity.profile_name}
-    fields |= identity.keys
+    fields |= identity.keys | {"whatsapp_id": identity.whatsapp_id}
     for username in dict.fromkeys((identity.whatsapp_username, "")):
         _free_username(clinic.pk, username)
         try:
@@ -188,7 +199,7 @@ def _record_identifiers(contact: Contact, identity: PatientIdentity, *, taken: s
             logger.info("patient #%s: %s changed on WhatsApp (found by phone); updated", contact.pk, key)
         setattr(contact, key, value)
         changed.append(key)
-    for key in ("whatsapp_username", "profile_name"):
+    for key in ("whatsapp_username", "profile_name", "whatsapp_id"):  # what WhatsApp shows now is kept
         value = getattr(identity, key)
         if value and getattr(contact, key) != value:
             setattr(contact, key, value)
@@ -251,6 +262,10 @@ def change_contact_identifiers(*, contact: Contact, new: dict[str, str]) -> tupl
         return contact, []
     for key, value in wanted.items():
         setattr(contact, key, value)
+    written = [*wanted, "updated_at"]
+    if "phone" in wanted:  # WhatsApp's own form of the new number is where replies go now
+        contact.whatsapp_id = whatsapp_id_of(new["phone"])
+        written.append("whatsapp_id")
     contact.updated_at = timezone.now()
-    contact.save(update_fields=[*wanted, "updated_at"])
+    contact.save(update_fields=written)
     return contact, sorted(wanted)

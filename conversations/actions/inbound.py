@@ -108,6 +108,7 @@ def receive_inbound_message(
     *,
     clinic: Clinic,
     phone: str = "",
+    whatsapp_id: str = "",
     whatsapp_user_id: str = "",
     whatsapp_parent_user_id: str = "",
     whatsapp_username: str = "",
@@ -134,6 +135,7 @@ def receive_inbound_message(
     message_type, external_id, happened_at = _checked(message_type, external_id, happened_at)
     identity = PatientIdentity.of(
         phone=phone,
+        whatsapp_id=whatsapp_id,
         whatsapp_user_id=whatsapp_user_id,
         whatsapp_parent_user_id=whatsapp_parent_user_id,
         whatsapp_username=whatsapp_username,
@@ -210,7 +212,7 @@ def _store(
 
 def _refuse_erased(clinic: Clinic, identity: PatientIdentity, external_id: str | None, at: datetime) -> None:
     """An erased patient's old notification, delivered again, is refused: it must not bring them back."""
-    identifiers = (identity.phone, identity.whatsapp_user_id, identity.whatsapp_parent_user_id)
+    identifiers = (identity.phone, identity.whatsapp_id, identity.whatsapp_user_id, identity.whatsapp_parent_user_id)
     if selectors.was_erased(clinic.pk, external_id=external_id, identifiers=identifiers, happened_at=at):
         raise ErasedPatient("This is a notification about a patient who was erased (LGPD); it is not kept.")
 
@@ -226,6 +228,7 @@ def record_business_app_echo(
     *,
     clinic: Clinic,
     phone: str = "",
+    whatsapp_id: str = "",
     whatsapp_user_id: str = "",
     whatsapp_parent_user_id: str = "",
     whatsapp_username: str = "",
@@ -246,6 +249,7 @@ def record_business_app_echo(
         raise InvalidInput("An echo needs WhatsApp's message id.", field="id")
     identity = PatientIdentity.of(
         phone=phone,
+        whatsapp_id=whatsapp_id,
         whatsapp_user_id=whatsapp_user_id,
         whatsapp_parent_user_id=whatsapp_parent_user_id,
         whatsapp_username=whatsapp_username,
@@ -338,6 +342,7 @@ def _patient_of_change(
             return found
     identity = PatientIdentity.of(
         phone=new_phone or old_phone,
+        whatsapp_id=new_phone or old_phone,
         whatsapp_user_id=new_user_id or next(iter(user_ids), ""),
         whatsapp_parent_user_id=new_parent,
     )

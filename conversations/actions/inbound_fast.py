@@ -27,7 +27,7 @@ from django.db import connection
 from django.utils import timezone
 
 from conversations import read_cache, wire
-from conversations.actions.contacts import usable_identifier
+from conversations.actions.contacts import usable_identifier, whatsapp_id_of
 from conversations.models import (
     Contact,
     Conversation,
@@ -45,6 +45,7 @@ CONTACT_COLUMNS = (
     "id",
     "name",
     "phone",
+    "whatsapp_id",
     "whatsapp_user_id",
     "whatsapp_parent_user_id",
     "whatsapp_username",
@@ -78,6 +79,7 @@ class Snapshot:
     patient_id: int
     patient_updated_at: datetime
     phone: str
+    whatsapp_id: str
     user_id: str
     parent_id: str
     profile_name: str
@@ -126,6 +128,7 @@ class Inbound:
     external_id: str
     at: datetime
     number_id: str = ""  # the clinic's WhatsApp number it came to: the thread's replies go from it
+    whatsapp_id: str = ""  # the number as WhatsApp gave it (its wa_id): the patient's replies go there
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ def usual_inbound(
     *,
     clinic_id: int,
     phone: str,
+    whatsapp_id: str = "",
     whatsapp_user_id: str = "",
     whatsapp_parent_user_id: str = "",
     whatsapp_username: str = "",
@@ -184,6 +188,7 @@ def usual_inbound(
         external_id,
         happened_at,
         whatsapp_number_id or "",
+        whatsapp_id_of(whatsapp_id),
     )
 
 
@@ -191,6 +196,7 @@ def _fits(snapshot: Snapshot, inbound: Inbound) -> bool:
     """Whether the message adds nothing to record about the patient (found by phone, same ids and profile)."""
     return (
         snapshot.phone == inbound.phone
+        and (not inbound.whatsapp_id or snapshot.whatsapp_id == inbound.whatsapp_id)
         and (not inbound.user_id or snapshot.user_id == inbound.user_id)
         and (not inbound.parent_id or snapshot.parent_id == inbound.parent_id)
         and (not inbound.profile_name or snapshot.profile_name == inbound.profile_name)
@@ -250,6 +256,7 @@ def _snapshot(patient: Contact, conversation_id: int) -> Snapshot:
         patient_id=patient.pk,
         patient_updated_at=patient.updated_at,
         phone=patient.phone,
+        whatsapp_id=patient.whatsapp_id,
         user_id=patient.whatsapp_user_id,
         parent_id=patient.whatsapp_parent_user_id,
         profile_name=patient.profile_name,
@@ -347,6 +354,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         id=contact_id,
         clinic_id=inbound.clinic_id,
         phone=inbound.phone,
+        whatsapp_id=inbound.whatsapp_id,
         whatsapp_user_id=inbound.user_id,
         whatsapp_parent_user_id=inbound.parent_id,
         profile_name=inbound.profile_name,
@@ -375,10 +383,10 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         ),
     ]
     sql = (
-        f"WITH patient AS (INSERT INTO {_table(Contact)} (id, clinic_id, name, phone, whatsapp_user_id, "
+        f"WITH patient AS (INSERT INTO {_table(Contact)} (id, clinic_id, name, phone, whatsapp_id, whatsapp_user_id, "
         "whatsapp_parent_user_id, whatsapp_username, profile_name, email, status, created_at, updated_at) "
-        "SELECT %(contact_id)s, %(clinic_id)s, '', %(phone)s, %(user_id)s, %(parent_id)s, '', %(profile_name)s, '', "
-        "%(contact_status)s, %(event_at)s, %(event_at)s "
+        "SELECT %(contact_id)s, %(clinic_id)s, '', %(phone)s, %(whatsapp_id)s, %(user_id)s, %(parent_id)s, '', "
+        "%(profile_name)s, '', %(contact_status)s, %(event_at)s, %(event_at)s "
         f"WHERE NOT EXISTS (SELECT 1 FROM {_table(Message)} WHERE clinic_id = %(clinic_id)s "
         f"AND external_id = %(external_id)s) AND {NOT_ERASED} ON CONFLICT DO NOTHING RETURNING id), "
         f"thread AS (INSERT INTO {_table(Conversation)} (id, clinic_id, contact_id, channel, status, assignee_id, "
@@ -396,6 +404,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         "message_id": message_id,
         "contact_id": contact_id,
         "phone": inbound.phone,
+        "whatsapp_id": inbound.whatsapp_id,
         "user_id": inbound.user_id,
         "parent_id": inbound.parent_id,
         "profile_name": inbound.profile_name,
@@ -416,7 +425,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
 def _erasure_digests(inbound: Inbound) -> dict[str, list[str]]:
     """The marks an erasure would have left of this message's id and of who sent it (NOT_ERASED): a message
     they mark goes to the full action, which refuses an erased patient's old one."""
-    kinds, identifiers = ErasedIdentifier.Kind, (inbound.phone, inbound.user_id, inbound.parent_id)
+    kinds, identifiers = ErasedIdentifier.Kind, (inbound.phone, inbound.whatsapp_id, inbound.user_id, inbound.parent_id)
     return {
         "erased_messages": ErasedIdentifier.digests_of(kinds.MESSAGE, inbound.external_id),
         "erased_patients": [

@@ -223,7 +223,8 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
     delete_on_commit(files)
     event_count = log.erase_data(contact.clinic_id, conversation_ids)
     contact.name, contact.profile_name, contact.email = ERASED_NAME, "", ""
-    contact.phone = contact.whatsapp_user_id = contact.whatsapp_parent_user_id = contact.whatsapp_username = ""
+    contact.phone = contact.whatsapp_id = contact.whatsapp_user_id = contact.whatsapp_parent_user_id = ""
+    contact.whatsapp_username = ""
     contact.status, contact.updated_at = Contact.Status.ERASED, timezone.now()
     contact.save()
     forget_snapshots()  # this process's memory of the patient's open conversation, by phone
@@ -239,7 +240,7 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
 def _mark_erased(contact: Contact, external_ids: list[str]) -> None:
     """Keep one-way marks of the patient's WhatsApp message ids and identifiers (selectors.was_erased)."""
     kinds = ErasedIdentifier.Kind
-    identifiers = (contact.phone, contact.whatsapp_user_id, contact.whatsapp_parent_user_id)
+    identifiers = (contact.phone, contact.whatsapp_id, contact.whatsapp_user_id, contact.whatsapp_parent_user_id)
     marks = [(kinds.MESSAGE, value) for value in external_ids] + [(kinds.PATIENT, v) for v in identifiers if v]
     now = timezone.now()
     # Erased again later (the same phone came back and was erased too): the newer time counts.

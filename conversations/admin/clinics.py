@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest
 from django.template.response import TemplateResponse
 
@@ -27,6 +27,7 @@ from conversations.models import (
     Membership,
     WhatsAppChannel,
 )
+from conversations.phones import digits_of, search_forms
 
 
 class MembershipInline(admin.TabularInline):
@@ -116,6 +117,18 @@ class ContactAdmin(SupportActions, admin.ModelAdmin):
     actions = [export_contacts, erase_contacts]
     save_action = staticmethod(change_contact)
     delete_action = staticmethod(delete_contact)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        """A phone typed any way finds the patient: '+55 11 98765-4321', WhatsApp's '551187654321' (a
+        Brazilian mobile without its ninth digit) or part of either (conversations.phones)."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        digits = digits_of(search_term)
+        if len(digits) >= 8:
+            by_phone = Q()
+            for form in search_forms(digits):
+                by_phone |= Q(phone__contains=form) | Q(whatsapp_id__contains=form)
+            found = found | queryset.filter(by_phone)
+        return found, may_have_duplicates
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         """A patient's clinic is chosen when they are added and never changes (change_contact)."""

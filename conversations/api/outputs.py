@@ -37,6 +37,10 @@ class ContactRefOut(serializers.Serializer):
 
 
 class ContactOut(ContactRefOut):
+    whatsapp_id = serializers.CharField(
+        help_text="The number as WhatsApp knows it (its wa_id, which may lack a Brazilian mobile's ninth digit): "
+        "where replies go; empty until the patient writes on WhatsApp"
+    )
     whatsapp_parent_user_id = serializers.CharField()
     profile_name = serializers.CharField(help_text="The name the patient set on WhatsApp")
     email = serializers.CharField()

@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from conversations.models.clinics import Clinic
+from conversations.phones import MOBILE_WITHOUT_NINTH_DIGIT, format_phone
 
 PHONE_PATTERN = r"^[1-9][0-9]{7,14}$"
 # E.164 without the plus sign: country code and number, digits only (5511987654321).
@@ -16,22 +17,11 @@ WHATSAPP_USER_ID_PATTERN = r"^[A-Za-z]{2}\.[A-Za-z0-9._-]{1,140}$"
 whatsapp_user_id_validator = RegexValidator(
     WHATSAPP_USER_ID_PATTERN, "Use the id exactly as WhatsApp sends it, e.g. BR.1502576394655843."
 )
-NO_PHONE_LABEL = "sem telefone"
 
 
 class ContactStatus(models.TextChoices):
     ACTIVE = "active", "Ativo"
     ERASED = "erased", "Anonimizado (LGPD)"
-
-
-def format_phone(phone: str) -> str:
-    """A number as people read it: '+55 11 98765-4321' for Brazil, '+15551234567' elsewhere."""
-    if not phone:
-        return NO_PHONE_LABEL
-    if phone.startswith("55") and len(phone) in (12, 13):
-        area, local = phone[2:4], phone[4:]
-        return f"+55 {area} {local[:-4]}-{local[-4:]}"
-    return f"+{phone}"
 
 
 def _unique_when_set(field: str) -> models.UniqueConstraint:
@@ -53,7 +43,11 @@ class Contact(models.Model):
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="contacts")
     name = models.CharField(max_length=200, blank=True)
+    # The canonical number (conversations.phones): what every lookup compares.
     phone = models.CharField(max_length=15, blank=True, validators=[phone_validator])
+    # The number as WhatsApp knows it (its `wa_id`, which may lack a Brazilian mobile's ninth digit): where
+    # replies are addressed.
+    whatsapp_id = models.CharField("WhatsApp id (wa_id)", max_length=15, blank=True, default="", db_default="")
     whatsapp_user_id = models.CharField(
         "WhatsApp user id (BSUID)", max_length=150, blank=True, validators=[whatsapp_user_id_validator]
     )
@@ -76,6 +70,10 @@ class Contact(models.Model):
             _unique_when_set("whatsapp_username"),
             models.CheckConstraint(
                 condition=Q(phone="") | Q(phone__regex=PHONE_PATTERN), name="contact_phone_e164_or_empty"
+            ),
+            # One patient per canonical number per clinic: with the unique phone above, no second form is stored.
+            models.CheckConstraint(
+                condition=~Q(phone__regex=MOBILE_WITHOUT_NINTH_DIGIT), name="contact_phone_canonical"
             ),
             models.CheckConstraint(condition=Q(status__in=ContactStatus.values), name="contact_status_valid"),
             # What a conversation's (contact, clinic) refers to, so that the database itself refuses a conversation

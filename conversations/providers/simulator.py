@@ -13,7 +13,7 @@ class SimulatorProvider:
 
     def send(self, message: Message) -> str:
         contact = message.conversation.contact
-        if not (contact.phone or contact.whatsapp_user_id or contact.whatsapp_parent_user_id):
+        if not (contact.phone or contact.whatsapp_id or contact.whatsapp_user_id or contact.whatsapp_parent_user_id):
             # What WhatsApp would answer too: there is no one to deliver to.
             raise Rejected("The patient has neither a phone number nor a WhatsApp user id to send to.")
         # The later ticks are scheduled by the delivery task once "sent" is recorded.

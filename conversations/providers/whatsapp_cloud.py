@@ -127,10 +127,11 @@ class GraphClient:
 
 
 def recipient_of(contact: Contact) -> dict:
-    """Where the Graph API sends: the phone when known, else the patient's business-scoped user id
-    (`recipient`), as Meta accepts for patients who use a username."""
-    if contact.phone:
-        return {"to": contact.phone}
+    """Where the Graph API sends: the number as WhatsApp knows it (its wa_id, which may lack a Brazilian
+    mobile's ninth digit), else the phone, else the patient's business-scoped user id (`recipient`), as
+    Meta accepts for patients who use a username."""
+    if contact.whatsapp_id or contact.phone:
+        return {"to": contact.whatsapp_id or contact.phone}
     user_id = contact.whatsapp_user_id or contact.whatsapp_parent_user_id
     if not user_id:
         raise Rejected("The patient has neither a phone number nor a WhatsApp user id to send to.")

@@ -232,6 +232,7 @@ def _patient_message(message: InboundMessage) -> dict:
     patient = message.patient
     return {
         "phone": patient.phone,
+        "whatsapp_id": patient.phone,  # WhatsApp's wa_id, as it gave it: replies go there
         "whatsapp_user_id": patient.user_id,
         "whatsapp_parent_user_id": patient.parent_user_id,
         "whatsapp_username": patient.username,
@@ -258,7 +259,7 @@ def store_message(clinic_id: int, message: InboundMessage, clinics: dict[int, Cl
     clinics = {} if clinics is None else clinics
     if clinic_id not in clinics:
         clinics[clinic_id] = Clinic.objects.get(pk=clinic_id)
-    ids = {**_identifiers(patient), "whatsapp_username": patient.username}
+    ids = {**_identifiers(patient), "whatsapp_username": patient.username, "whatsapp_id": patient.phone}
     common = {
         "clinic": clinics[clinic_id],
         "external_id": message.external_id,
