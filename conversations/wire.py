@@ -44,6 +44,7 @@ def contact(patient) -> dict:
         "whatsapp_parent_user_id": patient.whatsapp_parent_user_id,
         "profile_name": patient.profile_name,
         "email": patient.email,
+        "notes": patient.notes,
         "status": patient.status,
         "created_at": iso(patient.created_at),
         "updated_at": iso(patient.updated_at),

@@ -8,7 +8,13 @@ from django.views.generic import RedirectView
 from conversations.admin import support_password_change
 from conversations.web.attachments import attachment
 from conversations.web.clinics import choose_clinic
-from conversations.web.form_posts import change_conversation, mark_conversation_unread, new_label, send_reply
+from conversations.web.form_posts import (
+    change_conversation,
+    correct_patient,
+    mark_conversation_unread,
+    new_label,
+    send_reply,
+)
 from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part
 from conversations.web.login import AdminLoginForm, LoginView
 from conversations.web.replies import quick_replies
@@ -28,6 +34,7 @@ urlpatterns = [
     path("inbox/<int:conversation_id>/messages/", timeline_part, name="timeline-part"),
     path("inbox/<int:conversation_id>/send/", send_reply, name="send-reply"),
     path("inbox/<int:conversation_id>/change/", change_conversation, name="change-conversation"),
+    path("inbox/<int:conversation_id>/patient/", correct_patient, name="correct-patient"),
     path("inbox/<int:conversation_id>/unread/", mark_conversation_unread, name="mark-unread"),
     path("quick-replies/", quick_replies, name="quick-replies"),
     path("labels/new/", new_label, name="new-label"),

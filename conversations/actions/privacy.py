@@ -222,7 +222,7 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
     MessageAttachment.objects.filter(pk__in=[f.pk for f in files]).delete()
     delete_on_commit(files)
     event_count = log.erase_data(contact.clinic_id, conversation_ids)
-    contact.name, contact.profile_name, contact.email = ERASED_NAME, "", ""
+    contact.name, contact.profile_name, contact.email, contact.notes = ERASED_NAME, "", "", ""
     contact.phone = contact.whatsapp_id = contact.whatsapp_user_id = contact.whatsapp_parent_user_id = ""
     contact.whatsapp_username = ""
     contact.status, contact.updated_at = Contact.Status.ERASED, timezone.now()

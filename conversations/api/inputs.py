@@ -6,6 +6,7 @@ from conversations.actions.conversations import ACTION_TYPE
 from conversations.actions.labels import COLOR
 from conversations.actions.messages import MAX_TEXT_LENGTH
 from conversations.actions.notes import MAX_NOTE_CHARS
+from conversations.actions.patients import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from conversations.actions.replies import MAX_REPLY_CHARS
 from conversations.models import Conversation
 from conversations.storable import unstorable
@@ -197,3 +198,22 @@ class ContactListQuery(serializers.Serializer):
     q = serializers.CharField(max_length=100, required=False)
     cursor = serializers.CharField(max_length=200, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=50)
+
+
+class PatientRecordIn(StrictSerializer):
+    """What staff correct of a patient's record: any of these, the others left as they are."""
+
+    name = StrictCharField(required=False, allow_blank=True, max_length=MAX_NAME_CHARS, validators=[refuse_unstorable])
+    email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
+    notes = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_NOTES_CHARS,
+        trim_whitespace=False,
+        validators=[refuse_unstorable],
+    )
+
+    def validate(self, data):
+        if not data:
+            raise serializers.ValidationError({"name": ["Send at least one of name, email or notes."]})
+        return data

@@ -44,6 +44,7 @@ class ContactOut(ContactRefOut):
     whatsapp_parent_user_id = serializers.CharField()
     profile_name = serializers.CharField(help_text="The name the patient set on WhatsApp")
     email = serializers.CharField()
+    notes = serializers.CharField(help_text="Staff's observations about the patient (Observações)")
     status = serializers.CharField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

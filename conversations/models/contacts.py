@@ -57,6 +57,8 @@ class Contact(models.Model):
     whatsapp_username = models.CharField("WhatsApp username", max_length=100, blank=True)
     profile_name = models.CharField("WhatsApp profile name", max_length=200, blank=True)
     email = models.EmailField(blank=True)
+    # Staff's free note about the patient (Observações): theirs to correct, erased with the patient.
+    notes = models.TextField("observações", blank=True, default="", db_default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)

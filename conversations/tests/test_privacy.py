@@ -18,6 +18,7 @@ from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.integrations import create_integration_token
 from conversations.actions.messages import mark_read, send_outbound_message
 from conversations.actions.notes import add_note
+from conversations.actions.patients import correct_patient_record
 from conversations.models import (
     AuditEvent,
     Contact,
@@ -44,6 +45,7 @@ IDENTIFYING += ["Mãe da Maria ligou pedindo sigilo"]
 # What an n8n automation writes about them, in its own words and shapes: Portuguese keys, nested, in lists.
 IDENTIFYING += ["Alergia grave a penicilina", "Rua das Acácias 120", "Maria Aurora", "consulta-5511987654321"]
 IDENTIFYING += ["Sugestão: Maria pode vir às 15h", "n8n-sugestao-maria-1", "Clínica da Maria (anúncio)"]
+IDENTIFYING += ["Mora com a filha Joana"]  # staff's observations about them
 
 
 @pytest.fixture
@@ -103,6 +105,7 @@ def patient(clinic, member, make_member):
     )
     mark_read(user=member, conversation=conversation, message=first.message)
     add_note(conversation=conversation, author=member, content="Mãe da Maria ligou pedindo sigilo")
+    correct_patient_record(contact=first.contact, actor=member, changes={"notes": "Mora com a filha Joana"})
     older = Conversation.objects.create(clinic=clinic, contact=first.contact, status="resolved")
     Message.objects.create(
         clinic=clinic, conversation=older, direction="inbound", sender_type="patient", content="Tenho dor de cabeça"

@@ -405,8 +405,10 @@ def test_another_clinics_conversation_cannot_be_written_by_form(client, outsider
     url = f"/inbox/{maria.conversation.pk}/"
     assert client.post(f"{url}send/", {"content": "invasão"}).status_code == 404
     assert client.post(f"{url}change/", {"status": "resolved"}).status_code == 404
+    assert client.post(f"{url}patient/", {"name": "invasão"}).status_code == 404
     maria.conversation.refresh_from_db()
     assert maria.conversation.status == "open" and not Message.objects.filter(content="invasão").exists()
+    assert maria.conversation.contact.name != "invasão"
 
 
 # --- Internal notes ------------------------------------------------------------------------------------
@@ -643,6 +645,7 @@ def test_every_page_route_has_a_tenancy_check():
         "timeline-part": test_another_clinics_conversation_is_a_404_everywhere,
         "send-reply": test_another_clinics_conversation_cannot_be_written_by_form,
         "change-conversation": test_another_clinics_conversation_cannot_be_written_by_form,
+        "correct-patient": test_another_clinics_conversation_cannot_be_written_by_form,
         "mark-unread": test_without_scripts_a_conversation_is_marked_unread_by_form,
         "quick-replies": test_other_staff_see_quick_replies_but_cannot_change_them,
         "new-label": test_another_clinics_labels_never_show_or_apply,

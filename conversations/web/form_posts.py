@@ -15,6 +15,7 @@ from conversations.actions.conversations import UNCHANGED, update_conversation
 from conversations.actions.labels import create_label
 from conversations.actions.messages import mark_unread, send_outbound_message
 from conversations.actions.notes import add_note
+from conversations.actions.patients import correct_patient_record
 from conversations.errors import ActionError
 from conversations.models import Conversation, Membership
 from conversations.storable import storable
@@ -139,7 +140,21 @@ def mark_conversation_unread(request: HttpRequest, membership: Membership, conve
     return redirect("inbox")
 
 
+def correct_patient(request: HttpRequest, membership: Membership, conversation_id: int) -> HttpResponse:
+    """The patient panel's *Corrigir cadastro* (the scripts send the same to the API)."""
+    conversation = _conversation(membership, conversation_id)
+    changes = {field: storable(request.POST[field]) for field in ("name", "email", "notes") if field in request.POST}
+    try:
+        correct_patient_record(
+            contact=conversation.contact, actor=request.user, changes=changes, ip=request.META.get("REMOTE_ADDR")
+        )
+    except ActionError as refused:
+        messages.error(request, f"Cadastro não corrigido: {refused.detail}")
+    return _back(conversation)
+
+
 send_reply = workspace(send_reply, methods=("POST",))
+correct_patient = workspace(correct_patient, methods=("POST",))
 new_label = workspace(new_label, methods=("POST",))
 mark_conversation_unread = workspace(mark_conversation_unread, methods=("POST",))
 change_conversation = workspace(change_conversation, methods=("POST",))

@@ -50,7 +50,28 @@ export class OpenConversation {
     setInterval(() => this.announceViewing(), REJOIN_MS);
     window.addEventListener("focus", () => this.markRead());
     document.addEventListener("visibilitychange", () => this.markRead());
+    // The patient panel is rendered anew on each change: its form is listened to from the document.
+    document.addEventListener("submit", (event) => {
+      const form = event.target.closest?.("[data-patient-form]");
+      if (!form) return;
+      event.preventDefault();
+      this.correctPatient(form);
+    });
     this.mount();
+  }
+
+  // The patient panel's "Corrigir cadastro": through the API; every screen of the patient is told.
+  async correctPatient(form) {
+    const error = form.querySelector(".form-error");
+    const changes = { name: form.name.value, email: form.email.value, notes: form.notes.value };
+    try {
+      await api("PATCH", `/api/contacts/${form.dataset.contactId}/`, changes);
+      announce("Cadastro do paciente corrigido.");
+      await this.refreshPatient();
+    } catch (failed) {
+      error.textContent = `Cadastro não corrigido: ${failed.message}`;
+      error.hidden = false;
+    }
   }
 
   get pane() {

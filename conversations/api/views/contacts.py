@@ -7,10 +7,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations import selectors, wire
+from conversations.actions.patients import correct_patient_record
 from conversations.actions.privacy import erase_contact, export_contact
 from conversations.api import cursors
 from conversations.api.auth import IsClinicAdmin
-from conversations.api.inputs import ContactListQuery, EraseIn
+from conversations.api.inputs import ContactListQuery, EraseIn, PatientRecordIn
 from conversations.api.outputs import ClinicOut, ContactOut, ContactPageOut, ErrorOut
 from conversations.api.views.base import ClinicAPIView, client_ip
 
@@ -35,11 +36,28 @@ class ContactListView(ClinicAPIView):
 
 
 class ContactDetailView(ClinicAPIView):
-    @extend_schema(responses={200: ContactOut, 404: ErrorOut}, tags=["contacts"])
-    def get(self, request: Request, contact_id: int) -> Response:
+    def get_contact(self, contact_id: int):
         contact = selectors.contact_of(self.clinic, contact_id)
         if contact is None:
             raise exceptions.NotFound("No such contact in your clinic.", code="not_found")
+        return contact
+
+    @extend_schema(responses={200: ContactOut, 404: ErrorOut}, tags=["contacts"])
+    def get(self, request: Request, contact_id: int) -> Response:
+        return Response(wire.contact(self.get_contact(contact_id)))
+
+    @extend_schema(
+        request=PatientRecordIn, responses={200: ContactOut, 400: ErrorOut, 404: ErrorOut}, tags=["contacts"]
+    )
+    def patch(self, request: Request, contact_id: int) -> Response:
+        """Correct the patient's record: the clinic's name for them (WhatsApp's profile name stays apart),
+        e-mail and observations. Any staff member; every screen showing them is told; audited by field."""
+        contact = self.get_contact(contact_id)
+        data = PatientRecordIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        contact, _ = correct_patient_record(
+            contact=contact, actor=request.user, changes=data.validated_data, ip=client_ip(request)
+        )
         return Response(wire.contact(contact))
 
 
