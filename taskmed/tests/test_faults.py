@@ -199,8 +199,13 @@ def test_a_worker_killed_mid_send_never_sends_twice(serve, clinic, member, setti
         assert graph.received.wait(20), "the worker never called Meta"
         first.kill()  # SIGKILL while Meta holds the request
         first.wait(10)
-        # As if longer than a send may take (DELIVERY_IN_FLIGHT_SECONDS) had passed: the attempt was interrupted.
-        DeliveryAttempt.objects.filter(message=message).update(started_at=timezone.now() - timedelta(seconds=10))
+        # As if longer than a send may take (DELIVERY_IN_FLIGHT_SECONDS) had passed since the dead worker took
+        # the task and began the attempt: both are then taken as interrupted, not as still running.
+        from django_tasks_db.models import DBTaskResult
+
+        long_ago = timezone.now() - timedelta(seconds=10)
+        DeliveryAttempt.objects.filter(message=message).update(started_at=long_ago)
+        DBTaskResult.objects.filter(status="RUNNING").update(started_at=long_ago)
         settings.DELIVERY_IN_FLIGHT_SECONDS = 2
         subprocess.run(
             [sys.executable, "manage.py", "recover_deliveries", "--older-than", "0", "--yes"],
