@@ -74,6 +74,16 @@ def publish_conversation_deleted(clinic_id: int, conversation_id: int) -> None:
     publish(clinic_id, "conversation:deleted", {"conversation_id": conversation_id}, conversation_id=conversation_id)
 
 
+def publish_conversation_merged(clinic_id: int, conversation_id: int, into_id: int) -> None:
+    """The conversation joined another of the same patient (two records merged): its screens move there."""
+    publish(
+        clinic_id,
+        "conversation:deleted",
+        {"conversation_id": conversation_id, "merged_into": into_id},
+        conversation_id=conversation_id,
+    )
+
+
 def publish_conversation_action(action: ConversationAction) -> None:
     publish(
         action.clinic_id,

@@ -341,6 +341,28 @@ def was_erased(
     return False
 
 
+def message_count_of(contact: Contact) -> int:
+    """How many messages the patient's conversations hold (what a merge's confirmation names)."""
+    return Message.objects.filter(clinic_id=contact.clinic_id, conversation__contact=contact).count()
+
+
+def duplicate_patients(clinic: Clinic) -> list[tuple[int, list[int]]]:
+    """Records of the clinic that are one patient by the canonical number (conversations.phones): the record
+    to keep — the one holding the canonical phone, else the oldest — and the ids to merge into it. Found by
+    phone, or for a record kept only by its WhatsApp id (one written before the canonical number), by that."""
+    groups: dict[str, list[tuple[bool, int]]] = {}
+    rows = Contact.objects.filter(clinic=clinic).exclude(status=Contact.Status.ERASED)
+    for pk, phone, whatsapp_id in rows.values_list("pk", "phone", "whatsapp_id").order_by("pk").iterator():
+        number = canonical_phone(phone or whatsapp_id)
+        if number:
+            groups.setdefault(number, []).append((phone != number, pk))  # the canonical phone's holder first
+    return [
+        (min(members)[1], sorted(pk for _, pk in members if pk != min(members)[1]))
+        for members in groups.values()
+        if len(members) > 1
+    ]
+
+
 def has_whatsapp_number(clinic_id: int) -> bool:
     """Whether the clinic has a WhatsApp number to send from: a real one, or one explicitly simulated (the
     demo). Without one a reply would reach nobody, so it is refused before it is stored."""

@@ -17,6 +17,7 @@ from conversations.web.form_posts import (
 )
 from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part
 from conversations.web.login import AdminLoginForm, LoginView
+from conversations.web.patients import merge_page
 from conversations.web.replies import quick_replies
 from conversations.web.search import search_page
 from realtime.longpoll import events_longpoll
@@ -35,6 +36,7 @@ urlpatterns = [
     path("inbox/<int:conversation_id>/send/", send_reply, name="send-reply"),
     path("inbox/<int:conversation_id>/change/", change_conversation, name="change-conversation"),
     path("inbox/<int:conversation_id>/patient/", correct_patient, name="correct-patient"),
+    path("patients/<int:contact_id>/merge/", merge_page, name="merge-patients"),
     path("inbox/<int:conversation_id>/unread/", mark_conversation_unread, name="mark-unread"),
     path("quick-replies/", quick_replies, name="quick-replies"),
     path("labels/new/", new_label, name="new-label"),

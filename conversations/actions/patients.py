@@ -1,17 +1,19 @@
 """Actions staff take on a patient's record: correcting it (name, e-mail, observations), and merging two
 records of one patient into one (DESIGN §12: one patient, one history)."""
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import events
+from conversations import events, read_cache
 from conversations.actions.audit import record_audit
-from conversations.errors import InvalidInput, NotAMember
-from conversations.models import Contact, Conversation
-from conversations.selectors import is_member
+from conversations.errors import InvalidInput, NotAMember, WrongClinic
+from conversations.models import Contact, Conversation, ConversationAction, Message, Note, ReadMarker
+from conversations.selectors import is_member, message_count_of
 
 MAX_NAME_CHARS = 200
 MAX_NOTES_CHARS = 4000
@@ -65,3 +67,152 @@ def correct_patient_record(
     ):
         events.publish_conversation_updated(conversation, ["contact"])
     return contact, changed
+
+
+# --- Merging two records of one patient ----------------------------------------------------------------
+
+IDENTIFIERS = ("phone", "whatsapp_id", "whatsapp_user_id", "whatsapp_parent_user_id", "whatsapp_username")
+
+
+@dataclass(frozen=True)
+class Merged:
+    kept_id: int
+    merged_id: int
+    conversations: int  # the merged-away patient's conversations, now the kept one's
+    messages: int
+    folded: dict[int, int]  # a merged-away open conversation → the kept patient's open one it joined
+
+    def as_dict(self) -> dict:
+        return {
+            "kept": self.kept_id,
+            "merged": self.merged_id,
+            "conversations": self.conversations,
+            "messages": self.messages,
+        }
+
+
+def merge_preview(kept: Contact, merged: Contact) -> dict:
+    """Who would be merged into whom, with their message counts: what a confirmation names."""
+
+    def described(contact: Contact) -> dict:
+        count = message_count_of(contact)
+        return {
+            "id": contact.pk,
+            "display_name": contact.display_name,
+            "phone": contact.phone_display,
+            "messages": count,
+        }
+
+    return {"kept": described(kept), "merged": described(merged)}
+
+
+@transaction.atomic
+def merge_patients(*, kept: Contact, merged: Contact, actor: AbstractBaseUser | None, ip: str | None = None) -> Merged:
+    """Make two records of one patient one, in one transaction: the merged-away patient's conversations —
+    messages, notes, clinical actions, labels and read marks with them — become the kept patient's (an open
+    one joins the kept patient's open one, so the patient keeps one open thread), and their WhatsApp ids,
+    phone, e-mail and observations fill what the kept record lacks. The merged-away record goes. Open screens
+    are told (a joined conversation's screens move to the one it joined); audited as `contact.merged` with
+    ids and counts, no patient data. Patients of two clinics are never merged."""
+    if kept.clinic_id != merged.clinic_id:
+        raise WrongClinic("No such patient in this clinic.", field="merge_id")
+    if kept.pk == merged.pk:
+        raise InvalidInput("A patient cannot be merged with themselves.", field="merge_id")
+    if actor is not None and not actor.is_superuser and not is_member(actor, kept.clinic_id):
+        raise NotAMember("Only the clinic's staff or support can merge its patients.")
+    # Locked in id order (two merges of one pair at once cannot deadlock), and then read fresh.
+    locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[kept.pk, merged.pk]).order_by("pk")}
+    if len(locked) != 2:
+        raise WrongClinic("No such patient in this clinic.", field="merge_id")
+    kept, merged = locked[kept.pk], locked[merged.pk]
+    if Contact.Status.ERASED in (kept.status, merged.status):
+        raise InvalidInput("An erased patient (LGPD) cannot be merged.", field="merge_id")
+    messages = message_count_of(merged)
+    threads = Conversation.objects.select_for_update().filter(clinic_id=kept.clinic_id)
+    open_thread = (
+        threads.filter(contact=kept, channel=Conversation.Channel.WHATSAPP)
+        .exclude(status=Conversation.Status.RESOLVED)
+        .first()
+    )
+    moved, folded = [], {}
+    for conversation in threads.filter(contact=merged).order_by("pk"):
+        unresolved = conversation.status != Conversation.Status.RESOLVED
+        if open_thread is not None and unresolved and conversation.channel == open_thread.channel:
+            folded[conversation.pk] = open_thread.pk
+            _fold(conversation, into=open_thread)
+        else:
+            conversation.contact, conversation.updated_at = kept, timezone.now()
+            conversation.save(update_fields=["contact", "updated_at"])
+            moved.append(conversation)
+    _take_identifiers(kept, merged)
+    merged_id = merged.pk
+    merged.delete()
+    record_audit(
+        clinic_id=kept.clinic_id,
+        actor=actor,
+        action="contact.merged",
+        obj=kept,
+        detail={"merged_id": merged_id, "conversations": len(moved) + len(folded), "messages": messages},
+        ip=ip,
+    )
+    read_cache.bump_on_commit([read_cache.list_scope(kept.clinic_id)])
+    for conversation in Conversation.objects.filter(pk__in=[c.pk for c in moved]).select_related("contact", "assignee"):
+        events.publish_conversation_updated(conversation, ["contact"])
+    for gone, into in folded.items():
+        events.publish_conversation_merged(kept.clinic_id, gone, into)
+    if open_thread is not None and folded:
+        open_thread = Conversation.objects.select_related("contact", "assignee").get(pk=open_thread.pk)
+        events.publish_conversation_updated(open_thread, ["contact", "merged"])
+    return Merged(kept.pk, merged_id, len(moved) + len(folded), messages, folded)
+
+
+def _fold(conversation: Conversation, *, into: Conversation) -> None:
+    """Move everything of `conversation` into `into` (both of one patient now), then remove it."""
+    Message.objects.filter(conversation=conversation).update(conversation=into)
+    Note.objects.filter(conversation=conversation).update(conversation=into)
+    ConversationAction.objects.filter(conversation=conversation).update(conversation=into)
+    into.labels.add(*conversation.labels.all())
+    for marker in ReadMarker.objects.filter(conversation=conversation):
+        theirs = ReadMarker.objects.filter(conversation=into, user_id=marker.user_id).first()
+        if theirs is None:
+            marker.conversation = into
+            marker.save(update_fields=["conversation"])
+            continue
+        # Never hide an unread message: the one who read less of either keeps that mark.
+        reads = [m for m in (theirs.last_read_message_id, marker.last_read_message_id) if m is not None]
+        theirs.last_read_message_id = min(reads) if len(reads) == 2 else None
+        theirs.save(update_fields=["last_read_message"])
+        marker.delete()
+    if conversation.last_message_at and (
+        into.last_message_at is None or conversation.last_message_at > into.last_message_at
+    ):
+        into.last_message_at = conversation.last_message_at
+    if into.assignee_id is None and conversation.assignee_id is not None:
+        into.assignee_id = conversation.assignee_id
+    into.whatsapp_number_id = into.whatsapp_number_id or conversation.whatsapp_number_id
+    into.updated_at = timezone.now()
+    into.save(update_fields=["last_message_at", "assignee", "whatsapp_number_id", "updated_at"])
+    read_cache.bump_on_commit([read_cache.detail_scope(into.pk), read_cache.detail_scope(conversation.pk)])
+    conversation.delete()
+
+
+def _take_identifiers(kept: Contact, merged: Contact) -> None:
+    """What the kept record lacks, from the merged-away one (freed there first: each is unique per clinic)."""
+    taken = {
+        field: getattr(merged, field) for field in IDENTIFIERS if getattr(merged, field) and not getattr(kept, field)
+    }
+    if taken:
+        for field in taken:
+            setattr(merged, field, "")
+        merged.save(update_fields=list(taken))
+    for field, value in taken.items():
+        setattr(kept, field, value)
+    for field in ("name", "profile_name", "email"):
+        if not getattr(kept, field) and getattr(merged, field):
+            setattr(kept, field, getattr(merged, field))
+            taken[field] = ""
+    if merged.notes and merged.notes not in kept.notes:
+        kept.notes = f"{kept.notes}\n\n{merged.notes}".strip()
+        taken["notes"] = ""
+    kept.updated_at = timezone.now()
+    kept.save(update_fields=[*taken, "updated_at"])

@@ -8,6 +8,7 @@ from django.http import FileResponse, HttpRequest
 from django.template.response import TemplateResponse
 
 from conversations.actions.integrations import create_integration_token, revoke_integration_token
+from conversations.actions.patients import merge_patients
 from conversations.actions.privacy import erase_contact, export_contact
 from conversations.actions.support import (
     add_membership,
@@ -20,6 +21,7 @@ from conversations.actions.support import (
 )
 from conversations.admin.base import SupportActions, mask
 from conversations.api.views.base import client_ip
+from conversations.errors import ActionError
 from conversations.models import (
     Clinic,
     Contact,
@@ -28,6 +30,7 @@ from conversations.models import (
     WhatsAppChannel,
 )
 from conversations.phones import digits_of, search_forms
+from conversations.selectors import message_count_of
 
 
 class MembershipInline(admin.TabularInline):
@@ -99,6 +102,36 @@ def erase_contacts(modeladmin, request: HttpRequest, queryset: QuerySet[Contact]
     return None
 
 
+@admin.action(description="Unir dois cadastros do mesmo paciente", permissions=["change"])
+def merge_contacts(modeladmin, request: HttpRequest, queryset: QuerySet[Contact]):
+    """Two records of one patient, of one clinic: asks which stays, naming both with their message counts."""
+    contacts = list(queryset.select_related("clinic").order_by("pk"))
+    if len(contacts) != 2 or contacts[0].clinic_id != contacts[1].clinic_id:
+        modeladmin.message_user(request, "Escolha dois cadastros da mesma clínica para unir.", messages.WARNING)
+        return None
+    if request.POST.get("confirm_merge") != "yes":
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.opts,
+            "rows": [{"contact": c, "messages": message_count_of(c)} for c in contacts],
+            "title": "Unir cadastros",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/conversations/contact/merge_confirmation.html", context)
+    kept = next((c for c in contacts if str(c.pk) == request.POST.get("kept")), None)
+    if kept is None:
+        modeladmin.message_user(request, "Escolha qual cadastro fica.", messages.WARNING)
+        return None
+    other = next(c for c in contacts if c.pk != kept.pk)
+    try:
+        merge_patients(kept=kept, merged=other, actor=request.user, ip=client_ip(request))
+    except ActionError as refused:
+        modeladmin.message_user(request, f"Cadastros não unidos: {refused.detail}", messages.ERROR)
+        return None
+    modeladmin.message_user(request, f"Cadastros unidos em {kept.display_name}.", messages.SUCCESS)
+    return None
+
+
 @admin.register(Contact)
 class ContactAdmin(SupportActions, admin.ModelAdmin):
     list_display = ["display_name", "phone_display", "whatsapp_username", "whatsapp_user_id", "clinic", "status"]
@@ -114,7 +147,7 @@ class ContactAdmin(SupportActions, admin.ModelAdmin):
     ]
     autocomplete_fields = ["clinic"]
     readonly_fields = ["created_at", "updated_at"]
-    actions = [export_contacts, erase_contacts]
+    actions = [export_contacts, erase_contacts, merge_contacts]
     save_action = staticmethod(change_contact)
     delete_action = staticmethod(delete_contact)
 

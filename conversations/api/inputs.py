@@ -159,6 +159,20 @@ class EraseIn(StrictSerializer):
         return value
 
 
+class MergeIn(StrictSerializer):
+    merge_id = StrictIntegerField(min_value=1, help_text="The other record of the same patient, merged into this one")
+    confirm = serializers.BooleanField(help_text="true: a merge cannot be undone")
+
+    def validate_confirm(self, value: bool) -> bool:
+        if value is not True:
+            raise serializers.ValidationError("Send confirm: true; a merge cannot be undone.")
+        return value
+
+
+class MergePreviewQuery(StrictSerializer):
+    merge_id = serializers.IntegerField(min_value=1)
+
+
 class ReadIn(StrictSerializer):
     message_id = StrictIntegerField(min_value=1)
 

@@ -38,6 +38,7 @@ urlpatterns = [
     path("contacts/<int:contact_id>/", contacts.ContactDetailView.as_view(), name="api-contact"),
     path("contacts/<int:contact_id>/export/", contacts.ContactExportView.as_view(), name="api-contact-export"),
     path("contacts/<int:contact_id>/erase/", contacts.ContactEraseView.as_view(), name="api-contact-erase"),
+    path("contacts/<int:contact_id>/merge/", contacts.ContactMergeView.as_view(), name="api-contact-merge"),
     path("metrics/", metrics.MetricsView.as_view(), name="api-metrics"),
     path("presence/", stream.PresenceView.as_view(), name="api-presence"),
     path("socket/stats/", stream.SocketStatsView.as_view(), name="api-socket-stats"),

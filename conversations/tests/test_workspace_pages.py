@@ -635,6 +635,9 @@ def test_every_page_route_has_a_tenancy_check():
     another clinic's staff get nothing of it; a new page fails here until it has one."""
     from django.urls import get_resolver
 
+    from conversations.tests.test_merge_patients import (
+        test_another_clinics_patient_is_never_found_nor_merged_from_the_page,
+    )
     from conversations.tests.test_web import test_a_clinic_the_user_does_not_belong_to_cannot_be_chosen
     from realtime.tests.test_http import test_another_clinics_events_are_never_returned
 
@@ -646,6 +649,7 @@ def test_every_page_route_has_a_tenancy_check():
         "send-reply": test_another_clinics_conversation_cannot_be_written_by_form,
         "change-conversation": test_another_clinics_conversation_cannot_be_written_by_form,
         "correct-patient": test_another_clinics_conversation_cannot_be_written_by_form,
+        "merge-patients": test_another_clinics_patient_is_never_found_nor_merged_from_the_page,
         "mark-unread": test_without_scripts_a_conversation_is_marked_unread_by_form,
         "quick-replies": test_other_staff_see_quick_replies_but_cannot_change_them,
         "new-label": test_another_clinics_labels_never_show_or_apply,

@@ -396,11 +396,20 @@ export class OpenConversation {
         location.reload(); // the patient was erased: every text on this page is gone from the server
         return;
       }
+      if ((data.changed || []).includes("merged")) {
+        this.reload(); // another record's conversation joined this one: its messages are in the timeline now
+        return;
+      }
       this.showConversation(data.conversation);
       if ((data.changed || []).includes("contact") || (data.changed || []).includes("name")) this.refreshPatient();
     }
     else if (frame.type === "conversation:action") this.refreshAction(data.action.id);
     else if (frame.type === "note:new") this.refreshNote(data.note.id);
+    else if (frame.type === "conversation:deleted" && data.merged_into) {
+      // Two records of the patient were merged: this conversation joined theirs, which opens in its place.
+      this.open(data.merged_into);
+      announce("Os cadastros do paciente foram unidos: a conversa continua aqui.");
+    }
     else if (frame.type === "conversation:deleted") {
       this.close();
       announce("Esta conversa foi removida pelo suporte.");

@@ -7,11 +7,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations import selectors, wire
-from conversations.actions.patients import correct_patient_record
+from conversations.actions.patients import correct_patient_record, merge_patients, merge_preview
 from conversations.actions.privacy import erase_contact, export_contact
 from conversations.api import cursors
 from conversations.api.auth import IsClinicAdmin
-from conversations.api.inputs import ContactListQuery, EraseIn, PatientRecordIn
+from conversations.api.inputs import ContactListQuery, EraseIn, MergeIn, MergePreviewQuery, PatientRecordIn
 from conversations.api.outputs import ClinicOut, ContactOut, ContactPageOut, ErrorOut
 from conversations.api.views.base import ClinicAPIView, client_ip
 
@@ -117,6 +117,77 @@ class ContactEraseView(ContactPrivacyView):
         contact = self.get_contact(contact_id)
         EraseIn(data=request.data).is_valid(raise_exception=True)
         return Response(erase_contact(contact=contact, actor=request.user, ip=client_ip(request)).as_dict())
+
+
+MergedPatientOut = inline_serializer(
+    "MergePatient",
+    {
+        "id": serializers.IntegerField(),
+        "display_name": serializers.CharField(),
+        "phone": serializers.CharField(),
+        "messages": serializers.IntegerField(),
+    },
+)
+
+
+class ContactMergeView(ContactPrivacyView):
+    def other(self, contact_id: int, merge_id: int):
+        other = selectors.contact_of(self.clinic, merge_id)
+        if other is None or other.pk == contact_id:
+            raise exceptions.ValidationError(
+                {
+                    "merge_id": [
+                        exceptions.ErrorDetail("No other patient with this id in your clinic.", code="not_found")
+                    ]
+                }
+            )
+        return other
+
+    @extend_schema(
+        parameters=[MergePreviewQuery],
+        responses={
+            200: inline_serializer("MergePreview", {"kept": MergedPatientOut, "merged": MergedPatientOut}),
+            400: ErrorOut,
+            403: ErrorOut,
+            404: ErrorOut,
+        },
+        tags=["contacts"],
+    )
+    def get(self, request: Request, contact_id: int) -> Response:
+        """Who a merge would join: both patients with their message counts, for the confirmation."""
+        contact = self.get_contact(contact_id)
+        query = MergePreviewQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(merge_preview(contact, self.other(contact.pk, query.validated_data["merge_id"])))
+
+    @extend_schema(
+        request=MergeIn,
+        responses={
+            200: inline_serializer(
+                "Merged",
+                {
+                    "kept": serializers.IntegerField(),
+                    "merged": serializers.IntegerField(),
+                    "conversations": serializers.IntegerField(),
+                    "messages": serializers.IntegerField(),
+                },
+            ),
+            400: ErrorOut,
+            403: ErrorOut,
+            404: ErrorOut,
+        },
+        tags=["contacts"],
+    )
+    def post(self, request: Request, contact_id: int) -> Response:
+        """Merge another record of the same patient (`merge_id`) into this one: their conversations,
+        messages, notes, labels, actions, read marks and WhatsApp ids become this patient's, in one
+        transaction. Clinic admins; audited; cannot be undone."""
+        contact = self.get_contact(contact_id)
+        data = MergeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        other = self.other(contact.pk, data.validated_data["merge_id"])
+        merged = merge_patients(kept=contact, merged=other, actor=request.user, ip=client_ip(request))
+        return Response(merged.as_dict())
 
 
 class ClinicListView(ClinicAPIView):

@@ -39,6 +39,9 @@ OBJECT_ROUTES = [
     ("get", "/api/contacts/{contact}/", None),
     ("get", "/api/contacts/{contact}/export/", None),
     ("post", "/api/contacts/{contact}/erase/", {"confirm": True}),
+    ("patch", "/api/contacts/{contact}/", {"name": "invasão"}),
+    ("get", "/api/contacts/{contact}/merge/", None),
+    ("post", "/api/contacts/{contact}/merge/", {"merge_id": "{contact}", "confirm": True}),
 ]
 LIST_ROUTES = [
     "/api/conversations/",
