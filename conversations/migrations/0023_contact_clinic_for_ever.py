@@ -5,6 +5,13 @@ The status `blocked`, which nothing honoured, goes (such patients become active)
 from django.db import migrations, models
 
 
+def checked_now(schema_editor) -> None:
+    """PostgreSQL checks the deferred foreign keys of the rows just written now, not at the commit: an
+    ALTER TABLE later in this migration refuses to run with their checks pending."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE", params=None)
+
+
 def repair_mixed_clinics(apps, schema_editor):
     """A conversation written into another clinic's patient (a patient moved between clinics in the admin
     before this release) goes back to a patient of its own clinic: the one there with the same phone or
@@ -26,10 +33,12 @@ def repair_mixed_clinics(apps, schema_editor):
             )
         conversation.contact = own
         conversation.save(update_fields=["contact"])
+    checked_now(schema_editor)
 
 
 def unblock(apps, schema_editor):
     apps.get_model("conversations", "Contact").objects.filter(status="blocked").update(status="active")
+    checked_now(schema_editor)
 
 
 class Migration(migrations.Migration):

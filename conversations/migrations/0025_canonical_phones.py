@@ -9,6 +9,13 @@ import re
 
 from django.db import migrations, models
 
+
+def checked_now(schema_editor) -> None:
+    """PostgreSQL checks the deferred foreign keys of the rows just written now, not at the commit: an
+    ALTER TABLE later in this migration refuses to run with their checks pending."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE", params=None)
+
 # As conversations.phones has it today (a migration keeps its own copy of the rule it applied).
 AREA_CODES = (
     "11|12|13|14|15|16|17|18|19|21|22|24|27|28|31|32|33|34|35|37|38|41|42|43|44|45|46|47|48|49|51|53|54|55|"
@@ -29,6 +36,7 @@ def canonical_phones(apps, schema_editor):
         taken = Contact.objects.filter(clinic_id=contact.clinic_id, phone=wanted).exclude(pk=contact.pk).exists()
         contact.phone = "" if taken else wanted
         contact.save(update_fields=["phone"])
+    checked_now(schema_editor)
 
 
 class Migration(migrations.Migration):

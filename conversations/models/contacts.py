@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from conversations.models.clinics import Clinic
-from conversations.phones import MOBILE_WITHOUT_NINTH_DIGIT, format_phone
+from conversations.phones import MOBILE_WITHOUT_NINTH_DIGIT, canonical_phone, format_phone
 
 PHONE_PATTERN = r"^[1-9][0-9]{7,14}$"
 # E.164 without the plus sign: country code and number, digits only (5511987654321).
@@ -93,8 +93,9 @@ class Contact(models.Model):
             return self.name or self.profile_name
         if self.whatsapp_username:
             return f"@{self.whatsapp_username}"
-        return format_phone(self.phone) if self.phone else "Paciente sem telefone"
+        return self.phone_display if self.phone or self.whatsapp_id else "Paciente sem telefone"
 
     @property
     def phone_display(self) -> str:
-        return format_phone(self.phone)
+        """The canonical number, else the one WhatsApp knows them by, as people read it."""
+        return format_phone(self.phone or canonical_phone(self.whatsapp_id))

@@ -151,3 +151,24 @@ def test_first_messages_in_both_forms_at_once_make_one_patient(whatsapp_channel)
     assert answers == [200, 200]
     assert Contact.objects.count() == 1 and Conversation.objects.count() == 1
     assert Message.objects.count() == 2
+
+
+def test_an_n8n_action_to_the_other_form_finds_the_patients_conversation(n8n, whatsapp_post, whatsapp_channel):
+    assert whatsapp_post(patient_writes_from(WITH_NINE, "Oi", "wamid.IN")).status_code == 200
+    action = {"phone": WITHOUT_NINE, "action_type": "appointment_created"}
+    assert n8n(action).status_code == 201
+    assert Conversation.objects.get().actions.count() == 1 and Contact.objects.count() == 1
+
+
+def test_a_number_change_reported_in_the_other_form_moves_the_same_patient(whatsapp_post, whatsapp_channel):
+    """WhatsApp's notice names the old number as its wa_id (without the 9) and the new one: the patient the
+    clinic knows by the canonical form is the one that changes, and replies follow the new wa_id."""
+    assert whatsapp_post(patient_writes_from(WITH_NINE, "Oi", "wamid.IN")).status_code == 200
+    notice = whatsapp_payload("system_changed_number")
+    message = notice["entry"][0]["changes"][0]["value"]["messages"][0]
+    message["from"] = WITHOUT_NINE
+    message["system"] |= {"wa_id": "551182345678", "body": "Maria changed from 551187654321 to 551182345678"}
+    assert whatsapp_post(notice).status_code == 200
+    patient = Contact.objects.get()
+    assert (patient.phone, patient.whatsapp_id) == ("5511982345678", "551182345678")
+    assert Conversation.objects.count() == 1
