@@ -1,7 +1,8 @@
 """A patient belongs to their clinic for ever, in the database itself (DESIGN §12): a conversation's clinic
 must be its patient's, and a patient's clinic cannot change. On PostgreSQL a foreign key on
-(contact, clinic) and a trigger; on SQLite triggers, which are made again after every migration (SQLite
-rebuilds a table to alter it, and its triggers go with the old one)."""
+(contact, clinic) and a trigger. On SQLite triggers, which exist between migrations only: SQLite rebuilds a
+table to alter it, and a trigger naming the table would stop the rebuild, so they are dropped before every
+migrate (pre_migrate) and made again after it (post_migrate)."""
 
 POSTGRESQL_FOREIGN_KEY = """
 ALTER TABLE conversations_conversation ADD CONSTRAINT conversation_contact_same_clinic
@@ -46,15 +47,27 @@ SQLITE_UNDO = [
 ]
 
 
-def ensure_on_sqlite(sender=None, using: str = "default", **kwargs) -> None:
-    """After every migration (post_migrate): SQLite's triggers, made again if a table rebuild dropped them."""
+def _sqlite(using: str):
     from django.db import connections
 
     connection = connections[using]
     if connection.vendor != "sqlite":
-        return
+        return None
     tables = set(connection.introspection.table_names())
-    if {"conversations_contact", "conversations_conversation"} <= tables:
+    return connection if {"conversations_contact", "conversations_conversation"} <= tables else None
+
+
+def drop_on_sqlite(sender=None, using: str = "default", **kwargs) -> None:
+    """Before every migrate (pre_migrate): SQLite's triggers go, so that no table rebuild trips on them."""
+    if (connection := _sqlite(using)) is not None:
+        with connection.cursor() as cursor:
+            for statement in SQLITE_UNDO:
+                cursor.execute(statement)
+
+
+def ensure_on_sqlite(sender=None, using: str = "default", **kwargs) -> None:
+    """After every migrate (post_migrate): SQLite's triggers, made (again)."""
+    if (connection := _sqlite(using)) is not None:
         with connection.cursor() as cursor:
             for statement in SQLITE:
                 cursor.execute(statement)

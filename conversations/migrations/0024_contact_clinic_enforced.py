@@ -8,13 +8,12 @@ from conversations import tenancy_rules
 
 
 def enforce(apps, schema_editor):
+    """PostgreSQL's constraint and trigger; SQLite's triggers are made after each migrate (post_migrate), since
+    a later migration's table rebuild could not run with them in place."""
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(tenancy_rules.POSTGRESQL_FOREIGN_KEY, params=None)
         schema_editor.execute(tenancy_rules.POSTGRESQL_VALIDATE, params=None)
         schema_editor.execute(tenancy_rules.POSTGRESQL_TRIGGER, params=None)
-    elif schema_editor.connection.vendor == "sqlite":
-        for statement in tenancy_rules.SQLITE:
-            schema_editor.execute(statement, params=None)
 
 
 def undo(apps, schema_editor):
