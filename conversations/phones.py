@@ -43,13 +43,13 @@ def phone_forms(digits: str) -> list[str]:
 
 
 def search_forms(digits: str) -> list[str]:
-    """What the digits typed into a search box may be found as: themselves, and for a Brazilian mobile typed
-    without its ninth digit (with the country code or only the area code) the form with it."""
+    """What the digits typed into a search box may be found as: themselves, and for a Brazilian mobile its
+    other form, with or without the ninth digit (with the country code, or only the area code)."""
     forms = [digits]
-    if len(digits) == 12:
-        forms.append(canonical_phone(digits))
-    elif len(digits) == 10:
-        forms.append(canonical_phone(f"55{digits}")[2:])
+    if len(digits) in (12, 13):
+        forms += phone_forms(digits)
+    elif len(digits) in (10, 11):
+        forms += [form[2:] for form in phone_forms(f"55{digits}")]
     return list(dict.fromkeys(forms))
 
 

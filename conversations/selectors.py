@@ -327,10 +327,9 @@ def was_erased(
     """Whether a notification belongs to an erased patient (LGPD): its WhatsApp message id was erased, or it
     names a patient identifier (phone, WhatsApp user id) erased after it happened, i.e. an old notification
     Meta delivers again. The same patient writing after the erasure is a new patient."""
-    kinds = ErasedIdentifier.Kind
-    digests = {d for value in identifiers if value for d in ErasedIdentifier.digests_of(kinds.PATIENT, value)}
+    digests = set(ErasedIdentifier.patient_digests(identifiers))
     if external_id:
-        digests.update(ErasedIdentifier.digests_of(kinds.MESSAGE, external_id))
+        digests.update(ErasedIdentifier.digests_of(ErasedIdentifier.Kind.MESSAGE, external_id))
     if not digests:
         return False
     for kind, erased_at in ErasedIdentifier.objects.filter(clinic_id=clinic_id, digest__in=digests).values_list(

@@ -196,6 +196,14 @@ def erase_data(clinic_id: int, conversation_ids: list[int]) -> int:
     return Event.objects.filter(clinic_id=clinic_id, conversation_id__in=conversation_ids).update(data={"erased": True})
 
 
+def reassign(clinic_id: int, from_conversation: int, to_conversation: int) -> int:
+    """The logged events of one conversation become another's (it joined that one): whatever later looks up
+    the second's events — a patient's erasure above all — finds them too. Their seq stays."""
+    return Event.objects.filter(clinic_id=clinic_id, conversation_id=from_conversation).update(
+        conversation_id=to_conversation
+    )
+
+
 def count_before(clinic_id: int, cutoff: datetime) -> int:
     return Event.objects.filter(clinic_id=clinic_id, created_at__lt=cutoff).count()
 

@@ -244,6 +244,12 @@ def change_contact_identifiers(*, contact: Contact, new: dict[str, str]) -> tupl
             wanted[key] = normalize_phone(value) if key == "phone" else _clean_id(value, key)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     wanted = {key: value for key, value in wanted.items() if getattr(contact, key) != value}
+    whatsapp_id = whatsapp_id_of(new.get("phone") or "")
+    if whatsapp_id and not wanted and contact.whatsapp_id != whatsapp_id:
+        # The same number in WhatsApp's other form (with or without the ninth digit): replies go there now.
+        contact.whatsapp_id, contact.updated_at = whatsapp_id, timezone.now()
+        contact.save(update_fields=["whatsapp_id", "updated_at"])
+        return contact, ["whatsapp_id"]
     if not wanted:
         return contact, []
     holders = Contact.objects.filter(clinic_id=contact.clinic_id).exclude(pk=contact.pk)
@@ -263,8 +269,8 @@ def change_contact_identifiers(*, contact: Contact, new: dict[str, str]) -> tupl
     for key, value in wanted.items():
         setattr(contact, key, value)
     written = [*wanted, "updated_at"]
-    if "phone" in wanted:  # WhatsApp's own form of the new number is where replies go now
-        contact.whatsapp_id = whatsapp_id_of(new["phone"])
+    if whatsapp_id:  # WhatsApp's own form of the new number is where replies go now
+        contact.whatsapp_id = whatsapp_id
         written.append("whatsapp_id")
     contact.updated_at = timezone.now()
     contact.save(update_fields=written)

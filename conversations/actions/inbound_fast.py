@@ -425,12 +425,10 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
 def _erasure_digests(inbound: Inbound) -> dict[str, list[str]]:
     """The marks an erasure would have left of this message's id and of who sent it (NOT_ERASED): a message
     they mark goes to the full action, which refuses an erased patient's old one."""
-    kinds, identifiers = ErasedIdentifier.Kind, (inbound.phone, inbound.whatsapp_id, inbound.user_id, inbound.parent_id)
+    identifiers = (inbound.phone, inbound.whatsapp_id, inbound.user_id, inbound.parent_id)
     return {
-        "erased_messages": ErasedIdentifier.digests_of(kinds.MESSAGE, inbound.external_id),
-        "erased_patients": [
-            d for value in identifiers if value for d in ErasedIdentifier.digests_of(kinds.PATIENT, value)
-        ],
+        "erased_messages": ErasedIdentifier.digests_of(ErasedIdentifier.Kind.MESSAGE, inbound.external_id),
+        "erased_patients": ErasedIdentifier.patient_digests(identifiers),
     }
 
 

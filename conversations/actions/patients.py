@@ -3,6 +3,7 @@ records of one patient into one (DESIGN §12: one patient, one history)."""
 
 from dataclasses import dataclass
 
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -13,7 +14,9 @@ from conversations import events, read_cache
 from conversations.actions.audit import record_audit
 from conversations.errors import InvalidInput, NotAMember, WrongClinic
 from conversations.models import Contact, Conversation, ConversationAction, Message, Note, ReadMarker
+from conversations.phones import canonical_phone
 from conversations.selectors import is_member, message_count_of
+from realtime import log
 
 MAX_NAME_CHARS = 200
 MAX_NOTES_CHARS = 4000
@@ -92,7 +95,8 @@ class Merged:
 
 
 def merge_preview(kept: Contact, merged: Contact) -> dict:
-    """Who would be merged into whom, with their message counts: what a confirmation names."""
+    """Who would be merged into whom, with their message counts, and what of the merged-away record the kept
+    one cannot take (a second phone or WhatsApp id: a patient has one): what a confirmation names."""
 
     def described(contact: Contact) -> dict:
         count = message_count_of(contact)
@@ -103,24 +107,37 @@ def merge_preview(kept: Contact, merged: Contact) -> dict:
             "messages": count,
         }
 
-    return {"kept": described(kept), "merged": described(merged)}
+    return {"kept": described(kept), "merged": described(merged), "dropped": _dropped(kept, merged)}
+
+
+def _dropped(kept: Contact, merged: Contact) -> list[str]:
+    """The merged-away record's identifiers that differ from the kept record's own (not taken: kept apart)."""
+    return [
+        field
+        for field in ("phone", "whatsapp_user_id", "whatsapp_parent_user_id")
+        if getattr(merged, field) and getattr(kept, field) and getattr(merged, field) != getattr(kept, field)
+    ]
 
 
 @transaction.atomic
 def merge_patients(*, kept: Contact, merged: Contact, actor: AbstractBaseUser | None, ip: str | None = None) -> Merged:
     """Make two records of one patient one, in one transaction: the merged-away patient's conversations —
-    messages, notes, clinical actions, labels and read marks with them — become the kept patient's (an open
-    one joins the kept patient's open one, so the patient keeps one open thread), and their WhatsApp ids,
-    phone, e-mail and observations fill what the kept record lacks. The merged-away record goes. Open screens
-    are told (a joined conversation's screens move to the one it joined); audited as `contact.merged` with
-    ids and counts, no patient data. Patients of two clinics are never merged."""
+    messages, notes, clinical actions, labels, read marks and their logged events with them — become the kept
+    patient's (an open one joins the kept patient's open one, so the patient keeps one open thread), and their
+    WhatsApp ids, phone, e-mail and observations fill what the kept record lacks (a second phone or id of
+    theirs is not kept: merge_preview names it). The merged-away record goes. Open screens are told (a joined
+    conversation's screens move to the one it joined); audited as `contact.merged` with ids and counts, no
+    patient data. Patients of two clinics are never merged."""
     if kept.clinic_id != merged.clinic_id:
         raise WrongClinic("No such patient in this clinic.", field="merge_id")
     if kept.pk == merged.pk:
         raise InvalidInput("A patient cannot be merged with themselves.", field="merge_id")
     if actor is not None and not actor.is_superuser and not is_member(actor, kept.clinic_id):
         raise NotAMember("Only the clinic's staff or support can merge its patients.")
-    # Locked in id order (two merges of one pair at once cannot deadlock), and then read fresh.
+    # Their conversations locked first, then the two records, in id order: the order an inbound message
+    # takes (its one statement locks the conversation, then shares the patient), so the two never deadlock.
+    threads = Conversation.objects.filter(clinic_id=kept.clinic_id, contact_id__in=[kept.pk, merged.pk])
+    list(threads.select_for_update().order_by("pk").values_list("pk", flat=True))
     locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[kept.pk, merged.pk]).order_by("pk")}
     if len(locked) != 2:
         raise WrongClinic("No such patient in this clinic.", field="merge_id")
@@ -128,7 +145,6 @@ def merge_patients(*, kept: Contact, merged: Contact, actor: AbstractBaseUser | 
     if Contact.Status.ERASED in (kept.status, merged.status):
         raise InvalidInput("An erased patient (LGPD) cannot be merged.", field="merge_id")
     messages = message_count_of(merged)
-    threads = Conversation.objects.select_for_update().filter(clinic_id=kept.clinic_id)
     open_thread = (
         threads.filter(contact=kept, channel=Conversation.Channel.WHATSAPP)
         .exclude(status=Conversation.Status.RESOLVED)
@@ -146,6 +162,8 @@ def merge_patients(*, kept: Contact, merged: Contact, actor: AbstractBaseUser | 
             moved.append(conversation)
     _take_identifiers(kept, merged)
     merged_id = merged.pk
+    # The admin's history of the merged-away record is the kept one's now (an erasure of theirs finds it).
+    LogEntry.objects.filter(content_type__model="contact", object_id=str(merged_id)).update(object_id=str(kept.pk))
     merged.delete()
     record_audit(
         clinic_id=kept.clinic_id,
@@ -167,40 +185,92 @@ def merge_patients(*, kept: Contact, merged: Contact, actor: AbstractBaseUser | 
 
 
 def _fold(conversation: Conversation, *, into: Conversation) -> None:
-    """Move everything of `conversation` into `into` (both of one patient now), then remove it."""
+    """Move everything of `conversation` into `into` (both of one patient now), then remove it. Its state
+    joins in the way nothing is missed: staff answering wins over the assistant, open over pending, awake
+    over snoozed; a user's read mark is set so that no message of either is shown read that they had not."""
+    _join_read_marks(conversation, into)
     Message.objects.filter(conversation=conversation).update(conversation=into)
     Note.objects.filter(conversation=conversation).update(conversation=into)
     ConversationAction.objects.filter(conversation=conversation).update(conversation=into)
+    log.reassign(into.clinic_id, conversation.pk, into.pk)
+    LogEntry.objects.filter(content_type__model="conversation", object_id=str(conversation.pk)).update(
+        object_id=str(into.pk)
+    )
     into.labels.add(*conversation.labels.all())
-    for marker in ReadMarker.objects.filter(conversation=conversation):
-        theirs = ReadMarker.objects.filter(conversation=into, user_id=marker.user_id).first()
-        if theirs is None:
-            marker.conversation = into
-            marker.save(update_fields=["conversation"])
-            continue
-        # Never hide an unread message: the one who read less of either keeps that mark.
-        reads = [m for m in (theirs.last_read_message_id, marker.last_read_message_id) if m is not None]
-        theirs.last_read_message_id = min(reads) if len(reads) == 2 else None
-        theirs.save(update_fields=["last_read_message"])
-        marker.delete()
     if conversation.last_message_at and (
         into.last_message_at is None or conversation.last_message_at > into.last_message_at
     ):
         into.last_message_at = conversation.last_message_at
     if into.assignee_id is None and conversation.assignee_id is not None:
         into.assignee_id = conversation.assignee_id
+    if conversation.answered_by == Conversation.AnsweredBy.STAFF:
+        into.answered_by = Conversation.AnsweredBy.STAFF
+    if conversation.status == Conversation.Status.OPEN:
+        into.status = Conversation.Status.OPEN
+    if conversation.snoozed_until is None:
+        into.snoozed_until = None
     into.whatsapp_number_id = into.whatsapp_number_id or conversation.whatsapp_number_id
     into.updated_at = timezone.now()
-    into.save(update_fields=["last_message_at", "assignee", "whatsapp_number_id", "updated_at"])
+    into.save(
+        update_fields=[
+            "last_message_at",
+            "assignee",
+            "answered_by",
+            "status",
+            "snoozed_until",
+            "whatsapp_number_id",
+            "updated_at",
+        ]
+    )
     read_cache.bump_on_commit([read_cache.detail_scope(into.pk), read_cache.detail_scope(conversation.pk)])
     conversation.delete()
 
 
+def _join_read_marks(conversation: Conversation, into: Conversation) -> None:
+    """Unread counts the patient's messages after a user's mark: once the two timelines are one, each user's
+    mark moves to just before the first message that was unread for them on either side (a side they never
+    opened is all unread), so no message is shown read that they had not read."""
+    sides = (conversation, into)
+    from_patient = Message.objects.filter(direction="inbound", sender_type="patient")
+    marks: dict[int, dict[int, ReadMarker]] = {}
+    for marker in ReadMarker.objects.select_for_update().filter(conversation__in=sides):
+        marks.setdefault(marker.user_id, {})[marker.conversation_id] = marker
+    for user_id, theirs in marks.items():
+        firsts = []
+        for side in sides:
+            read_to = theirs[side.pk].last_read_message_id if side.pk in theirs else None
+            unread = from_patient.filter(conversation=side, pk__gt=read_to or 0).order_by("pk")
+            if (first := unread.values_list("pk", flat=True).first()) is not None:
+                firsts.append(first)
+        if firsts:
+            before = Message.objects.filter(conversation__in=sides, pk__lt=min(firsts)).order_by("-pk")
+            read_to = before.values_list("pk", flat=True).first()
+        else:  # nothing unread on either side: read to the further of their marks
+            read_to = max((m.last_read_message_id or 0 for m in theirs.values()), default=0) or None
+        marker = theirs.pop(into.pk, None) or theirs.pop(conversation.pk)
+        for other in theirs.values():
+            other.delete()
+        marker.conversation, marker.last_read_message_id, marker.updated_at = into, read_to, timezone.now()
+        marker.save(update_fields=["conversation", "last_read_message", "updated_at"])
+        read_cache.bump_on_commit([read_cache.reads_scope(user_id)])
+
+
 def _take_identifiers(kept: Contact, merged: Contact) -> None:
-    """What the kept record lacks, from the merged-away one (freed there first: each is unique per clinic)."""
+    """What the kept record lacks, from the merged-away one (freed there first: each is unique per clinic).
+    WhatsApp's own form of the number wins over a copy of the phone: a wa_id without the ninth digit is
+    certainly WhatsApp's, so replies go there."""
     taken = {
         field: getattr(merged, field) for field in IDENTIFIERS if getattr(merged, field) and not getattr(kept, field)
     }
+    theirs = merged.whatsapp_id
+    if (
+        theirs
+        and kept.whatsapp_id
+        and theirs != kept.whatsapp_id
+        and canonical_phone(theirs) == canonical_phone(kept.whatsapp_id)
+    ):
+        if kept.whatsapp_id == canonical_phone(kept.whatsapp_id):  # the kept one is only the canonical form
+            taken["whatsapp_id"] = theirs
     if taken:
         for field in taken:
             setattr(merged, field, "")

@@ -12,6 +12,7 @@ from conversations import events
 from conversations.actions.audit import record_audit
 from conversations.errors import InvalidInput
 from conversations.models import Clinic, Contact, Membership, MessageAttachment, WhatsAppChannel
+from conversations.phones import canonical_phone, digits_of
 from conversations.storage import delete_on_commit
 from realtime import log
 
@@ -70,11 +71,18 @@ def change_contact(
     """Support adds a patient or corrects one (renames them, fixes the phone): `contact.created` or
     `contact.changed`; the open screens showing them are told. A patient belongs to their clinic for ever:
     moving one to another clinic is refused (their history would follow them there)."""
+    contact.phone = canonical_phone(digits_of(contact.phone)) if contact.phone else ""  # one form, however typed
+    stored = None
     if not contact._state.adding:
-        stored = Contact.objects.filter(pk=contact.pk).values_list("clinic_id", flat=True).first()
-        if stored is not None and stored != contact.clinic_id:
+        stored = Contact.objects.filter(pk=contact.pk).values_list("clinic_id", "phone").first()
+        if stored is not None and stored[0] != contact.clinic_id:
             raise InvalidInput("A patient belongs to their clinic for ever; it cannot be moved.", field="clinic")
     changed = _save(contact, actor, editable, ip, "contact")
+    if stored is not None and "phone" in changed and contact.whatsapp_id:
+        # A corrected number: WhatsApp's form of the old one must not keep receiving their replies. The
+        # patient's next message gives WhatsApp's form of the new one.
+        contact.whatsapp_id = ""
+        contact.save(update_fields=["whatsapp_id"])
     if SHOWN_CONTACT_FIELDS & set(changed):
         for conversation in contact.conversations.select_related("contact", "assignee"):
             events.publish_conversation_updated(conversation, ["contact"])

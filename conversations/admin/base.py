@@ -3,10 +3,11 @@
 from collections.abc import Callable
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from conversations.api.views.base import client_ip
+from conversations.phones import digits_of, search_forms
 
 
 def mask(secret: str) -> str:
@@ -48,3 +49,21 @@ class SupportActions:
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for obj in queryset:
             self.delete_model(request, obj)
+
+
+class PhoneSearch:
+    """A phone typed any way finds the patient: '+55 11 98765-4321', WhatsApp's '551187654321' (a Brazilian
+    mobile without its ninth digit) or part of either (conversations.phones). `phone_fields`: where to look."""
+
+    phone_fields: tuple[str, ...] = ()
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        digits = digits_of(search_term)
+        if len(digits) >= 8:
+            by_phone = Q()
+            for form in search_forms(digits):
+                for field in self.phone_fields:
+                    by_phone |= Q(**{f"{field}__contains": form})
+            found = found | queryset.filter(by_phone)
+        return found, may_have_duplicates

@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest
 from django.template.response import TemplateResponse
 
@@ -19,7 +19,7 @@ from conversations.actions.support import (
     save_clinic,
     set_channel_credentials,
 )
-from conversations.admin.base import SupportActions, mask
+from conversations.admin.base import PhoneSearch, SupportActions, mask
 from conversations.api.views.base import client_ip
 from conversations.errors import ActionError
 from conversations.models import (
@@ -29,7 +29,7 @@ from conversations.models import (
     Membership,
     WhatsAppChannel,
 )
-from conversations.phones import digits_of, search_forms
+from conversations.phones import canonical_phone, digits_of
 from conversations.selectors import message_count_of
 
 
@@ -132,8 +132,32 @@ def merge_contacts(modeladmin, request: HttpRequest, queryset: QuerySet[Contact]
     return None
 
 
+class ContactForm(forms.ModelForm):
+    """A phone typed any way is stored in its one canonical form (conversations.phones)."""
+
+    class Meta:
+        model = Contact
+        fields = [  # what support may edit; the WhatsApp id is WhatsApp's (shown read-only)
+            "clinic",
+            "name",
+            "phone",
+            "whatsapp_user_id",
+            "whatsapp_parent_user_id",
+            "whatsapp_username",
+            "profile_name",
+            "email",
+            "notes",
+            "status",
+        ]
+
+    def clean_phone(self) -> str:
+        phone = self.cleaned_data.get("phone") or ""
+        return canonical_phone(digits_of(phone)) if phone else ""
+
+
 @admin.register(Contact)
-class ContactAdmin(SupportActions, admin.ModelAdmin):
+class ContactAdmin(PhoneSearch, SupportActions, admin.ModelAdmin):
+    form = ContactForm
     list_display = ["display_name", "phone_display", "whatsapp_username", "whatsapp_user_id", "clinic", "status"]
     list_filter = ["status", "clinic"]
     search_fields = [
@@ -146,22 +170,11 @@ class ContactAdmin(SupportActions, admin.ModelAdmin):
         "email",
     ]
     autocomplete_fields = ["clinic"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["whatsapp_id", "created_at", "updated_at"]  # WhatsApp's own form of the number
+    phone_fields = ("phone", "whatsapp_id")
     actions = [export_contacts, erase_contacts, merge_contacts]
     save_action = staticmethod(change_contact)
     delete_action = staticmethod(delete_contact)
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
-        """A phone typed any way finds the patient: '+55 11 98765-4321', WhatsApp's '551187654321' (a
-        Brazilian mobile without its ninth digit) or part of either (conversations.phones)."""
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        digits = digits_of(search_term)
-        if len(digits) >= 8:
-            by_phone = Q()
-            for form in search_forms(digits):
-                by_phone |= Q(phone__contains=form) | Q(whatsapp_id__contains=form)
-            found = found | queryset.filter(by_phone)
-        return found, may_have_duplicates
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         """A patient's clinic is chosen when they are added and never changes (change_contact)."""

@@ -5,7 +5,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 
 from conversations.actions.conversations import set_conversation_status
-from conversations.admin.base import ReadOnlyAdmin
+from conversations.admin.base import PhoneSearch, ReadOnlyAdmin
 from conversations.api.views.base import client_ip
 from conversations.models import (
     AuditEvent,
@@ -37,7 +37,8 @@ def resolve_conversations(modeladmin, request: HttpRequest, queryset: QuerySet[C
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnlyAdmin):
+class ConversationAdmin(PhoneSearch, ReadOnlyAdmin):
+    phone_fields = ("contact__phone", "contact__whatsapp_id")
     list_display = ["id", "contact", "clinic", "status", "assignee", "last_message_at", "created_at"]
     list_filter = ["status", "channel", "clinic"]
     search_fields = ["contact__name", "contact__profile_name", "contact__phone", "contact__whatsapp_username"]

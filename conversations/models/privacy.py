@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from conversations.models.clinics import Clinic
+from conversations.phones import phone_forms
 
 
 class ErasedIdentifier(models.Model):
@@ -38,6 +39,16 @@ class ErasedIdentifier(models.Model):
         return salted_hmac(
             "taskmed.erased-identifier", f"{kind}:{value}", secret=secret, algorithm="sha256"
         ).hexdigest()
+
+    @staticmethod
+    def patient_digests(identifiers) -> list[str]:
+        """The marks of a patient's identifiers, a phone in each of its forms (a mark made before numbers
+        were canonical may hold WhatsApp's form without the ninth digit)."""
+        values = [
+            form for value in identifiers if value for form in (phone_forms(value) if value.isdigit() else [value])
+        ]
+        kind = ErasedIdentifier.Kind.PATIENT
+        return [digest for value in dict.fromkeys(values) for digest in ErasedIdentifier.digests_of(kind, value)]
 
     @staticmethod
     def digests_of(kind: str, value: str) -> list[str]:

@@ -66,6 +66,7 @@ def test_a_clinic_admin_merges_two_records_into_one_patient_with_one_history(
     assert preview == {
         "kept": {"id": kept.pk, "display_name": "Maria Souza", "phone": "+55 11 98765-4321", "messages": 2},
         "merged": {"id": other.pk, "display_name": "Mari", "phone": "sem telefone", "messages": 2},
+        "dropped": [],  # nothing of theirs the kept record cannot take
     }
     refused = api.post(url, {"merge_id": other.pk}, format="json")
     assert refused.status_code == 400 and refused.json()["field"] == "confirm"
@@ -88,6 +89,8 @@ def test_a_clinic_admin_merges_two_records_into_one_patient_with_one_history(
     assert ConversationAction.objects.get().conversation_id == open_thread.pk
     assert [label.name for label in open_thread.labels.all()] == ["Retorno"] and open_thread.assignee == member
     assert ReadMarker.objects.filter(user=member).count() == 1
+    mine = jwt_client(member).get("/api/conversations/").json()["results"]
+    assert [row["unread_count"] for row in mine if row["id"] == open_thread.pk] == [2], "A2 and B2 stay unread"
     assert Conversation.objects.get(pk=older.pk).contact_id == kept.pk
     gone = Event.objects.get(type="conversation:deleted")
     assert gone.data == {"conversation_id": open_before, "merged_into": open_thread.pk}, "its screens move"
@@ -133,6 +136,7 @@ def test_merge_duplicate_contacts_finds_the_pairs_the_ninth_digit_joins_and_merg
     canonical = receive_inbound_message(
         clinic=clinic, phone="5511987654321", contact_name="Maria", content="Oi"
     ).contact
+    Contact.objects.filter(pk=canonical.pk).update(whatsapp_id="5511987654321")  # as the upgrade copied it
     legacy = Contact.objects.create(clinic=clinic, whatsapp_id="551187654321", profile_name="Mari")
     Conversation.objects.create(clinic=clinic, contact=legacy)
     Message.objects.create(
@@ -151,7 +155,8 @@ def test_merge_duplicate_contacts_finds_the_pairs_the_ninth_digit_joins_and_merg
     assert "Merged 1 pair" in out
     assert Contact.objects.count() == 2 and Contact.objects.filter(pk=canonical.pk).exists()
     merged = Contact.objects.get(pk=canonical.pk)
-    assert merged.whatsapp_id == "551187654321" and merged.conversations.count() == 1
+    assert merged.whatsapp_id == "551187654321", "WhatsApp's own form wins: replies go there"
+    assert merged.conversations.count() == 1
     assert sorted(merged.conversations.get().messages.values_list("content", flat=True)) == ["Oi", "Velha"]
     call_command("merge_duplicate_contacts")
     assert "No duplicates" in capsys.readouterr().out
@@ -207,3 +212,18 @@ def test_support_merges_two_records_in_the_admin_choosing_the_one_that_stays(cli
     assert patient.pk == other.pk and patient.phone == "5511987654321", "the chosen record stays, with the phone"
     audit = AuditEvent.objects.get(action="contact.merged")
     assert audit.actor == support and audit.detail["merged_id"] == kept.pk
+
+
+def test_erasing_a_merged_patient_leaves_nothing_of_either_record(jwt_client, admin, two_records):
+    """The joined conversation's logged events, and the admin's history of the merged-away record, are the
+    kept patient's: an erasure of theirs finds them (LGPD)."""
+    from conversations.tests.test_privacy import everything_stored, held
+
+    kept, other, _ = two_records
+    receive_inbound_message(clinic=kept.clinic, whatsapp_user_id="BR.1A2B3C", content="SEGREDO-DO-OUTRO-CADASTRO")
+    api = jwt_client(admin)
+    merged = api.post(f"/api/contacts/{kept.pk}/merge/", {"merge_id": other.pk, "confirm": True}, format="json")
+    assert merged.status_code == 200
+    assert api.post(f"/api/contacts/{kept.pk}/erase/", {"confirm": True}, format="json").status_code == 200
+    stored = everything_stored()
+    assert [m for m in ("SEGREDO-DO-OUTRO-CADASTRO", "Maria Souza", "BR.1A2B3C") if held(m, stored)] == []

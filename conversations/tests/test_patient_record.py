@@ -71,3 +71,17 @@ def test_the_patient_panel_corrects_the_record_without_scripts(client, member, m
     assert posted.status_code == 302
     page = client.get(f"/inbox/{maria.conversation.pk}/").text
     assert "Maria Souza" in page and "Alergia a látex" in page
+
+
+def test_a_stale_panel_sends_only_what_was_changed_there(client, member, make_member, maria, jwt_client):
+    """The form was rendered before a colleague corrected the e-mail: saving a new name keeps their e-mail."""
+    client.force_login(member)
+    client.get("/inbox/")
+    assert 'name="was_email" value=""' in client.get(f"/inbox/{maria.conversation.pk}/").text
+    colleague = make_member(maria.contact.clinic)
+    jwt_client(colleague).patch(f"/api/contacts/{maria.contact.pk}/", {"email": "maria@example.com"}, format="json")
+    stale = {"name": "Maria Souza", "email": "", "notes": "", "was_name": "", "was_email": "", "was_notes": ""}
+    client.post(f"/inbox/{maria.conversation.pk}/patient/", stale)
+    contact = Contact.objects.get()
+    assert (contact.name, contact.email) == ("Maria Souza", "maria@example.com")
+    assert AuditEvent.objects.filter(action="contact.corrected").latest("at").detail == {"fields": ["name"]}

@@ -87,14 +87,18 @@ def test_a_landline_and_the_mobile_that_differs_from_it_by_a_9_stay_two_patients
 
 
 @pytest.mark.django_db(transaction=True)  # the delivery task is committed with its message
-def test_a_reply_goes_to_the_number_as_whatsapp_knows_it(whatsapp_post, whatsapp_channel, member, jwt_client):
+def test_a_reply_goes_to_the_number_as_whatsapp_knows_it(n8n, whatsapp_post, whatsapp_channel, member, jwt_client):
+    """The clinic knew the patient by the 13-digit number (an n8n reminder); WhatsApp knows them by its
+    12-digit wa_id: replies are addressed to WhatsApp's form."""
     import httpx
     import respx
     from django.conf import settings
     from django.core.management import call_command
 
+    assert n8n({"phone": "+55 11 98765-4321", "content": "Lembrete", "sender_type": "ai"}).status_code == 201
     assert whatsapp_post(patient_writes_from(WITHOUT_NINE, "Oi", "wamid.IN")).status_code == 200
     conversation = Conversation.objects.get()
+    assert conversation.contact.phone == WITH_NINE
     with respx.mock as graph:
         sent = graph.post(f"{settings.WHATSAPP_GRAPH_URL}/{whatsapp_channel.phone_number_id}/messages").mock(
             return_value=httpx.Response(200, json={"messages": [{"id": "wamid.OUT"}]})
@@ -172,3 +176,44 @@ def test_a_number_change_reported_in_the_other_form_moves_the_same_patient(whats
     patient = Contact.objects.get()
     assert (patient.phone, patient.whatsapp_id) == ("5511982345678", "551182345678")
     assert Conversation.objects.count() == 1
+
+
+def test_support_correcting_a_phone_stops_replies_to_the_old_number(
+    whatsapp_post, whatsapp_channel, client, django_user_model
+):
+    """WhatsApp's form of the old number must not keep receiving the patient's replies once support fixed it;
+    a number typed in WhatsApp's form is stored canonical."""
+    assert whatsapp_post(patient_writes_from("5511987654320", "Oi", "wamid.IN")).status_code == 200
+    patient = Contact.objects.get()
+    support = django_user_model.objects.create_superuser("suporte", password="senha-de-suporte-123")
+    client.force_login(support)
+    form = {
+        "clinic": patient.clinic_id,
+        "name": "Maria",
+        "phone": "551187654321",
+        "email": "",
+        "notes": "",
+        "status": "active",
+    }
+    assert client.post(f"/admin/conversations/contact/{patient.pk}/change/", form).status_code == 302
+    patient.refresh_from_db()
+    assert (patient.phone, patient.whatsapp_id) == (WITH_NINE, ""), "replies go to the corrected number"
+    from conversations.providers.whatsapp_cloud import recipient_of
+
+    assert recipient_of(patient) == {"to": WITH_NINE}
+
+
+def test_a_record_known_only_by_whatsapps_form_is_found_by_the_number_as_shown(
+    member, jwt_client, clinic, client, django_user_model
+):
+    """What the canonical upgrade leaves of a duplicate (its number as its WhatsApp id only) is found typing
+    the number with its 9, in the API, the admin's patients and conversations."""
+    legacy = Contact.objects.create(clinic=clinic, whatsapp_id=WITHOUT_NINE)
+    conversation = Conversation.objects.create(clinic=clinic, contact=legacy)
+    found = jwt_client(member).get("/api/contacts/", {"q": "+55 11 98765-4321"}).json()["results"]
+    assert [c["id"] for c in found] == [legacy.pk]
+    support = django_user_model.objects.create_superuser("suporte", password="senha-de-suporte-123")
+    client.force_login(support)
+    assert f"/contact/{legacy.pk}/change/" in client.get("/admin/conversations/contact/", {"q": "11 98765-4321"}).text
+    listed = client.get("/admin/conversations/conversation/", {"q": "11 98765-4321"}).text
+    assert f"/conversation/{conversation.pk}/change/" in listed

@@ -143,7 +143,13 @@ def mark_conversation_unread(request: HttpRequest, membership: Membership, conve
 def correct_patient(request: HttpRequest, membership: Membership, conversation_id: int) -> HttpResponse:
     """The patient panel's *Corrigir cadastro* (the scripts send the same to the API)."""
     conversation = _conversation(membership, conversation_id)
-    changes = {field: storable(request.POST[field]) for field in ("name", "email", "notes") if field in request.POST}
+    changes = {
+        field: storable(request.POST[field])
+        for field in ("name", "email", "notes")
+        if field in request.POST and request.POST[field] != request.POST.get(f"was_{field}")  # only what changed here
+    }
+    if not changes:
+        return _back(conversation)
     try:
         correct_patient_record(
             contact=conversation.contact, actor=request.user, changes=changes, ip=request.META.get("REMOTE_ADDR")

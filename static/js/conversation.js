@@ -60,18 +60,32 @@ export class OpenConversation {
     this.mount();
   }
 
-  // The patient panel's "Corrigir cadastro": through the API; every screen of the patient is told.
+  // The patient panel's "Corrigir cadastro": through the API; every screen of the patient is told. Only the
+  // fields changed here are sent, so a colleague's correction of another field is never undone.
   async correctPatient(form) {
     const error = form.querySelector(".form-error");
-    const changes = { name: form.name.value, email: form.email.value, notes: form.notes.value };
+    const changes = {};
+    for (const field of ["name", "email", "notes"]) {
+      if (form[field].value !== form[field].defaultValue) changes[field] = form[field].value;
+    }
+    if (!Object.keys(changes).length) {
+      announce("Nada foi alterado no cadastro.");
+      return;
+    }
     try {
       await api("PATCH", `/api/contacts/${form.dataset.contactId}/`, changes);
       announce("Cadastro do paciente corrigido.");
-      await this.refreshPatient();
+      await this.refreshPatient({ force: true });
     } catch (failed) {
       error.textContent = `Cadastro não corrigido: ${failed.message}`;
       error.hidden = false;
     }
+  }
+
+  // Whether the panel holds a correction being typed (it is then not rendered anew under the typing).
+  patientBeingEdited() {
+    const form = document.querySelector("[data-patient-form]");
+    return Boolean(form) && ["name", "email", "notes"].some((field) => form[field].value !== form[field].defaultValue);
   }
 
   get pane() {
@@ -461,7 +475,8 @@ export class OpenConversation {
     if (status !== 204 && conversation === this.id) this.place(nodesOf(html));
   }
 
-  async refreshPatient() {
+  async refreshPatient({ force = false } = {}) {
+    if (!force && this.patientBeingEdited()) return; // refreshed once the correction is saved
     const conversation = this.id;
     const { html } = await fragment(`/inbox/${conversation}/`, "patient");
     if (conversation !== this.id) return;
