@@ -135,10 +135,11 @@ def empty_cache():
     """Each test starts with no throttle counts and no cached reads, even on a Redis kept between runs."""
     from django.core.cache import cache
 
-    from conversations import read_cache
+    from conversations import clinic_hours, read_cache
     from conversations.actions import inbound_fast
     from conversations.webhooks import strangers, whatsapp_channels
 
+    clinic_hours.forget()  # hours of an earlier test's clinic (whose id may come again)
     whatsapp_channels.forget()  # channels of an earlier test were truncated away, with no signal
     strangers.refusals.forget()  # an earlier test's forged requests do not count against this one's
     inbound_fast.forget_snapshots()

@@ -105,6 +105,11 @@ def publish_quick_replies_changed(clinic_id: int) -> None:
     publish(clinic_id, "quick_replies:changed", {})
 
 
+def publish_clinic_hours(clinic_id: int) -> None:
+    """The clinic's business hours changed: waiting times and the open state are shown anew."""
+    publish(clinic_id, "clinic:hours", {})
+
+
 def publish_labels_changed(clinic_id: int) -> None:
     """The clinic's set of labels changed: screens read it again."""
     publish(clinic_id, "labels:changed", {})

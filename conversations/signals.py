@@ -8,9 +8,11 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 import realtime
-from conversations import access, read_cache
+from conversations import access, clinic_hours, read_cache
 from conversations.models import (
     ApiSession,
+    BusinessHours,
+    Clinic,
     Contact,
     Conversation,
     ConversationAction,
@@ -91,8 +93,18 @@ def channels_changed(sender, instance, **kwargs) -> None:
     transaction.on_commit(lambda: broadcast.control({"type": "whatsapp_channels"}), robust=True)
 
 
+def hours_changed(sender, instance, **kwargs) -> None:
+    """A clinic's hours or time zone changed: read again, here at once and in every process after the commit."""
+    clinic_id = instance.pk if isinstance(instance, Clinic) else instance.clinic_id
+    clinic_hours.forget({"clinic_id": clinic_id})
+    transaction.on_commit(lambda: broadcast.control({"type": "clinic_hours", "clinic_id": clinic_id}), robust=True)
+
+
 def connect() -> None:
     broadcast.on_control("whatsapp_channels", whatsapp_channels.forget)
+    broadcast.on_control("clinic_hours", clinic_hours.forget)
+    post_save.connect(hours_changed, sender=BusinessHours, dispatch_uid="clinic-hours-save")
+    post_save.connect(hours_changed, sender=Clinic, dispatch_uid="clinic-hours-clinic-save")
     broadcast.on_control("access", access.forget_members)
     post_save.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-save")
     post_delete.connect(channels_changed, sender=WhatsAppChannel, dispatch_uid="whatsapp-channels-delete")

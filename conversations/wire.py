@@ -125,6 +125,7 @@ def conversation(thread, *, labels: Iterable | None = None) -> dict:
         "answered_by": thread.answered_by,
         "labels": [label(tag) for tag in tags],
         "snoozed_until": iso(thread.snoozed_until),
+        "awaiting_since": iso(thread.awaiting_since),
         "last_message_at": iso(thread.last_message_at),
         "created_at": iso(thread.created_at),
         "updated_at": iso(thread.updated_at),

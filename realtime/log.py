@@ -25,6 +25,7 @@ DURABLE_TYPES = frozenset(
         "note:new",
         "quick_replies:changed",
         "labels:changed",
+        "clinic:hours",
     }
 )
 

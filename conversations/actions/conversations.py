@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations import events, jobs
+from conversations.actions import reporting
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation
 from conversations.errors import InvalidInput, NotAMember
@@ -42,18 +43,27 @@ def set_conversation_status(
         changes["snoozed_until"] = None  # resolved: nothing left to come back for
     if status == Conversation.Status.RESOLVED and conversation.answered_by == Conversation.AnsweredBy.STAFF:
         changes["answered_by"] = Conversation.AnsweredBy.ASSISTANT  # the patient's next visit starts with it
-    _change(conversation, changes, actor=actor, action="conversation.status", ip=ip)
+    if status == Conversation.Status.RESOLVED:
+        extra = reporting.resolved(conversation, user_id=actor.pk if actor is not None else None)
+    else:
+        extra = []
+        if conversation.status == Conversation.Status.RESOLVED:
+            reporting.opened(conversation, timezone.now())
+    _change(conversation, changes, actor=actor, action="conversation.status", ip=ip, saved=extra)
     return conversation, True
 
 
-def _change(conversation: Conversation, changes: dict, *, actor, action: str, ip: str | None) -> None:
-    """Set fields of the (locked) conversation, audited from → to and told to every screen."""
+def _change(
+    conversation: Conversation, changes: dict, *, actor, action: str, ip: str | None, saved: list[str] = ()
+) -> None:
+    """Set fields of the (locked) conversation, audited from → to and told to every screen; `saved`: fields
+    set already (by the reports' record) saved with them."""
     detail = {}
     for field, value in changes.items():
         detail[field] = {"from": _shown(getattr(conversation, field)), "to": _shown(value)}
         setattr(conversation, field, value)
     conversation.updated_at = timezone.now()
-    conversation.save(update_fields=[*changes, "updated_at"])
+    conversation.save(update_fields=[*changes, *saved, "updated_at"])
     first = detail[next(iter(changes))]
     record_audit(
         clinic_id=conversation.clinic_id,

@@ -9,6 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations import events, jobs, selectors
+from conversations.actions import reporting
+from conversations.actions.away import send_away_message
 from conversations.actions.contacts import (
     PatientIdentity,
     change_contact_identifiers,
@@ -26,8 +28,10 @@ from conversations.models import (
     Message,
     MessageStatus,
     MessageType,
+    Responder,
     SenderType,
 )
+from conversations.models.reports import ACTIVITY_SHARDS
 
 logger = logging.getLogger(__name__)
 # Marks a message the clinic sent from the WhatsApp Business app on its phone (coexistence).
@@ -201,13 +205,27 @@ def _store(
     if number_id and conversation.whatsapp_number_id != number_id:
         conversation.whatsapp_number_id = number_id
         extra += ("whatsapp_number_id",)
+    extra += tuple(_record_for_reports(conversation, change, message))
     touch_conversation(conversation, message.created_at, extra)
     _queue_media(message)
     _publish_thread(conversation, change, woken)
     events.publish_message_new(message, conversation)
     if external_id is not None and message.direction == Direction.OUTBOUND:
         message = apply_pending_statuses(message)  # statuses WhatsApp reported before we knew the id
+    send_away_message(conversation, message)
     return InboundResult(message, conversation, contact, created=True)
+
+
+def _record_for_reports(conversation: Conversation, change: str | None, message: Message) -> list[str]:
+    """The reports' facts of this message (an attendance opened, the patient waiting, the clinic answering);
+    returns the conversation's fields they changed."""
+    at = message.created_at
+    if change is not None:
+        reporting.opened(conversation, at)
+    if message.sender_type == SenderType.PATIENT:
+        return reporting.patient_wrote(conversation, at, shard=conversation.pk % ACTIVITY_SHARDS)
+    by = Responder.ASSISTANT if message.sender_type == SenderType.AI else Responder.STAFF
+    return reporting.replied(conversation, at, by=by, user_id=None)
 
 
 def _refuse_erased(clinic: Clinic, identity: PatientIdentity, external_id: str | None, at: datetime) -> None:

@@ -26,11 +26,15 @@ import orjson
 from django.db import connection
 from django.utils import timezone
 
-from conversations import read_cache, wire
+from conversations import clinic_hours, read_cache, wire
 from conversations.actions.contacts import usable_identifier, whatsapp_id_of
+from conversations.actions.reporting import hour_of
 from conversations.models import (
+    ActivityFact,
+    AwayMode,
     Contact,
     Conversation,
+    ConversationFact,
     Direction,
     ErasedIdentifier,
     Message,
@@ -38,6 +42,7 @@ from conversations.models import (
     MessageType,
     SenderType,
 )
+from conversations.models.reports import ACTIVITY_SHARDS
 from realtime import db, log
 
 MEDIA_TYPES = {MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER}
@@ -62,6 +67,13 @@ MESSAGE_COLUMNS = (
 MESSAGE_VALUES = (
     "%(clinic_id)s, {conversation}, %(direction)s, %(sender_type)s, NULL, %(message_type)s, "
     "%(content)s, %(metadata)s::jsonb, %(status)s, '', %(external_id)s, NULL, %(at)s, %(at)s"
+)
+# The reports' count of the hour's patient messages (actions.reporting.count_activity), once the message is stored.
+_ACTIVITY = ActivityFact._meta.db_table
+COUNTED = (
+    f"counted AS (INSERT INTO {_ACTIVITY} (clinic_id, hour, user_id, shard, inbound, staff_replies, "
+    "assistant_replies, auto_replies, resolved) SELECT %(clinic_id)s, %(hour)s, 0, %(shard)s, 1, 0, 0, 0, 0 "
+    f"FROM stored ON CONFLICT (clinic_id, hour, user_id, shard) DO UPDATE SET inbound = {_ACTIVITY}.inbound + 1)"
 )
 SNAPSHOTS = 20_000  # patients whose open conversation a process remembers
 # Nothing an erasure left marks this message as an erased patient's (models.privacy): its id, or who sent it
@@ -206,6 +218,12 @@ def _fits(snapshot: Snapshot, inbound: Inbound) -> bool:
 def _flow(inbound: Inbound) -> Generator[Statement, tuple | list, Stored | None]:
     """The statements that store the message, each sent the previous one's result; returns what was stored,
     or None for the full action."""
+    hours = clinic_hours.held(inbound.clinic_id)
+    if hours is None:  # read once, then held (clinic_hours)
+        sql, params = clinic_hours.statement(inbound.clinic_id)
+        hours = clinic_hours.remember(inbound.clinic_id, (yield sql, params, False))
+    if hours.away_mode != AwayMode.OFF and not hours.is_open(timezone.now()):
+        return None  # the clinic is closed: its away message may be due, which the full action decides
     snapshot = _snapshots.get((inbound.clinic_id, inbound.phone))
     if snapshot is not None and _fits(snapshot, inbound):
         stored = yield from _into_conversation(inbound, snapshot)
@@ -318,8 +336,10 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         f"SELECT {MESSAGE_VALUES.format(conversation='unchanged.id')} FROM unchanged "
         "ON CONFLICT (clinic_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id), "
         f"touched AS (UPDATE {_table(Conversation)} v SET last_message_at = GREATEST(v.last_message_at, %(at)s), "
-        "updated_at = %(event_at)s, whatsapp_number_id = COALESCE(NULLIF(%(number_id)s, ''), v.whatsapp_number_id) "
+        "updated_at = %(event_at)s, whatsapp_number_id = COALESCE(NULLIF(%(number_id)s, ''), v.whatsapp_number_id), "
+        "awaiting_since = COALESCE(v.awaiting_since, %(at)s) "
         "FROM stored WHERE v.id = %(conversation_id)s RETURNING v.id), "
+        f"{COUNTED}, "
         f"{log.append_ctes('stored', data={0: with_id})} "
         "SELECT (SELECT id FROM stored), (SELECT max(seq) FROM logged)"
     )
@@ -331,6 +351,7 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         "contact_id": snapshot.patient_id,
         "contact_updated_at": snapshot.patient_updated_at,
         "number_id": inbound.number_id,
+        **_counted_params(inbound, snapshot.conversation_id),
         **_erasure_digests(inbound),
     }
     message_id, last_seq = yield sql, params, False
@@ -366,6 +387,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         clinic_id=inbound.clinic_id,
         contact=patient,
         last_message_at=inbound.at,
+        awaiting_since=inbound.at,
         created_at=now,
         updated_at=now,
     )
@@ -390,11 +412,15 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         f"WHERE NOT EXISTS (SELECT 1 FROM {_table(Message)} WHERE clinic_id = %(clinic_id)s "
         f"AND external_id = %(external_id)s) AND {NOT_ERASED} ON CONFLICT DO NOTHING RETURNING id), "
         f"thread AS (INSERT INTO {_table(Conversation)} (id, clinic_id, contact_id, channel, status, assignee_id, "
-        "last_message_at, whatsapp_number_id, created_at, updated_at) SELECT %(conversation_id)s, %(clinic_id)s, "
-        "patient.id, %(channel)s, %(open)s, NULL, %(at)s, %(number_id)s, %(event_at)s, %(event_at)s FROM patient "
-        "RETURNING id), "
+        "last_message_at, whatsapp_number_id, awaiting_since, created_at, updated_at) SELECT %(conversation_id)s, "
+        "%(clinic_id)s, patient.id, %(channel)s, %(open)s, NULL, %(at)s, %(number_id)s, %(at)s, %(event_at)s, "
+        "%(event_at)s FROM patient RETURNING id), "
         f"stored AS (INSERT INTO {_table(Message)} (id, {MESSAGE_COLUMNS}) "
         f"SELECT %(message_id)s, {MESSAGE_VALUES.format(conversation='thread.id')} FROM thread RETURNING id), "
+        f"attendance AS (INSERT INTO {_table(ConversationFact)} (clinic_id, conversation_id, opened_at, "
+        "first_response_by, staff_replies, assistant_replies) SELECT %(clinic_id)s, thread.id, %(at)s, '', 0, 0 "
+        "FROM thread), "
+        f"{COUNTED}, "
         f"{log.append_ctes('stored', count=2)} "
         "SELECT (SELECT count(*) FROM stored), (SELECT max(seq) FROM logged)"
     )
@@ -413,6 +439,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         "channel": Conversation.Channel.WHATSAPP,
         "open": Conversation.Status.OPEN,
         "number_id": inbound.number_id,
+        **_counted_params(inbound, conversation_id),
         **_erasure_digests(inbound),
     }
     stored, last_seq = yield sql, params, False
@@ -420,6 +447,10 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         return None  # a concurrent delivery made the patient (or stored this message) first
     _remember(inbound.clinic_id, _snapshot(patient, conversation_id), inbound.phone)
     return Stored(UsualResult(message_id, conversation_id), events, last_seq, now)
+
+
+def _counted_params(inbound: Inbound, conversation_id: int) -> dict:
+    return {"hour": hour_of(inbound.at), "shard": conversation_id % ACTIVITY_SHARDS}
 
 
 def _erasure_digests(inbound: Inbound) -> dict[str, list[str]]:

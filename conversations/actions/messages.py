@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from conversations import events, jobs
+from conversations.actions import reporting
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation, lock_external_id
 from conversations.errors import (
@@ -35,6 +36,7 @@ from conversations.models import (
     MessageType,
     PendingStatus,
     ReadMarker,
+    Responder,
     SenderType,
 )
 from conversations.selectors import has_real_channel, has_whatsapp_number, is_member, reply_window_ends_at
@@ -185,11 +187,15 @@ def _queue_outbound(
     if conversation.status == Conversation.Status.RESOLVED:
         conversation.status = Conversation.Status.OPEN
         changed.append("status")
+        reporting.opened(conversation, now)
     if conversation.answered_by != Conversation.AnsweredBy.STAFF:
         conversation.answered_by = Conversation.AnsweredBy.STAFF  # staff replied: the assistant pauses
         changed.append("answered_by")
-    touch_conversation(conversation, now, tuple(changed))
     action, ip = audit
+    saved = []
+    if action != "message.resent":  # a resend is the same reply, counted once
+        saved = reporting.replied(conversation, now, by=Responder.STAFF, user_id=sender.pk)
+    touch_conversation(conversation, now, (*changed, *saved))
     record_audit(clinic_id=conversation.clinic_id, actor=sender, action=action, obj=message, ip=ip)
     # In this transaction: the message and its delivery task are committed together or not at all.
     jobs.deliver(message.pk)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from conversations import events, read_cache
 from conversations.actions.audit import record_audit
 from conversations.errors import InvalidInput, NotAMember, WrongClinic
-from conversations.models import Contact, Conversation, ConversationAction, Message, Note, ReadMarker
+from conversations.models import Contact, Conversation, ConversationAction, ConversationFact, Message, Note, ReadMarker
 from conversations.phones import canonical_phone
 from conversations.selectors import is_member, message_count_of
 from realtime import log
@@ -192,6 +192,7 @@ def _fold(conversation: Conversation, *, into: Conversation) -> None:
     Message.objects.filter(conversation=conversation).update(conversation=into)
     Note.objects.filter(conversation=conversation).update(conversation=into)
     ConversationAction.objects.filter(conversation=conversation).update(conversation=into)
+    ConversationFact.objects.filter(conversation_id=conversation.pk).update(conversation_id=into.pk)
     log.reassign(into.clinic_id, conversation.pk, into.pk)
     LogEntry.objects.filter(content_type__model="conversation", object_id=str(conversation.pk)).update(
         object_id=str(into.pk)
@@ -210,6 +211,9 @@ def _fold(conversation: Conversation, *, into: Conversation) -> None:
     if conversation.snoozed_until is None:
         into.snoozed_until = None
     into.whatsapp_number_id = into.whatsapp_number_id or conversation.whatsapp_number_id
+    waits = [at for at in (into.awaiting_since, conversation.awaiting_since) if at is not None]
+    into.awaiting_since = min(waits, default=None)  # the patient has waited since the earlier of the two
+    into.away_sent_for = into.away_sent_for or conversation.away_sent_for
     into.updated_at = timezone.now()
     into.save(
         update_fields=[
@@ -219,6 +223,8 @@ def _fold(conversation: Conversation, *, into: Conversation) -> None:
             "status",
             "snoozed_until",
             "whatsapp_number_id",
+            "awaiting_since",
+            "away_sent_for",
             "updated_at",
         ]
     )

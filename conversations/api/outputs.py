@@ -100,6 +100,10 @@ class ConversationOut(serializers.Serializer):
     snoozed_until = serializers.DateTimeField(
         allow_null=True, help_text="Snoozed: out of the open list until then, or until the patient writes"
     )
+    awaiting_since = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Since when the patient waits for the clinic's answer (their first message after its last reply)",
+    )
     last_message_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -244,3 +248,10 @@ class ErrorOut(serializers.Serializer):
     detail = serializers.CharField()
     field = serializers.CharField(required=False)
     errors = serializers.DictField(required=False)
+
+
+class OpenOut(serializers.Serializer):
+    open = serializers.BooleanField()
+    next_change_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the clinic next opens or closes; null: never"
+    )

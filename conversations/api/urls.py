@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from conversations.api.errors import json_not_found
-from conversations.api.views import auth, contacts, conversations, messages, metrics, replies, stream
+from conversations.api.views import auth, clinic, contacts, conversations, messages, metrics, replies, stream
 
 urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="api-token"),
@@ -40,6 +40,9 @@ urlpatterns = [
     path("contacts/<int:contact_id>/erase/", contacts.ContactEraseView.as_view(), name="api-contact-erase"),
     path("contacts/<int:contact_id>/merge/", contacts.ContactMergeView.as_view(), name="api-contact-merge"),
     path("metrics/", metrics.MetricsView.as_view(), name="api-metrics"),
+    path("clinic/hours/", clinic.ClinicHoursView.as_view(), name="api-clinic-hours"),
+    path("clinic/open/", clinic.ClinicOpenView.as_view(), name="api-clinic-open"),
+    path("reports/", clinic.ReportsView.as_view(), name="api-reports"),
     path("presence/", stream.PresenceView.as_view(), name="api-presence"),
     path("socket/stats/", stream.SocketStatsView.as_view(), name="api-socket-stats"),
     path("health/", stream.HealthView.as_view(), name="api-health"),

@@ -6,6 +6,7 @@ from conversations.models.clinics import Clinic, Membership, Role
 from conversations.models.contacts import Contact
 from conversations.models.conversations import Conversation, ConversationAction, Label, Note, ReadMarker
 from conversations.models.deliveries import DeliveryAttempt, PendingStatus
+from conversations.models.hours import AwayMode, BusinessHours
 from conversations.models.integrations import IntegrationToken, WhatsAppChannel
 from conversations.models.messages import (
     Direction,
@@ -17,14 +18,19 @@ from conversations.models.messages import (
 )
 from conversations.models.privacy import ErasedIdentifier
 from conversations.models.replies import QuickReply
+from conversations.models.reports import ActivityFact, ConversationFact, Responder
 
 __all__ = [
+    "ActivityFact",
     "ApiSession",
+    "AwayMode",
+    "BusinessHours",
     "AuditEvent",
     "Clinic",
     "Contact",
     "Conversation",
     "ConversationAction",
+    "ConversationFact",
     "DeliveryAttempt",
     "Direction",
     "ErasedIdentifier",
@@ -39,6 +45,7 @@ __all__ = [
     "PendingStatus",
     "QuickReply",
     "ReadMarker",
+    "Responder",
     "Role",
     "SenderType",
     "WhatsAppChannel",

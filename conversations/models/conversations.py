@@ -72,6 +72,12 @@ class Conversation(models.Model):
     # The clinic's WhatsApp number (its phone_number_id) the patient last wrote to: replies go from it.
     # Empty for threads no WhatsApp message started (the clinic's first number is used).
     whatsapp_number_id = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # Since when the patient waits for the clinic's answer: their first message after its last reply (staff's
+    # or the assistant's; an automatic away message is no answer). None while nothing awaits one.
+    awaiting_since = models.DateTimeField(null=True, blank=True)
+    # The closed period (by the time it ends: the clinic's next opening) whose away message this conversation
+    # got: one per closed period, whatever restarts or messages follow.
+    away_sent_for = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -98,6 +104,12 @@ class Conversation(models.Model):
                 name="conversation_activity",
             ),
             models.Index(fields=["clinic", "status"], name="conversation_clinic_status"),
+            # The list's "Aguardando resposta": the longest wait first.
+            models.Index(
+                fields=["clinic", "awaiting_since"],
+                condition=models.Q(awaiting_since__isnull=False),
+                name="conversation_awaiting",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -116,6 +116,8 @@ def message_sender(message: Message, viewer_id: int, names: dict[int, str]) -> s
     """The name over a bubble: the patient's, the colleague's, the assistant's."""
     if message.sender_type == "patient":
         return message.conversation.contact.display_name
+    if message.metadata.get("auto_reply"):
+        return "Resposta automática"
     if message.sender_type == "system":
         return "WhatsApp"
     return sender_label(

@@ -11,13 +11,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from conversations import clinic_hours
 from conversations.actions.conversations import ACTION_TYPE, add_conversation_action
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.integrations import touch_integration_token
 from conversations.actions.messages import MAX_TEXT_LENGTH
 from conversations.actions.notes import keep_if_staff_answer
 from conversations.api.inputs import StorableDictField, StrictCharField, StrictSerializer
-from conversations.api.outputs import ActionOut, ErrorOut
+from conversations.api.outputs import ActionOut, ErrorOut, OpenOut
 from conversations.models import IntegrationToken, MessageType
 from conversations.selectors import latest_conversation_for
 
@@ -149,3 +150,19 @@ class N8nWebhookView(APIView):
             action_data=data.validated_data["action_data"],
         )
         return Response(ActionOut(action).data, status=status.HTTP_201_CREATED)
+
+
+class N8nOpenView(APIView):
+    """`GET /webhooks/n8n/<slug>/open/`: whether the clinic is open now and when that next changes, for the
+    assistant to say when the clinic opens rather than stack its answer on the away message."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="n8n"'
+
+    @extend_schema(responses={200: OpenOut, 401: ErrorOut}, tags=["webhooks"])
+    def get(self, request: Request, slug: str) -> Response:
+        token = integration_token(request, slug)
+        return Response(clinic_hours.open_state(token.clinic, timezone.now()))

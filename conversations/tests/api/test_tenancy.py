@@ -52,6 +52,9 @@ LIST_ROUTES = [
     "/api/quick-replies/",
     "/api/labels/",
     "/api/search/?q=sigilo",
+    "/api/clinic/hours/",
+    "/api/clinic/open/",
+    "/api/reports/",
 ]
 NOT_CLINIC_DATA = {
     "auth/token/",

@@ -1,0 +1,115 @@
+"""The facts the reports read (models.reports), written by the actions as things happen, inside their
+transactions: an attendance opened, the patient waiting, the first reply (by staff or the assistant), a
+resolution; and each hour's messages. None of them is an action of its own: they are the actions' record.
+
+The conversation's `awaiting_since` is kept here too — set by the patient's message, cleared by a reply or
+a resolution — and saved by the calling action with its other fields (the names it returns)."""
+
+from datetime import UTC, datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from conversations import clinic_hours
+from conversations.models import ActivityFact, Conversation, ConversationFact, Responder
+
+COUNTERS = ("inbound", "staff_replies", "assistant_replies", "auto_replies", "resolved")
+
+
+def hour_of(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def count_activity(clinic_id: int, at: datetime, *, user_id: int = 0, shard: int = 0, **counts: int) -> None:
+    """Add to the counters of the clinic's hour of `at` (one statement: insert, or add to the row)."""
+    table = connection.ops.quote_name(ActivityFact._meta.db_table)
+    values = [counts.get(name, 0) for name in COUNTERS]
+    added = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in COUNTERS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (clinic_id, hour, user_id, shard, {', '.join(COUNTERS)}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"ON CONFLICT (clinic_id, hour, user_id, shard) DO UPDATE SET {added}",
+            [clinic_id, hour_of(at), user_id, shard, *values],
+        )
+
+
+def _unresolved(conversation: Conversation):
+    return ConversationFact.objects.filter(conversation_id=conversation.pk, resolved_at__isnull=True)
+
+
+def opened(conversation: Conversation, at: datetime) -> None:
+    """The conversation was created or reopened at `at`: a new attendance begins (unless one is running)."""
+    if not _unresolved(conversation).exists():
+        ConversationFact.objects.create(clinic_id=conversation.clinic_id, conversation_id=conversation.pk, opened_at=at)
+
+
+def patient_wrote(conversation: Conversation, at: datetime, *, shard: int = 0) -> list[str]:
+    """The patient's message at `at`: counted, and the conversation awaits an answer from then (unless it
+    already did). Returns the conversation's fields to save."""
+    count_activity(conversation.clinic_id, at, shard=shard, inbound=1)
+    if conversation.awaiting_since is None:
+        conversation.awaiting_since = at
+        return ["awaiting_since"]
+    return []
+
+
+def replied(conversation: Conversation, at: datetime, *, by: str, user_id: int | None = None) -> list[str]:
+    """The clinic answered at `at` (staff, `user_id` if known, or the assistant): the attendance's first
+    response if the patient was waiting for one; nothing awaits an answer any more. Returns the fields to
+    save. The automatic away message is no answer: see `auto_replied`."""
+    staff = by == Responder.STAFF
+    count_activity(
+        conversation.clinic_id,
+        at,
+        user_id=(user_id or 0) if staff else 0,
+        staff_replies=int(staff),
+        assistant_replies=int(not staff),
+    )
+    fact = _unresolved(conversation).order_by("-opened_at", "-id").first()
+    if fact is None:  # a thread older than the reports, or opened by a notice: its attendance starts now
+        opened_at = conversation.awaiting_since or at
+        fact = ConversationFact(clinic_id=conversation.clinic_id, conversation_id=conversation.pk, opened_at=opened_at)
+    waiting = conversation.awaiting_since
+    if fact.first_response_at is None and waiting is not None:
+        answered = max(at, waiting)
+        fact.waiting_since = waiting
+        fact.first_response_at = answered
+        fact.first_response_by = by
+        fact.first_responder_id = user_id if staff else None
+        fact.first_response_seconds = (answered - waiting).total_seconds()
+        fact.first_response_business_seconds = clinic_hours.of(conversation.clinic_id).business_seconds(
+            waiting, answered
+        )
+    if staff:
+        fact.staff_replies += 1
+    else:
+        fact.assistant_replies += 1
+    fact.save()
+    if waiting is None:
+        return []
+    conversation.awaiting_since = None
+    return ["awaiting_since"]
+
+
+def auto_replied(conversation: Conversation, at: datetime) -> None:
+    """An automatic message (the away message) went out: counted as sent, never as an answer."""
+    count_activity(conversation.clinic_id, at, auto_replies=1)
+
+
+def resolved(conversation: Conversation, *, user_id: int | None) -> list[str]:
+    """The conversation was resolved (by a staff member, or by no one: support, a rule): its attendance
+    ends, and nothing awaits an answer. Returns the fields to save."""
+    now = timezone.now()
+    count_activity(conversation.clinic_id, now, user_id=user_id or 0, resolved=1)
+    hours = clinic_hours.of(conversation.clinic_id)
+    for fact in _unresolved(conversation):
+        fact.resolved_at = now
+        fact.resolved_by_id = user_id
+        fact.resolution_seconds = max(0.0, (now - fact.opened_at).total_seconds())
+        fact.resolution_business_seconds = hours.business_seconds(fact.opened_at, now)
+        fact.save(update_fields=["resolved_at", "resolved_by_id", "resolution_seconds", "resolution_business_seconds"])
+    if conversation.awaiting_since is None:
+        return []
+    conversation.awaiting_since = None
+    return ["awaiting_since"]
