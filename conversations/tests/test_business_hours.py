@@ -5,7 +5,6 @@ HTTP mocked at the boundary."""
 import json
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import respx
 from django.db import connection

@@ -104,7 +104,9 @@ def test_the_csv_has_one_row_per_conversation_with_times_and_who_answered_and_no
 ):
     conversation = patient_writes("Tenho dor no peito desde ontem", at=timezone.now() - timedelta(seconds=300))
     jwt_client(member).post(f"/api/conversations/{conversation.pk}/messages/", {"content": "Venha já!"}, format="json")
-    response = jwt_client(admin).get("/api/reports/", {"from": today(open_clinic), "to": today(open_clinic), "format": "csv"})
+    response = jwt_client(admin).get(
+        "/api/reports/", {"from": today(open_clinic), "to": today(open_clinic), "format": "csv"}
+    )
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
     text = b"".join(response.streaming_content).decode()
@@ -179,9 +181,7 @@ def test_the_figures_survive_the_patients_erasure(jwt_client, open_clinic, admin
     conversation = patient_writes("Meus exames", at=timezone.now() - timedelta(seconds=200))
     jwt_client(member).post(f"/api/conversations/{conversation.pk}/messages/", {"content": "Recebido."}, format="json")
     before = report(jwt_client(admin), open_clinic)
-    erased = jwt_client(admin).post(
-        f"/api/contacts/{conversation.contact_id}/erase/", {"confirm": True}, format="json"
-    )
+    erased = jwt_client(admin).post(f"/api/contacts/{conversation.contact_id}/erase/", {"confirm": True}, format="json")
     assert erased.status_code == 200, erased.content
     assert report(jwt_client(admin), open_clinic) == before
 
