@@ -136,12 +136,15 @@ def conversation_page(
     ids: list[int] | None = None,
     label_id: int | None = None,
     snoozed: bool | None = None,
+    awaiting: bool = False,
 ) -> list[Conversation]:
     """One page of the list, `limit + 1` rows so the caller knows whether another page follows.
 
     `q` matches the contact (name, username, phone, user id) or the text of any message; `ids` keeps
     only those conversations (a screen asking whether a row still matches its filters). `snoozed`: only
-    snoozed ones (True) or none (False); an open list leaves the snoozed out unless asked.
+    snoozed ones (True) or none (False); an open list leaves the snoozed out unless asked. `awaiting`:
+    only those whose patient awaits the clinic's answer, the longest wait first (`after` is then the
+    position in that order: (awaiting_since, id)).
     """
     rows = conversations_by_activity(clinic).prefetch_related("labels")
     if ids is not None:
@@ -160,7 +163,13 @@ def conversation_page(
         rows = rows.filter(assignee_id=assignee_id)
     if q:
         rows = rows.filter(_contact_matches(q, prefix="contact__") | _said_in(clinic, q))
-    if after is not None:
+    if awaiting:
+        rows = rows.filter(awaiting_since__isnull=False).exclude(status=Conversation.Status.RESOLVED)
+        rows = rows.order_by("awaiting_since", "id")
+        if after is not None:
+            at, pk = after
+            rows = rows.filter(Q(awaiting_since__gt=at) | Q(awaiting_since=at, id__gt=pk))
+    elif after is not None:
         at, pk = after
         rows = rows.filter(Q(activity_at__lt=at) | Q(activity_at=at, id__lt=pk))
     return list(rows[: limit + 1])

@@ -15,8 +15,9 @@ from conversations.web.form_posts import (
     new_label,
     send_reply,
 )
-from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part
+from conversations.web.inbox import board, board_card, inbox, inbox_rows, timeline_part, waiting_hours
 from conversations.web.login import AdminLoginForm, LoginView
+from conversations.web.manager import business_hours_page, reports_page
 from conversations.web.patients import merge_page
 from conversations.web.replies import quick_replies
 from conversations.web.search import search_page
@@ -32,6 +33,7 @@ urlpatterns = [
     path("inbox/", inbox, name="inbox"),
     path("inbox/<int:conversation_id>/", inbox, name="conversation"),
     path("inbox/rows/", inbox_rows, name="inbox-rows"),
+    path("inbox/hours/", waiting_hours, name="inbox-hours"),
     path("inbox/<int:conversation_id>/messages/", timeline_part, name="timeline-part"),
     path("inbox/<int:conversation_id>/send/", send_reply, name="send-reply"),
     path("inbox/<int:conversation_id>/change/", change_conversation, name="change-conversation"),
@@ -41,6 +43,8 @@ urlpatterns = [
     path("quick-replies/", quick_replies, name="quick-replies"),
     path("labels/new/", new_label, name="new-label"),
     path("search/", search_page, name="search"),
+    path("settings/hours/", business_hours_page, name="business-hours"),
+    path("reports/", reports_page, name="reports"),
     path("board/", board, name="board"),
     path("board/cards/<int:conversation_id>/", board_card, name="board-card"),
     path("media/attachments/<int:attachment_id>/", attachment, name="attachment"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from conversations import demo_content as content
 from conversations import read_cache
+from conversations.actions.reporting import rebuild_report_facts
 from conversations.message_templates import SIMULATED
 from conversations.models import (
     Clinic,
@@ -78,6 +79,10 @@ def seed_demo(*, scale: int = 1, progress: Callable[[str], None] = lambda line: 
         _refresh_planner_statistics()
         for clinic in Clinic.objects.filter(slug__in=[slug for slug, *_ in content.CLINICS]):
             read_cache.bump_clinic_version(clinic.pk)  # bulk inserts send no signals
+            # Bulk inserts record no report facts either: the demo's reports are rebuilt from its messages.
+            rebuild_report_facts(
+                clinic_id=clinic.pk, replace=True, progress=lambda line, c=clinic: progress(f"{c}: {line}")
+            )
     return report
 
 

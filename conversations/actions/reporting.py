@@ -5,13 +5,15 @@ resolution; and each hour's messages. None of them is an action of its own: they
 The conversation's `awaiting_since` is kept here too — set by the patient's message, cleared by a reply or
 a resolution — and saved by the calling action with its other fields (the names it returns)."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations import clinic_hours
-from conversations.models import ActivityFact, Conversation, ConversationFact, Responder
+from conversations.errors import InvalidInput
+from conversations.models import ActivityFact, Conversation, ConversationFact, Message, Responder
 
 COUNTERS = ("inbound", "staff_replies", "assistant_replies", "auto_replies", "resolved")
 
@@ -113,3 +115,124 @@ def resolved(conversation: Conversation, *, user_id: int | None) -> list[str]:
         return []
     conversation.awaiting_since = None
     return ["awaiting_since"]
+
+
+# --- Facts rebuilt from the messages a clinic keeps ---------------------------------------------------------
+
+REBUILD_BATCH = 5000
+ANSWERS = ("professional", "ai")
+
+
+@dataclass
+class _Attendance:
+    """One conversation's history as the rebuild walks it, message by message."""
+
+    conversation_id: int
+    opened_at: datetime | None = None
+    waiting: datetime | None = None
+    fact: ConversationFact | None = None
+
+
+def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lambda line: None) -> dict:
+    """The reports' facts of a clinic from the messages it keeps: for conversations that were there before
+    the facts were recorded (an upgrade), or demo data stored in bulk. One attendance per conversation
+    (from its first message; resolved when the conversation is, at its last status change); each hour's
+    messages; and each unresolved conversation's `awaiting_since`. Refuses when the clinic has facts
+    already unless `replace` — facts of messages purged or erased since cannot be rebuilt, so replacing
+    them loses those. Returns the counts written."""
+    with transaction.atomic():
+        if (
+            ActivityFact.objects.filter(clinic_id=clinic_id).exists()
+            or ConversationFact.objects.filter(clinic_id=clinic_id).exists()
+        ):
+            if not replace:
+                raise InvalidInput("The clinic has report facts already; rebuild with replace to start again.")
+            ActivityFact.objects.filter(clinic_id=clinic_id).delete()
+            ConversationFact.objects.filter(clinic_id=clinic_id).delete()
+        hours = clinic_hours.of(clinic_id)
+        conversations = {
+            pk: (status, updated_at)
+            for pk, status, updated_at in Conversation.objects.filter(clinic_id=clinic_id).values_list(
+                "pk", "status", "updated_at"
+            )
+        }
+        resolved_at = _resolution_times(clinic_id)
+        activity: dict[tuple[datetime, int], dict[str, int]] = {}
+        facts, awaiting = [], {}
+        current: _Attendance | None = None
+
+        def finish(attendance: _Attendance | None) -> None:
+            if attendance is None or attendance.opened_at is None:
+                return
+            fact = attendance.fact or ConversationFact(
+                clinic_id=clinic_id, conversation_id=attendance.conversation_id, opened_at=attendance.opened_at
+            )
+            status, updated_at = conversations.get(attendance.conversation_id, ("open", None))
+            if status == Conversation.Status.RESOLVED:
+                fact.resolved_at = max(resolved_at.get(attendance.conversation_id) or updated_at, fact.opened_at)
+                fact.resolution_seconds = (fact.resolved_at - fact.opened_at).total_seconds()
+                fact.resolution_business_seconds = hours.business_seconds(fact.opened_at, fact.resolved_at)
+                hour = activity.setdefault((hour_of(fact.resolved_at), 0), dict.fromkeys(COUNTERS, 0))
+                hour["resolved"] += 1
+            elif attendance.waiting is not None:
+                awaiting[attendance.conversation_id] = attendance.waiting
+            facts.append(fact)
+
+        messages = (
+            Message.objects.filter(clinic_id=clinic_id, sender_type__in=("patient", *ANSWERS))
+            .exclude(message_type="system")
+            .order_by("conversation_id", "created_at", "id")
+            .values_list("conversation_id", "created_at", "sender_type", "sender_id")
+        )
+        for n, (conversation_id, at, sender_type, sender_id) in enumerate(messages.iterator(chunk_size=REBUILD_BATCH)):
+            if current is None or current.conversation_id != conversation_id:
+                finish(current)
+                current = _Attendance(conversation_id, opened_at=at)
+            staff = sender_type == "professional"
+            key = (hour_of(at), (sender_id or 0) if staff else 0)
+            counts = activity.setdefault(key, dict.fromkeys(COUNTERS, 0))
+            if sender_type == "patient":
+                counts["inbound"] += 1
+                current.waiting = current.waiting or at
+                continue
+            counts["staff_replies" if staff else "assistant_replies"] += 1
+            fact = current.fact = current.fact or ConversationFact(
+                clinic_id=clinic_id, conversation_id=conversation_id, opened_at=current.opened_at
+            )
+            if fact.first_response_at is None and current.waiting is not None:
+                fact.waiting_since, fact.first_response_at = current.waiting, at
+                fact.first_response_by = Responder.STAFF if staff else Responder.ASSISTANT
+                fact.first_responder_id = sender_id if staff else None
+                fact.first_response_seconds = (at - current.waiting).total_seconds()
+                fact.first_response_business_seconds = hours.business_seconds(current.waiting, at)
+            fact.staff_replies += int(staff)
+            fact.assistant_replies += int(not staff)
+            current.waiting = None
+            if n and n % 100_000 == 0:
+                progress(f"{n:,} messages read")
+        finish(current)
+        ConversationFact.objects.bulk_create(facts, batch_size=REBUILD_BATCH)
+        ActivityFact.objects.bulk_create(
+            [
+                ActivityFact(clinic_id=clinic_id, hour=hour, user_id=user_id, **c)
+                for (hour, user_id), c in activity.items()
+            ],
+            batch_size=REBUILD_BATCH,
+        )
+        for conversation_id, since in awaiting.items():
+            Conversation.objects.filter(pk=conversation_id, awaiting_since__isnull=True).update(awaiting_since=since)
+    return {"attendances": len(facts), "hours": len(activity), "awaiting": len(awaiting)}
+
+
+def _resolution_times(clinic_id: int) -> dict[int, datetime]:
+    """When each conversation was last set resolved, from the audit trail."""
+    from conversations.models import AuditEvent
+
+    found = {}
+    audited = AuditEvent.objects.filter(
+        clinic_id=clinic_id, action="conversation.status", object_type="conversation", detail__to="resolved"
+    ).values_list("object_id", "at")
+    for object_id, at in audited.order_by("at").iterator(chunk_size=REBUILD_BATCH):
+        if str(object_id).isdigit():
+            found[int(object_id)] = at
+    return found

@@ -244,3 +244,41 @@ def test_the_percentile_of_sqlite_is_postgresqls():
         median, p90 = cursor.fetchone()
     assert reports._percentile(values, 0.5) == pytest.approx(median) == statistics.median(values)
     assert reports._percentile(values, 0.9) == pytest.approx(p90)
+
+
+def test_facts_rebuilt_from_the_messages_tell_what_was_recorded_live(jwt_client, open_clinic, admin, member):
+    """History from before the reports (an upgrade) is rebuilt from the messages kept: the figures come out
+    as the ones the actions recorded as it happened."""
+    from django.core.management import call_command
+
+    first = patient_writes("Oi", phone="5511911110001", at=timezone.now() - timedelta(seconds=900))
+    jwt_client(member).post(f"/api/conversations/{first.pk}/messages/", {"content": "Olá!"}, format="json")
+    jwt_client(member).patch(f"/api/conversations/{first.pk}/", {"status": "resolved"}, format="json")
+    waiting = patient_writes("Alguém?", phone="5511922220002", at=timezone.now() - timedelta(seconds=300))
+    live = report(jwt_client(admin), open_clinic)
+    out = io.StringIO()
+    call_command("rebuild_report_facts", stdout=out)
+    assert "has report facts already; skipped" in out.getvalue()
+    ActivityFact.objects.all().delete()
+    ConversationFact.objects.all().delete()
+    Conversation.objects.update(awaiting_since=None)
+    call_command("rebuild_report_facts", "--clinic", "aurora", stdout=out)
+    assert "2 attendances" in out.getvalue() and "1 conversations awaiting" in out.getvalue()
+    rebuilt = report(jwt_client(admin), open_clinic)
+    for key in ("first_response", "conversations", "messages", "answered_by", "by_hour"):
+        assert rebuilt[key] == live[key], key
+    assert [m["replies"] for m in rebuilt["by_member"]] == [m["replies"] for m in live["by_member"]]
+    waiting.refresh_from_db()
+    assert waiting.awaiting_since is not None
+
+
+def test_the_demo_clinics_have_reports(jwt_client, django_user_model):
+    from django.core.management import call_command
+
+    call_command("seed_demo", verbosity=0)
+    admin = django_user_model.objects.get(username="ana.admin")
+    admin.set_password("senha-de-teste-123")  # the fixtures' password
+    admin.save()
+    figures = jwt_client(admin).get("/api/reports/").json()
+    assert figures["messages"]["inbound"] > 0 and figures["first_response"]["count"] > 0
+    assert figures["by_member"], "the demo's staff answered"

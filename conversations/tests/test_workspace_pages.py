@@ -635,6 +635,11 @@ def test_every_page_route_has_a_tenancy_check():
     another clinic's staff get nothing of it; a new page fails here until it has one."""
     from django.urls import get_resolver
 
+    from conversations.tests.test_manager_pages import (
+        test_another_clinics_admin_sees_and_changes_only_their_own_hours,
+        test_another_clinics_hours_never_reach_the_scripts,
+        test_only_admins_see_reports_and_each_only_their_clinics,
+    )
     from conversations.tests.test_merge_patients import (
         test_another_clinics_patient_is_never_found_nor_merged_from_the_page,
     )
@@ -659,6 +664,9 @@ def test_every_page_route_has_a_tenancy_check():
         "attachment": test_media_is_refused_to_another_clinic_and_to_strangers,
         "choose_clinic": test_a_clinic_the_user_does_not_belong_to_cannot_be_chosen,
         "api-events": test_another_clinics_events_are_never_returned,
+        "business-hours": test_another_clinics_admin_sees_and_changes_only_their_own_hours,
+        "reports": test_only_admins_see_reports_and_each_only_their_clinics,
+        "inbox-hours": test_another_clinics_hours_never_reach_the_scripts,
     }
     no_clinic_data = {"home", "login", "logout", "metrics"}  # a redirect, signing in and out, operators' counts
     pages = {

@@ -2,16 +2,18 @@
 scripts fetch to stay live, and the board. Everything is rendered here; the scripts only place it."""
 
 import uuid
+from datetime import timedelta
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import ValidationError
 
-from conversations import selectors
+from conversations import clinic_hours, selectors
 from conversations.access import activate, active_membership
 from conversations.actions.audit import record_reading
 from conversations.api import cursors
@@ -30,6 +32,7 @@ from conversations.web.presenters import (
     page_config,
     preview_prefix,
     staff_names,
+    waiting_text,
 )
 from realtime.log import latest_seq
 
@@ -80,10 +83,42 @@ def list_rows(
     )
     more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
     unread = selectors.unread_counts_for(viewer, [row.pk for row in rows])
+    hours, now = clinic_hours.of(membership.clinic_id), timezone.now()
     for row in rows:
         row.unread_count = unread.get(row.pk, 0)
         row.preview_prefix = preview_prefix(row, viewer.pk, names)
-    return rows, (cursors.encode(rows[-1].activity_at, rows[-1].pk) if more else None)
+        _show_waiting(row, hours, now)
+    if not more:
+        return rows, None
+    last = rows[-1]
+    return rows, cursors.encode(last.awaiting_since if filters.status == "awaiting" else last.activity_at, last.pk)
+
+
+def _show_waiting(row: Conversation, hours: clinic_hours.ClinicHours, now) -> None:
+    """How long the patient has waited for the clinic's answer, counted in business hours, and whether
+    that is past the clinic's first-response target (the scripts keep it ticking: waiting.js)."""
+    row.waiting_text = row.waited_seconds = None
+    if row.awaiting_since is None or row.status == Conversation.Status.RESOLVED:
+        return
+    row.waited_seconds = round(hours.business_seconds(row.awaiting_since, now))
+    row.waiting_text = waiting_text(row.waited_seconds)
+    row.waiting_late = row.waited_seconds > hours.first_response_target_minutes * 60
+    row.waiting_base_at = int(now.timestamp() * 1000)
+
+
+def waiting_clock(clinic_id: int, now=None) -> dict:
+    """What the scripts need to keep waiting times ticking without asking: the clinic's open intervals
+    from a day ago to a week ahead (ms since the epoch) and its first-response target."""
+    hours, now = clinic_hours.of(clinic_id), now or timezone.now()
+    intervals, at, end = [], now - timedelta(days=1), now + timedelta(days=8)
+    while at < end:
+        change = hours.next_change(at)
+        if hours.is_open(at):
+            intervals.append([int(at.timestamp() * 1000), int(min(change or end, end).timestamp() * 1000)])
+        if change is None:
+            break
+        at = change
+    return {"intervals": intervals, "target_seconds": hours.first_response_target_minutes * 60}
 
 
 def conversation_context(
@@ -232,7 +267,8 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
                 for tag in context["labels"]
             ],
             "staff": staff,
-            "config": page_config(user_id=membership.user_id, names=names) | {"media": _media_limits()},
+            "config": page_config(user_id=membership.user_id, names=names)
+            | {"media": _media_limits(), "waiting": waiting_clock(clinic.pk)},
         },
     )
 
@@ -355,3 +391,9 @@ def timeline_part(request: HttpRequest, membership: Membership, conversation_id:
         "ticks": TICKS,
     }
     return render(request, "conversations/_timeline_items.html", context)
+
+
+@workspace
+def waiting_hours(request: HttpRequest, membership: Membership) -> JsonResponse:
+    """`/inbox/hours/`: the clinic's open intervals and target again (its hours changed, or a day passed)."""
+    return JsonResponse(waiting_clock(membership.clinic_id))

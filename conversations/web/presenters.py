@@ -17,6 +17,7 @@ STATUSES = {
     "open": "Abertas",
     "pending": "Pendentes",
     "snoozed": "Adiadas",
+    "awaiting": "Aguardando resposta",
     "resolved": "Resolvidas",
     "all": "Todas as situações",
 }
@@ -34,7 +35,8 @@ SENDER_LABELS = {"you": "Você", "ai": "Assistente", "team": "Equipe", "business
 
 @dataclass(frozen=True)
 class ListFilters:
-    """The list's tab, status and search, as they travel in the URL (`?tab=mine&status=open&q=ana`)."""
+    """The list's tab, status and search, as they travel in the URL (`?tab=mine&status=open&q=ana`); the
+    status may also be "awaiting" (*Aguardando resposta*)."""
 
     tab: str = "all"
     status: str = "open"
@@ -54,6 +56,16 @@ class ListFilters:
     def page_kwargs(self, user_id: int) -> dict:
         """Keyword arguments of `selectors.conversation_page` for these filters ("Adiadas": the snoozed,
         whatever their status; "Abertas" leaves them out)."""
+        if self.status == "awaiting":  # the patient waits for an answer: the longest wait first
+            return {
+                "status": None,
+                "snoozed": False,
+                "awaiting": True,
+                "assignee_id": user_id if self.tab == "mine" else None,
+                "unassigned": self.tab == "unassigned",
+                "q": self.q or None,
+                "label_id": self.label,
+            }
         return {
             "status": None if self.status in ("all", "snoozed") else self.status,
             "snoozed": True if self.status == "snoozed" else None,
@@ -161,3 +173,17 @@ def page_config(*, user_id: int, names: dict[int, str]) -> dict:
         "reply_window_hours": settings.REPLY_WINDOW_HOURS,
         "ticks": {status: {"icon": icon, "label": label} for status, (icon, label) in TICKS.items()},
     }
+
+
+def waiting_text(seconds: float) -> str:
+    """How long a patient has waited (in business hours), as the list says it: "aguarda há 12 min"."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "aguarda há menos de 1 min"
+    if minutes < 60:
+        return f"aguarda há {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"aguarda há {hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"aguarda há {days} d {hours} h"

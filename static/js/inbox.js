@@ -9,6 +9,7 @@ import { ConversationList } from "./list.js";
 import { Notifier } from "./notify.js";
 import { Presence } from "./presence.js";
 import { ClinicStream } from "./realtime.js";
+import { WaitingClock } from "./waiting.js";
 
 document.documentElement.classList.add("scripted");
 const settings = config();
@@ -23,6 +24,7 @@ const list = new ConversationList(document.querySelector(".conversation-list"), 
   emptyText: settings.empty_list,
 });
 const open = new OpenConversation({ workspace, stream, presence, list, config: settings });
+const waiting = new WaitingClock(document.querySelector(".conversation-list"), settings.waiting);
 
 const FRESH_MS = 120000;
 
@@ -60,6 +62,10 @@ stream.on("frame", (frame) => {
   }
   if (frame.type === "quick_replies:changed") open.composer?.forgetReplies(); // read again when next opened
   if (frame.type === "labels:changed" && open.id) open.reload(); // the header's label choices, afresh
+  if (frame.type === "clinic:hours") {
+    waiting.reload(); // waiting times count the new hours from now on
+    for (const id of list.ids()) list.refresh(id);
+  }
   presence.apply(frame);
   list.apply(frame);
   open.apply(frame);
@@ -113,6 +119,7 @@ function atMidnight() {
   setTimeout(() => {
     for (const id of list.ids()) list.refresh(id);
     if (open.id) open.reload();
+    waiting.reload(); // the next week's open intervals
     atMidnight();
   }, msToClinicMidnight());
 }

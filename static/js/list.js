@@ -7,6 +7,11 @@ import { fragment, nodesOf } from "./api.js";
 // A deleted conversation's row is asked for too: the server answers 204 (no such row) and it leaves.
 const ROW_EVENTS = new Set(["message:new", "conversation:new", "conversation:updated", "conversation:deleted", "message:read"]);
 
+// Newest activity first; in "Aguardando resposta", the longest wait first (rows then carry awaiting-since).
+function sortKey(row) {
+  return row.dataset.awaitingSince ? -Date.parse(row.dataset.awaitingSince) : Date.parse(row.dataset.activity);
+}
+
 export class ConversationList {
   constructor(root, { query, presence, me, emptyText }) {
     this.root = root;
@@ -64,9 +69,9 @@ export class ConversationList {
     const id = Number(row.dataset.conversationId);
     this.rowOf(id)?.remove();
     this.markCurrent(row);
-    const at = Date.parse(row.dataset.activity);
+    const at = sortKey(row);
     const before = [...this.root.querySelectorAll(".conversation")].find((other) => {
-      const otherAt = Date.parse(other.dataset.activity);
+      const otherAt = sortKey(other);
       return otherAt < at || (otherAt === at && Number(other.dataset.conversationId) < id);
     });
     const more = this.root.querySelector(".more");
