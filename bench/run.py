@@ -1,6 +1,6 @@
 """`make bench`: the project's benchmarks, each printing one JSON line, appended to docs/benchmarks.md.
 
-    make bench                                        # fan-out, webhooks and the API, default knobs
+    make bench                                        # fan-out, webhooks, the API and reports, default knobs
     make bench BENCH_ARGS="--only api --api '--requests 1000'"
     .venv/bin/python bench/run.py --fanout "--clients 1000 --rate 100 --seconds 20" --no-append
 
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "fanout": ("bench/fanout.py", "--clients 1000 --clinics 10 --rate 100 --seconds 20"),
     "webhooks": ("bench/webhooks.py", "--procs 2 --rate 500 --seconds 10"),
     "api": ("bench/api.py", "--requests 300"),
+    "reports": ("bench/reports.py", "--requests 30 --cold 3"),
 }
 RUNS_HEADING = "## Runs of `make bench`"
 
@@ -86,6 +87,13 @@ def summary(result: dict) -> str:
             f"{result['list_cold_ms']['p50']} ms; detail warm {result['detail_warm_ms']['p50']} ms, cold "
             f"{result['detail_cold_ms']['p50']} ms; statements {json.dumps(result['statements'])}"
         )
+    if name == "reports":
+        return (
+            f"{result['messages']:,} messages, {result['attendances']:,} attendances, {result['days']}-day report: "
+            f"warm p50 {result['warm_ms'].get('p50')} / p90 {result['warm_ms'].get('p90')} ms, cold (a fresh "
+            f"process's first request) max {result['cold_ms']['max']} ms; CSV {result['csv_ms']['max']} ms"
+            + (f"; facts rebuilt in {result['rebuild_s']} s" if result.get("rebuild_s") is not None else "")
+        )
     return ""
 
 
@@ -114,7 +122,7 @@ def append(results: list[dict], docs: Path = DOCS) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: fanout,webhooks,api")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: fanout,webhooks,api,reports")
     for name, (_script, knobs) in BENCHMARKS.items():
         parser.add_argument(f"--{name}", default=knobs, metavar="KNOBS", help=f"its arguments (default: {knobs})")
     parser.add_argument("--no-append", action="store_true", help="print only; leave docs/benchmarks.md alone")

@@ -44,7 +44,8 @@ def set_conversation_status(
     if status == Conversation.Status.RESOLVED and conversation.answered_by == Conversation.AnsweredBy.STAFF:
         changes["answered_by"] = Conversation.AnsweredBy.ASSISTANT  # the patient's next visit starts with it
     if status == Conversation.Status.RESOLVED:
-        extra = reporting.resolved(conversation, user_id=actor.pk if actor is not None else None)
+        by_staff = actor is not None and not by_support  # support resolving is no staff member's work
+        extra = reporting.resolved(conversation, user_id=actor.pk if by_staff else None)
     else:
         extra = []
         if conversation.status == Conversation.Status.RESOLVED:

@@ -158,7 +158,7 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
         }
         resolved_at = _resolution_times(clinic_id)
         activity: dict[tuple[datetime, int], dict[str, int]] = {}
-        facts, awaiting = [], {}
+        facts, awaiting, written = [], {}, {"attendances": 0}
         current: _Attendance | None = None
 
         def finish(attendance: _Attendance | None) -> None:
@@ -177,6 +177,10 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
             elif attendance.waiting is not None:
                 awaiting[attendance.conversation_id] = attendance.waiting
             facts.append(fact)
+            if len(facts) >= REBUILD_BATCH:  # written as it goes: a million messages never sit in memory
+                ConversationFact.objects.bulk_create(facts)
+                written["attendances"] += len(facts)
+                facts.clear()
 
         messages = (
             Message.objects.filter(clinic_id=clinic_id, sender_type__in=("patient", *ANSWERS))
@@ -212,6 +216,7 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
                 progress(f"{n:,} messages read")
         finish(current)
         ConversationFact.objects.bulk_create(facts, batch_size=REBUILD_BATCH)
+        written["attendances"] += len(facts)
         ActivityFact.objects.bulk_create(
             [
                 ActivityFact(clinic_id=clinic_id, hour=hour, user_id=user_id, **c)
@@ -221,7 +226,7 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
         )
         for conversation_id, since in awaiting.items():
             Conversation.objects.filter(pk=conversation_id, awaiting_since__isnull=True).update(awaiting_since=since)
-    return {"attendances": len(facts), "hours": len(activity), "awaiting": len(awaiting)}
+    return {"attendances": written["attendances"], "hours": len(activity), "awaiting": len(awaiting)}
 
 
 def _resolution_times(clinic_id: int) -> dict[int, datetime]:

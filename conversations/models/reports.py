@@ -23,7 +23,8 @@ class ConversationFact(models.Model):
 
     Responder = Responder
 
-    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    # Indexed by the indexes below, which lead with it.
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+", db_index=False)
     conversation_id = models.BigIntegerField()  # no foreign key: the fact outlives the conversation
     opened_at = models.DateTimeField()
     waiting_since = models.DateTimeField(null=True, blank=True)  # the patient's message the first reply answered
@@ -69,7 +70,7 @@ class ActivityFact(models.Model):
     of one staff member (`user_id`) or of the assistant and the automatic replies (`user_id` 0), and the
     conversations each staff member resolved."""
 
-    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+", db_index=False)  # see below
     hour = models.DateTimeField()  # the hour's start, UTC
     user_id = models.BigIntegerField(default=0)  # a staff member's user id; 0 for everything else
     shard = models.PositiveSmallIntegerField(default=0)  # 0 to ACTIVITY_SHARDS - 1

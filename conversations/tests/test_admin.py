@@ -437,6 +437,12 @@ def test_resolving_conversations_from_the_admin_records_who_and_from_where(clien
     assert conversation.status == "resolved"
     audit = AuditEvent.objects.get(action="conversation.status")
     assert (audit.actor, audit.actor_name, audit.ip, audit.clinic) == (support, "suporte", "10.0.0.9", clinic)
+    # The reports count the resolution, as no staff member's: support is not the clinic's team.
+    from conversations.models import ActivityFact, ConversationFact
+
+    fact = ConversationFact.objects.get(conversation_id=conversation.pk)
+    assert fact.resolved_at is not None and fact.resolved_by_id is None
+    assert ActivityFact.objects.get(resolved=1).user_id == 0
 
 
 def test_revoked_refresh_tokens_cannot_be_added_or_taken_back_in_the_admin(client, support, member):

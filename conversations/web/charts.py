@@ -172,7 +172,7 @@ def heatmap(title: str, by_hour: list[list[int]]) -> SafeString:
 
 
 def _legend(names: list[str], y: int = 10) -> SafeString:
-    out, x = [], WIDTH - 8 - 140 * len(names)
+    out, x = [], MARGIN_LEFT + 8
     for n, name in enumerate(names):
         out.append(
             format_html(

@@ -185,5 +185,4 @@ def waiting_text(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
         return f"aguarda há {hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"aguarda há {days} d {hours} h"
+    return f"aguarda há {hours} h"  # hours of the clinic's open time, never days (they are not calendar days)

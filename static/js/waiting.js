@@ -12,7 +12,7 @@ export function waitingText(seconds) {
   if (minutes < 60) return `aguarda há ${minutes} min`;
   const hours = Math.floor(minutes / 60);
   if (hours < 24) return `aguarda há ${hours} h ${String(minutes % 60).padStart(2, "0")} min`;
-  return `aguarda há ${Math.floor(hours / 24)} d ${hours % 24} h`;
+  return `aguarda há ${hours} h`; // hours of the clinic's open time, never days (they are not calendar days)
 }
 
 export class WaitingClock {
