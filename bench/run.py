@@ -90,8 +90,9 @@ def summary(result: dict) -> str:
     if name == "reports":
         return (
             f"{result['messages']:,} messages, {result['attendances']:,} attendances, {result['days']}-day report: "
-            f"warm p50 {result['warm_ms'].get('p50')} / p90 {result['warm_ms'].get('p90')} ms, cold (a fresh "
-            f"process's first request) max {result['cold_ms']['max']} ms; CSV {result['csv_ms']['max']} ms"
+            f"warm p50 {result['warm_ms'].get('p50')} / p90 {result['warm_ms'].get('p90')} ms, cold p50 "
+            f"{result['cold_ms'].get('p50')} / p90 {result['cold_ms'].get('p90')} ms, a fresh process's first "
+            f"request max {result['first_request_ms']['max']} ms; CSV {result['csv_ms']['max']} ms"
             + (f"; facts rebuilt in {result['rebuild_s']} s" if result.get("rebuild_s") is not None else "")
         )
     return ""

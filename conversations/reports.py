@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Aggregate, Count, FloatField, Q, QuerySet, Sum
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
 
-from conversations import clinic_hours
+from conversations import clinic_hours, read_cache
 from conversations.errors import InvalidInput
 from conversations.models import ActivityFact, Clinic, ConversationFact, Membership, Responder
 
@@ -97,8 +97,9 @@ def period_of(clinic: Clinic, first: str | None, last: str | None, *, today: dat
     return Period(clinic, first_day, last_day)
 
 
-def _durations(facts: QuerySet, wall: str, business: str) -> dict:
-    """Count, median and p90 of a duration, in wall time and in business hours."""
+def _durations(facts: QuerySet, wall: str, business: str, **counts) -> dict:
+    """Count, median and p90 of a duration, in wall time and in business hours (and `counts`, other
+    aggregates of the same rows), in one pass over the facts."""
     if connection.vendor == "postgresql":
         found = facts.aggregate(
             count=Count("pk"),
@@ -106,6 +107,7 @@ def _durations(facts: QuerySet, wall: str, business: str) -> dict:
             p90_seconds=Percentile(wall, 0.9),
             business_median_seconds=Percentile(business, 0.5),
             business_p90_seconds=Percentile(business, 0.9),
+            **counts,
         )
     else:
         pairs = list(facts.values_list(wall, business))
@@ -116,7 +118,7 @@ def _durations(facts: QuerySet, wall: str, business: str) -> dict:
             "p90_seconds": _percentile(walls, 0.9),
             "business_median_seconds": _percentile(businesses, 0.5),
             "business_p90_seconds": _percentile(businesses, 0.9),
-        }
+        } | (facts.aggregate(**counts) if counts else {})
     return {key: (round(value, 1) if isinstance(value, float) else value) for key, value in found.items()}
 
 
@@ -131,70 +133,65 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
-def _by_day(facts: QuerySet, field: str, zone) -> dict[date, int]:
-    rows = facts.annotate(day=TruncDate(field, tzinfo=zone)).values("day").annotate(n=Count("pk")).order_by()
-    return {row["day"]: row["n"] for row in rows}
-
-
 def report(period: Period) -> dict:
-    """Every figure of the clinic's report for `period` (the API's JSON, and what the page draws)."""
+    """Every figure of the clinic's report for `period` (the API's JSON, and what the page draws), from the
+    read cache while nothing it counts has changed (every message, resolution and change of hours bumps
+    the clinic's list: read_cache)."""
+    query = (period.first.isoformat(), period.last.isoformat(), period.clinic.timezone)
+    return read_cache.cached("report", period.clinic.pk, query, lambda: _report(period))
+
+
+def _report(period: Period) -> dict:
     clinic, zone = period.clinic, period.clinic.tzinfo
     start, end = period.start, period.end
+    hours_of_range = ActivityFact.objects.filter(clinic=clinic, hour__gte=start, hour__lt=end)
+    sums = {
+        "inbound": Sum("inbound"),
+        "staff": Sum("staff_replies"),
+        "assistant": Sum("assistant_replies"),
+        "automatic": Sum("auto_replies"),
+        "opened": Sum("opened"),
+        "resolved": Sum("resolved"),
+    }
+    days = {day: {"opened": 0, "resolved": 0, "inbound": 0, "outbound": 0} for day in period.days()}
+    totals = dict.fromkeys(sums, 0)
+    by_day = hours_of_range.annotate(day=TruncDate("hour", tzinfo=zone)).values("day").annotate(**sums).order_by()
+    for row in by_day:
+        for name in totals:
+            totals[name] += row[name]
+        if (day := days.get(row["day"])) is not None:
+            day["opened"] += row["opened"]
+            day["resolved"] += row["resolved"]
+            day["inbound"] += row["inbound"]
+            day["outbound"] += row["staff"] + row["assistant"] + row["automatic"]
+    by_hour = [[0] * 24 for _ in range(7)]
+    when = hours_of_range.filter(inbound__gt=0).annotate(
+        weekday=ExtractIsoWeekDay("hour", tzinfo=zone), hour_of_day=ExtractHour("hour", tzinfo=zone)
+    )
+    for row in when.values("weekday", "hour_of_day").annotate(n=Sum("inbound")).order_by():
+        by_hour[row["weekday"] - 1][row["hour_of_day"]] += row["n"]
+    members = {
+        row["user_id"]: row
+        for row in hours_of_range.exclude(user_id=0)
+        .values("user_id")
+        .annotate(replies=Sum("staff_replies"), resolved_n=Sum("resolved"))
+        .order_by()
+    }
+
     facts = ConversationFact.objects.filter(clinic=clinic)
-    opened = facts.filter(opened_at__gte=start, opened_at__lt=end)
     answered = facts.filter(first_response_at__gte=start, first_response_at__lt=end)
     resolved = facts.filter(resolved_at__gte=start, resolved_at__lt=end)
-
-    days = {day: {"opened": 0, "resolved": 0, "inbound": 0, "outbound": 0} for day in period.days()}
-    by_hour = [[0] * 24 for _ in range(7)]
-    members: dict[int, dict] = {}
-    totals = {"inbound": 0, "staff": 0, "assistant": 0, "automatic": 0}
-    activity = (
-        ActivityFact.objects.filter(clinic=clinic, hour__gte=start, hour__lt=end)
-        .values("hour", "user_id")
-        .annotate(
-            inbound_n=Sum("inbound"),
-            staff_n=Sum("staff_replies"),
-            assistant_n=Sum("assistant_replies"),
-            auto_n=Sum("auto_replies"),
-            resolved_n=Sum("resolved"),
-        )
-        .order_by()
+    target = clinic_hours.of(clinic.pk).first_response_target_minutes
+    first_response = _durations(
+        answered,
+        "first_response_seconds",
+        "first_response_business_seconds",
+        within_target=Count("pk", filter=Q(first_response_business_seconds__lte=target * 60)),
+        assistant=Count("pk", filter=Q(staff_replies=0)),
+        staff=Count("pk", filter=Q(staff_replies__gt=0)),
     )
-    for row in activity:
-        local = row["hour"].astimezone(zone)
-        out = row["staff_n"] + row["assistant_n"] + row["auto_n"]
-        day = days.get(local.date())
-        if day is not None:
-            day["inbound"] += row["inbound_n"]
-            day["outbound"] += out
-        by_hour[local.weekday()][local.hour] += row["inbound_n"]
-        totals["inbound"] += row["inbound_n"]
-        totals["staff"] += row["staff_n"]
-        totals["assistant"] += row["assistant_n"]
-        totals["automatic"] += row["auto_n"]
-        if row["user_id"]:
-            member = members.setdefault(row["user_id"], {"replies": 0, "resolved": 0})
-            member["replies"] += row["staff_n"]
-            member["resolved"] += row["resolved_n"]
-    for day, n in _by_day(opened, "opened_at", zone).items():
-        if day in days:
-            days[day]["opened"] += n
-    for day, n in _by_day(resolved, "resolved_at", zone).items():
-        if day in days:
-            days[day]["resolved"] += n
-
-    by_staff = answered.filter(first_response_by=Responder.STAFF, first_responder_id__isnull=False)
-    if connection.vendor == "postgresql":
-        medians = by_staff.values("first_responder_id").annotate(
-            n=Count("pk"), median=Percentile("first_response_seconds", 0.5)
-        )
-        firsts = {row["first_responder_id"]: (row["n"], row["median"]) for row in medians.order_by()}
-    else:
-        grouped: dict[int, list[float]] = {}
-        for user_id, seconds in by_staff.values_list("first_responder_id", "first_response_seconds"):
-            grouped.setdefault(user_id, []).append(seconds)
-        firsts = {user_id: (len(values), statistics.median(values)) for user_id, values in grouped.items()}
+    answered_by = {"assistant": first_response.pop("assistant"), "staff": first_response.pop("staff")}
+    firsts = _first_responses_by_member(answered)
     names = _staff_names(clinic, set(members) | set(firsts))
     by_member = []
     for user_id in sorted(set(members) | set(firsts), key=lambda u: names.get(u, "").lower()):
@@ -203,24 +200,18 @@ def report(period: Period) -> dict:
             {
                 "user_id": user_id,
                 "name": names.get(user_id, "Ex-membro da equipe"),
-                "replies": members.get(user_id, {}).get("replies", 0),
-                "resolved": members.get(user_id, {}).get("resolved", 0),
+                "replies": members[user_id]["replies"] if user_id in members else 0,
+                "resolved": members[user_id]["resolved_n"] if user_id in members else 0,
                 "first_responses": count,
                 "first_response_median_seconds": round(median, 1) if median is not None else None,
             }
         )
-    answered_by = answered.aggregate(
-        assistant=Count("pk", filter=Q(staff_replies=0)), staff=Count("pk", filter=Q(staff_replies__gt=0))
-    )
-    target = clinic_hours.of(clinic.pk).first_response_target_minutes
-    first_response = _durations(answered, "first_response_seconds", "first_response_business_seconds")
-    first_response["within_target"] = answered.filter(first_response_business_seconds__lte=target * 60).count()
     return {
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
         "timezone": clinic.timezone,
         "first_response_target_minutes": target,
-        "conversations": {"opened": opened.count(), "resolved": resolved.count()},
+        "conversations": {"opened": totals["opened"], "resolved": totals["resolved"]},
         "messages": {
             "inbound": totals["inbound"],
             "outbound": totals["staff"] + totals["assistant"] + totals["automatic"],
@@ -230,49 +221,92 @@ def report(period: Period) -> dict:
         },
         "first_response": first_response,
         "resolution": _durations(resolved, "resolution_seconds", "resolution_business_seconds"),
-        "answered_by": {"assistant": answered_by["assistant"], "staff": answered_by["staff"]},
+        "answered_by": answered_by,
         "by_member": by_member,
         "by_hour": by_hour,
         "by_day": [{"date": day.isoformat(), **counts} for day, counts in days.items()],
     }
 
 
-def _staff_names(clinic: Clinic, user_ids: set[int]) -> dict[int, str]:
-    """Names of the clinic's staff among `user_ids` (someone who left the clinic keeps no name here)."""
+def _first_responses_by_member(answered: QuerySet) -> dict[int, tuple[int, float]]:
+    """Each staff member's first responses in the range: how many, and their median (wall time)."""
+    by_staff = answered.filter(first_response_by=Responder.STAFF, first_responder_id__isnull=False)
+    if connection.vendor == "postgresql":
+        rows = by_staff.values("first_responder_id").annotate(
+            n=Count("pk"), median=Percentile("first_response_seconds", 0.5)
+        )
+        return {row["first_responder_id"]: (row["n"], row["median"]) for row in rows.order_by()}
+    grouped: dict[int, list[float]] = {}
+    for user_id, seconds in by_staff.values_list("first_responder_id", "first_response_seconds"):
+        grouped.setdefault(user_id, []).append(seconds)
+    return {user_id: (len(values), statistics.median(values)) for user_id, values in grouped.items()}
+
+
+def _staff_names(clinic: Clinic, user_ids: set[int] | None) -> dict[int, str]:
+    """Names of the clinic's staff among `user_ids` (None: all; someone who left the clinic has none here)."""
     names = {}
-    for membership in Membership.objects.filter(clinic=clinic, user_id__in=user_ids).select_related("user"):
+    memberships = Membership.objects.filter(clinic=clinic).select_related("user")
+    if user_ids is not None:
+        memberships = memberships.filter(user_id__in=user_ids)
+    for membership in memberships:
         names[membership.user_id] = membership.user.get_full_name() or membership.user.get_username()
     return names
 
 
-def csv_lines(period: Period) -> Iterator[str]:
-    """The report's CSV: one row per attendance opened in the range — ids, times (the clinic's), durations
-    in seconds and who answered; never a message's text, never a patient's name or number."""
+CSV_PAGE = 2000
+
+
+def csv_page(period: Period, after: tuple | None = None) -> tuple[str, tuple | None]:
+    """One page of the report's CSV (the header first, when `after` is None): rows of the attendances opened
+    in the range — ids, times (the clinic's), durations in seconds and who answered; never a message's
+    text, never a patient's name or number — and where the next page starts (None: the end)."""
     zone = period.clinic.tzinfo
-    names = {m.user_id: m.user.get_full_name() or m.user.get_username() for m in period.clinic.memberships.all()}
+    names = _staff_names(period.clinic, None)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-
-    def line(values) -> str:
-        buffer.seek(0)
-        buffer.truncate()
+    if after is None:
+        writer.writerow(CSV_COLUMNS)
+    facts = ConversationFact.objects.filter(
+        clinic=period.clinic, opened_at__gte=period.start, opened_at__lt=period.end
+    ).order_by("opened_at", "pk")
+    if after is not None:
+        facts = facts.filter(Q(opened_at__gt=after[0]) | Q(opened_at=after[0], pk__gt=after[1]))
+    columns = [c if c != "attendance_id" else "pk" for c in CSV_COLUMNS if c != "first_responder"]
+    rows = list(facts.values_list(*columns)[:CSV_PAGE])
+    at = columns.index("first_responder_id")
+    for row in rows:
+        values = [_shown(value, zone) for value in row]
+        values.insert(at + 1, names.get(row[at], "") if row[at] else "")
         writer.writerow(values)
-        return buffer.getvalue()
+    last = (rows[-1][columns.index("opened_at")], rows[-1][0]) if len(rows) == CSV_PAGE else None
+    return buffer.getvalue(), last
 
-    def shown(value):
-        if isinstance(value, datetime):
-            return value.astimezone(zone).isoformat()
-        if isinstance(value, float):
-            return f"{value:.0f}"
-        return "" if value is None else value
 
-    yield line(CSV_COLUMNS)
-    facts = (
-        ConversationFact.objects.filter(clinic=period.clinic, opened_at__gte=period.start, opened_at__lt=period.end)
-        .annotate(attendance_id=F("pk"))
-        .order_by("opened_at", "pk")
-    )
-    for fact in facts.iterator(chunk_size=2000):
-        responder = names.get(fact.first_responder_id, "") if fact.first_responder_id else ""
-        values = {**{c: getattr(fact, c, None) for c in CSV_COLUMNS}, "first_responder": responder}
-        yield line([shown(values[c]) for c in CSV_COLUMNS])
+def _shown(value, zone):
+    if isinstance(value, datetime):
+        return value.astimezone(zone).isoformat()
+    if isinstance(value, float):
+        return f"{value:.0f}"
+    return "" if value is None else value
+
+
+def csv_pages(period: Period) -> Iterator[str]:
+    """The report's CSV, page by page (a server-side iteration would hold a cursor open between pages)."""
+    page, after = csv_page(period)
+    yield page
+    while after is not None:
+        page, after = csv_page(period, after)
+        yield page
+
+
+async def acsv_pages(period: Period):
+    """`csv_pages` for the event loop: each page read on Django's thread, so the file streams to the client
+    as it is read instead of being built whole first."""
+    from asgiref.sync import sync_to_async
+
+    read = sync_to_async(csv_page)
+    page, after = await read(period)
+    yield page
+    while after is not None:
+        page, after = await read(period, after)
+        yield page

@@ -97,6 +97,8 @@ def hours_changed(sender, instance, **kwargs) -> None:
     """A clinic's hours or time zone changed: read again, here at once and in every process after the commit."""
     clinic_id = instance.pk if isinstance(instance, Clinic) else instance.clinic_id
     clinic_hours.forget({"clinic_id": clinic_id})
+    if read_cache.enabled():  # waiting marks and the reports' target: read afresh
+        read_cache.bump_on_commit([read_cache.list_scope(clinic_id)])
     transaction.on_commit(lambda: broadcast.control({"type": "clinic_hours", "clinic_id": clinic_id}), robust=True)
 
 

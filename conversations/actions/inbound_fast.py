@@ -72,8 +72,9 @@ MESSAGE_VALUES = (
 _ACTIVITY = ActivityFact._meta.db_table
 COUNTED = (
     f"counted AS (INSERT INTO {_ACTIVITY} (clinic_id, hour, user_id, shard, inbound, staff_replies, "
-    "assistant_replies, auto_replies, resolved) SELECT %(clinic_id)s, %(hour)s, 0, %(shard)s, 1, 0, 0, 0, 0 "
-    f"FROM stored ON CONFLICT (clinic_id, hour, user_id, shard) DO UPDATE SET inbound = {_ACTIVITY}.inbound + 1)"
+    "assistant_replies, auto_replies, opened, resolved) SELECT %(clinic_id)s, %(hour)s, 0, %(shard)s, 1, 0, 0, 0, "
+    f"%(opened)s, 0 FROM stored ON CONFLICT (clinic_id, hour, user_id, shard) DO UPDATE SET inbound = "
+    f"{_ACTIVITY}.inbound + 1, opened = {_ACTIVITY}.opened + excluded.opened)"
 )
 SNAPSHOTS = 20_000  # patients whose open conversation a process remembers
 # Nothing an erasure left marks this message as an erased patient's (models.privacy): its id, or who sent it
@@ -439,7 +440,7 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         "channel": Conversation.Channel.WHATSAPP,
         "open": Conversation.Status.OPEN,
         "number_id": inbound.number_id,
-        **_counted_params(inbound, conversation_id),
+        **_counted_params(inbound, conversation_id, opened=True),
         **_erasure_digests(inbound),
     }
     stored, last_seq = yield sql, params, False
@@ -449,8 +450,9 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
     return Stored(UsualResult(message_id, conversation_id), events, last_seq, now)
 
 
-def _counted_params(inbound: Inbound, conversation_id: int) -> dict:
-    return {"hour": hour_of(inbound.at), "shard": conversation_id % ACTIVITY_SHARDS}
+def _counted_params(inbound: Inbound, conversation_id: int, *, opened: bool = False) -> dict:
+    """COUNTED's: the message's hour and shard, and whether it began an attendance (a new conversation)."""
+    return {"hour": hour_of(inbound.at), "shard": conversation_id % ACTIVITY_SHARDS, "opened": int(opened)}
 
 
 def _erasure_digests(inbound: Inbound) -> dict[str, list[str]]:

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from conversations import clinic_hours
+from conversations import clinic_hours, read_cache
 from conversations.errors import InvalidInput
 from conversations.models import ActivityFact, Conversation, ConversationFact, Message, Responder
 
-COUNTERS = ("inbound", "staff_replies", "assistant_replies", "auto_replies", "resolved")
+COUNTERS = ("inbound", "staff_replies", "assistant_replies", "auto_replies", "opened", "resolved")
 
 
 def hour_of(at: datetime) -> datetime:
@@ -30,7 +30,7 @@ def count_activity(clinic_id: int, at: datetime, *, user_id: int = 0, shard: int
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (clinic_id, hour, user_id, shard, {', '.join(COUNTERS)}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"VALUES (%s, %s, %s, %s, {', '.join(['%s'] * len(COUNTERS))}) "
             f"ON CONFLICT (clinic_id, hour, user_id, shard) DO UPDATE SET {added}",
             [clinic_id, hour_of(at), user_id, shard, *values],
         )
@@ -44,6 +44,7 @@ def opened(conversation: Conversation, at: datetime) -> None:
     """The conversation was created or reopened at `at`: a new attendance begins (unless one is running)."""
     if not _unresolved(conversation).exists():
         ConversationFact.objects.create(clinic_id=conversation.clinic_id, conversation_id=conversation.pk, opened_at=at)
+        count_activity(conversation.clinic_id, at, opened=1)
 
 
 def patient_wrote(conversation: Conversation, at: datetime, *, shard: int = 0) -> list[str]:
@@ -72,6 +73,7 @@ def replied(conversation: Conversation, at: datetime, *, by: str, user_id: int |
     if fact is None:  # a thread older than the reports, or opened by a notice: its attendance starts now
         opened_at = conversation.awaiting_since or at
         fact = ConversationFact(clinic_id=conversation.clinic_id, conversation_id=conversation.pk, opened_at=opened_at)
+        count_activity(conversation.clinic_id, opened_at, opened=1)
     waiting = conversation.awaiting_since
     if fact.first_response_at is None and waiting is not None:
         answered = max(at, waiting)
@@ -167,6 +169,7 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
             fact = attendance.fact or ConversationFact(
                 clinic_id=clinic_id, conversation_id=attendance.conversation_id, opened_at=attendance.opened_at
             )
+            activity.setdefault((hour_of(fact.opened_at), 0), dict.fromkeys(COUNTERS, 0))["opened"] += 1
             status, updated_at = conversations.get(attendance.conversation_id, ("open", None))
             if status == Conversation.Status.RESOLVED:
                 fact.resolved_at = max(resolved_at.get(attendance.conversation_id) or updated_at, fact.opened_at)
@@ -226,6 +229,7 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
         )
         for conversation_id, since in awaiting.items():
             Conversation.objects.filter(pk=conversation_id, awaiting_since__isnull=True).update(awaiting_since=since)
+        read_cache.bump_on_commit([read_cache.clinic_scope(clinic_id)])  # bulk writes send no signals
     return {"attendances": written["attendances"], "hours": len(activity), "awaiting": len(awaiting)}
 
 

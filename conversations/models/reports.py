@@ -66,9 +66,10 @@ class ConversationFact(models.Model):
 
 
 class ActivityFact(models.Model):
-    """Messages of one clinic hour (UTC), counted as they are stored: the patients' (`inbound`), the replies
-    of one staff member (`user_id`) or of the assistant and the automatic replies (`user_id` 0), and the
-    conversations each staff member resolved."""
+    """One clinic hour (UTC), counted as things happen: the patients' messages (`inbound`), the replies of one
+    staff member (`user_id`) or of the assistant and the automatic replies (`user_id` 0), the attendances
+    that began (`opened`), and the conversations each staff member resolved: a report's counts by day,
+    weekday × hour and person read these few rows, never the attendances."""
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+", db_index=False)  # see below
     hour = models.DateTimeField()  # the hour's start, UTC
@@ -78,6 +79,7 @@ class ActivityFact(models.Model):
     staff_replies = models.PositiveIntegerField(default=0)
     assistant_replies = models.PositiveIntegerField(default=0)
     auto_replies = models.PositiveIntegerField(default=0)
+    opened = models.PositiveIntegerField(default=0)
     resolved = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -177,7 +177,8 @@ def test_patients_messages_are_counted_by_the_clinics_weekday_and_hour(jwt_clien
     assert figures["by_day"] == [{"date": day, "opened": 1, "resolved": 0, "inbound": 2, "outbound": 0}]
 
 
-def test_the_figures_survive_the_patients_erasure(jwt_client, open_clinic, admin, member):
+def test_the_figures_survive_the_patients_erasure(jwt_client, open_clinic, admin, member, settings):
+    settings.READ_CACHE = False  # each report computed from the facts, not a copy of the one before
     conversation = patient_writes("Meus exames", at=timezone.now() - timedelta(seconds=200))
     jwt_client(member).post(f"/api/conversations/{conversation.pk}/messages/", {"content": "Recebido."}, format="json")
     before = report(jwt_client(admin), open_clinic)
@@ -282,3 +283,43 @@ def test_the_demo_clinics_have_reports(jwt_client, django_user_model):
     figures = jwt_client(admin).get("/api/reports/").json()
     assert figures["messages"]["inbound"] > 0 and figures["first_response"]["count"] > 0
     assert figures["by_member"], "the demo's staff answered"
+
+
+def test_a_cached_report_is_never_older_than_the_last_message_resolution_or_change_of_hours(
+    jwt_client, open_clinic, admin, member, settings
+):
+    settings.READ_CACHE = True
+    api = jwt_client(admin)
+    assert report(api, open_clinic)["messages"]["inbound"] == 0
+    assert report(api, open_clinic)["messages"]["inbound"] == 0  # from the cache now
+    conversation = patient_writes("Oi", at=timezone.now() - timedelta(minutes=20))
+    assert report(api, open_clinic)["messages"]["inbound"] == 1
+    jwt_client(member).post(f"/api/conversations/{conversation.pk}/messages/", {"content": "Olá"}, format="json")
+    assert report(api, open_clinic)["first_response"]["within_target"] == 0, "20 min: past the 15-minute target"
+    api.put("/api/clinic/hours/", {"first_response_target_minutes": 30}, format="json")
+    assert report(api, open_clinic)["first_response"]["within_target"] == 1
+    jwt_client(member).patch(f"/api/conversations/{conversation.pk}/", {"status": "resolved"}, format="json")
+    assert report(api, open_clinic)["conversations"]["resolved"] == 1
+
+
+def test_the_csv_comes_page_by_page_whole_and_in_order_for_the_server_too(
+    jwt_client, open_clinic, admin, member, monkeypatch
+):
+    import asyncio
+
+    monkeypatch.setattr(reports, "CSV_PAGE", 2)
+    at = timezone.now() - timedelta(hours=1)
+    for n in range(5):
+        patient_writes("Oi", phone=f"5511933330{n:03d}", at=at, n=n)  # the same second: the id orders them
+    response = jwt_client(admin).get("/api/reports/", {"format": "csv"})
+    pages = [page for page in response.streaming_content]
+    rows = list(csv.DictReader(io.StringIO(b"".join(pages).decode())))
+    assert len(pages) == 3 and len(rows) == 5
+    ids = [int(row["attendance_id"]) for row in rows]
+    assert ids == sorted(ids) == sorted(ConversationFact.objects.values_list("pk", flat=True))
+    period = reports.period_of(open_clinic, None, None, today=timezone.now().astimezone(open_clinic.tzinfo).date())
+
+    async def served() -> str:
+        return "".join([page async for page in reports.acsv_pages(period)])
+
+    assert asyncio.run(served()) == "".join(reports.csv_pages(period)) == b"".join(pages).decode()

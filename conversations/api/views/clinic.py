@@ -1,5 +1,6 @@
 """The clinic's business hours, whether it is open now, and its reports (the manager's view)."""
 
+from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -125,7 +126,10 @@ class ReportsView(ClinicAPIView):
             self.clinic, request.query_params.get("from"), request.query_params.get("to"), today=today
         )
         if request.query_params.get("format") == "csv":
-            response = StreamingHttpResponse(reports.csv_lines(period), content_type="text/csv; charset=utf-8")
+            # Under the ASGI server an asynchronous iterator streams page by page (a synchronous one would be
+            # read whole first); elsewhere (WSGI, the tests' client) a synchronous one.
+            pages = reports.acsv_pages(period) if isinstance(request._request, ASGIRequest) else None
+            response = StreamingHttpResponse(pages or reports.csv_pages(period), content_type="text/csv; charset=utf-8")
             name = f"relatorio-{self.clinic.slug}-{period.first}-{period.last}.csv"
             response["Content-Disposition"] = f'attachment; filename="{name}"'
             return response
