@@ -36,6 +36,9 @@ class ClinicHours:
     def next_change(self, at: datetime) -> datetime | None:
         return hours.next_change(self.rule, at)
 
+    def last_change(self, at: datetime) -> datetime | None:
+        return hours.last_change(self.rule, at)
+
     def business_seconds(self, start: datetime, end: datetime) -> float:
         return hours.business_seconds(self.rule, start, end)
 

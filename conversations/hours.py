@@ -6,6 +6,7 @@ A week is seven lists of intervals in the clinic's time zone ("08:00"–"12:00",
 ends a day); a closed date closes the whole day whatever its weekday says.
 """
 
+import functools
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -13,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_A_DAY = 24 * 60
 LOOK_AHEAD_DAYS = 400  # the next change is looked for this far: past it, the clinic's hours never change
+EPSILON = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,15 @@ class Hours:
     @property
     def always_open(self) -> bool:
         return not self.closed_dates and all(day == ((0, MINUTES_A_DAY),) for day in self.week)
+
+
+def whole_hours(timezone: str) -> bool:
+    """Whether the zone is a whole number of hours from UTC, summer and winter (the reports count by the
+    hour: a zone such as Asia/Kolkata, +5:30, would put messages in the wrong hour)."""
+    zone = zoneinfo.ZoneInfo(timezone)
+    year = datetime.now(UTC).year
+    offsets = (datetime(year, month, 1, tzinfo=zone).utcoffset() for month in (1, 7))
+    return all(offset is not None and offset.total_seconds() % 3600 == 0 for offset in offsets)
 
 
 def minutes_of(text: str) -> int:
@@ -55,10 +66,11 @@ def hours_of(timezone: str, week: dict[str, list[list[str]]], closed_dates: list
     return Hours(timezone, days, frozenset(date.fromisoformat(d) for d in closed_dates))
 
 
-def _intervals_of(hours: Hours, day: date) -> list[tuple[datetime, datetime]]:
-    """The open intervals of one local day, as aware UTC times."""
+@functools.lru_cache(maxsize=8192)
+def _intervals_of(hours: Hours, day: date) -> tuple[tuple[datetime, datetime], ...]:
+    """The open intervals of one local day, as aware UTC times (kept: a list of waits walks the same days)."""
     if day in hours.closed_dates:
-        return []
+        return ()
     zone = hours.tzinfo
     intervals = []
     for start, end in hours.week[day.weekday()]:
@@ -69,7 +81,7 @@ def _intervals_of(hours: Hours, day: date) -> list[tuple[datetime, datetime]]:
             else datetime.combine(day, time(end // 60, end % 60), tzinfo=zone)
         )
         intervals.append((opens.astimezone(UTC), closes.astimezone(UTC)))
-    return intervals
+    return tuple(intervals)
 
 
 def _days(hours: Hours, start: datetime, end: datetime):
@@ -94,6 +106,23 @@ def next_change(hours: Hours, at: datetime) -> datetime | None:
         edges = sorted(edge for pair in _intervals_of(hours, day + timedelta(days=offset)) for edge in pair)
         for edge in edges:
             if edge > at and is_open(hours, edge) != now_open:
+                return edge
+    return None
+
+
+def last_change(hours: Hours, at: datetime) -> datetime | None:
+    """When the clinic last opened (if open at `at`) or closed (if closed), or None if it never did within
+    LOOK_AHEAD_DAYS: the start of the period `at` falls in."""
+    if hours.never_open or hours.always_open:
+        return None
+    now_open = is_open(hours, at)
+    day = at.astimezone(hours.tzinfo).date() + timedelta(days=1)
+    for offset in range(LOOK_AHEAD_DAYS + 2):
+        edges = sorted(
+            (edge for pair in _intervals_of(hours, day - timedelta(days=offset)) for edge in pair), reverse=True
+        )
+        for edge in edges:
+            if edge <= at and is_open(hours, edge) == now_open and is_open(hours, edge - EPSILON) != now_open:
                 return edge
     return None
 

@@ -23,6 +23,7 @@ from conversations.models import ActivityFact, Clinic, ConversationFact, Members
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # beyond them no clinic has facts, and a date's arithmetic may overflow
 CSV_COLUMNS = (
     "attendance_id",
     "conversation_id",
@@ -88,8 +89,14 @@ def period_of(clinic: Clinic, first: str | None, last: str | None, *, today: dat
         except ValueError:
             raise InvalidInput(f"{value!r} is not a date as YYYY-MM-DD.", field=field) from None
 
-    last_day = parsed(last, "to") or today
-    first_day = parsed(first, "from") or last_day - timedelta(days=DEFAULT_DAYS - 1)
+    def bounded(day: date | None, field: str) -> date | None:
+        if day is not None and not FIRST_YEAR <= day.year <= LAST_YEAR:
+            raise InvalidInput(f"A report covers days from {FIRST_YEAR} to {LAST_YEAR}.", field=field)
+        return day
+
+    first_day = bounded(parsed(first, "from"), "from")
+    last_day = bounded(parsed(last, "to"), "to") or today
+    first_day = first_day or last_day - timedelta(days=DEFAULT_DAYS - 1)
     if first_day > last_day:
         raise InvalidInput("The range starts after it ends.", field="from")
     if (last_day - first_day).days >= MAX_DAYS:
@@ -257,18 +264,23 @@ CSV_PAGE = 2000
 
 
 def csv_page(period: Period, after: tuple | None = None) -> tuple[str, tuple | None]:
-    """One page of the report's CSV (the header first, when `after` is None): rows of the attendances opened
-    in the range — ids, times (the clinic's), durations in seconds and who answered; never a message's
-    text, never a patient's name or number — and where the next page starts (None: the end)."""
+    """One page of the report's CSV (the header first, when `after` is None): a row for each attendance
+    that began, was first answered or was resolved in the range (what the figures count) — ids, times (the
+    clinic's), durations in seconds and who answered; never a message's text, never a patient's name or
+    number — and where the next page starts (None: the end)."""
     zone = period.clinic.tzinfo
     names = _staff_names(period.clinic, None)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if after is None:
         writer.writerow(CSV_COLUMNS)
-    facts = ConversationFact.objects.filter(
-        clinic=period.clinic, opened_at__gte=period.start, opened_at__lt=period.end
-    ).order_by("opened_at", "pk")
+    start, end = period.start, period.end
+    in_range = (
+        Q(opened_at__gte=start, opened_at__lt=end)
+        | Q(first_response_at__gte=start, first_response_at__lt=end)
+        | Q(resolved_at__gte=start, resolved_at__lt=end)
+    )
+    facts = ConversationFact.objects.filter(in_range, clinic=period.clinic).order_by("opened_at", "pk")
     if after is not None:
         facts = facts.filter(Q(opened_at__gt=after[0]) | Q(opened_at=after[0], pk__gt=after[1]))
     columns = [c if c != "attendance_id" else "pk" for c in CSV_COLUMNS if c != "first_responder"]

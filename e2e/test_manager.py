@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import send_outbound_message
 from conversations.models import Role
-from e2e.conftest import in_thread, log_in, patient_writes, post_webhook, screenshot
+from e2e.conftest import in_thread, live, log_in, patient_writes, post_webhook, screenshot
 from e2e.test_workspace import bubbles, open_as
 from realtime.tests.test_scale_out import server_env
 
@@ -29,6 +29,8 @@ def people(real_passwords, clinic, member, make_member, whatsapp_channel):
 
 
 def test_the_admin_closes_the_clinic_and_a_patient_gets_one_away_message_live(people, serve, worker, browser, clinic):
+    # The patient wrote before, while the clinic sent no away message (its usual week, "Nunca").
+    conversation = in_thread(receive_inbound_message, clinic=clinic, phone=PHONE, content="Oi").conversation
     env = server_env()
     host = serve(env)
     worker(env)
@@ -57,8 +59,8 @@ def test_the_admin_closes_the_clinic_and_a_patient_gets_one_away_message_live(pe
         helena.get_by_label(day, exact=True).fill("")
     helena.get_by_role("button", name="Salvar horário").click()
     expect(helena.locator(".now")).to_contain_text("Fechada agora")
-    conversation = in_thread(receive_inbound_message, clinic=clinic, phone=PHONE, content="Oi").conversation
     julia = open_as(browser, host, people["julia"], f"/inbox/{conversation.pk}/")
+    expect(bubbles(julia, "Estamos fora do horário")).to_have_count(0)
     assert post_webhook(host, patient_writes("Maria Souza", PHONE, "Boa noite, vocês abrem amanhã?")) == 200
     away = bubbles(julia, "Estamos fora do horário")
     expect(away).to_have_count(1, timeout=10_000)
@@ -107,14 +109,23 @@ def test_waiting_times_tick_in_the_list_and_an_answer_ends_the_wait(people, serv
         happened_at=timezone.now() - timedelta(minutes=3),
     )
     host = serve(server_env())
-    julia = open_as(browser, host, people["julia"], "/inbox/?status=awaiting")
+    julia = browser.new_context().new_page()
+    julia.clock.install()  # the page's clock, moved on below: the waits tick without the server
+    log_in(julia, host, people["julia"])
+    julia.goto(f"http://{host}/inbox/?status=awaiting")
+    live(julia)
     rows = julia.locator(".conversation")
     expect(rows).to_have_count(2)
     expect(rows.nth(0)).to_contain_text("Maria Souza")  # the longest wait first
     expect(rows.nth(0).locator(".waiting")).to_have_text("aguarda há 20 min")
     expect(rows.nth(0).locator(".waiting")).to_have_class("waiting late")  # past the 15-minute target
     expect(rows.nth(1).locator(".waiting")).to_have_text("aguarda há 3 min")
+    expect(rows.nth(1).locator(".waiting")).to_have_class("waiting")
     screenshot(julia, "waiting-times")
+    julia.clock.fast_forward("13:00")  # thirteen minutes later, open all day: 16 minutes, past the target
+    expect(rows.nth(1).locator(".waiting")).to_have_text("aguarda há 16 min")
+    expect(rows.nth(1).locator(".waiting")).to_have_class("waiting late")
+    expect(rows.nth(0).locator(".waiting")).to_have_text("aguarda há 33 min")
     in_thread(send_outbound_message, conversation=waiting, sender=people["member"], content="Claro, já envio.")
     expect(rows).to_have_count(1, timeout=10_000)  # answered: it leaves "Aguardando resposta"
     expect(rows.nth(0)).to_contain_text("João Lima")

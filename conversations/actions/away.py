@@ -37,6 +37,8 @@ def send_away_message(conversation: Conversation, message: Message) -> Message |
     the away message if the clinic is closed and it is due. Returns it, or None."""
     if message.sender_type != SenderType.PATIENT or message.message_type == MessageType.SYSTEM:
         return None
+    if "reaction" in message.metadata:  # a 👍 asks for nothing
+        return None
     if conversation.channel != Conversation.Channel.WHATSAPP:
         return None
     hours = clinic_hours.of(conversation.clinic_id)
@@ -49,6 +51,11 @@ def send_away_message(conversation: Conversation, message: Message) -> Message |
         return None
     period = hours.next_change(now) or NEVER_OPENS
     if conversation.away_sent_for == period:
+        return None
+    # Named by its end, a period is renamed when the hours change meanwhile: one sent since it began counts.
+    since = hours.last_change(now)
+    sent = conversation.messages.filter(metadata__auto_reply=AUTO_REPLY)
+    if sent.filter(created_at__gte=since).exists() if since is not None else sent.exists():
         return None
     attended = conversation.messages.filter(
         direction=Direction.OUTBOUND,

@@ -11,10 +11,11 @@ from django.utils import timezone
 from conversations import events
 from conversations.actions.audit import record_audit
 from conversations.errors import InvalidInput, NotAMember
-from conversations.hours import DAYS, MINUTES_A_DAY, minutes_of
+from conversations.hours import DAYS, MINUTES_A_DAY, minutes_of, whole_hours
 from conversations.models import BusinessHours, Clinic
 from conversations.models.hours import AwayMode
 from conversations.selectors import membership_for
+from conversations.storable import unstorable
 
 MAX_AWAY_MESSAGE_CHARS = 1000
 MAX_CLOSED_DATES = 366
@@ -90,9 +91,15 @@ def set_business_hours(
             raise NotAMember("Only the clinic's admins set its business hours.")
     if timezone_name not in zoneinfo.available_timezones():
         raise InvalidInput(f"{timezone_name!r} is not an IANA time zone, e.g. America/Sao_Paulo.", field="timezone")
+    if not whole_hours(timezone_name):
+        raise InvalidInput(
+            f"{timezone_name} is not a whole number of hours from UTC: the reports count by the hour.", field="timezone"
+        )
     week, closed_dates = checked_week(week), checked_dates(closed_dates)
     if away_mode not in AwayMode.values:
         raise InvalidInput(f"away_mode is one of {', '.join(AwayMode.values)}.", field="away_mode")
+    if unstorable(away_message or ""):
+        raise InvalidInput("The away message holds a character that cannot be stored.", field="away_message")
     away_message = (away_message or "").strip()
     if len(away_message) > MAX_AWAY_MESSAGE_CHARS:
         raise InvalidInput(f"The away message holds at most {MAX_AWAY_MESSAGE_CHARS} characters.", field="away_message")

@@ -223,7 +223,9 @@ def _record_for_reports(conversation: Conversation, change: str | None, message:
     if change is not None:
         reporting.opened(conversation, at)
     if message.sender_type == SenderType.PATIENT:
-        return reporting.patient_wrote(conversation, at, shard=conversation.pk % ACTIVITY_SHARDS)
+        reaction = "reaction" in message.metadata  # a 👍 to the clinic's answer asks for nothing
+        reporting.patient_wrote(conversation, at, shard=conversation.pk % ACTIVITY_SHARDS, awaits=not reaction)
+        return []
     by = Responder.ASSISTANT if message.sender_type == SenderType.AI else Responder.STAFF
     return reporting.replied(conversation, at, by=by, user_id=None)
 

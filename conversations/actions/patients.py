@@ -14,6 +14,7 @@ from conversations import events, read_cache
 from conversations.actions.audit import record_audit
 from conversations.errors import InvalidInput, NotAMember, WrongClinic
 from conversations.models import Contact, Conversation, ConversationAction, ConversationFact, Message, Note, ReadMarker
+from conversations.models.reports import FIRST_RESPONSE_FIELDS
 from conversations.phones import canonical_phone
 from conversations.selectors import is_member, message_count_of
 from realtime import log
@@ -192,7 +193,7 @@ def _fold(conversation: Conversation, *, into: Conversation) -> None:
     Message.objects.filter(conversation=conversation).update(conversation=into)
     Note.objects.filter(conversation=conversation).update(conversation=into)
     ConversationAction.objects.filter(conversation=conversation).update(conversation=into)
-    ConversationFact.objects.filter(conversation_id=conversation.pk).update(conversation_id=into.pk)
+    _join_attendances(conversation, into)
     log.reassign(into.clinic_id, conversation.pk, into.pk)
     LogEntry.objects.filter(content_type__model="conversation", object_id=str(conversation.pk)).update(
         object_id=str(into.pk)
@@ -213,7 +214,8 @@ def _fold(conversation: Conversation, *, into: Conversation) -> None:
     into.whatsapp_number_id = into.whatsapp_number_id or conversation.whatsapp_number_id
     waits = [at for at in (into.awaiting_since, conversation.awaiting_since) if at is not None]
     into.awaiting_since = min(waits, default=None)  # the patient has waited since the earlier of the two
-    into.away_sent_for = into.away_sent_for or conversation.away_sent_for
+    sent = [at for at in (into.away_sent_for, conversation.away_sent_for) if at is not None]
+    into.away_sent_for = max(sent, default=None)  # the later closed period's away message went already
     into.updated_at = timezone.now()
     into.save(
         update_fields=[
@@ -230,6 +232,31 @@ def _fold(conversation: Conversation, *, into: Conversation) -> None:
     )
     read_cache.bump_on_commit([read_cache.detail_scope(into.pk), read_cache.detail_scope(conversation.pk)])
     conversation.delete()
+
+
+def _join_attendances(conversation: Conversation, into: Conversation) -> None:
+    """The reports' attendances of `conversation` become `into`'s; of the two running ones (one each side) the
+    earlier stays, with the other's replies and, if it had none, its first response: one conversation, one
+    attendance at a time."""
+    ConversationFact.objects.filter(conversation_id=conversation.pk).update(conversation_id=into.pk)
+    running = list(
+        ConversationFact.objects.select_for_update()
+        .filter(conversation_id=into.pk, resolved_at__isnull=True)
+        .order_by("opened_at", "pk")
+    )
+    if len(running) < 2:
+        return
+    kept, others = running[0], running[1:]
+    for other in others:
+        kept.staff_replies += other.staff_replies
+        kept.assistant_replies += other.assistant_replies
+        if other.first_response_at is not None and (
+            kept.first_response_at is None or other.first_response_at < kept.first_response_at
+        ):
+            for field in FIRST_RESPONSE_FIELDS:
+                setattr(kept, field, getattr(other, field))
+    kept.save()
+    ConversationFact.objects.filter(pk__in=[other.pk for other in others]).delete()
 
 
 def _join_read_marks(conversation: Conversation, into: Conversation) -> None:

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from conversations import clinic_hours, read_cache
-from conversations.errors import InvalidInput
 from conversations.models import ActivityFact, Conversation, ConversationFact, Message, Responder
+from conversations.models.reports import FIRST_RESPONSE_FIELDS
 
 COUNTERS = ("inbound", "staff_replies", "assistant_replies", "auto_replies", "opened", "resolved")
 
@@ -47,14 +49,15 @@ def opened(conversation: Conversation, at: datetime) -> None:
         count_activity(conversation.clinic_id, at, opened=1)
 
 
-def patient_wrote(conversation: Conversation, at: datetime, *, shard: int = 0) -> list[str]:
-    """The patient's message at `at`: counted, and the conversation awaits an answer from then (unless it
-    already did). Returns the conversation's fields to save."""
+def patient_wrote(conversation: Conversation, at: datetime, *, shard: int = 0, awaits: bool = True) -> None:
+    """The patient's message at `at`: counted, and (unless it asks for nothing: a reaction) the conversation
+    awaits an answer from then, if it did not already. Set in the database itself, as the fast path does:
+    a reply committed since the conversation was read must not be overwritten by its stale copy."""
     count_activity(conversation.clinic_id, at, shard=shard, inbound=1)
-    if conversation.awaiting_since is None:
-        conversation.awaiting_since = at
-        return ["awaiting_since"]
-    return []
+    if awaits:
+        threads = Conversation.objects.filter(pk=conversation.pk)
+        threads.update(awaiting_since=Coalesce("awaiting_since", Value(at)))
+        conversation.awaiting_since = threads.values_list("awaiting_since", flat=True).get()  # locked: ours
 
 
 def replied(conversation: Conversation, at: datetime, *, by: str, user_id: int | None = None) -> list[str]:
@@ -69,12 +72,15 @@ def replied(conversation: Conversation, at: datetime, *, by: str, user_id: int |
         staff_replies=int(staff),
         assistant_replies=int(not staff),
     )
-    fact = _unresolved(conversation).order_by("-opened_at", "-id").first()
+    # Locked, and written field by field: a resolution or another reply committing meanwhile is kept.
+    fact = _unresolved(conversation).select_for_update().order_by("-opened_at", "-id").first()
     if fact is None:  # a thread older than the reports, or opened by a notice: its attendance starts now
         opened_at = conversation.awaiting_since or at
-        fact = ConversationFact(clinic_id=conversation.clinic_id, conversation_id=conversation.pk, opened_at=opened_at)
+        fact = ConversationFact.objects.create(
+            clinic_id=conversation.clinic_id, conversation_id=conversation.pk, opened_at=opened_at
+        )
         count_activity(conversation.clinic_id, opened_at, opened=1)
-    waiting = conversation.awaiting_since
+    waiting, fields = conversation.awaiting_since, ["staff_replies" if staff else "assistant_replies"]
     if fact.first_response_at is None and waiting is not None:
         answered = max(at, waiting)
         fact.waiting_since = waiting
@@ -85,11 +91,9 @@ def replied(conversation: Conversation, at: datetime, *, by: str, user_id: int |
         fact.first_response_business_seconds = clinic_hours.of(conversation.clinic_id).business_seconds(
             waiting, answered
         )
-    if staff:
-        fact.staff_replies += 1
-    else:
-        fact.assistant_replies += 1
-    fact.save()
+        fields += FIRST_RESPONSE_FIELDS
+    setattr(fact, fields[0], F(fields[0]) + 1)
+    fact.save(update_fields=fields)
     if waiting is None:
         return []
     conversation.awaiting_since = None
@@ -107,7 +111,7 @@ def resolved(conversation: Conversation, *, user_id: int | None) -> list[str]:
     now = timezone.now()
     count_activity(conversation.clinic_id, now, user_id=user_id or 0, resolved=1)
     hours = clinic_hours.of(conversation.clinic_id)
-    for fact in _unresolved(conversation):
+    for fact in _unresolved(conversation).select_for_update():
         fact.resolved_at = now
         fact.resolved_by_id = user_id
         fact.resolution_seconds = max(0.0, (now - fact.opened_at).total_seconds())
@@ -136,26 +140,27 @@ class _Attendance:
 
 
 def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lambda line: None) -> dict:
-    """The reports' facts of a clinic from the messages it keeps: for conversations that were there before
-    the facts were recorded (an upgrade), or demo data stored in bulk. One attendance per conversation
-    (from its first message; resolved when the conversation is, at its last status change); each hour's
-    messages; and each unresolved conversation's `awaiting_since`. Refuses when the clinic has facts
-    already unless `replace` — facts of messages purged or erased since cannot be rebuilt, so replacing
-    them loses those. Returns the counts written."""
+    """The reports' facts of a clinic's history from the messages it keeps: what happened before the facts
+    began to be recorded (an upgrade), or demo data stored in bulk. Adds each hour's messages from before
+    the clinic's first counted hour, and one attendance for each conversation that has none (from its first
+    message to its resolution, at its last status change), with `awaiting_since` where the patient's last
+    message went unanswered. Live recording goes on meanwhile and is left whole; a second run finds nothing
+    more to add. `replace` drops every fact of the clinic first — only for a clinic without traffic (demo
+    data): facts of messages purged or erased since cannot be rebuilt. Returns the counts written."""
     with transaction.atomic():
-        if (
-            ActivityFact.objects.filter(clinic_id=clinic_id).exists()
-            or ConversationFact.objects.filter(clinic_id=clinic_id).exists()
-        ):
-            if not replace:
-                raise InvalidInput("The clinic has report facts already; rebuild with replace to start again.")
+        if replace:
             ActivityFact.objects.filter(clinic_id=clinic_id).delete()
             ConversationFact.objects.filter(clinic_id=clinic_id).delete()
+        # The facts counted live begin at the clinic's first counted hour: history is what came before.
+        cutoff = (
+            ActivityFact.objects.filter(clinic_id=clinic_id).order_by("hour").values_list("hour", flat=True).first()
+        )
+        counted = set(ConversationFact.objects.filter(clinic_id=clinic_id).values_list("conversation_id", flat=True))
         hours = clinic_hours.of(clinic_id)
         conversations = {
-            pk: (status, updated_at)
-            for pk, status, updated_at in Conversation.objects.filter(clinic_id=clinic_id).values_list(
-                "pk", "status", "updated_at"
+            pk: (status, updated_at, awaiting)
+            for pk, status, updated_at, awaiting in Conversation.objects.filter(clinic_id=clinic_id).values_list(
+                "pk", "status", "updated_at", "awaiting_since"
             )
         }
         resolved_at = _resolution_times(clinic_id)
@@ -163,21 +168,24 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
         facts, awaiting, written = [], {}, {"attendances": 0}
         current: _Attendance | None = None
 
+        def count(at: datetime, user_id: int = 0) -> dict[str, int]:
+            return activity.setdefault((hour_of(at), user_id), dict.fromkeys(COUNTERS, 0))
+
         def finish(attendance: _Attendance | None) -> None:
-            if attendance is None or attendance.opened_at is None:
+            if attendance is None or attendance.conversation_id in counted:
                 return
             fact = attendance.fact or ConversationFact(
                 clinic_id=clinic_id, conversation_id=attendance.conversation_id, opened_at=attendance.opened_at
             )
-            activity.setdefault((hour_of(fact.opened_at), 0), dict.fromkeys(COUNTERS, 0))["opened"] += 1
-            status, updated_at = conversations.get(attendance.conversation_id, ("open", None))
+            count(fact.opened_at)["opened"] += 1
+            status, updated_at, waiting_now = conversations.get(attendance.conversation_id, ("open", None, None))
             if status == Conversation.Status.RESOLVED:
                 fact.resolved_at = max(resolved_at.get(attendance.conversation_id) or updated_at, fact.opened_at)
                 fact.resolution_seconds = (fact.resolved_at - fact.opened_at).total_seconds()
                 fact.resolution_business_seconds = hours.business_seconds(fact.opened_at, fact.resolved_at)
-                hour = activity.setdefault((hour_of(fact.resolved_at), 0), dict.fromkeys(COUNTERS, 0))
-                hour["resolved"] += 1
-            elif attendance.waiting is not None:
+                if cutoff is None or fact.resolved_at < cutoff:  # a later resolution was counted live
+                    count(fact.resolved_at)["resolved"] += 1
+            elif attendance.waiting is not None and waiting_now is None:
                 awaiting[attendance.conversation_id] = attendance.waiting
             facts.append(fact)
             if len(facts) >= REBUILD_BATCH:  # written as it goes: a million messages never sit in memory
@@ -185,24 +193,32 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
                 written["attendances"] += len(facts)
                 facts.clear()
 
-        messages = (
-            Message.objects.filter(clinic_id=clinic_id, sender_type__in=("patient", *ANSWERS))
-            .exclude(message_type="system")
-            .order_by("conversation_id", "created_at", "id")
-            .values_list("conversation_id", "created_at", "sender_type", "sender_id")
+        messages = Message.objects.filter(clinic_id=clinic_id, sender_type__in=("patient", *ANSWERS)).exclude(
+            message_type="system"
         )
-        for n, (conversation_id, at, sender_type, sender_id) in enumerate(messages.iterator(chunk_size=REBUILD_BATCH)):
+        if cutoff is not None:
+            messages = messages.filter(created_at__lt=cutoff)
+        rows = (
+            messages.annotate(reaction=ExpressionWrapper(Q(metadata__has_key="reaction"), output_field=BooleanField()))
+            .order_by("conversation_id", "created_at", "id")
+            .values_list("conversation_id", "created_at", "sender_type", "sender_id", "reaction")
+        )
+        for n, (conversation_id, at, sender_type, sender_id, reaction) in enumerate(rows.iterator(REBUILD_BATCH)):
             if current is None or current.conversation_id != conversation_id:
                 finish(current)
                 current = _Attendance(conversation_id, opened_at=at)
+            if n and n % 100_000 == 0:
+                progress(f"{n:,} messages read")
             staff = sender_type == "professional"
-            key = (hour_of(at), (sender_id or 0) if staff else 0)
-            counts = activity.setdefault(key, dict.fromkeys(COUNTERS, 0))
+            counts = count(at, (sender_id or 0) if staff else 0)
             if sender_type == "patient":
                 counts["inbound"] += 1
-                current.waiting = current.waiting or at
+                if not reaction:
+                    current.waiting = current.waiting or at
                 continue
             counts["staff_replies" if staff else "assistant_replies"] += 1
+            if conversation_id in counted:
+                continue
             fact = current.fact = current.fact or ConversationFact(
                 clinic_id=clinic_id, conversation_id=conversation_id, opened_at=current.opened_at
             )
@@ -215,17 +231,17 @@ def rebuild_report_facts(*, clinic_id: int, replace: bool = False, progress=lamb
             fact.staff_replies += int(staff)
             fact.assistant_replies += int(not staff)
             current.waiting = None
-            if n and n % 100_000 == 0:
-                progress(f"{n:,} messages read")
         finish(current)
         ConversationFact.objects.bulk_create(facts, batch_size=REBUILD_BATCH)
         written["attendances"] += len(facts)
         ActivityFact.objects.bulk_create(
-            [
-                ActivityFact(clinic_id=clinic_id, hour=hour, user_id=user_id, **c)
-                for (hour, user_id), c in activity.items()
-            ],
+            [ActivityFact(clinic_id=clinic_id, hour=h, user_id=user, **c) for (h, user), c in activity.items()],
             batch_size=REBUILD_BATCH,
+            # Hours before the first counted one have no rows, but for an old message WhatsApp delivers
+            # late, during the rebuild: its hour's count is then this one.
+            update_conflicts=True,
+            unique_fields=["clinic", "hour", "user_id", "shard"],
+            update_fields=list(COUNTERS),
         )
         for conversation_id, since in awaiting.items():
             Conversation.objects.filter(pk=conversation_id, awaiting_since__isnull=True).update(awaiting_since=since)

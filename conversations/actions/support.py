@@ -102,8 +102,12 @@ def set_channel_credentials(
 def save_clinic(
     clinic: Clinic, *, actor: AbstractBaseUser, editable: Iterable[str] | None = None, ip: str | None = None
 ) -> list[str]:
-    """Support creates a clinic or changes its name, time zone or retention: `clinic.created`/`.changed`."""
-    return _save(clinic, actor, editable, ip, "clinic")
+    """Support creates a clinic or changes its name, time zone or retention: `clinic.created`/`.changed`. A
+    new time zone moves the clinic's business hours: its open screens are told (`clinic:hours`)."""
+    changed = _save(clinic, actor, editable, ip, "clinic")
+    if "timezone" in changed:
+        events.publish_clinic_hours(clinic.pk)
+    return changed
 
 
 @transaction.atomic

@@ -11,6 +11,17 @@ from conversations.models.clinics import Clinic
 ACTIVITY_SHARDS = 8
 
 
+# What an attendance records of its first response.
+FIRST_RESPONSE_FIELDS = (
+    "waiting_since",
+    "first_response_at",
+    "first_response_by",
+    "first_responder_id",
+    "first_response_seconds",
+    "first_response_business_seconds",
+)
+
+
 class Responder(models.TextChoices):
     STAFF = "staff", "Equipe"
     ASSISTANT = "assistant", "Assistente"

@@ -165,6 +165,8 @@ def test_a_clinic_admin_sets_the_hours_audited_and_told_to_every_screen(jwt_clie
         ({"away_mode": "sometimes"}, "away_mode"),
         ({"away_mode": "always", "away_message": "  "}, "away_message"),
         ({"away_message": "x" * 1001}, "away_message"),
+        ({"away_message": "fechado\u0000"}, "away_message"),
+        ({"timezone": "Asia/Kolkata"}, "timezone"),
         ({"first_response_target_minutes": 0}, "first_response_target_minutes"),
         ({"first_response_target_minutes": "15"}, "first_response_target_minutes"),
         ({"first_response_target_minutes": True}, "first_response_target_minutes"),
@@ -178,6 +180,13 @@ def test_bad_hours_are_a_400_naming_the_field_and_change_nothing(jwt_client, cli
     assert response.json()["field"] == field
     assert jwt_client(admin).get("/api/clinic/hours/").json() == before
     assert not AuditEvent.objects.filter(action="clinic.hours_changed").exists()
+
+
+def test_a_character_postgresql_cannot_store_is_a_400_naming_the_field(jwt_client, admin):
+    body = b'{"away_mode": "always", "away_message": "fechado \\ud800"}'  # a lone surrogate, as JSON allows
+    response = jwt_client(admin).put("/api/clinic/hours/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["field"] == "away_message"
+    assert not BusinessHours.objects.exists()
 
 
 def test_a_body_that_is_not_an_object_is_a_400(jwt_client, admin):
@@ -254,14 +263,32 @@ def test_a_clinic_closed_all_week_answers_two_messages_with_exactly_one_away_mes
 
 @pytest.mark.django_db(transaction=True)
 def test_each_patient_gets_it_once_and_a_later_closed_period_sends_it_again(clinic, admin, graph):
-    set_hours(clinic, admin, week=CLOSED_WEEK)
+    # Open yesterday from 10:00 to 11:00 only: closed now, since yesterday at 11:00.
+    yesterday = timezone.now().astimezone(clinic.tzinfo).date() - timedelta(days=1)
+    set_hours(clinic, admin, week={hours.DAYS[yesterday.weekday()]: [["10:00", "11:00"]]})
     patient_writes("Oi", 1, phone="5511911110001")
     patient_writes("Oi", 2, phone="5511922220002")
     assert away_messages(clinic).count() == 2, "once per conversation"
-    # The period it was sent for is over (here: an earlier night's), and the patient writes again.
-    Conversation.objects.filter(contact__phone="5511911110001").update(away_sent_for=timezone.now() - timedelta(days=1))
+    # The first patient's away message was for the closed period before yesterday's opening: moved there.
+    before = local(yesterday.year, yesterday.month, yesterday.day, 9, 0)
+    opening = local(yesterday.year, yesterday.month, yesterday.day, 10, 0)
+    away_messages(clinic).filter(conversation__contact__phone="5511911110001").update(created_at=before)
+    Conversation.objects.filter(contact__phone="5511911110001").update(away_sent_for=opening)
     patient_writes("Ainda fechados?", 3, phone="5511911110001")
+    assert away_messages(clinic).count() == 3, "a new closed period: the away message again"
+    patient_writes("Alô?", 4, phone="5511911110001")
     assert away_messages(clinic).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hours_changed_during_a_closed_period_send_no_second_away_message(clinic, admin, graph):
+    """The period is named by when it ends: hours edited meanwhile rename it, yet it is the same night."""
+    tomorrow = timezone.now().astimezone(clinic.tzinfo).date() + timedelta(days=1)
+    set_hours(clinic, admin, week={hours.DAYS[tomorrow.weekday()]: [["10:00", "11:00"]]})
+    patient_writes("Oi", 1)
+    set_hours(clinic, admin, week={hours.DAYS[tomorrow.weekday()]: [["09:00", "11:00"]]})
+    patient_writes("Vocês abrem às 9h?", 2)
+    assert away_messages(clinic).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

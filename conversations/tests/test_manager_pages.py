@@ -9,32 +9,17 @@ from django.utils import timezone
 
 from conversations import clinic_hours, hours
 from conversations.actions.conversations import set_conversation_status
-from conversations.actions.hours import set_business_hours
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import send_outbound_message
 from conversations.models import AuditEvent, BusinessHours, Conversation, Role
+from conversations.tests.test_business_hours import CLOSED_WEEK, OPEN_WEEK, set_hours
 
 pytestmark = pytest.mark.usefixtures("simulated_number")
-OPEN_WEEK = {day: [["00:00", "24:00"]] for day in hours.DAYS}
-CLOSED_WEEK = {day: [] for day in hours.DAYS}
 
 
 @pytest.fixture
 def admin(clinic, make_member):
     return make_member(clinic, Role.ADMIN, first_name="Helena", last_name="Prado")
-
-
-def set_hours(clinic, admin, week, target=15):
-    set_business_hours(
-        clinic=clinic,
-        actor=admin,
-        timezone_name="America/Sao_Paulo",
-        week=week,
-        closed_dates=[],
-        away_mode="off",
-        away_message="Fechados.",
-        first_response_target_minutes=target,
-    )
 
 
 def form(**changes) -> dict:
@@ -75,6 +60,7 @@ def test_a_clinic_admin_sets_the_week_with_a_lunch_break_holidays_and_the_away_m
         ({"day_fri": "18:00–08:00"}, "termina antes de começar"),
         ({"closed_dates": "31/02/2026"}, "não é uma data"),
         ({"first_response_target_minutes": "0"}, "de 1 a"),
+        ({"first_response_target_minutes": "9" * 5000}, "de 1 a"),
         ({"away_message": ""}, "Escreva a mensagem"),
         ({"timezone": "Marte/Olympus"}, "fuso horário"),
     ],
@@ -100,7 +86,7 @@ def test_staff_read_the_hours_but_only_admins_change_them(client, clinic, member
 
 
 def test_another_clinics_admin_sees_and_changes_only_their_own_hours(client, clinic, admin, outsider, other_clinic):
-    set_hours(clinic, admin, CLOSED_WEEK)
+    set_hours(clinic, admin, CLOSED_WEEK, away_mode="off")
     client.force_login(outsider)
     page = client.get("/settings/hours/")
     assert "Fechada agora" not in page.text or "nenhum horário aberto" not in page.text
@@ -114,7 +100,7 @@ def test_another_clinics_admin_sees_and_changes_only_their_own_hours(client, cli
 
 @pytest.fixture
 def activity(clinic, admin, member):
-    set_hours(clinic, admin, OPEN_WEEK)
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off")
     conversation = receive_inbound_message(
         clinic=clinic, phone="5511987654321", content="Queria marcar", happened_at=timezone.now() - timedelta(minutes=7)
     ).conversation
@@ -141,6 +127,9 @@ def test_the_reports_page_takes_a_range_and_says_when_it_is_wrong(client, clinic
     assert len(re.findall(r"<th scope=\"row\">\d\d/\d\d</th><td>\d+</td><td>\d+</td>", page)) == 14
     wrong = client.get("/reports/", {"from": "2026-12-10", "to": "2026-12-01"}, follow=True).text
     assert "Período inválido" in wrong
+    for far in ("0001-01-01", "9999-12-31"):
+        page = client.get("/reports/", {"from": far, "to": far})
+        assert page.status_code == 200 and "Período inválido" in page.text
 
 
 def test_only_admins_see_reports_and_each_only_their_clinics(client, clinic, member, outsider, activity):
@@ -158,7 +147,7 @@ def test_only_admins_see_reports_and_each_only_their_clinics(client, clinic, mem
 def test_a_waiting_patient_shows_for_how_long_in_business_hours_and_is_marked_past_the_target(
     client, clinic, admin, member
 ):
-    set_hours(clinic, admin, OPEN_WEEK, target=15)
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off", first_response_target_minutes=15)
     receive_inbound_message(
         clinic=clinic, phone="5511911110001", content="Oi", happened_at=timezone.now() - timedelta(minutes=12)
     )
@@ -175,7 +164,7 @@ def test_a_waiting_patient_shows_for_how_long_in_business_hours_and_is_marked_pa
 
 
 def test_closed_hours_do_not_count_as_waiting(client, clinic, admin, member):
-    set_hours(clinic, admin, CLOSED_WEEK)
+    set_hours(clinic, admin, CLOSED_WEEK, away_mode="off")
     receive_inbound_message(
         clinic=clinic, phone="5511911110001", content="Oi", happened_at=timezone.now() - timedelta(hours=3)
     )
@@ -184,7 +173,7 @@ def test_closed_hours_do_not_count_as_waiting(client, clinic, admin, member):
 
 
 def test_the_awaiting_filter_lists_the_longest_wait_first_and_only_those_waiting(client, clinic, admin, member):
-    set_hours(clinic, admin, OPEN_WEEK)
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off")
     now = timezone.now()
     for phone, minutes in (("5511911110001", 5), ("5511922220002", 50), ("5511933330003", 20)):
         receive_inbound_message(clinic=clinic, phone=phone, content="Oi", happened_at=now - timedelta(minutes=minutes))
@@ -204,18 +193,18 @@ def test_the_awaiting_filter_lists_the_longest_wait_first_and_only_those_waiting
 
 
 def test_the_scripts_get_the_clinics_open_intervals_to_keep_waiting_times_ticking(client, clinic, admin, member):
-    set_hours(clinic, admin, OPEN_WEEK, target=25)
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off", first_response_target_minutes=25)
     client.force_login(member)
     clock = client.get("/inbox/hours/", HTTP_X_FRAGMENT="hours").json()
     assert clock["target_seconds"] == 25 * 60 and len(clock["intervals"]) == 1
     start, end = clock["intervals"][0]
     assert end - start >= 8 * 86400 * 1000
-    set_hours(clinic, admin, CLOSED_WEEK)
+    set_hours(clinic, admin, CLOSED_WEEK, away_mode="off")
     assert client.get("/inbox/hours/", HTTP_X_FRAGMENT="hours").json()["intervals"] == []
 
 
 def test_another_clinics_hours_never_reach_the_scripts(client, clinic, admin, outsider):
-    set_hours(clinic, admin, OPEN_WEEK, target=42)
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off", first_response_target_minutes=42)
     client.force_login(outsider)
     clock = client.get("/inbox/hours/", HTTP_X_FRAGMENT="hours").json()
     assert clock["target_seconds"] == 15 * 60 and len(clock["intervals"]) > 1, "their own usual week"

@@ -13,17 +13,15 @@ from django.db import connection
 from django.utils import timezone
 
 from conftest import APP_SECRET
-from conversations import hours, reports
-from conversations.actions.hours import set_business_hours
+from conversations import reports
 from conversations.actions.integrations import create_integration_token
 from conversations.management.commands.simulate_patients import notification
 from conversations.models import ActivityFact, Conversation, ConversationFact, Role
+from conversations.tests.test_business_hours import CLOSED_WEEK, OPEN_WEEK, set_hours
 from conversations.webhooks.whatsapp import receive_notification, signature_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NUMBER = "106540352242922"
-OPEN_WEEK = {day: [["00:00", "24:00"]] for day in hours.DAYS}
-CLOSED_WEEK = {day: [] for day in hours.DAYS}
 
 
 @pytest.fixture
@@ -33,21 +31,8 @@ def admin(clinic, make_member):
 
 @pytest.fixture
 def open_clinic(clinic, admin, whatsapp_channel):
-    set_hours(clinic, admin, OPEN_WEEK)
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off")
     return clinic
-
-
-def set_hours(clinic, admin, week, away_mode="off"):
-    set_business_hours(
-        clinic=clinic,
-        actor=admin,
-        timezone_name="America/Sao_Paulo",
-        week=week,
-        closed_dates=[],
-        away_mode=away_mode,
-        away_message="Estamos fechados.",
-        first_response_target_minutes=15,
-    )
 
 
 def patient_writes(text: str, *, phone: str = "5511987654321", at: datetime | None = None, n: int = 0) -> Conversation:
@@ -141,7 +126,7 @@ def test_the_assistant_answering_alone_is_told_from_staff_answering(jwt_client, 
 
 
 def test_the_away_message_is_no_answer(jwt_client, clinic, admin, member, whatsapp_channel):
-    set_hours(clinic, admin, CLOSED_WEEK, away_mode="always")
+    set_hours(clinic, admin, CLOSED_WEEK, away_message="Estamos fechados.")
     conversation = patient_writes("Boa noite")
     figures = report(jwt_client(admin), clinic)
     assert figures["first_response"]["count"] == 0, "the automatic away message answers nothing"
@@ -202,6 +187,10 @@ def test_only_clinic_admins_read_reports(jwt_client, clinic, make_member, role):
         ({"from": "2026-12-07", "to": "2026-12-01"}, "from"),
         ({"from": "2024-01-01", "to": "2026-01-01"}, "to"),
         ({"from": "2026-12-07", "to": "2026-12-01", "format": "csv"}, "from"),
+        ({"from": "9999-12-31", "to": "9999-12-31"}, "from"),
+        ({"from": "0001-01-01", "to": "0001-01-02"}, "from"),
+        ({"to": "9999-12-31", "format": "csv"}, "to"),
+        ({"format": "xml"}, "format"),
     ],
 )
 def test_a_bad_range_is_a_400_naming_the_field(jwt_client, clinic, admin, query, field):
@@ -259,8 +248,9 @@ def test_facts_rebuilt_from_the_messages_tell_what_was_recorded_live(jwt_client,
     live = report(jwt_client(admin), open_clinic)
     out = io.StringIO()
     call_command("rebuild_report_facts", stdout=out)
-    assert "has report facts already; skipped" in out.getvalue()
-    ActivityFact.objects.all().delete()
+    assert "0 attendances, 0 hours" in out.getvalue(), "nothing came before the facts recorded live"
+    assert report(jwt_client(admin), open_clinic) == live
+    ActivityFact.objects.all().delete()  # as before an upgrade: messages, and no facts
     ConversationFact.objects.all().delete()
     Conversation.objects.update(awaiting_since=None)
     call_command("rebuild_report_facts", "--clinic", "aurora", stdout=out)
@@ -323,3 +313,49 @@ def test_the_csv_comes_page_by_page_whole_and_in_order_for_the_server_too(
         return "".join([page async for page in reports.acsv_pages(period)])
 
     assert asyncio.run(served()) == "".join(reports.csv_pages(period)) == b"".join(pages).decode()
+
+
+def test_history_from_before_the_facts_is_added_once_and_live_figures_are_left_whole(
+    jwt_client, open_clinic, admin, member, settings
+):
+    """An upgrade: a conversation of ten days ago (stored before reports existed: no facts) and live traffic
+    since. The rebuild adds the old one, leaves today's as recorded, and adds nothing the second time."""
+    from django.core.management import call_command
+
+    from conversations.models import Contact, Message
+
+    settings.READ_CACHE = False
+    today = report(jwt_client(admin), open_clinic)
+    old_at = timezone.now().astimezone(open_clinic.tzinfo).replace(hour=10, minute=0) - timedelta(days=10)
+    patient = Contact.objects.create(clinic=open_clinic, phone="5511955550000", name="Antiga")
+    old = Conversation.objects.create(clinic=open_clinic, contact=patient, created_at=old_at, last_message_at=old_at)
+    for minutes, sender in ((0, "patient"), (6, "professional"), (30, "patient")):
+        Message.objects.create(
+            clinic=open_clinic,
+            conversation=old,
+            direction="inbound" if sender == "patient" else "outbound",
+            sender_type=sender,
+            sender=member if sender == "professional" else None,
+            content="antes",
+            status="delivered",
+            created_at=old_at + timedelta(minutes=minutes),
+        )
+    patient_writes("Hoje", at=timezone.now() - timedelta(minutes=3))  # live, after the upgrade
+    out = io.StringIO()
+    call_command("rebuild_report_facts", "--clinic", "aurora", stdout=out)
+    assert "1 attendances" in out.getvalue() and "1 conversations awaiting" in out.getvalue()
+    day = old_at.astimezone(open_clinic.tzinfo).date().isoformat()
+    then = report(jwt_client(admin), open_clinic, **{"from": day, "to": day})
+    assert then["messages"]["inbound"] == 2 and then["messages"]["staff"] == 1
+    assert then["first_response"]["count"] == 1 and 355 <= then["first_response"]["median_seconds"] <= 365
+    now = report(jwt_client(admin), open_clinic)
+    assert now["messages"]["inbound"] == today["messages"]["inbound"] + 1, "the live message, counted once"
+    old.refresh_from_db()
+    assert old.awaiting_since == old_at + timedelta(minutes=30)
+    call_command("rebuild_report_facts", "--clinic", "aurora", stdout=out)
+    assert (
+        out.getvalue()
+        .rstrip()
+        .endswith("0 attendances, 0 hours of messages, 0 conversations awaiting an answer added.")
+    )
+    assert report(jwt_client(admin), open_clinic, **{"from": day, "to": day}) == then

@@ -108,7 +108,8 @@ def _show_waiting(row: Conversation, hours: clinic_hours.ClinicHours, now) -> No
 
 def waiting_clock(clinic_id: int, now=None) -> dict:
     """What the scripts need to keep waiting times ticking without asking: the clinic's open intervals
-    from a day ago to a week ahead (ms since the epoch) and its first-response target."""
+    from a day ago to a week ahead (ms since the epoch), its first-response target, and the server's time
+    (a browser's clock may be minutes off)."""
     hours, now = clinic_hours.of(clinic_id), now or timezone.now()
     intervals, at, end = [], now - timedelta(days=1), now + timedelta(days=8)
     while at < end:
@@ -118,7 +119,11 @@ def waiting_clock(clinic_id: int, now=None) -> dict:
         if change is None:
             break
         at = change
-    return {"intervals": intervals, "target_seconds": hours.first_response_target_minutes * 60}
+    return {
+        "intervals": intervals,
+        "target_seconds": hours.first_response_target_minutes * 60,
+        "now": int(now.timestamp() * 1000),  # the server's clock, which the rows' times are read on
+    }
 
 
 def conversation_context(

@@ -15,7 +15,7 @@ from django.utils import timezone
 from conversations import clinic_hours, reports
 from conversations.actions.hours import MAX_AWAY_MESSAGE_CHARS, MAX_TARGET_MINUTES, set_business_hours
 from conversations.errors import ActionError, InvalidInput
-from conversations.hours import DAYS, MINUTES_A_DAY, minutes_of
+from conversations.hours import DAYS, MINUTES_A_DAY, minutes_of, whole_hours
 from conversations.models import AwayMode, Membership, Role
 from conversations.storable import storable
 from conversations.web import charts
@@ -32,7 +32,11 @@ DAY_NAMES = {
 }
 TIME = re.compile(r"^(\d{1,2})(?:[:h](\d{2})?)?$")
 SPLIT_INTERVAL = re.compile(r"\s*(?:-|–|—|\bàs\b|\ba\b)\s*")
-ZONES = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
+ZONES = sorted(
+    z
+    for z in zoneinfo.available_timezones()
+    if "/" in z and not z.startswith(("Etc/", "SystemV/")) and whole_hours(z)  # the reports count by the hour
+)
 BRAZIL_ZONES = [
     z
     for z in ZONES
@@ -127,7 +131,7 @@ def _checked_form(post) -> tuple[dict, dict[str, str]]:
     except ValueError as bad:
         errors["closed_dates"], closed_dates = f"“{bad}” não é uma data (use 25/12/2026).", []
     target = post.get("first_response_target_minutes", "")
-    if not target.isascii() or not target.isdigit() or not 1 <= int(target) <= MAX_TARGET_MINUTES:
+    if not (target.isascii() and target.isdigit() and len(target) <= 6) or not 1 <= int(target) <= MAX_TARGET_MINUTES:
         errors["first_response_target_minutes"] = f"Um número inteiro de minutos, de 1 a {MAX_TARGET_MINUTES}."
     away_mode = post.get("away_mode", "")
     if away_mode not in AwayMode.values:

@@ -22,9 +22,10 @@ export class WaitingClock {
     setInterval(() => this.tick(), TICK_MS);
   }
 
-  set({ intervals, target_seconds: target }) {
+  set({ intervals, target_seconds: target, now }) {
     this.intervals = intervals || [];
     this.target = target;
+    this.offset = now ? now - Date.now() : 0; // the rows' times are the server's: read them on its clock
     this.tick();
   }
 
@@ -38,7 +39,7 @@ export class WaitingClock {
   }
 
   tick() {
-    const now = Date.now();
+    const now = Date.now() + this.offset;
     for (const node of this.root.querySelectorAll(".waiting")) {
       const waited = Number(node.dataset.waited) + this.openMs(Number(node.dataset.baseAt), now) / 1000;
       const late = waited > this.target;

@@ -97,7 +97,7 @@ class ReportsView(ClinicAPIView):
     renderer_classes = [FastJSONRenderer, CSVRenderer]
 
     def perform_content_negotiation(self, request: Request, force: bool = False):
-        if request.query_params.get("format") == "csv":
+        if request.query_params.get("format") not in (None, "json"):
             return FastJSONRenderer(), "application/json"  # a refusal is JSON; the CSV is streamed by get()
         return super().perform_content_negotiation(request, force)
 
@@ -121,6 +121,8 @@ class ReportsView(ClinicAPIView):
         messages in and out, first response and resolution times (median, p90; wall time and business
         hours), the assistant alone vs. staff, each staff member, and patients' messages by weekday × hour."""
         require_admin(request)
+        if request.query_params.get("format") not in (None, "json", "csv"):
+            raise InvalidInput("format is csv, or json (the default).", field="format")
         today = timezone.now().astimezone(self.clinic.tzinfo).date()
         period = reports.period_of(
             self.clinic, request.query_params.get("from"), request.query_params.get("to"), today=today
