@@ -5,7 +5,8 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 720, 220
-MARGIN_LEFT, MARGIN_BOTTOM, MARGIN_TOP = 40, 28, 12
+# The axis is on the right: a narrow screen opens a chart of days scrolled to its latest days, and its axis.
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_BOTTOM, MARGIN_TOP = 8, 40, 28, 12
 COLORS = ("#1f6f5c", "#d9822b")  # the brand's green, and an orange that tells from it in grey too
 WEEKDAYS = ("seg", "ter", "qua", "qui", "sex", "sáb", "dom")
 
@@ -21,7 +22,7 @@ def _scale_top(highest: float) -> int:
 def bars_by_day(title: str, days: list[str], series: list[tuple[str, list[int]]]) -> SafeString:
     """Grouped bars, one group a day, one bar a series (at most two), with a legend and a round axis."""
     top = _scale_top(max((v for _, values in series for v in values), default=0) or 1)
-    plot_width = WIDTH - MARGIN_LEFT - 8
+    plot_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     plot_height = HEIGHT - MARGIN_BOTTOM - MARGIN_TOP
     group = plot_width / max(len(days), 1)
     bar = max(group * 0.8 / len(series), 1)
@@ -41,12 +42,12 @@ def bars_by_day(title: str, days: list[str], series: list[tuple[str, list[int]]]
         parts.append(
             format_html(
                 '<line x1="{}" x2="{}" y1="{}" y2="{}" class="grid"/><text x="{}" y="{}" class="axis" '
-                'text-anchor="end">{}</text>',
+                'text-anchor="start">{}</text>',
                 MARGIN_LEFT,
-                WIDTH - 8,
+                WIDTH - MARGIN_RIGHT,
                 f"{y:.1f}",
                 f"{y:.1f}",
-                MARGIN_LEFT - 4,
+                WIDTH - MARGIN_RIGHT + 4,
                 f"{y + 4:.1f}",
                 f"{value:g}",
             )
@@ -78,7 +79,7 @@ def bars_by_day(title: str, days: list[str], series: list[tuple[str, list[int]]]
                     day,
                 )
             )
-    parts.append(_legend([name for name, _ in series]))
+    parts.append(_legend([name for name, _ in series], right=True))
     parts.append(mark_safe("</svg>"))
     return _joined(parts)
 
@@ -171,8 +172,8 @@ def heatmap(title: str, by_hour: list[list[int]]) -> SafeString:
     return _joined(out)
 
 
-def _legend(names: list[str], y: int = 10) -> SafeString:
-    out, x = [], MARGIN_LEFT + 8
+def _legend(names: list[str], y: int = 10, right: bool = False) -> SafeString:
+    out, x = [], (WIDTH - MARGIN_RIGHT - 140 * len(names)) if right else MARGIN_LEFT
     for n, name in enumerate(names):
         out.append(
             format_html(
