@@ -42,6 +42,10 @@ class ClinicHours:
     def business_seconds(self, start: datetime, end: datetime) -> float:
         return hours.business_seconds(self.rule, start, end)
 
+    def deadline(self, start: datetime) -> datetime | None:
+        """When a wait that began at `start` passes the first-response target, in open time."""
+        return hours.business_deadline(self.rule, start, self.first_response_target_minutes * 60)
+
 
 _held: dict[int, tuple[ClinicHours, float]] = {}
 _lock = threading.Lock()

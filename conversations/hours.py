@@ -138,3 +138,20 @@ def business_seconds(hours: Hours, start: datetime, end: datetime) -> float:
             if overlap > 0:
                 total += overlap
     return total
+
+
+def business_deadline(hours: Hours, start: datetime, seconds: float) -> datetime | None:
+    """The moment `seconds` of open time have passed since `start` (a wait reaching the clinic's target), or
+    None if the clinic does not open for that long within LOOK_AHEAD_DAYS."""
+    left = seconds
+    day = start.astimezone(hours.tzinfo).date() - timedelta(days=1)
+    for offset in range(LOOK_AHEAD_DAYS + 2):
+        for opens, closes in _intervals_of(hours, day + timedelta(days=offset)):
+            begin = max(opens, start)
+            if closes <= begin:
+                continue
+            span = (closes - begin).total_seconds()
+            if span >= left:
+                return begin + timedelta(seconds=left)
+            left -= span
+    return None

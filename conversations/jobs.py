@@ -42,3 +42,9 @@ def send_read_receipt(message_id: int) -> None:
 def wake(conversation_id: int, *, at: datetime) -> None:
     """Bring a snoozed conversation back at `at` (kept in the database: it survives restarts)."""
     _enqueue("wake_conversation", conversation_id, at=at)
+
+
+def push(kind: str, *args, at: datetime | None = None) -> None:
+    """Tell staff's devices (Web Push) of a new patient message ("message", its id), a mention ("mention",
+    the note's id) or a wait past the target ("late", the conversation's id and when the wait began)."""
+    _enqueue("send_push", kind, *args, at=at)

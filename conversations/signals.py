@@ -8,7 +8,8 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 import realtime
-from conversations import access, clinic_hours, read_cache
+from conversations import access, clinic_hours, push, read_cache
+from conversations.actions.push import forget_login_devices, forget_member_devices
 from conversations.models import (
     ApiSession,
     BusinessHours,
@@ -75,6 +76,7 @@ def logged_out(sender, request, user, **kwargs) -> None:
         # Django sends this signal before it deletes the session: end the session first, or the re-check
         # set off below could find it still there and leave the user's sockets open.
         if request is not None and hasattr(request, "session"):
+            forget_login_devices(request.session.session_key or "")  # this browser's pushes end with it
             request.session.delete()
         _access_changed(user.pk)
 
@@ -102,7 +104,14 @@ def hours_changed(sender, instance, **kwargs) -> None:
     transaction.on_commit(lambda: broadcast.control({"type": "clinic_hours", "clinic_id": clinic_id}), robust=True)
 
 
+def membership_ended(sender, instance, **kwargs) -> None:
+    """Someone left a clinic: their devices are told nothing more of it."""
+    forget_member_devices(instance.user_id, instance.clinic_id)
+
+
 def connect() -> None:
+    broadcast.on_control("push_devices", push.forget)
+    post_delete.connect(membership_ended, sender=Membership, dispatch_uid="push-membership-ended")
     broadcast.on_control("whatsapp_channels", whatsapp_channels.forget)
     broadcast.on_control("clinic_hours", clinic_hours.forget)
     post_save.connect(hours_changed, sender=BusinessHours, dispatch_uid="clinic-hours-save")

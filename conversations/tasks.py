@@ -18,6 +18,7 @@ from conversations.actions.attempts import begin_delivery_attempt, finish_delive
 from conversations.actions.conversations import wake_conversation as wake
 from conversations.actions.media import attach_inbound_media, record_media_failure
 from conversations.actions.messages import update_message_status
+from conversations.actions.push import notify_late, notify_mention, notify_new_message
 from conversations.media import safe_file_name
 from conversations.models import DeliveryAttempt, Message, MessageStatus
 
@@ -203,3 +204,17 @@ def wake_conversation(conversation_id: int) -> str:
     """A snooze ends: the conversation is back in the open list (see actions.conversations)."""
     woken = wake(conversation_id=conversation_id)
     return "woken" if woken else "nothing to do"
+
+
+@task()
+def send_push(kind: str, *args) -> str:
+    """Web Push to staff's devices, from the worker: never on a request's path."""
+    if kind == "message":
+        told = notify_new_message(message_id=args[0])
+    elif kind == "mention":
+        told = notify_mention(note_id=args[0])
+    elif kind == "late":
+        told = notify_late(conversation_id=args[0], since=args[1])
+    else:
+        return f"unknown kind {kind!r}"
+    return f"{told} device(s) told"

@@ -230,6 +230,20 @@ PENDING_STATUS_DAYS = env_int("PENDING_STATUS_DAYS", 7)
 SIMULATOR_DELIVERED_AFTER_SECONDS = env_int("SIMULATOR_DELIVERED_AFTER_SECONDS", 2)
 SIMULATOR_READ_AFTER_SECONDS = env_int("SIMULATOR_READ_AFTER_SECONDS", 5)
 
+# --- Web Push to staff's devices -------------------------------------------------------------------------
+# The VAPID key pair that signs the pushes (`manage.py make_vapid_keys` prints a new one); without both, the
+# pages say push is not set up on this server and nothing is sent.
+WEB_PUSH_PUBLIC_KEY = env_str("WEB_PUSH_PUBLIC_KEY", "")
+WEB_PUSH_PRIVATE_KEY = env_str("WEB_PUSH_PRIVATE_KEY", "")
+WEB_PUSH_SUBJECT = env_str("WEB_PUSH_SUBJECT", "mailto:suporte@taskmed.com.br")
+# The push services a browser's subscription may point at (a host or its parent domain): the worker posts
+# to nothing else, so a forged subscription cannot turn it against another address.
+WEB_PUSH_HOSTS = env_list(
+    "WEB_PUSH_HOSTS",
+    ["fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com"],
+)
+WEB_PUSH_TIMEOUT_SECONDS = env_int("WEB_PUSH_TIMEOUT_SECONDS", 10)
+
 # --- Authentication ---------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import events, jobs, selectors
+from conversations import events, jobs, push, selectors
 from conversations.actions import reporting
 from conversations.actions.away import send_away_message
 from conversations.actions.contacts import (
@@ -213,6 +213,8 @@ def _store(
     if external_id is not None and message.direction == Direction.OUTBOUND:
         message = apply_pending_statuses(message)  # statuses WhatsApp reported before we knew the id
     send_away_message(conversation, message)
+    if message.sender_type == SenderType.PATIENT and "reaction" not in message.metadata and push.wanted(clinic.pk):
+        jobs.push("message", message.pk)  # staff's devices are told by the worker, after the commit
     return InboundResult(message, conversation, contact, created=True)
 
 

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.utils import timezone
 
-from conversations import clinic_hours, read_cache, wire
+from conversations import clinic_hours, jobs, push, read_cache, wire
 from conversations.actions.contacts import usable_identifier, whatsapp_id_of
 from conversations.actions.reporting import hour_of
 from conversations.models import (
@@ -488,6 +489,8 @@ def receive_usual_message(inbound: Inbound) -> UsualResult | None:
     # Cached reads first: a screen told of the message must not then read the list without it.
     read_cache.bump(read_cache.list_scope(inbound.clinic_id), read_cache.detail_scope(stored.result.conversation_id))
     log.committed(inbound.clinic_id, stored.last_seq, stored.events, stored.at)
+    if push.wanted(inbound.clinic_id):
+        jobs.push("message", stored.result.message_id)  # staff's devices, told by the worker
     return stored.result
 
 
@@ -513,4 +516,11 @@ async def areceive_usual_message(inbound: Inbound) -> UsualResult | None:
     )
     log.committed(inbound.clinic_id, stored.last_seq, stored.events, stored.at)
     await answered()
+    if push.configured():
+        wanted = push.held(inbound.clinic_id)
+        if wanted is None:
+            sql, params = push.statement(inbound.clinic_id)
+            wanted = push.remember(inbound.clinic_id, await db.execute(sql, params, every_row=False))
+        if wanted:  # staff's devices, told by the worker: queued from Django's thread
+            await sync_to_async(jobs.push)("message", stored.result.message_id)
     return stored.result

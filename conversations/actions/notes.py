@@ -6,7 +6,7 @@ import unicodedata
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from conversations import events, selectors
+from conversations import events, jobs, push, selectors
 from conversations.actions.audit import record_audit
 from conversations.actions.locks import lock_conversation
 from conversations.errors import InvalidInput, NotAMember
@@ -66,6 +66,8 @@ def add_note(*, conversation: Conversation, author: AbstractBaseUser, content: s
         ip=ip,
     )
     events.publish_note_new(note, mentions)
+    if mentions and push.wanted(conversation.clinic_id):
+        jobs.push("mention", note.pk)  # the mentioned colleagues' devices, by the worker
     return note
 
 

@@ -4,7 +4,17 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from conversations.api.errors import json_not_found
-from conversations.api.views import auth, clinic, contacts, conversations, messages, metrics, replies, stream
+from conversations.api.views import (
+    auth,
+    clinic,
+    contacts,
+    conversations,
+    messages,
+    metrics,
+    push,
+    replies,
+    stream,
+)
 
 urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="api-token"),
@@ -43,6 +53,8 @@ urlpatterns = [
     path("clinic/hours/", clinic.ClinicHoursView.as_view(), name="api-clinic-hours"),
     path("clinic/open/", clinic.ClinicOpenView.as_view(), name="api-clinic-open"),
     path("reports/", clinic.ReportsView.as_view(), name="api-reports"),
+    path("push/", push.PushView.as_view(), name="api-push"),
+    path("push/subscription/", push.PushDeviceView.as_view(), name="api-push-subscription"),
     path("presence/", stream.PresenceView.as_view(), name="api-presence"),
     path("socket/stats/", stream.SocketStatsView.as_view(), name="api-socket-stats"),
     path("health/", stream.HealthView.as_view(), name="api-health"),

@@ -17,6 +17,7 @@ from conversations.models.messages import (
     SenderType,
 )
 from conversations.models.privacy import ErasedIdentifier
+from conversations.models.push import PushSubscription
 from conversations.models.replies import QuickReply
 from conversations.models.reports import ActivityFact, ConversationFact, Responder
 
@@ -43,6 +44,7 @@ __all__ = [
     "MessageType",
     "Note",
     "PendingStatus",
+    "PushSubscription",
     "QuickReply",
     "ReadMarker",
     "Responder",

@@ -66,6 +66,8 @@ NOT_CLINIC_DATA = {
     "socket/stats/",  # counts only, a clinic admin's own clinic's (realtime/tests/test_http.py)
     "health/",
     "health/details/",  # the installation's state, operators only (realtime/tests/test_http.py)
+    "push/",  # the server's public VAPID key, the same for everyone
+    "push/subscription/",  # the caller's own device only (test_push.py: another clinic's touches nothing)
     "^.*$",
 }
 
