@@ -1,6 +1,6 @@
 """The workspace when things go wrong or run long: WebSocket refused (long-poll until it is back), a send
-that fails and is tried again, drafts across switching and reloading, older messages on scrolling up,
-and the tab title counting what arrives while the tab is in the background."""
+whose connection fails (kept and sent again once), drafts across switching and reloading, older messages
+on scrolling up, and the tab title counting what arrives while the tab is in the background."""
 
 import re
 import time
@@ -13,7 +13,8 @@ from playwright.sync_api import expect
 
 from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read
-from e2e.conftest import live, log_in, patient_writes, post_webhook
+from conversations.models import Message
+from e2e.conftest import in_thread, live, log_in, patient_writes, post_webhook
 from e2e.test_workspace import bubbles, open_as
 from realtime.tests.test_scale_out import server_env
 
@@ -69,14 +70,15 @@ def test_without_websocket_the_page_long_polls_then_goes_back_to_it(desk, serve,
 
 
 @pytest.mark.parametrize("fault", ["refused", "answer lost"])
-def test_a_failed_send_is_shown_once_and_tried_again_when_it_did_not_arrive(desk, serve, browser, fault):
+def test_a_send_whose_connection_fails_is_kept_and_sent_again_once(desk, serve, browser, fault):
+    """The outbox keeps the reply ("Na fila") and sends it again by itself with the same client_id: stored
+    once, whether the first attempt never arrived or the server had it and only the answer was lost."""
     host = serve(server_env())
     page = open_as(browser, host, desk["julia"], f"/inbox/{desk['carlos']}/")
     failing = {"on": True}
 
     def messages_route(route):
         if failing["on"] and route.request.method == "POST":
-            failing["on"] = False
             if fault == "answer lost":
                 route.fetch()  # the server stores it, and the answer is lost on the way back
             route.abort("connectionreset")
@@ -86,12 +88,13 @@ def test_a_failed_send_is_shown_once_and_tried_again_when_it_did_not_arrive(desk
     page.route("**/api/conversations/*/messages/", messages_route)
     page.get_by_role("textbox", name="Mensagem").fill("Confirmado!")
     page.get_by_role("textbox", name="Mensagem").press("Enter")
-    if fault == "refused":
-        page.get_by_role("button", name="Tentar de novo").click(timeout=10_000)
+    expect(page.locator(".pending-local .queued-label")).to_contain_text("Na fila", timeout=10_000)
+    failing["on"] = False  # the connection is back
     confirmed = page.locator(".timeline .message[data-message-id]", has_text="Confirmado!")
-    expect(confirmed).to_have_count(1, timeout=10_000)  # stored, and confirmed in place
+    expect(confirmed).to_have_count(1, timeout=15_000)  # sent again by the outbox, confirmed in place
     expect(bubbles(page, "Confirmado!")).to_have_count(1)
     expect(page.get_by_role("textbox", name="Mensagem")).to_have_value("")
+    assert in_thread(Message.objects.filter(content="Confirmado!").count) == 1
     page.reload()
     expect(bubbles(page, "Confirmado!")).to_have_count(1, timeout=10_000)
 

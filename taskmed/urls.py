@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from conversations.admin import support_password_change
+from conversations.web.app import manifest, notification_settings, offline, service_worker
 from conversations.web.attachments import attachment
 from conversations.web.clinics import choose_clinic
 from conversations.web.form_posts import (
@@ -44,6 +45,10 @@ urlpatterns = [
     path("labels/new/", new_label, name="new-label"),
     path("search/", search_page, name="search"),
     path("settings/hours/", business_hours_page, name="business-hours"),
+    path("settings/notifications/", notification_settings, name="notification-settings"),
+    path("manifest.webmanifest", manifest, name="manifest"),
+    path("sw.js", service_worker, name="service-worker"),
+    path("offline/", offline, name="offline"),
     path("reports/", reports_page, name="reports"),
     path("board/", board, name="board"),
     path("board/cards/<int:conversation_id>/", board_card, name="board-card"),

@@ -27,7 +27,16 @@ def test_no_action_imports_the_tasks():
 
 def test_actions_that_queue_work_do_it_through_jobs():
     queuing = [path.name for path in ACTIONS.glob("*.py") if "conversations.jobs" in imported_modules(path)]
-    assert sorted(queuing) == ["attempts.py", "away.py", "conversations.py", "inbound.py", "messages.py"]
+    assert sorted(queuing) == [
+        "attempts.py",
+        "away.py",
+        "conversations.py",
+        "inbound.py",
+        "inbound_fast.py",
+        "messages.py",
+        "notes.py",
+        "push.py",
+    ]
 
 
 def test_the_api_and_the_stream_reach_the_callers_clinic_through_access_not_the_pages():

@@ -635,6 +635,9 @@ def test_every_page_route_has_a_tenancy_check():
     another clinic's staff get nothing of it; a new page fails here until it has one."""
     from django.urls import get_resolver
 
+    from conversations.tests.test_app_pages import (
+        test_the_notification_preferences_need_a_login_and_show_the_members_own_clinic,
+    )
     from conversations.tests.test_manager_pages import (
         test_another_clinics_admin_sees_and_changes_only_their_own_hours,
         test_another_clinics_hours_never_reach_the_scripts,
@@ -667,8 +670,10 @@ def test_every_page_route_has_a_tenancy_check():
         "business-hours": test_another_clinics_admin_sees_and_changes_only_their_own_hours,
         "reports": test_only_admins_see_reports_and_each_only_their_clinics,
         "inbox-hours": test_another_clinics_hours_never_reach_the_scripts,
+        "notification-settings": test_the_notification_preferences_need_a_login_and_show_the_members_own_clinic,
     }
-    no_clinic_data = {"home", "login", "logout", "metrics"}  # a redirect, signing in and out, operators' counts
+    # A redirect, signing in and out, operators' counts; the app's manifest, service worker and offline page.
+    no_clinic_data = {"home", "login", "logout", "metrics", "manifest", "service-worker", "offline"}
     pages = {
         pattern.name
         for pattern in get_resolver().url_patterns

@@ -1,10 +1,10 @@
 // The composer of the open conversation: Enter sends, Shift+Enter breaks the line; files by button,
-// drag-and-drop or paste, checked against WhatsApp's limits before upload; the message shows at once
-// (with a client_id, so a retry is never stored twice); a draft per conversation survives switching and
-// reloading; typing hints go out while typing, throttled. In "Nota interna" mode the text is an internal
+// drag-and-drop or paste, checked against WhatsApp's limits before upload; the message shows at once and
+// goes through this device's outbox (outbox.js: kept until the server has it, sent once by its client_id,
+// back here with the reason if refused); a draft per conversation survives switching and reloading; typing hints go out while typing, throttled. In "Nota interna" mode the text is an internal
 // note for colleagues instead (POST …/notes/), never sent to the patient.
 
-import { api, HttpError } from "./api.js";
+import { announce, api, HttpError } from "./api.js";
 
 const TYPING_EVERY_MS = 2500;
 const TYPING_IDLE_MS = 5000;
@@ -451,14 +451,39 @@ export class Composer {
       return;
     }
     this.showError("");
-    const outgoing = { content, file: this.file, clientId: newClientId(), draftKey: this.draftKey };
+    const reply = { clientId: newClientId(), conversationId: this.conversationId, content, file: this.file };
     this.text.value = "";
     localStorage.removeItem(this.draftKey);
     this.attach(null);
     this.typing(false);
-    this.timeline.showPending(outgoing, () => this.post(outgoing));
-    await this.post(outgoing);
+    this.timeline.showPending(reply);
+    try {
+      await this.timeline.outbox.add(reply); // kept on this device first, then sent (outbox.js)
+    } catch (unavailable) {
+      // No IndexedDB (a private window may refuse it): nothing was kept, so the reply goes back to the box.
+      this.timeline.keptNode(reply.clientId)?.remove();
+      this.restore(reply, "Este navegador não guarda respostas (armazenamento bloqueado); nada foi enviado.");
+      return;
+    }
     this.text.focus();
+  }
+
+  // A reply the server refused, back in the box with its file and the server's reason, to fix or discard.
+  async takeBack(clientId) {
+    const entry = await this.timeline.outbox.take(clientId);
+    this.timeline.keptNode(clientId)?.remove();
+    if (!entry || !this.form.isConnected) return;
+    const file = entry.file ? new File([entry.file], entry.fileName || "arquivo", { type: entry.file.type }) : null;
+    this.restore({ content: entry.content, file }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
+  }
+
+  restore(reply, reason) {
+    const typed = this.text.value.trim();
+    this.text.value = typed ? `${reply.content}\n${typed}` : reply.content;
+    if (this.text.value) localStorage.setItem(this.draftKey, this.text.value);
+    if (reply.file) this.attach(reply.file);
+    this.showError(reason);
+    announce(reason);
   }
 
   async writeNote() {
@@ -474,22 +499,5 @@ export class Composer {
       this.showError(`Nota não salva: ${failure(error)}`); // the text stays in the box, to try again
     }
     this.text.focus();
-  }
-
-  async post(outgoing) {
-    const url = `/api/conversations/${this.conversationId}/messages/`;
-    let body = { content: outgoing.content, client_id: outgoing.clientId };
-    if (outgoing.file) {
-      body = new FormData();
-      body.append("content", outgoing.content);
-      body.append("client_id", outgoing.clientId);
-      body.append("file", outgoing.file, outgoing.file.name);
-    }
-    try {
-      const message = await api("POST", url, body);
-      await this.timeline.confirm(outgoing.clientId, message.id);
-    } catch (error) {
-      this.timeline.failPending(outgoing.clientId, failure(error), outgoing);
-    }
   }
 }

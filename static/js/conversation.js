@@ -32,7 +32,7 @@ function isStale(node, existing) {
 }
 
 export class OpenConversation {
-  constructor({ workspace, stream, presence, list, config }) {
+  constructor({ workspace, stream, presence, list, config, outbox }) {
     this.workspace = workspace;
     this.stream = stream;
     this.presence = presence;
@@ -41,7 +41,6 @@ export class OpenConversation {
     this.id = null;
     this.readUpTo = 0;
     this.laterStatus = new Map(); // message id → a status that came before its bubble
-    this.stored = new Set(); // client ids the server has confirmed by a message:new frame
     this.recent = []; // frames of the last seconds, re-applied after a switch (the panes may predate them)
     presence.addEventListener("change", (event) => {
       this.showPresence();
@@ -57,6 +56,7 @@ export class OpenConversation {
       event.preventDefault();
       this.correctPatient(form);
     });
+    this.bindOutbox(outbox);
     this.mount();
   }
 
@@ -119,6 +119,7 @@ export class OpenConversation {
     });
     this.bindHeader();
     this.bindTimeline();
+    this.showKept();
     const fresh = Date.now() - RECENT_MS;
     for (const { frame, at } of this.recent) if (at > fresh && frame.conversation_id === this.id) this.apply(frame, false);
     this.scrollToStart();
@@ -357,7 +358,7 @@ export class OpenConversation {
       if (!target) return;
       if (target.matches("[data-load-older]")) this.loadOlder();
       else if (target.matches("[data-resend]")) this.resend(target.closest(".message"));
-      else if (target.matches("[data-retry-send]")) target.closest(".message")?.retry?.();
+      else if (target.matches("[data-cancel-send]")) this.cancelKept(target.closest(".message"));
       else if (target.matches("[data-use-suggestion]")) {
         this.composer?.useText(target.closest(".note").querySelector(".text").textContent);
       }
@@ -393,7 +394,6 @@ export class OpenConversation {
   }
 
   apply(frame, remember = true) {
-    if (frame.type === "message:new" && frame.data?.message?.client_id) this.stored.add(frame.data.message.client_id);
     if (remember) {
       this.recent.push({ frame, at: Date.now() });
       if (this.recent.length > 200) this.recent.shift();
@@ -561,44 +561,97 @@ export class OpenConversation {
     }
   }
 
-  // --- Sending (the composer calls these) ----------------------------------------------------------
+  // --- Sending: every reply goes through the outbox (outbox.js), and its bubble says where it is ---------
 
-  showPending(outgoing, retry) {
+  bindOutbox(outbox) {
+    this.outbox = outbox;
+    for (const type of ["queued", "sending", "waiting"]) {
+      outbox.addEventListener(type, ({ detail }) => this.showKeptState(detail.clientId, type, detail.writtenAt));
+    }
+    outbox.addEventListener("sent", ({ detail }) => {
+      if (detail.conversationId === this.id) this.confirm(detail.clientId, detail.messageId);
+    });
+    outbox.addEventListener("cancelled", ({ detail }) => this.keptNode(detail.clientId)?.remove());
+    outbox.addEventListener("refused", ({ detail }) => {
+      if (detail.conversationId === this.id) this.composer?.takeBack(detail.clientId);
+      else announce(`Uma resposta de outra conversa foi recusada: ${detail.reason}. Ela volta ao abrir a conversa.`);
+    });
+  }
+
+  keptNode(clientId) {
+    return this.timeline?.querySelector(`.pending-local[data-client-id="${clientId}"]`);
+  }
+
+  // The replies this device keeps for the conversation just opened: queued ones shown as such, refused
+  // ones back in the composer with the server's reason.
+  async showKept() {
+    if (!this.outbox || !this.id) return;
+    const id = this.id;
+    let entries = [];
+    try {
+      entries = await this.outbox.entriesOf(id);
+    } catch (unavailable) {
+      return;
+    }
+    if (id !== this.id) return;
+    for (const entry of entries) {
+      if (entry.state === "refused") {
+        this.composer?.takeBack(entry.clientId);
+      } else if (!this.timeline.querySelector(`.message[data-client-id="${entry.clientId}"]:not(.pending-local)`)) {
+        this.showPending({ ...entry, file: entry.file ? { name: entry.fileName } : null });
+        this.showKeptState(entry.clientId, entry.state === "sending" ? "sending" : "waiting", entry.writtenAt);
+      }
+    }
+  }
+
+  showPending(outgoing) {
+    if (this.keptNode(outgoing.clientId)) return;
     const node = document.getElementById("pending-message-template").content.firstElementChild.cloneNode(true);
     node.dataset.clientId = outgoing.clientId;
     node.querySelector(".text").textContent = outgoing.content;
     if (outgoing.file) node.querySelector(".files").textContent = `📎 ${outgoing.file.name}`;
-    node.retry = () => {
-      node.querySelector(".send-error").hidden = true;
-      node.querySelector("[data-retry-send]").hidden = true;
-      retry();
-    };
     this.timeline.append(node);
     this.timeline.scrollTop = this.timeline.scrollHeight;
   }
 
+  // "sending": on its way (◔ Enviando…); "queued"/"waiting": kept until the connection is back (Na fila · the
+  // time it was written), and it can still be cancelled.
+  showKeptState(clientId, state, writtenAt) {
+    const node = this.keptNode(clientId);
+    if (!node) return;
+    const waiting = state === "waiting";
+    node.dataset.outbox = waiting ? "queued" : "sending";
+    if (writtenAt) {
+      const time = new Date(writtenAt).toLocaleTimeString("pt-BR", {
+        hour: "2-digit", minute: "2-digit", timeZone: this.workspace.dataset.timezone || undefined, // the clinic's clock, as the timeline's
+      });
+      node.querySelector(".queued-label").dataset.time = time;
+    }
+    const label = node.querySelector(".queued-label");
+    label.textContent = waiting ? `Na fila · ${label.dataset.time || ""}`.trim() : "Enviando…";
+    const tick = node.querySelector(".tick");
+    tick.textContent = waiting ? "◷" : "◔";
+    tick.title = waiting ? "Na fila: será enviada quando a conexão voltar" : "Enviando";
+    tick.setAttribute("aria-label", tick.title);
+    node.querySelector("[data-cancel-send]").hidden = !waiting;
+  }
+
+  async cancelKept(node) {
+    const outcome = await this.outbox.cancel(node.dataset.clientId);
+    if (outcome === "cancelled") {
+      node.remove();
+      announce("Resposta cancelada: não será enviada.");
+    } else if (outcome === "sending") {
+      announce("A resposta já está sendo enviada e não pode mais ser cancelada.");
+    }
+  }
+
   async confirm(clientId, messageId) {
     if (this.messageNode(messageId)) {
-      this.timeline.querySelector(`.pending-local[data-client-id="${clientId}"]`)?.remove();
+      this.keptNode(clientId)?.remove();
       return;
     }
     await this.refreshMessage(messageId, clientId);
-  }
-
-  failPending(clientId, reason, outgoing) {
-    if (this.stored.has(clientId)) return; // its message:new came: stored, only the answer was lost
-    const node = this.timeline.querySelector(`.pending-local[data-client-id="${clientId}"]`);
-    if (!node) {
-      // Switched away meanwhile: the text goes back to that conversation's draft, never lost.
-      if (outgoing?.content) localStorage.setItem(outgoing.draftKey, outgoing.content);
-      announce(`Mensagem não enviada: ${reason}. O texto voltou para o rascunho.`);
-      return;
-    }
-    const error = node.querySelector(".send-error");
-    error.textContent = reason;
-    error.hidden = false;
-    node.querySelector("[data-retry-send]").hidden = false;
-    announce(`Mensagem não enviada: ${reason}`);
   }
 
   async resend(node) {

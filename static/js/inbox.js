@@ -7,6 +7,7 @@ import { OpenConversation } from "./conversation.js";
 import { bindShortcuts } from "./keys.js";
 import { ConversationList } from "./list.js";
 import { Notifier } from "./notify.js";
+import { Outbox } from "./outbox.js";
 import { Presence } from "./presence.js";
 import { ClinicStream } from "./realtime.js";
 import { WaitingClock } from "./waiting.js";
@@ -23,7 +24,8 @@ const list = new ConversationList(document.querySelector(".conversation-list"), 
   me: settings.user_id,
   emptyText: settings.empty_list,
 });
-const open = new OpenConversation({ workspace, stream, presence, list, config: settings });
+const outbox = new Outbox({ userId: settings.user_id, clinicId: Number(workspace.dataset.clinicId) });
+const open = new OpenConversation({ workspace, stream, presence, list, config: settings, outbox });
 const waiting = new WaitingClock(document.querySelector(".conversation-list"), settings.waiting);
 
 const FRESH_MS = 120000;
@@ -56,6 +58,7 @@ stream.on("frame", (frame) => {
     return;
   }
   if (frame.type === "hello") {
+    outbox.flush(); // the server is reachable again: what waits on this device goes now, in order
     open.announceViewing(); // a new socket: tell colleagues again who has what open
     presence.load();
     return;
@@ -126,3 +129,4 @@ function atMidnight() {
 atMidnight();
 
 stream.start();
+outbox.flush(); // replies kept from before this page (a reload offline, a closed tab)
