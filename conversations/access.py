@@ -14,14 +14,14 @@ from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 import realtime
 from conversations.actions.messages import mark_read
 from conversations.errors import ActionError
-from conversations.models import ApiSession, Clinic, Conversation, Membership, Message
+from conversations.logins import session_is_open
+from conversations.models import Clinic, Conversation, Membership, Message
 from conversations.selectors import membership_for
 from realtime import auth as stream_auth
 from realtime.auth import CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, Caller, Refused, TokenClaims
@@ -111,23 +111,6 @@ def forget_members(message: dict | None = None) -> None:
         stream_auth.forget(user_id)
         for key in [k for k in _members if user_id is None or k[0] == user_id]:
             _members.pop(key, None)
-
-
-def session_is_open(sid: str | None, user) -> bool:
-    """Whether the API session of a token (its `sid`) is still logged in, with the password it logged in
-    with: a password changed since, by whatever path, ends it (as Django's session hash does for browsers)."""
-    if not sid:
-        return False
-    stamp = (
-        ApiSession.objects.filter(sid=sid, user=user, revoked_at__isnull=True)
-        .values_list("auth_hash", flat=True)
-        .first()
-    )
-    if stamp is None:
-        return False
-    # As Django's sessions: the hash under SECRET_KEY, or under a key being rotated out (SECRET_KEY_FALLBACKS).
-    hashes = (user.get_session_auth_hash(), *user.get_session_auth_fallback_hash())
-    return any(constant_time_compare(stamp, hashed) for hashed in hashes)
 
 
 def display_name(user) -> str:

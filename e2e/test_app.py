@@ -3,6 +3,7 @@ keeps only the application shell), replies typed offline kept in the browser and
 connection is back — through a reload while offline and with another tab of the same user open — and the
 whole workflow on a 390 px phone with a thumb (targets of 44 px), with screenshots for the README."""
 
+import json
 import re
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from conversations.models import Message
-from e2e.conftest import in_thread, live, screenshot
+from e2e.conftest import in_thread, live, log_in, screenshot
 from e2e.test_workspace import PNG, bubbles, open_as, team  # noqa: F401 (the fixture)
 from realtime.tests.test_scale_out import server_env
 
@@ -227,3 +228,46 @@ def test_on_a_phone_the_whole_workflow_works_with_a_thumb(team, serve, worker, b
     pending = phone.locator(".board-column", has_text="Pendente")
     expect(pending.locator(".card-item", has_text="Carlos Lima")).to_have_count(1, timeout=10_000)
     no_sideways_scroll(phone)
+
+
+def test_a_push_the_service_worker_receives_is_shown_naming_the_clinic_and_the_conversation(team, serve, browser):  # noqa: F811
+    """What the worker sends (test_push.py decrypts it at a push service stand-in), delivered to this
+    browser's service worker as the push service would: a notification naming the clinic, never the patient."""
+    host = serve(server_env())
+    context = browser.new_context()
+    context.grant_permissions(["notifications"], origin=f"http://{host}")
+    page = context.new_page()
+    log_in(page, host, team["julia"])
+    page.goto(f"http://{host}/inbox/")
+    controlled(page)
+    scope = page.evaluate("navigator.serviceWorker.getRegistration().then((r) => r.scope)")
+    cdp = context.new_cdp_session(page)
+    registrations = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    page.wait_for_timeout(500)
+    registration_id = next(r["registrationId"] for r in registrations if r["scopeURL"] == scope)
+    data = {
+        "kind": "message",
+        "title": "Clínica Aurora",
+        "body": "Nova mensagem",
+        "conversation_id": team["maria"],
+        "url": f"/inbox/{team['maria']}/",
+    }
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": f"http://{host}", "registrationId": registration_id, "data": json.dumps(data)},
+    )
+    page.wait_for_function("navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.length > 0)")
+    shown = page.evaluate(
+        """navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((found) =>
+             found.map((n) => ({title: n.title, body: n.body, tag: n.tag, url: n.data.url})))"""
+    )
+    assert shown == [
+        {
+            "title": "Clínica Aurora",
+            "body": "Nova mensagem",
+            "tag": f"conversation-{team['maria']}",
+            "url": f"/inbox/{team['maria']}/",
+        }
+    ]

@@ -7,6 +7,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from conversations.actions.audit import record_audit
 from conversations.actions.push import forget_login_devices
+from conversations.logins import api_login_key
 from conversations.models import ApiSession, Membership
 
 
@@ -31,11 +32,6 @@ def revoke_api_session(*, sid: str, user: AbstractBaseUser, ip: str | None = Non
     record_audit(clinic_id=session.clinic_id, actor=user, action="api.logout", obj=session, ip=ip)
     forget_login_devices(api_login_key(sid))  # the devices it subscribed are told nothing more
     return True
-
-
-def api_login_key(sid: str) -> str:
-    """How a push subscription made with an API session's tokens names that login."""
-    return f"api:{sid}"
 
 
 class RefreshReused(Exception):

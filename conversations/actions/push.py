@@ -15,6 +15,7 @@ from django.utils import timezone
 from conversations import clinic_hours, jobs, push
 from conversations.actions.audit import record_audit
 from conversations.errors import InvalidInput, NotAMember
+from conversations.logins import login_is_open
 from conversations.models import Clinic, Conversation, Membership, Message, Note, PushSubscription, SenderType
 from conversations.selectors import is_member
 from realtime import broadcast
@@ -115,7 +116,13 @@ def _members(clinic_id: int) -> Q:
 def _tell(devices, kind: str, clinic: Clinic, conversation_id: int) -> int:
     data = push.payload(kind, clinic.name, conversation_id)
     told = 0
-    for device in devices:
+    for device in devices.select_related("user"):
+        if not login_is_open(device.session_key, device.user):
+            # The login that subscribed it ended without a logout we saw: a password changed (by support, a
+            # reset), the session expired. The device hears nothing more until its member subscribes again.
+            PushSubscription.objects.filter(pk=device.pk).delete()
+            push.forget({"clinic_id": clinic.pk})
+            continue
         outcome = push.send(device, data)
         if outcome == "gone":
             PushSubscription.objects.filter(pk=device.pk).delete()

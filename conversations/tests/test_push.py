@@ -344,3 +344,42 @@ def test_every_path_a_patient_message_takes_is_pushed_once(
     assert response.status_code == 200 and whatsapp.stored_by()["event_loop"] == on_loop + 1
     run_worker()
     assert [julia.read(push)["kind"] for push in service.to("julia")] == ["message"] * 3
+
+
+@pytest.mark.parametrize("ending", ["password changed", "deactivated", "browser session expired"])
+def test_a_login_that_ended_without_a_logout_tells_its_device_nothing_more(
+    jwt_client, clinic, member, admin, service, whatsapp_channel, ending
+):
+    from django.contrib.sessions.models import Session
+    from rest_framework.test import APIClient
+
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off")
+    subscribe(jwt_client(member), Browser(service, "api"))
+    browser = APIClient()
+    browser.force_login(member)
+    browser.get("/inbox/")
+    assert (
+        browser.put("/api/push/subscription/", Browser(service, "tab").subscription(), format="json").status_code == 200
+    )
+    patient_writes("Oi")
+    run_worker()
+    assert (len(service.to("api")), len(service.to("tab"))) == (1, 1), "both logins open: both told"
+    if ending == "password changed":
+        member.set_password("uma-senha-nova-e-longa")  # support's change, a reset: no logout seen here
+        member.save()
+    elif ending == "deactivated":
+        member.is_active = False
+        member.save(update_fields=["is_active"])
+    else:
+        Session.objects.all().delete()  # expired and cleared
+        subscribe(jwt_client(member), Browser(service, "api2"))  # another login, still open
+    patient_writes("Alguém?", 1)
+    run_worker()
+    left = set(PushSubscription.objects.values_list("endpoint", flat=True))
+    if ending == "browser session expired":  # the API login is still open, and told; the browser's is not
+        assert (len(service.to("api")), len(service.to("tab")), len(service.to("api2"))) == (2, 1, 1)
+        assert left == {Browser(service, "api").endpoint, Browser(service, "api2").endpoint}
+    else:
+        assert (len(service.to("api")), len(service.to("tab"))) == (1, 1), "nothing more to the ended logins"
+        if ending == "password changed":
+            assert left == set(), "the devices of the ended logins are removed"

@@ -8,11 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from conversations import push
-from conversations.actions.api_sessions import api_login_key
 from conversations.actions.push import PREFERENCES, subscribe_device, unsubscribe_device
 from conversations.api.inputs import StrictCharField, StrictSerializer
 from conversations.api.outputs import ErrorOut
 from conversations.api.views.base import ClinicAPIView, client_ip
+from conversations.logins import api_login_key
 from conversations.models import PushSubscription
 
 PushOut = inline_serializer(
