@@ -5,12 +5,14 @@ clinics have devices to tell at all (so the webhook's fast path asks the worker 
 
 import json
 import logging
+import re
 import threading
 import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
+from urllib3.util import parse_url
 
 from conversations.models import PushSubscription
 
@@ -23,32 +25,50 @@ BODIES = {
     "late": "Paciente aguardando além da meta de resposta",
 }
 RELOAD_SECONDS = 60.0
+CONNECT_SECONDS = 3
 
 
 def configured() -> bool:
     return bool(settings.WEB_PUSH_PUBLIC_KEY and settings.WEB_PUSH_PRIVATE_KEY)
 
 
+UNSAFE_IN_ENDPOINT = re.compile(r"[\\@\s\x00-\x1f\x7f]")
+
+
 def allowed_endpoint(endpoint: str) -> bool:
-    """Whether a subscription's endpoint is one of the push services this server posts to (HTTPS; plain
-    HTTP only to this machine, for a stand-in)."""
+    """Whether a subscription's endpoint is one of the push services this server posts to: HTTPS on the
+    usual port (plain HTTP only to this machine, for a stand-in). Nothing that URL parsers read differently
+    (a backslash, credentials, spaces, control characters) is taken, and the host must be the same to the
+    standard library's parser and to the HTTP client's (urllib3), which is the one that connects."""
+    if not isinstance(endpoint, str) or UNSAFE_IN_ENDPOINT.search(endpoint):
+        return False
     try:
         parts = urlsplit(endpoint)
-        host = (parts.hostname or "").lower()
+        host, port = (parts.hostname or "").lower(), parts.port
+        connects_to = (parse_url(endpoint).host or "").lower()
     except ValueError:
         return False
-    if parts.scheme != "https" and not (parts.scheme == "http" and host in ("127.0.0.1", "localhost")):
+    local = host in ("127.0.0.1", "localhost")
+    if host != connects_to or not host:
+        return False
+    if parts.scheme == "https":
+        if port not in (None, 443) and not local:
+            return False
+    elif not (parts.scheme == "http" and local):
         return False
     return any(host == allowed or host.endswith(f".{allowed}") for allowed in settings.WEB_PUSH_HOSTS)
 
 
-def payload(kind: str, clinic_name: str, conversation_id: int) -> dict:
+def payload(kind: str, clinic_id: int, clinic_name: str, conversation_id: int) -> dict:
+    """What a device is told: the clinic, what happened and where to look — nothing about the patient. The
+    URL names the clinic, so a member of several is taken to it (after choosing it, or logging in)."""
     return {
         "kind": kind,
         "title": clinic_name,
         "body": BODIES[kind],
+        "clinic_id": clinic_id,
         "conversation_id": conversation_id,
-        "url": f"/inbox/{conversation_id}/",
+        "url": f"/inbox/{conversation_id}/?clinic={clinic_id}",
     }
 
 
@@ -66,7 +86,7 @@ def send(subscription: PushSubscription, data: dict) -> str:
             vapid_private_key=settings.WEB_PUSH_PRIVATE_KEY,
             vapid_claims={"sub": settings.WEB_PUSH_SUBJECT},
             ttl=TTL_SECONDS,
-            timeout=settings.WEB_PUSH_TIMEOUT_SECONDS,
+            timeout=(CONNECT_SECONDS, settings.WEB_PUSH_TIMEOUT_SECONDS),  # a push service away fails fast
         )
     except WebPushException as refused:
         status = getattr(refused.response, "status_code", None)

@@ -206,9 +206,10 @@ def wake_conversation(conversation_id: int) -> str:
     return "woken" if woken else "nothing to do"
 
 
-@task()
+@task(queue_name="push")
 def send_push(kind: str, *args) -> str:
-    """Web Push to staff's devices, from the worker: never on a request's path."""
+    """Web Push to staff's devices, from the worker: never on a request's path. A queue of its own, so a push
+    service that answers slowly never holds up a reply to a patient (deploy/systemd/taskmed-push.service)."""
     if kind == "message":
         told = notify_new_message(message_id=args[0])
     elif kind == "mention":

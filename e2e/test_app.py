@@ -251,8 +251,9 @@ def test_a_push_the_service_worker_receives_is_shown_naming_the_clinic_and_the_c
         "kind": "message",
         "title": "Clínica Aurora",
         "body": "Nova mensagem",
+        "clinic_id": 1,
         "conversation_id": team["maria"],
-        "url": f"/inbox/{team['maria']}/",
+        "url": f"/inbox/{team['maria']}/?clinic=1",
     }
     cdp.send(
         "ServiceWorker.deliverPushMessage",
@@ -268,6 +269,38 @@ def test_a_push_the_service_worker_receives_is_shown_naming_the_clinic_and_the_c
             "title": "Clínica Aurora",
             "body": "Nova mensagem",
             "tag": f"conversation-{team['maria']}",
-            "url": f"/inbox/{team['maria']}/",
+            "url": f"/inbox/{team['maria']}/?clinic=1",
         }
     ]
+
+
+def test_a_reply_discarded_while_its_attempt_is_out_is_never_brought_back(team, serve, browser):  # noqa: F811
+    """Sair in another tab discards the replies kept on the device; the attempt already out, failing
+    afterwards, must not write its reply back into the outbox (and send it)."""
+    host = serve(server_env())
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    other_tab = julia.context.new_page()
+    other_tab.goto(f"http://{host}/board/")
+    held = []
+
+    def hold_first(route):
+        if route.request.method == "POST" and not held:
+            held.append(route)  # answered below, after the discard
+        else:
+            route.continue_()
+
+    julia.route("**/api/conversations/*/messages/", hold_first)
+    julia.get_by_role("textbox", name="Mensagem").fill("Esta foi descartada")
+    julia.get_by_role("textbox", name="Mensagem").press("Enter")
+    julia.wait_for_function("document.querySelector('.pending-local') !== null")
+    for _ in range(50):
+        if held:
+            break
+        julia.wait_for_timeout(100)
+    assert held, "the attempt is out"
+    user_id = int(julia.evaluate("document.body.dataset.userId"))
+    assert other_tab.evaluate(f"import('/static/js/outbox.js').then((m) => m.discard({user_id}))") == 1
+    held[0].abort("connectionreset")  # it never reached the server
+    julia.wait_for_timeout(3_000)  # a retry would have gone by now
+    assert julia.evaluate("import('/static/js/outbox.js').then((m) => m.waitingCount())") == 0
+    assert stored("Esta foi descartada") == 0

@@ -88,7 +88,7 @@ def test_a_send_whose_connection_fails_is_kept_and_sent_again_once(desk, serve, 
     page.route("**/api/conversations/*/messages/", messages_route)
     page.get_by_role("textbox", name="Mensagem").fill("Confirmado!")
     page.get_by_role("textbox", name="Mensagem").press("Enter")
-    expect(page.locator(".pending-local .queued-label")).to_contain_text("Na fila", timeout=10_000)
+    expect(page.locator(".pending-local .queued-label")).to_contain_text("Na fila", timeout=20_000)
     failing["on"] = False  # the connection is back
     confirmed = page.locator(".timeline .message[data-message-id]", has_text="Confirmado!")
     expect(confirmed).to_have_count(1, timeout=15_000)  # sent again by the outbox, confirmed in place

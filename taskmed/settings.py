@@ -208,7 +208,8 @@ LONGPOLL_SECONDS = env_int("LONGPOLL_SECONDS", 25)
 # --- Background tasks -------------------------------------------------------------------------------
 # Deliveries and media downloads run on Django's Tasks framework, stored in the database and run by
 # `manage.py db_worker` (started beside the server by `make run`).
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# "push": staff's push notifications, apart from deliveries to patients (a worker of their own in production).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "push"]}}
 
 # --- WhatsApp and deliveries -----------------------------------------------------------------------
 WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com/v25.0")

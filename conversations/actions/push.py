@@ -5,8 +5,10 @@ mention, or a wait past the clinic's target — the clinic's name, what happened
 nothing about the patient. Sending waits on the network: no transaction is held open meanwhile."""
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
@@ -23,6 +25,7 @@ from realtime import broadcast
 logger = logging.getLogger(__name__)
 PREFERENCES = ("assigned", "unassigned", "mentions", "late")
 MAX_KEY_CHARS = 200
+SENDERS = 8  # pushes sent at once
 
 
 def _devices_changed(clinic_id: int) -> None:
@@ -64,6 +67,7 @@ def subscribe_device(
     )
     moved = {device.clinic_id, clinic.pk}
     device.user, device.clinic, device.p256dh, device.auth, device.session_key = user, clinic, p256dh, auth, session_key
+    device.vapid_key = settings.WEB_PUSH_PUBLIC_KEY
     for field in PREFERENCES:
         if field in preferences:
             setattr(device, field, preferences[field])
@@ -113,24 +117,31 @@ def _members(clinic_id: int) -> Q:
     return Q(clinic_id=clinic_id, user_id__in=staff)
 
 
+def _reachable(device: PushSubscription) -> bool:
+    """Whether the device can still be told: the login that subscribed it is open (it ends without a logout
+    we see when a password is changed by any path or the session expires), and it subscribed with the
+    server's present VAPID key. Else it hears nothing more until its member subscribes again."""
+    return device.vapid_key == settings.WEB_PUSH_PUBLIC_KEY and login_is_open(device.session_key, device.user)
+
+
 def _tell(devices, kind: str, clinic: Clinic, conversation_id: int) -> int:
-    data = push.payload(kind, clinic.name, conversation_id)
-    told = 0
-    for device in devices.select_related("user"):
-        if not login_is_open(device.session_key, device.user):
-            # The login that subscribed it ended without a logout we saw: a password changed (by support, a
-            # reset), the session expired. The device hears nothing more until its member subscribes again.
-            PushSubscription.objects.filter(pk=device.pk).delete()
-            push.forget({"clinic_id": clinic.pk})
-            continue
-        outcome = push.send(device, data)
-        if outcome == "gone":
-            PushSubscription.objects.filter(pk=device.pk).delete()
-            push.forget({"clinic_id": clinic.pk})
-        elif outcome == "sent":
-            told += 1
-            PushSubscription.objects.filter(pk=device.pk).update(last_sent_at=timezone.now())
-    return told
+    """Push to each device at once (a slow push service holds up no other), then record what happened."""
+    data = push.payload(kind, clinic.pk, clinic.name, conversation_id)
+    devices = list(devices.select_related("user"))
+    ended = [device.pk for device in devices if not _reachable(device)]
+    devices = [device for device in devices if device.pk not in ended]
+    outcomes = []
+    if devices:
+        with ThreadPoolExecutor(max_workers=min(SENDERS, len(devices))) as pool:
+            outcomes = list(pool.map(lambda device: push.send(device, data), devices))
+    gone = ended + [device.pk for device, outcome in zip(devices, outcomes, strict=True) if outcome == "gone"]
+    sent = [device.pk for device, outcome in zip(devices, outcomes, strict=True) if outcome == "sent"]
+    if gone:
+        PushSubscription.objects.filter(pk__in=gone).delete()
+        push.forget({"clinic_id": clinic.pk})
+    if sent:
+        PushSubscription.objects.filter(pk__in=sent).update(last_sent_at=timezone.now())
+    return len(sent)
 
 
 def notify_new_message(*, message_id: int) -> int:

@@ -18,6 +18,8 @@ class PushSubscription(models.Model):
     p256dh = models.CharField(max_length=200)
     auth = models.CharField(max_length=100)
     session_key = models.CharField(max_length=80, blank=True, default="")
+    # The server's VAPID public key the browser subscribed with: after a new key pair it cannot be pushed to.
+    vapid_key = models.CharField(max_length=100, blank=True, default="")
     assigned = models.BooleanField(default=True, help_text="New messages in conversations assigned to them")
     unassigned = models.BooleanField(default=True, help_text="New messages in conversations with no one responsible")
     mentions = models.BooleanField(default=True, help_text="Notes that mention them")

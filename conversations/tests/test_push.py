@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import http_ece
@@ -128,8 +129,9 @@ def test_a_patient_message_is_pushed_by_the_worker_saying_nothing_about_the_pati
         "kind": "message",
         "title": "Clínica Aurora",
         "body": "Nova mensagem",
+        "clinic_id": clinic.pk,
         "conversation_id": conversation.pk,
-        "url": f"/inbox/{conversation.pk}/",
+        "url": f"/inbox/{conversation.pk}/?clinic={clinic.pk}",
     }
     clear = json.dumps(data)
     assert "dor no peito" not in clear and "Maria" not in clear and PHONE not in clear
@@ -244,6 +246,15 @@ def test_logging_out_removes_that_logins_device(jwt_client, client, clinic, memb
         "http://127.0.0.1.evil.example/push/1",
         "javascript:alert(1)",
         "x" * 2000,
+        # What URL parsers read differently: the check and the HTTP client must agree on where it goes.
+        "https://10.0.0.5\\@fcm.googleapis.com/push/1",
+        "http://127.0.0.2\\@127.0.0.1/push/1",
+        "https://user:pw@fcm.googleapis.com/push/1",
+        "https://fcm.googleapis.com:8443/push/1",
+        "https://fcm.googleapis.com /push/1",
+        "https://fcm.googleapis.com\t/push/1",
+        "https://fcm.googleapis.com.evil.example/push/1",
+        "ftp://fcm.googleapis.com/push/1",
     ],
 )
 def test_a_subscription_to_anything_but_a_known_push_service_is_refused(jwt_client, member, service, endpoint):
@@ -383,3 +394,58 @@ def test_a_login_that_ended_without_a_logout_tells_its_device_nothing_more(
         assert (len(service.to("api")), len(service.to("tab"))) == (1, 1), "nothing more to the ended logins"
         if ending == "password changed":
             assert left == set(), "the devices of the ended logins are removed"
+
+
+@pytest.mark.parametrize("query", ["%00", "a%00b", "x&endpoint=%00", "%ED%A0%80", ""])
+def test_looking_up_a_device_by_an_unusable_endpoint_is_a_400_or_404_never_a_500(jwt_client, member, service, query):
+    response = jwt_client(member).get(f"/api/push/subscription/?endpoint={query}")
+    assert response.status_code in (400, 404), response.content
+    if response.status_code == 400:
+        assert response.json()["field"] == "endpoint"
+
+
+def test_a_device_subscribed_with_an_older_key_pair_is_dropped_not_pushed(
+    jwt_client, clinic, member, admin, service, whatsapp_channel, settings
+):
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off")
+    subscribe(jwt_client(member), Browser(service, "julia"))
+    settings.WEB_PUSH_PUBLIC_KEY, settings.WEB_PUSH_PRIVATE_KEY = new_key_pair()  # support made a new pair
+    patient_writes("Oi")
+    run_worker()
+    assert service.to("julia") == [] and not PushSubscription.objects.exists()
+
+
+def test_a_deactivated_members_device_is_kept_but_told_nothing(
+    jwt_client, clinic, member, admin, service, whatsapp_channel
+):
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off")
+    subscribe(jwt_client(member), Browser(service, "julia"))
+    member.is_active = False
+    member.save(update_fields=["is_active"])
+    patient_writes("Oi")
+    run_worker()
+    assert service.to("julia") == []
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_the_late_check_runs_at_the_target_and_tells_only_of_a_wait_still_running(
+    jwt_client, clinic, member, admin, service, whatsapp_channel, answered
+):
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from conversations.actions.messages import send_outbound_message
+
+    set_hours(clinic, admin, OPEN_WEEK, away_mode="off")  # a 15-minute target, open all week
+    julia = Browser(service, "julia")
+    subscribe(jwt_client(member), julia, assigned=False, unassigned=False, late=True)
+    conversation = patient_writes("Oi")
+    run_worker()  # the message's push: no one wants those; the late check is scheduled for the target
+    late = DBTaskResult.objects.filter(task_path__endswith="send_push", args_kwargs__args__0="late")
+    (scheduled,) = late
+    assert scheduled.run_after > timezone.now() + timedelta(minutes=14)
+    if answered:
+        send_outbound_message(conversation=conversation, sender=member, content="Olá!")
+    late.update(run_after=timezone.now())  # the target is reached
+    run_worker()
+    assert [julia.read(push)["kind"] for push in service.to("julia")] == ([] if answered else ["late"])

@@ -1,6 +1,7 @@
 """The login page, choosing a clinic, and the inbox skeleton, as staff use them in a browser."""
 
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 from django.test import Client
@@ -92,12 +93,37 @@ def test_a_member_of_several_clinics_chooses_one(client, member, clinic, other_c
     Membership.objects.create(user=member, clinic=other_clinic, role=Role.PROFESSIONAL)
     client.force_login(member)
     response = client.get(reverse("inbox"))
-    assert response.status_code == 302 and response.url == reverse("choose_clinic")
+    assert response.status_code == 302 and response.url == f"{reverse('choose_clinic')}?next=%2Finbox%2F"
     page = client.get(reverse("choose_clinic"))
     assert "Clínica Aurora" in page.text and "Clínica Boreal" in page.text
 
     response = client.post(reverse("choose_clinic"), {"clinic_id": other_clinic.pk}, follow=True)
     assert "Pedro Boreal" in response.text and "Maria Aurora" not in response.text
+
+
+def test_a_notifications_link_to_another_of_ones_clinics_goes_there_through_the_choice(
+    client, member, clinic, other_clinic, outsider
+):
+    """A push opens /inbox/<id>/?clinic=<id>: a member of that clinic working in another is asked to choose
+    it and lands on the conversation; anyone else gets the same 404 as for any conversation not theirs."""
+    Membership.objects.create(user=member, clinic=other_clinic, role=Role.PROFESSIONAL)
+    theirs = receive_inbound_message(clinic=other_clinic, phone="5511955550005", content="Oi").conversation
+    client.force_login(member)
+    client.post(reverse("choose_clinic"), {"clinic_id": clinic.pk})  # working in Aurora
+    link = f"/inbox/{theirs.pk}/?clinic={other_clinic.pk}"
+    response = client.get(link)
+    assert response.status_code == 302 and response.url == f"{reverse('choose_clinic')}?next={quote(link, safe='')}"
+    page = client.get(response.url).text
+    assert f'name="next" value="{link}"' in page.replace("&amp;", "&")
+    chosen = client.post(reverse("choose_clinic"), {"clinic_id": other_clinic.pk, "next": link})
+    assert chosen.status_code == 302 and chosen.url == link
+    assert client.get(link).status_code == 200
+    # Elsewhere than this site, or a clinic not one's own: refused.
+    away = client.post(reverse("choose_clinic"), {"clinic_id": clinic.pk, "next": "https://evil.example/x"})
+    assert away.url == reverse("inbox")
+    ours = receive_inbound_message(clinic=clinic, phone="5511955550006", content="Oi").conversation
+    client.force_login(outsider)  # of Boreal only: Aurora's conversation does not exist for them
+    assert client.get(f"/inbox/{ours.pk}/?clinic={clinic.pk}").status_code == 404
 
 
 @pytest.mark.parametrize("posted", ["other", "nonsense", "missing"])

@@ -9,7 +9,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import ValidationError
 
@@ -60,7 +62,9 @@ def workspace(view, methods: tuple[str, ...] = ("GET",)):
         if membership is None:
             clinics = list(selectors.clinics_of(request.user)[:2])
             if len(clinics) != 1:
-                return HttpResponse(status=403) if fragment else redirect("choose_clinic")
+                if fragment:
+                    return HttpResponse(status=403)
+                return redirect(f"{reverse('choose_clinic')}?{urlencode({'next': request.get_full_path()})}")
             membership = selectors.membership_for(request.user, clinics[0].pk)
             activate(request, membership)
         return view(request, membership, *args, **kwargs)
@@ -231,6 +235,10 @@ def inbox(request: HttpRequest, membership: Membership, conversation_id: int | N
     if conversation_id is not None:
         conversation = selectors.conversation_of(clinic, conversation_id)
         if conversation is None:
+            other = as_id(request.GET.get("clinic"))  # a notification names the conversation's clinic
+            if other and other != clinic.pk and selectors.membership_for(request.user, other) is not None:
+                path = request.get_full_path()
+                return redirect(f"{reverse('choose_clinic')}?{urlencode({'next': path})}")
             raise Http404("No such conversation in your clinic.")
         at_message = as_id(request.GET.get("m"))
         context |= conversation_context(membership, conversation, names, at_message=at_message)

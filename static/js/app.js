@@ -1,9 +1,10 @@
 // What every page does: registers the service worker (the installable app, its offline page and push
-// notifications: sw.js), opens and closes the top bar's menu on a phone, and, on *Sair*, leaves nothing of
+// notifications: sw.js), sends the replies this device still keeps (the inbox does it itself, showing
+// them), opens and closes the top bar's menu on a phone, and, on *Sair*, leaves nothing of
 // the user on this device — the replies still waiting in the outbox (after asking) and the push
 // subscription (the server drops its copy with the session).
 
-import { discard, kept } from "./outbox.js";
+import { discard, kept, Outbox } from "./outbox.js";
 
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {
@@ -45,6 +46,11 @@ function within(ms, work) {
 
 const logout = document.querySelector("form[data-logout]");
 const userId = Number(document.body.dataset.userId || 0);
+const clinicId = Number(document.body.dataset.clinicId || 0);
+
+if (userId && clinicId && !document.querySelector(".workspace") && "indexedDB" in window) {
+  new Outbox({ userId, clinicId }).flush(); // written in the inbox, the connection back on another page
+}
 logout?.addEventListener("submit", async (event) => {
   if (logout.dataset.leaving) return;
   event.preventDefault();

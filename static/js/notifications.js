@@ -27,6 +27,12 @@ function keyBytes(base64url) {
   return Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
 }
 
+function sameKey(buffer, bytes) {
+  if (!buffer) return true; // a browser that does not say: trust it
+  const held = new Uint8Array(buffer);
+  return held.length === bytes.length && held.every((byte, n) => byte === bytes[n]);
+}
+
 function preferences() {
   return Object.fromEntries(PREFERENCES.map((name) => [name, form.elements[name].checked]));
 }
@@ -68,9 +74,13 @@ async function turnOn(event) {
     }
     const settings = await api("GET", "/api/push/");
     if (!settings.enabled) throw new Error("As notificações não estão ativadas neste servidor.");
-    const subscription =
-      (await worker.pushManager.getSubscription()) ||
-      (await worker.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(settings.public_key) }));
+    const key = keyBytes(settings.public_key);
+    let subscription = await worker.pushManager.getSubscription();
+    if (subscription && !sameKey(subscription.options?.applicationServerKey, key)) {
+      await subscription.unsubscribe(); // made with the server's former key pair: it can no longer be pushed to
+      subscription = null;
+    }
+    subscription ||= await worker.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
     const device = await api("PUT", "/api/push/subscription/", { ...subscription.toJSON(), ...preferences() });
     show(device);
   } catch (problem) {

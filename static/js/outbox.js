@@ -14,6 +14,7 @@ import { api, HttpError } from "./api.js";
 const DATABASE = "taskmed";
 const STORE = "outbox";
 const RETRY_MS = [2000, 5000, 10000, 30000];
+const REFUSED_KEPT_MS = 7 * 24 * 3600 * 1000;
 
 let opening = null;
 
@@ -58,10 +59,29 @@ function asPromise(request) {
   });
 }
 
-// Every reply kept for this user on this device, oldest first.
+// Every reply kept for this user on this device, oldest first. A refused reply nobody took back within a
+// week (its conversation never opened again here) is dropped then: nothing is kept for ever.
 export async function kept(userId) {
   const entries = await inStore("readonly", (store) => asPromise(store.index("user").getAll(userId)));
-  return entries.sort((a, b) => a.writtenAt - b.writtenAt || (a.order || 0) - (b.order || 0));
+  const stale = entries.filter((entry) => entry.state === "refused" && Date.now() - entry.writtenAt > REFUSED_KEPT_MS);
+  if (stale.length) {
+    await inStore("readwrite", (store) => Promise.all(stale.map((entry) => asPromise(store.delete(entry.clientId)))));
+  }
+  return entries
+    .filter((entry) => !stale.includes(entry))
+    .sort((a, b) => a.writtenAt - b.writtenAt || (a.order || 0) - (b.order || 0));
+}
+
+// Change a kept reply in one transaction — only if it is still there: a reply cancelled or discarded (at
+// Sair, in another tab) meanwhile is never brought back. Resolves with the entry as written, or null.
+function update(clientId, change) {
+  return inStore("readwrite", async (store) => {
+    const entry = await asPromise(store.get(clientId));
+    if (!entry) return null;
+    const changed = { ...entry, ...change };
+    await asPromise(store.put(changed));
+    return changed;
+  });
 }
 
 // How many replies wait on this device, of anyone (the offline page says so, naming nobody).
@@ -189,7 +209,7 @@ export class Outbox extends EventTarget {
       }
       // Marked while its request is out: a cancel then says it may already be sent. A tab closed meanwhile
       // leaves it marked; the next sender (holding the lock, so no one else is sending) sends it again.
-      await inStore("readwrite", (store) => asPromise(store.put({ ...next, state: "sending" })));
+      if (!(await update(next.clientId, { state: "sending" }))) continue; // cancelled or discarded meanwhile
       this.emit({ type: "sending", clientId: next.clientId, conversationId: next.conversationId });
       try {
         const message = await api("POST", `/api/conversations/${next.conversationId}/messages/`, this.body(next));
@@ -199,12 +219,14 @@ export class Outbox extends EventTarget {
       } catch (error) {
         const reason = refusal(error);
         if (reason !== null) {
-          await inStore("readwrite", (store) => asPromise(store.put({ ...next, state: "refused", reason })));
-          this.emit({ type: "refused", clientId: next.clientId, conversationId: next.conversationId, reason });
+          if (await update(next.clientId, { state: "refused", reason })) {
+            this.emit({ type: "refused", clientId: next.clientId, conversationId: next.conversationId, reason });
+          }
           continue; // the next reply is not held up by this one
         }
-        await inStore("readwrite", (store) => asPromise(store.put({ ...next, state: "queued" })));
-        this.emit({ type: "waiting", clientId: next.clientId, conversationId: next.conversationId, writtenAt: next.writtenAt });
+        if (await update(next.clientId, { state: "queued" })) {
+          this.emit({ type: "waiting", clientId: next.clientId, conversationId: next.conversationId, writtenAt: next.writtenAt });
+        }
         const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
         this.attempt += 1;
         this.retryTimer = setTimeout(() => this.flush(), delay);

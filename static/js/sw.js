@@ -82,7 +82,7 @@ self.addEventListener("push", (event) => {
     data = {};
   }
   const title = data.title || "TaskMed Conversas";
-  const url = typeof data.url === "string" && data.url.startsWith("/") ? data.url : "/inbox/";
+  const url = typeof data.url === "string" && /^\/(?!\/)/.test(data.url) ? data.url : "/inbox/"; // this site only
   event.waitUntil(
     self.registration.showNotification(title, {
       body: data.body || "Nova mensagem",
@@ -95,20 +95,26 @@ self.addEventListener("push", (event) => {
   );
 });
 
-// A click opens the conversation: in a tab of the inbox already open, or a new one (the login first, if the
-// session ended: the server redirects there and back).
+// A click opens the conversation: in a window of the inbox already open (else any of this site's), or a new
+// one — through the login or *Escolha a clínica* when needed: the server redirects there and back.
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  const url = new URL(event.notification.data?.url || "/inbox/", self.location.origin).href;
+  const url = new URL(event.notification.data?.url || "/inbox/", self.location.origin);
+  if (url.origin !== self.location.origin) return;
   event.waitUntil(
     (async () => {
-      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-      const tab = windows.find((client) => new URL(client.url).origin === self.location.origin);
+      const windows = await self.clients.matchAll({ type: "window" }); // those this worker controls
+      const ours = windows.filter((client) => new URL(client.url).origin === self.location.origin);
+      const tab = ours.find((client) => new URL(client.url).pathname.startsWith("/inbox/")) || ours[0];
       if (tab) {
-        await tab.focus();
-        return tab.navigate(url);
+        try {
+          await tab.focus();
+          if (await tab.navigate(url.href)) return;
+        } catch (refused) {
+          // not ours to steer after all: a window of its own instead
+        }
       }
-      return self.clients.openWindow(url);
+      await self.clients.openWindow(url.href);
     })(),
   );
 });

@@ -2,7 +2,7 @@
 and the member's subscription of this browser with what it wants to hear of."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -61,11 +61,17 @@ class PushView(ClinicAPIView):
 
 
 class PushDeviceView(ClinicAPIView):
-    @extend_schema(responses={200: DeviceOut, 404: ErrorOut}, tags=["push"])
+    @extend_schema(
+        parameters=[OpenApiParameter("endpoint", str, required=True, description="The browser's push endpoint")],
+        responses={200: DeviceOut, 400: ErrorOut, 404: ErrorOut},
+        tags=["push"],
+    )
     def get(self, request: Request) -> Response:
         """This browser's subscription (`?endpoint=`) if it is the caller's, in the clinic it acts in."""
+        query = EndpointIn(data={"endpoint": request.query_params.get("endpoint", "")})
+        query.is_valid(raise_exception=True)  # NUL, lone surrogates, over 1000 characters: a 400, never a query
         found = PushSubscription.objects.filter(
-            endpoint=request.query_params.get("endpoint", ""), user=request.user, clinic=self.clinic
+            endpoint=query.validated_data["endpoint"], user=request.user, clinic=self.clinic
         ).first()
         if found is None:
             raise exceptions.NotFound("This browser has no notifications of yours here.", code="not_found")
