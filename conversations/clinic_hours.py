@@ -8,14 +8,13 @@ run on the event loop, asks `held()` and otherwise runs `statement()` on its own
 answer with `remember()`."""
 
 import json
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
 
 from conversations import hours
+from conversations.held import HeldPerClinic
 from conversations.models import BusinessHours, Clinic
 from conversations.models.hours import DEFAULT_AWAY_MESSAGE, AwayMode, default_week
 
@@ -47,8 +46,7 @@ class ClinicHours:
         return hours.business_deadline(self.rule, start, self.first_response_target_minutes * 60)
 
 
-_held: dict[int, tuple[ClinicHours, float]] = {}
-_lock = threading.Lock()
+_held: HeldPerClinic[ClinicHours] = HeldPerClinic(RELOAD_SECONDS)
 
 
 def statement(clinic_id: int) -> tuple[str, dict]:
@@ -72,9 +70,7 @@ def remember(clinic_id: int, row: tuple | None) -> ClinicHours:
         )
     else:
         found = ClinicHours(hours.hours_of(timezone, week, closed_dates), away_mode, away_message, target)
-    with _lock:
-        _held[clinic_id] = (found, time.monotonic())
-    return found
+    return _held.put(clinic_id, found)
 
 
 def of(clinic_id: int) -> ClinicHours:
@@ -91,21 +87,13 @@ def of(clinic_id: int) -> ClinicHours:
 
 def held(clinic_id: int) -> ClinicHours | None:
     """The clinic's hours if this process holds them fresh, else None: never a query."""
-    found = _held.get(clinic_id)
-    if found is None or time.monotonic() - found[1] > RELOAD_SECONDS:
-        return None
-    return found[0]
+    return _held.get(clinic_id)
 
 
 def forget(message: dict | None = None) -> None:
     """A clinic's hours (or its time zone) changed: read them again on next use. A control message's
     handler, and the change's own signal; no clinic named forgets every clinic's."""
-    clinic_id = (message or {}).get("clinic_id")
-    with _lock:
-        if clinic_id is None:
-            _held.clear()
-        else:
-            _held.pop(clinic_id, None)
+    _held.forget(message)
 
 
 def document(clinic: Clinic) -> dict:

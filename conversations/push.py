@@ -6,14 +6,13 @@ clinics have devices to tell at all (so the webhook's fast path asks the worker 
 import json
 import logging
 import re
-import threading
-import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
 from urllib3.util import parse_url
 
+from conversations.held import HeldPerClinic
 from conversations.models import PushSubscription
 
 logger = logging.getLogger(__name__)
@@ -102,8 +101,7 @@ def send(subscription: PushSubscription, data: dict) -> str:
 
 # --- Which clinics have devices to tell -------------------------------------------------------------------
 
-_held: dict[int, tuple[bool, float]] = {}
-_lock = threading.Lock()
+_held: HeldPerClinic[bool] = HeldPerClinic(RELOAD_SECONDS)
 
 
 def statement(clinic_id: int) -> tuple[str, dict]:
@@ -112,18 +110,12 @@ def statement(clinic_id: int) -> tuple[str, dict]:
 
 
 def remember(clinic_id: int, row: tuple | None) -> bool:
-    wanted = bool(row and row[0])
-    with _lock:
-        _held[clinic_id] = (wanted, time.monotonic())
-    return wanted
+    return _held.put(clinic_id, bool(row and row[0]))
 
 
 def held(clinic_id: int) -> bool | None:
     """Whether the clinic has devices to tell, if this process holds it fresh; else None (never a query)."""
-    found = _held.get(clinic_id)
-    if found is None or time.monotonic() - found[1] > RELOAD_SECONDS:
-        return None
-    return found[0]
+    return _held.get(clinic_id)
 
 
 def wanted(clinic_id: int) -> bool:
@@ -141,9 +133,4 @@ def wanted(clinic_id: int) -> bool:
 
 def forget(message: dict | None = None) -> None:
     """A clinic's devices changed: ask again on next use (a control message's handler, and the change's)."""
-    clinic_id = (message or {}).get("clinic_id")
-    with _lock:
-        if clinic_id is None:
-            _held.clear()
-        else:
-            _held.pop(clinic_id, None)
+    _held.forget(message)
