@@ -79,12 +79,15 @@ def send_outbound_message(
     message_type: str = MessageType.TEXT,
     metadata: dict | None = None,
     attachment: UploadedFile | None = None,
+    reply_to: int | None = None,
     ip: str | None = None,
 ) -> OutboundResult:
     """Store a message a staff member sends to the patient, as pending until the provider takes it.
 
-    With an `attachment` the message type follows the file's (its text is the caption). Idempotent on
-    `client_id`: the same id twice in one conversation returns the first message.
+    With an `attachment` the message type follows the file's (its text is the caption). `reply_to`: a
+    message of the conversation to quote — WhatsApp shows the quote above the reply, so it must know that
+    message (it has a WhatsApp id). Idempotent on `client_id`: the same id twice in one conversation
+    returns the first message.
     """
     if not is_member(sender, conversation.clinic_id):
         raise NotAMember("Only staff of the conversation's clinic can send in it.")
@@ -110,6 +113,8 @@ def send_outbound_message(
         existing = conversation.messages.filter(client_id=client_id).first()
         if existing is not None:
             return OutboundResult(existing, created=False)
+    if reply_to is not None:
+        metadata = {**(metadata or {}), **_quoting(conversation, reply_to)}
     files = []
     if attachment is not None:
         files = [
@@ -131,6 +136,21 @@ def send_outbound_message(
         audit=("message.sent", ip),
     )
     return OutboundResult(message, created=True)
+
+
+def _quoting(conversation: Conversation, message_id: int) -> dict:
+    """The metadata of a reply that quotes `message_id`: WhatsApp's context (its id for the message) and the
+    link the timeline draws, as a patient's quoted reply has them."""
+    quoted = conversation.messages.filter(pk=message_id).exclude(message_type=MessageType.SYSTEM).first()
+    if quoted is None:
+        raise InvalidInput("There is no such message in this conversation to quote.", field="reply_to")
+    if not quoted.external_id:
+        raise InvalidInput(
+            "WhatsApp does not know that message yet (it was not sent, or did not come through WhatsApp): "
+            "it cannot be quoted.",
+            field="reply_to",
+        )
+    return {"context": {"id": quoted.external_id}, "reply_to_message_id": quoted.pk}
 
 
 def _queue_outbound(

@@ -112,6 +112,12 @@ class SendMessageIn(StrictSerializer):
         required=False, help_text="Chosen by the client; a retry with it is not stored twice"
     )
     file = serializers.FileField(required=False, help_text="multipart only: one image, video, audio or document")
+    reply_to = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The id of a message of this conversation to quote (sent as WhatsApp's context)",
+    )
     template = StrictCharField(
         max_length=512, required=False, help_text="An approved template's name (GET /api/templates/), instead of text"
     )
@@ -126,6 +132,8 @@ class SendMessageIn(StrictSerializer):
         if "template" in attrs:
             if attrs.get("content", "").strip() or "file" in attrs:
                 raise serializers.ValidationError({"template": ["Send a template or text and files, not both."]})
+            if "reply_to" in attrs:
+                raise serializers.ValidationError({"reply_to": ["A template cannot quote a message."]})
             return attrs
         if not attrs.get("content", "").strip() and "file" not in attrs:
             raise serializers.ValidationError({"content": ["Send some text or a file."]})

@@ -148,6 +148,9 @@ class WhatsAppCloudProvider:
         client = GraphClient(self.channel)
         try:
             body = {**recipient_of(message.conversation.contact), **self._body(client, message)}
+            quoted = (message.metadata.get("context") or {}).get("id")
+            if quoted:  # a reply in context: WhatsApp shows the quoted message above it
+                body["context"] = {"message_id": quoted}
             return client.send({**body, "biz_opaque_callback_data": callback_data(message.pk)})
         finally:
             client.close()

@@ -72,6 +72,28 @@ def workspace(view, methods: tuple[str, ...] = ("GET",)):
     return require_http_methods(list(methods))(wrapped)
 
 
+QUOTE_CHARS = 120
+
+
+def with_quotes(messages: list[Message], conversation: Conversation, viewer_id: int, names: dict[int, str]) -> None:
+    """Each reply's `quoted`: who wrote the message it quotes and how it began (one query for the page),
+    read now, so a quote of an edited or erased message says what that message says today."""
+    wanted = {m.metadata.get("reply_to_message_id") for m in messages} - {None}
+    if not wanted:
+        return
+    quoted = {q.pk: q for q in conversation.messages.filter(pk__in=[i for i in wanted if isinstance(i, int)])}
+    for message in messages:
+        found = quoted.get(message.metadata.get("reply_to_message_id"))
+        if found is not None:
+            found.conversation = conversation
+            text = found.content or found.get_message_type_display()
+            message.quoted = {
+                "id": found.pk,
+                "sender": message_sender(found, viewer_id, names),
+                "text": text if len(text) <= QUOTE_CHARS else f"{text[: QUOTE_CHARS - 1]}…",
+            }
+
+
 def list_rows(
     membership: Membership,
     filters: ListFilters,
@@ -156,6 +178,7 @@ def conversation_context(
         message.sender_label = message_sender(message, viewer.pk, names)
         if first_unread is None and message.pk > read_up_to and message.sender_type == "patient":
             first_unread = message.pk
+    with_quotes(messages, conversation, viewer.pk, names)
     items = _in_time_order(messages, actions, notes)
     return {
         "conversation": conversation,
@@ -396,6 +419,7 @@ def timeline_part(request: HttpRequest, membership: Membership, conversation_id:
     for message in messages:
         message.conversation = conversation
         message.sender_label = message_sender(message, membership.user_id, names)
+    with_quotes(messages, conversation, membership.user_id, names)
     context = {
         "items": _in_time_order(messages, actions, notes),
         "has_older": has_older,

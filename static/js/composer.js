@@ -60,6 +60,8 @@ export class Composer {
     this.error = form.querySelector(".composer-error");
     this.draftKey = `taskmed:${userId}:draft:${conversationId}`;
     this.file = null;
+    this.replyTo = null;
+    this.replying = form.querySelector("[data-replying]");
     this.lastTyping = 0;
     this.typingTimer = null;
     this.text.value = localStorage.getItem(this.draftKey) || "";
@@ -356,6 +358,7 @@ export class Composer {
     });
     this.fileInput.addEventListener("change", () => this.attach(this.fileInput.files[0]));
     this.form.querySelector("[data-remove-file]").addEventListener("click", () => this.attach(null));
+    this.replying?.querySelector("[data-cancel-reply]").addEventListener("click", () => this.quote(null));
     this.text.addEventListener("paste", (event) => {
       const file = [...(event.clipboardData?.files || [])][0];
       if (file) {
@@ -378,6 +381,15 @@ export class Composer {
       event.preventDefault();
       this.attach(file);
     });
+  }
+
+  // Reply in context: the message quoted above the reply (WhatsApp's context); null stops quoting.
+  quote(message) {
+    this.replyTo = message ? message.id : null;
+    if (!this.replying) return;
+    this.replying.hidden = !message;
+    this.replying.querySelector(".replying-quote").textContent = message ? `${message.sender}: ${message.text}` : "";
+    if (message) this.text.focus();
   }
 
   // The assistant's suggestion, to read over and send as a message.
@@ -451,7 +463,10 @@ export class Composer {
       return;
     }
     this.showError("");
-    const reply = { clientId: newClientId(), conversationId: this.conversationId, content, file: this.file };
+    const reply = {
+      clientId: newClientId(), conversationId: this.conversationId, content, file: this.file, replyTo: this.replyTo,
+    };
+    this.quote(null);
     this.text.value = "";
     localStorage.removeItem(this.draftKey);
     this.attach(null);
@@ -474,7 +489,7 @@ export class Composer {
     this.timeline.keptNode(clientId)?.remove();
     if (!entry || !this.form.isConnected) return;
     const file = entry.file ? new File([entry.file], entry.fileName || "arquivo", { type: entry.file.type }) : null;
-    this.restore({ content: entry.content, file }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
+    this.restore({ content: entry.content, file, replyTo: null }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
   }
 
   restore(reply, reason) {
@@ -482,6 +497,7 @@ export class Composer {
     this.text.value = typed ? `${reply.content}\n${typed}` : reply.content;
     if (this.text.value) localStorage.setItem(this.draftKey, this.text.value);
     if (reply.file) this.attach(reply.file);
+    if (reply.replyTo) this.quote({ id: reply.replyTo, sender: "", text: "a mensagem citada" });
     this.showError(reason);
     announce(reason);
   }

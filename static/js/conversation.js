@@ -354,11 +354,32 @@ export class OpenConversation {
 
   bindTimeline() {
     this.timeline.addEventListener("click", (event) => {
+      const quote = event.target.closest("a[data-quote]");
+      if (quote) {
+        const original = this.messageNode(Number(quote.dataset.quote));
+        if (original) {
+          event.preventDefault(); // the conversation stays where it is in the URL
+          original.scrollIntoView({ block: "center" });
+          original.classList.remove("found");
+          void original.offsetWidth; // restart the highlight
+          original.classList.add("found");
+        }
+        return;
+      }
       const target = event.target.closest("button");
       if (!target) return;
       if (target.matches("[data-load-older]")) this.loadOlder();
       else if (target.matches("[data-resend]")) this.resend(target.closest(".message"));
       else if (target.matches("[data-cancel-send]")) this.cancelKept(target.closest(".message"));
+      else if (target.matches("[data-reply-to]")) {
+        const bubble = target.closest(".message");
+        const text = bubble.querySelector(".text")?.textContent || bubble.querySelector(".files")?.textContent.trim() || "";
+        this.composer?.quote({
+          id: Number(target.dataset.replyTo),
+          sender: bubble.querySelector(".sender")?.textContent || "",
+          text: text.length > 80 ? `${text.slice(0, 79)}…` : text,
+        });
+      }
       else if (target.matches("[data-use-suggestion]")) {
         this.composer?.useText(target.closest(".note").querySelector(".text").textContent);
       }

@@ -141,6 +141,7 @@ export class Outbox extends EventTarget {
       content: reply.content,
       file: reply.file || null,
       fileName: reply.file?.name || "",
+      replyTo: reply.replyTo || null,
       writtenAt: Date.now(),
       order: order++,
       state: "queued",
@@ -236,10 +237,15 @@ export class Outbox extends EventTarget {
   }
 
   body(entry) {
-    if (!entry.file) return { content: entry.content, client_id: entry.clientId };
+    if (!entry.file) {
+      return entry.replyTo
+        ? { content: entry.content, client_id: entry.clientId, reply_to: entry.replyTo }
+        : { content: entry.content, client_id: entry.clientId };
+    }
     const form = new FormData();
     form.append("content", entry.content);
     form.append("client_id", entry.clientId);
+    if (entry.replyTo) form.append("reply_to", String(entry.replyTo));
     form.append("file", entry.file, entry.fileName || "arquivo");
     return form;
   }

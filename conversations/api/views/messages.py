@@ -54,7 +54,8 @@ class MessagesView(ClinicAPIView):
     def post(self, request: Request, conversation_id: int) -> Response:
         """Send a message (JSON, or multipart with one file): stored as pending, then delivered.
 
-        The same `client_id` again returns the first message with 200 instead of storing another. Free text
+        The same `client_id` again returns the first message with 200 instead of storing another.
+        `reply_to` quotes a message of the conversation that WhatsApp knows (it has a WhatsApp id). Free text
         and files need WhatsApp's 24-hour window open (`reply_window_ends_at`): after it, a `409`
         `outside_reply_window`, and `{"template": name, "variables": {...}}` sends an approved template.
         """
@@ -81,6 +82,7 @@ class MessagesView(ClinicAPIView):
             content=data.validated_data.get("content", ""),
             client_id=data.validated_data.get("client_id"),
             attachment=data.validated_data.get("file"),
+            reply_to=data.validated_data.get("reply_to"),
             ip=client_ip(request),
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
