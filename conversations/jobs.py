@@ -48,3 +48,8 @@ def push(kind: str, *args, at: datetime | None = None) -> None:
     """Tell staff's devices (Web Push) of a new patient message ("message", its id), a mention ("mention",
     the note's id) or a wait past the target ("late", the conversation's id and when the wait began)."""
     _enqueue("send_push", kind, *args, at=at)
+
+
+def send_reaction(message_id: int, emoji: str) -> None:
+    """Send staff's reaction to a patient's message (`""` takes it back) to WhatsApp."""
+    _enqueue("send_reaction", message_id, emoji)

@@ -19,6 +19,7 @@ from conversations.actions.conversations import wake_conversation as wake
 from conversations.actions.media import attach_inbound_media, record_media_failure
 from conversations.actions.messages import update_message_status
 from conversations.actions.push import notify_late, notify_mention, notify_new_message
+from conversations.actions.reactions import record_reaction_sent
 from conversations.media import safe_file_name
 from conversations.models import DeliveryAttempt, Message, MessageStatus
 
@@ -197,6 +198,40 @@ def stalled_deliveries(older_than_minutes: int) -> list[int]:
     )
     waiting = {args["args"][0] for args in queued if args.get("args")}
     return sorted(pending - waiting)
+
+
+@task()
+def send_reaction(message_id: int, emoji: str, attempt: int = 1) -> str:
+    """Staff's reaction (or its removal) as WhatsApp's `reaction` message on the patient's message. Sending
+    the same reaction twice leaves it as it was, so a transient failure is simply tried again."""
+    from conversations.providers import channel_of
+    from conversations.providers.base import NotSent, OutcomeUnknown, ProviderError
+    from conversations.providers.whatsapp_cloud import GraphClient, recipient_of
+
+    message = Message.objects.select_related("conversation__contact").filter(pk=message_id).first()
+    channel = channel_of(message.clinic_id, message.conversation.whatsapp_number_id) if message else None
+    if message is None or channel is None:
+        return "nothing to do"
+    if channel.simulated:
+        record_reaction_sent(message_id=message_id, emoji=emoji)
+        return "simulated"
+    client = GraphClient(channel)
+    try:
+        recipient = recipient_of(message.conversation.contact)
+        client.send({**recipient, "type": "reaction", "reaction": {"message_id": message.external_id, "emoji": emoji}})
+    except (NotSent, OutcomeUnknown) as error:
+        if attempt < 3:
+            send_reaction.using(run_after=timezone.now() + retry_delay(attempt)).enqueue(message_id, emoji, attempt + 1)
+            return "retrying"
+        record_reaction_sent(message_id=message_id, emoji=emoji, error=error.reason)
+        return "gave up"
+    except ProviderError as error:
+        record_reaction_sent(message_id=message_id, emoji=emoji, error=error.reason)
+        return "refused"
+    finally:
+        client.close()
+    record_reaction_sent(message_id=message_id, emoji=emoji)
+    return "sent"
 
 
 @task()

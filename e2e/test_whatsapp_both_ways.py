@@ -1,12 +1,16 @@
 """WhatsApp both ways in the browser: staff quote a patient's message (*Responder*), the reply shows the quote
-above it, and clicking the quote goes to the original."""
+above it, and clicking the quote goes to the original; reactions, the patient's and the team's, show on the
+message they react to, live on every screen."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
 
-from e2e.conftest import patient_writes, post_webhook, screenshot
+from conftest import whatsapp_payload
+from conversations.models import Message
+from e2e.conftest import in_thread, patient_writes, post_webhook, screenshot
 from e2e.test_workspace import open_as, team  # noqa: F401 (the fixture)
 from realtime.tests.test_scale_out import server_env
 
@@ -35,3 +39,49 @@ def test_staff_quote_a_patients_message_and_the_quote_leads_back_to_it(team, ser
     reply.locator(".quote a").click()
     expect(question).to_have_class(re.compile(r"\bfound\b"))
     expect(question).to_be_in_viewport()
+
+
+def reaction_from(phone: str, to: str, emoji: str) -> dict:
+    payload = whatsapp_payload("reaction")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"profile": {"name": "Maria Souza"}, "wa_id": phone}]
+    value["messages"][0].update(
+        {"from": phone, "id": f"wamid.e2e-reaction-{time.monotonic_ns()}", "timestamp": str(int(time.time()))}
+    )
+    value["messages"][0]["reaction"] = {"message_id": to, "emoji": emoji}
+    return payload
+
+
+def test_reactions_show_on_the_message_they_react_to_live_both_ways(team, serve, worker, browser):  # noqa: F811
+    env = server_env()
+    host = serve(env)
+    worker(env)
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    bruno = open_as(browser, host, team["bruno"], f"/inbox/{team['maria']}/")
+    assert post_webhook(host, patient_writes("Maria Souza", "5511987654321", "Vocês atendem sábado?")) == 200
+    question = julia.locator(".timeline .message.inbound", has_text="Vocês atendem sábado?")
+    expect(question).to_have_count(1, timeout=10_000)
+    composer = julia.get_by_role("textbox", name="Mensagem")
+    composer.fill("Sim, das 8h às 12h.")
+    composer.press("Enter")
+    answer = julia.locator(".timeline .message.outbound[data-message-id]", has_text="Sim, das 8h às 12h.")
+    expect(answer.locator(".tick")).to_have_attribute("data-tick", "read", timeout=15_000)
+    sent = in_thread(lambda: Message.objects.get(content="Sim, das 8h às 12h.").external_id)
+
+    # The patient's 👍 lands on the answer, on both screens, and is not a message of its own.
+    bubbles_before = julia.locator(".timeline .message").count()
+    assert post_webhook(host, reaction_from("5511987654321", sent, "👍")) == 200
+    expect(answer.locator('[data-reaction="patient"]')).to_have_text("👍", timeout=10_000)
+    expect(
+        bruno.locator(".timeline .message", has_text="Sim, das 8h às 12h.").locator('[data-reaction="patient"]')
+    ).to_have_text("👍", timeout=10_000)
+    expect(julia.locator(".timeline .message")).to_have_count(bubbles_before)
+
+    # Júlia reacts to the question from the picker; Bruno sees it.
+    question.locator(".react-menu summary").click()
+    question.get_by_role("button", name="Reagir com 🙏").click()
+    expect(question.locator('[data-reaction="staff"]')).to_have_text("🙏", timeout=10_000)
+    expect(
+        bruno.locator(".timeline .message.inbound", has_text="Vocês atendem sábado?").locator('[data-reaction="staff"]')
+    ).to_have_text("🙏", timeout=10_000)
+    screenshot(julia, "reactions")

@@ -19,6 +19,7 @@ from conversations.actions.contacts import (
 )
 from conversations.actions.locks import lock_external_id
 from conversations.actions.messages import MEDIA_TYPES, apply_pending_statuses, touch_conversation
+from conversations.actions.reactions import receive_reaction
 from conversations.errors import ErasedPatient, InvalidInput
 from conversations.models import (
     Clinic,
@@ -146,6 +147,11 @@ def receive_inbound_message(
         profile_name=profile_name,
     )
     from_patient = sender_type == SenderType.PATIENT
+    reaction = (metadata or {}).get("reaction")
+    if from_patient and isinstance(reaction, dict) and reaction.get("message_id"):
+        reacted = _react(clinic, identity, reaction, external_id, happened_at)
+        if reacted is not None:
+            return reacted
     return _store(
         clinic=clinic,
         identity=identity,
@@ -216,6 +222,29 @@ def _store(
     if message.sender_type == SenderType.PATIENT and "reaction" not in message.metadata and push.wanted(clinic.pk):
         jobs.push("message", message.pk)  # staff's devices are told by the worker, after the commit
     return InboundResult(message, conversation, contact, created=True)
+
+
+def _react(
+    clinic: Clinic, identity: PatientIdentity, reaction: dict, external_id: str | None, at: datetime
+) -> InboundResult | None:
+    """A patient's reaction goes on the message it reacts to (actions.reactions); None when the clinic does
+    not have that message, and the reaction is then kept as a message of its own, as before."""
+    _refuse_erased(clinic, identity, external_id, at)
+    contact, _ = find_or_create_contact(clinic=clinic, identity=identity, create=False)
+    if contact is None:
+        return None
+    emoji = reaction.get("emoji") if isinstance(reaction.get("emoji"), str) else ""
+    reacted = receive_reaction(
+        clinic_id=clinic.pk,
+        contact=contact,
+        reacted=str(reaction["message_id"]),
+        emoji=emoji,
+        external_id=external_id,
+        at=at,
+    )
+    if reacted is None:
+        return None
+    return InboundResult(reacted, reacted.conversation, contact, created=False)
 
 
 def _record_for_reports(conversation: Conversation, change: str | None, message: Message) -> list[str]:

@@ -158,6 +158,10 @@ class ResendIn(StrictSerializer):
     client_id = serializers.UUIDField(required=False, help_text="Chosen by the client; a retry resends once")
 
 
+class ReactionIn(StrictSerializer):
+    emoji = StrictCharField(max_length=16, allow_blank=True, help_text='One emoji; "" takes the reaction back')
+
+
 class EraseIn(StrictSerializer):
     confirm = serializers.BooleanField(help_text="true: erasure cannot be undone")
 

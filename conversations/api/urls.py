@@ -31,6 +31,11 @@ urlpatterns = [
         messages.ResendView.as_view(),
         name="api-resend",
     ),
+    path(
+        "conversations/<int:conversation_id>/messages/<int:message_id>/reaction/",
+        messages.ReactionView.as_view(),
+        name="api-reaction",
+    ),
     path("conversations/<int:conversation_id>/read/", messages.ReadView.as_view(), name="api-read"),
     path("conversations/<int:conversation_id>/unread/", messages.UnreadView.as_view(), name="api-unread"),
     path(

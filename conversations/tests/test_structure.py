@@ -36,6 +36,7 @@ def test_actions_that_queue_work_do_it_through_jobs():
         "messages.py",
         "notes.py",
         "push.py",
+        "reactions.py",
     ]
 
 

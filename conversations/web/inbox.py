@@ -22,6 +22,7 @@ from conversations.api import cursors
 from conversations.media import WHATSAPP_MEDIA
 from conversations.models import Conversation, Membership, Message, MessageType
 from conversations.web.presenters import (
+    REACTION_CHOICES,
     STATUS_LABELS,
     STATUSES,
     TABS,
@@ -196,6 +197,7 @@ def conversation_context(
         "others": selectors.other_conversations_of(conversation),
         "status_labels": STATUS_LABELS,
         "ticks": TICKS,
+        "reaction_choices": REACTION_CHOICES,
     }
 
 
@@ -426,6 +428,7 @@ def timeline_part(request: HttpRequest, membership: Membership, conversation_id:
         "clinic": membership.clinic,
         "conversation": conversation,
         "ticks": TICKS,
+        "reaction_choices": REACTION_CHOICES,
     }
     return render(request, "conversations/_timeline_items.html", context)
 

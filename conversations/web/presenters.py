@@ -124,6 +124,10 @@ def preview_prefix(row: Conversation, viewer_id: int, names: dict[int, str]) -> 
     return f"{label}: " if label else ""
 
 
+# The reactions staff pick from under a patient's message (any single emoji goes through the API).
+REACTION_CHOICES = ["👍", "❤️", "😂", "😮", "😢", "🙏"]
+
+
 def message_sender(message: Message, viewer_id: int, names: dict[int, str]) -> str:
     """The name over a bubble: the patient's, the colleague's, the assistant's."""
     if message.sender_type == "patient":

@@ -371,6 +371,7 @@ export class OpenConversation {
       if (target.matches("[data-load-older]")) this.loadOlder();
       else if (target.matches("[data-resend]")) this.resend(target.closest(".message"));
       else if (target.matches("[data-cancel-send]")) this.cancelKept(target.closest(".message"));
+      else if (target.matches("[data-react]")) this.react(target);
       else if (target.matches("[data-reply-to]")) {
         const bubble = target.closest(".message");
         const text = bubble.querySelector(".text")?.textContent || bubble.querySelector(".files")?.textContent.trim() || "";
@@ -686,6 +687,22 @@ export class OpenConversation {
     } catch (error) {
       button.disabled = false;
       announce(`Não foi possível reenviar: ${error.message}`);
+    }
+  }
+
+  // A reaction to a patient's message (or its removal): shown at once on every screen through the
+  // message:updated frame; the worker sends it to WhatsApp.
+  async react(button) {
+    const bubble = button.closest(".message");
+    button.closest("details")?.removeAttribute("open");
+    try {
+      await api("POST", `/api/conversations/${this.id}/messages/${bubble.dataset.messageId}/reaction/`, {
+        emoji: button.dataset.react,
+      });
+      await this.refreshMessage(Number(bubble.dataset.messageId));
+      announce(button.dataset.react ? `Reação ${button.dataset.react} enviada.` : "Reação removida.");
+    } catch (error) {
+      announce(`Reação não enviada: ${error.message}`);
     }
   }
 

@@ -15,8 +15,9 @@ from conversations.actions.messages import (
     send_outbound_message,
     send_template_message,
 )
+from conversations.actions.reactions import react_to_message
 from conversations.api import cursors
-from conversations.api.inputs import MessagePageQuery, ReadIn, ResendIn, SearchQuery, SendMessageIn
+from conversations.api.inputs import MessagePageQuery, ReactionIn, ReadIn, ResendIn, SearchQuery, SendMessageIn
 from conversations.api.outputs import ErrorOut, MessageOut, MessagePageOut, SearchPageOut, TemplateListOut
 from conversations.api.parsers import JSONParser
 from conversations.api.views.base import ClinicAPIView, client_ip
@@ -106,6 +107,29 @@ class ResendView(ClinicAPIView):
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(wire.message(result.message), status=code)
+
+
+class ReactionView(ClinicAPIView):
+    @extend_schema(
+        request=ReactionIn, responses={200: MessageOut, 400: ErrorOut, 404: ErrorOut, 409: ErrorOut}, tags=["messages"]
+    )
+    def post(self, request: Request, conversation_id: int, message_id: int) -> Response:
+        """React to a patient's message with one emoji (`""` takes it back): shown on the message on every
+        screen, and sent to WhatsApp by the worker as a `reaction` message."""
+        conversation = self.get_conversation(conversation_id)
+        data = ReactionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = selectors.message_in(conversation, message_id)
+        if message is None:
+            raise exceptions.NotFound("No such message in this conversation.", code="not_found")
+        message = react_to_message(
+            conversation=conversation,
+            message=message,
+            actor=request.user,
+            emoji=data.validated_data["emoji"],
+            ip=client_ip(request),
+        )
+        return Response(wire.message(message))
 
 
 class ReadView(ClinicAPIView):

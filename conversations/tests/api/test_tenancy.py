@@ -28,6 +28,7 @@ OBJECT_ROUTES = [
     ("get", "/api/conversations/{conversation}/messages/", None),
     ("post", "/api/conversations/{conversation}/messages/", {"content": "invasão"}),
     ("post", "/api/conversations/{conversation}/messages/{message}/resend/", {}),
+    ("post", "/api/conversations/{conversation}/messages/{message}/reaction/", {"emoji": "👍"}),
     ("post", "/api/conversations/{conversation}/read/", {"message_id": "{message}"}),
     ("post", "/api/conversations/{conversation}/unread/", {}),
     ("get", "/api/conversations/{conversation}/actions/", None),
