@@ -176,6 +176,7 @@ def quick_reply(reply) -> dict:
         "id": reply.pk,
         "shortcut": reply.shortcut,
         "content": reply.content,
+        "buttons": reply.buttons or [],
         "created_at": iso(reply.created_at),
         "updated_at": iso(reply.updated_at),
     }

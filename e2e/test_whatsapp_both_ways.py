@@ -85,3 +85,35 @@ def test_reactions_show_on_the_message_they_react_to_live_both_ways(team, serve,
         bruno.locator(".timeline .message.inbound", has_text="Vocês atendem sábado?").locator('[data-reaction="staff"]')
     ).to_have_text("🙏", timeout=10_000)
     screenshot(julia, "reactions")
+
+
+def tap_from(phone: str, question: str, title: str) -> dict:
+    payload = whatsapp_payload("interactive_button")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"profile": {"name": "Maria Souza"}, "wa_id": phone}]
+    message = value["messages"][0]
+    message.update({"from": phone, "id": f"wamid.e2e-tap-{time.monotonic_ns()}", "timestamp": str(int(time.time()))})
+    message["interactive"]["button_reply"] = {"id": "b1", "title": title}
+    message["context"] = {"from": "15550783881", "id": question}
+    return payload
+
+
+def test_staff_ask_with_reply_buttons_and_the_patients_tap_answers_the_question(team, serve, worker, browser):  # noqa: F811
+    env = server_env()
+    host = serve(env)
+    worker(env)
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    julia.locator(".question-editor summary").click()
+    julia.get_by_label("Opções de resposta").fill("Confirmar\nRemarcar\nCancelar")
+    composer = julia.get_by_role("textbox", name="Mensagem")
+    composer.fill("Confirma sua consulta amanhã às 14h?")
+    composer.press("Enter")
+    question = julia.locator(".timeline .message.outbound[data-message-id]", has_text="Confirma sua consulta")
+    expect(question.locator(".question-options li")).to_have_text(["Confirmar", "Remarcar", "Cancelar"], timeout=10_000)
+    expect(question.locator(".tick")).to_have_attribute("data-tick", "read", timeout=15_000)
+    expect(julia.get_by_label("Opções de resposta")).to_have_value("")
+    asked = in_thread(lambda: Message.objects.get(content="Confirma sua consulta amanhã às 14h?").external_id)
+    assert post_webhook(host, tap_from("5511987654321", asked, "Confirmar")) == 200
+    tap = julia.locator(".timeline .message.inbound", has_text="Confirmar").last
+    expect(tap.locator(".quote")).to_contain_text("Confirma sua consulta amanhã às 14h?", timeout=10_000)
+    screenshot(julia, "question-buttons")

@@ -39,6 +39,7 @@ from conversations.models import (
     Responder,
     SenderType,
 )
+from conversations.questions import checked_question
 from conversations.selectors import has_real_channel, has_whatsapp_number, is_member, reply_window_ends_at
 
 MEDIA_TYPES = (MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER)
@@ -80,6 +81,8 @@ def send_outbound_message(
     metadata: dict | None = None,
     attachment: UploadedFile | None = None,
     reply_to: int | None = None,
+    buttons: list | None = None,
+    options: dict | None = None,
     ip: str | None = None,
 ) -> OutboundResult:
     """Store a message a staff member sends to the patient, as pending until the provider takes it.
@@ -103,6 +106,11 @@ def send_outbound_message(
             raise InvalidInput(str(refused), field="file") from None
     if message_type == MessageType.TEXT and not content:
         raise InvalidInput("A text message needs some content.", field="content")
+    question = checked_question(content=content, buttons=buttons, options=options)
+    if question is not None:
+        if attachment is not None:
+            raise InvalidInput("A question with options carries no file.", field="file")
+        metadata = {**(metadata or {}), "question": question}
     if len(content) > MAX_TEXT_LENGTH:
         raise InvalidInput(f"A message holds at most {MAX_TEXT_LENGTH} characters.", field="content")
     if message_type not in MessageType.values or message_type in (MessageType.UNSUPPORTED, MessageType.TEMPLATE):

@@ -10,6 +10,7 @@ from conversations import events
 from conversations.actions.audit import record_audit
 from conversations.errors import InvalidInput, NotAMember
 from conversations.models import Clinic, QuickReply, Role
+from conversations.questions import checked_question
 from conversations.selectors import membership_for
 
 SHORTCUT = re.compile(r"[\w-]{1,32}")
@@ -33,6 +34,13 @@ def _check(clinic_id: int, actor: AbstractBaseUser, shortcut: str, content: str)
     return shortcut, content
 
 
+def _buttons(content: str, buttons: list | None) -> list[str]:
+    """The reply buttons a quick reply asks with, by WhatsApp's rules (none: a plain answer)."""
+    if not buttons:
+        return []
+    return checked_question(content=content, buttons=buttons)["buttons"]
+
+
 def _saved(reply: QuickReply, actor: AbstractBaseUser, action: str, ip: str | None) -> QuickReply:
     try:
         with transaction.atomic():
@@ -46,18 +54,33 @@ def _saved(reply: QuickReply, actor: AbstractBaseUser, action: str, ip: str | No
 
 @transaction.atomic
 def create_quick_reply(
-    *, clinic: Clinic, actor: AbstractBaseUser, shortcut: str, content: str, ip: str | None = None
+    *,
+    clinic: Clinic,
+    actor: AbstractBaseUser,
+    shortcut: str,
+    content: str,
+    buttons: list | None = None,
+    ip: str | None = None,
 ) -> QuickReply:
     shortcut, content = _check(clinic.pk, actor, shortcut, content)
-    reply = QuickReply(clinic=clinic, shortcut=shortcut, content=content, created_by=actor)
+    reply = QuickReply(
+        clinic=clinic, shortcut=shortcut, content=content, buttons=_buttons(content, buttons), created_by=actor
+    )
     return _saved(reply, actor, "quick_reply.created", ip)
 
 
 @transaction.atomic
 def change_quick_reply(
-    *, reply: QuickReply, actor: AbstractBaseUser, shortcut: str, content: str, ip: str | None = None
+    *,
+    reply: QuickReply,
+    actor: AbstractBaseUser,
+    shortcut: str,
+    content: str,
+    buttons: list | None = None,
+    ip: str | None = None,
 ) -> QuickReply:
     reply.shortcut, reply.content = _check(reply.clinic_id, actor, shortcut, content)
+    reply.buttons = _buttons(reply.content, buttons)
     reply.updated_at = timezone.now()
     return _saved(reply, actor, "quick_reply.changed", ip)
 

@@ -118,6 +118,16 @@ class SendMessageIn(StrictSerializer):
         max_value=2**63 - 1,
         help_text="The id of a message of this conversation to quote (sent as WhatsApp's context)",
     )
+    buttons = serializers.ListField(
+        child=StrictCharField(max_length=100),
+        required=False,
+        max_length=10,
+        help_text="Up to 3 reply buttons (each up to 20 characters): the text becomes a question",
+    )
+    list = serializers.DictField(
+        required=False,
+        help_text='Up to 10 options behind a button: {"button": "Ver opções", "options": [{"title": "…"}]}',
+    )
     template = StrictCharField(
         max_length=512, required=False, help_text="An approved template's name (GET /api/templates/), instead of text"
     )
@@ -134,6 +144,8 @@ class SendMessageIn(StrictSerializer):
                 raise serializers.ValidationError({"template": ["Send a template or text and files, not both."]})
             if "reply_to" in attrs:
                 raise serializers.ValidationError({"reply_to": ["A template cannot quote a message."]})
+            if "buttons" in attrs or "list" in attrs:
+                raise serializers.ValidationError({"buttons": ["A template carries its own buttons."]})
             return attrs
         if not attrs.get("content", "").strip() and "file" not in attrs:
             raise serializers.ValidationError({"content": ["Send some text or a file."]})
@@ -147,6 +159,13 @@ class NoteIn(StrictSerializer):
 class QuickReplyIn(StrictSerializer):
     shortcut = StrictCharField(max_length=33, help_text='Typed after "/" in the composer, e.g. "endereco"')
     content = StrictCharField(max_length=MAX_REPLY_CHARS, help_text="May hold {{nome}}, {{primeiro_nome}}, {{clinica}}")
+    buttons = serializers.ListField(
+        child=StrictCharField(max_length=100),
+        required=False,
+        max_length=10,
+        default=list,
+        help_text="Up to 3 reply buttons (each up to 20 characters) it asks with",
+    )
 
 
 class NotePageQuery(serializers.Serializer):

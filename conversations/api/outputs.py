@@ -166,6 +166,7 @@ class QuickReplyOut(serializers.Serializer):
     id = serializers.IntegerField()
     shortcut = serializers.CharField()
     content = serializers.CharField()
+    buttons = serializers.ListField(child=serializers.CharField(), help_text="Reply buttons it asks with")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

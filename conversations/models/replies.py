@@ -14,6 +14,8 @@ class QuickReply(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="quick_replies")
     shortcut = models.SlugField(max_length=32, allow_unicode=True)
     content = models.TextField()
+    # Reply buttons it asks with (up to 3, conversations.questions): the patient answers with a tap.
+    buttons = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

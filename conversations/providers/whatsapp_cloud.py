@@ -7,6 +7,7 @@ from django.conf import settings
 
 from conversations.models import Contact, Message, WhatsAppChannel
 from conversations.providers.base import NotSent, OutcomeUnknown, Rejected, callback_data
+from conversations.questions import interactive_body
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,11 @@ class WhatsAppCloudProvider:
         if message.message_type == "template":
             return template_body(message.metadata["template"])
         attachment = message.attachments.first()
+        if attachment is None and message.metadata.get("question"):
+            return {
+                "type": "interactive",
+                "interactive": interactive_body(message.content, message.metadata["question"]),
+            }
         if attachment is None:
             return {"type": "text", "text": {"body": message.content, "preview_url": False}}
         with attachment.file.open("rb") as file:

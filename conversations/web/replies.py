@@ -20,10 +20,14 @@ def quick_replies(request: HttpRequest, membership: Membership) -> HttpResponse:
     if request.method == "POST":
         ip = request.META.get("REMOTE_ADDR")
         shortcut, content = storable(request.POST.get("shortcut", "")), storable(request.POST.get("content", ""))
+        lines = storable(request.POST.get("buttons", "")).splitlines()
+        buttons = [line.strip() for line in lines if line.strip()]
         action = request.POST.get("action")
         try:
             if action == "create":
-                create_quick_reply(clinic=clinic, actor=request.user, shortcut=shortcut, content=content, ip=ip)
+                create_quick_reply(
+                    clinic=clinic, actor=request.user, shortcut=shortcut, content=content, buttons=buttons, ip=ip
+                )
                 messages.success(request, f"Resposta /{shortcut.strip().lstrip('/').lower()} salva.")
             else:
                 wanted = as_id(request.POST.get("id"))
@@ -34,7 +38,9 @@ def quick_replies(request: HttpRequest, membership: Membership) -> HttpResponse:
                     delete_quick_reply(reply=reply, actor=request.user, ip=ip)
                     messages.success(request, f"Resposta /{reply.shortcut} removida.")
                 else:
-                    change_quick_reply(reply=reply, actor=request.user, shortcut=shortcut, content=content, ip=ip)
+                    change_quick_reply(
+                        reply=reply, actor=request.user, shortcut=shortcut, content=content, buttons=buttons, ip=ip
+                    )
                     messages.success(request, f"Resposta /{reply.shortcut} salva.")
         except ActionError as refused:
             messages.error(request, f"Não foi salva: {refused.detail}")

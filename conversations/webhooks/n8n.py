@@ -20,6 +20,7 @@ from conversations.actions.notes import keep_if_staff_answer
 from conversations.api.inputs import StorableDictField, StrictCharField, StrictSerializer
 from conversations.api.outputs import ActionOut, ErrorOut, OpenOut
 from conversations.models import IntegrationToken, MessageType
+from conversations.questions import checked_question
 from conversations.selectors import latest_conversation_for
 
 
@@ -46,11 +47,22 @@ class N8nMessageIn(PatientIn):
     message_type = serializers.ChoiceField(choices=MessageType.values, default="text")
     external_id = StrictCharField(max_length=255, required=False, help_text="Your id for it; a repeat is stored once")
     timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; without an offset, UTC")
+    buttons = serializers.ListField(
+        child=StrictCharField(max_length=100),
+        required=False,
+        max_length=10,
+        help_text="The assistant asked with up to 3 reply buttons (what it sent, so the timeline shows them)",
+    )
+    list = serializers.DictField(
+        required=False, help_text='Or with a list: {"button": "…", "options": [{"title": "…"}]}'
+    )
 
     def validate(self, attrs: dict) -> dict:
         attrs = super().validate(attrs)
         if attrs["message_type"] == "text" and not attrs["content"].strip():
             raise serializers.ValidationError({"content": ["A text message needs some content."]})
+        if ("buttons" in attrs or "list" in attrs) and attrs["sender_type"] != "ai":
+            raise serializers.ValidationError({"buttons": ["Only the assistant's messages ask with options."]})
         return attrs
 
 
@@ -111,6 +123,11 @@ class N8nWebhookView(APIView):
         data = N8nMessageIn(data=request.data)
         data.is_valid(raise_exception=True)
         with transaction.atomic():  # who answers is read and the answer stored under one lock
+            question = checked_question(
+                content=data.validated_data["content"],
+                buttons=data.validated_data.get("buttons"),
+                options=data.validated_data.get("list"),
+            )
             if data.validated_data["sender_type"] == "ai" and data.validated_data["message_type"] == "text":
                 kept = keep_if_staff_answer(
                     clinic=token.clinic,
@@ -132,6 +149,7 @@ class N8nWebhookView(APIView):
                 sender_type=data.validated_data["sender_type"],
                 external_id=data.validated_data.get("external_id"),
                 happened_at=data.validated_data.get("timestamp"),
+                metadata={"question": question} if question else None,
             )
         body = {"message_id": result.message.pk, "conversation_id": result.conversation.pk, "created": result.created}
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

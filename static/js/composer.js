@@ -54,7 +54,7 @@ export class Composer {
     this.stream = stream;
     this.limits = limits || [];
     this.timeline = timeline;
-    this.text = form.querySelector("textarea");
+    this.text = form.querySelector('textarea[name="content"]');
     this.fileInput = form.querySelector('input[type="file"]');
     this.chip = form.querySelector(".attachment-chip");
     this.error = form.querySelector(".composer-error");
@@ -179,6 +179,11 @@ export class Composer {
     const values = { nome: name, primeiro_nome: name.split(" ")[0], clinica: this.form.dataset.clinicName || "" };
     this.text.value = filled(reply.content, values);
     localStorage.setItem(this.draftKey, this.text.value);
+    const editor = this.form.querySelector("[data-question-editor]");
+    if (editor && reply.buttons?.length) {
+      editor.querySelector("[data-question-options]").value = reply.buttons.join("\n"); // it asks with these
+      editor.open = true;
+    }
     this.closePicker();
     this.text.focus();
     const unfilled = this.unfilled();
@@ -306,6 +311,8 @@ export class Composer {
         ? this.messagePlaceholder
         : "Sem número de WhatsApp conectado: nada chega ao paciente (use Nota interna)";
     this.form.querySelector(".attach").hidden = note;
+    const questionEditor = this.form.querySelector("[data-question-editor]");
+    if (questionEditor) questionEditor.hidden = note; // a note asks the patient nothing
     if (note) this.attach(null);
     this.form.querySelector('button[type="submit"]').textContent = note ? "Salvar nota" : "Enviar";
   }
@@ -381,6 +388,28 @@ export class Composer {
       event.preventDefault();
       this.attach(file);
     });
+  }
+
+  // A question with options (conversations/questions.py): up to 3 lines are reply buttons, 4 to 10 a list.
+  question() {
+    const editor = this.form.querySelector("[data-question-options]");
+    const lines = (editor?.value || "").split("\n").map((line) => line.trim()).filter(Boolean);
+    if (!lines.length) return null;
+    if (this.file) return { error: "Uma pergunta com opções não leva arquivo." };
+    if (lines.length > 10) return { error: "O WhatsApp aceita até 10 opções numa lista." };
+    const limit = lines.length <= 3 ? 20 : 24;
+    const long = lines.find((line) => line.length > limit);
+    if (long) return { error: `“${long}” passa de ${limit} caracteres, o que o WhatsApp aceita numa opção.` };
+    if (lines.length <= 3) return { buttons: lines };
+    const button = this.form.querySelector("[data-list-button]")?.value.trim() || "Ver opções";
+    return { list: { button, options: lines.map((title) => ({ title })) } };
+  }
+
+  clearQuestion() {
+    const editor = this.form.querySelector("[data-question-editor]");
+    if (!editor) return;
+    editor.querySelector("[data-question-options]").value = "";
+    editor.open = false;
   }
 
   // Reply in context: the message quoted above the reply (WhatsApp's context); null stops quoting.
@@ -463,10 +492,17 @@ export class Composer {
       return;
     }
     this.showError("");
+    const question = this.question();
+    if (question?.error) {
+      this.showError(`${question.error} Nada foi enviado.`);
+      return;
+    }
     const reply = {
       clientId: newClientId(), conversationId: this.conversationId, content, file: this.file, replyTo: this.replyTo,
+      question: question || null,
     };
     this.quote(null);
+    this.clearQuestion();
     this.text.value = "";
     localStorage.removeItem(this.draftKey);
     this.attach(null);
@@ -489,7 +525,7 @@ export class Composer {
     this.timeline.keptNode(clientId)?.remove();
     if (!entry || !this.form.isConnected) return;
     const file = entry.file ? new File([entry.file], entry.fileName || "arquivo", { type: entry.file.type }) : null;
-    this.restore({ content: entry.content, file, replyTo: null }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
+    this.restore({ content: entry.content, file, replyTo: null, question: entry.question }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
   }
 
   restore(reply, reason) {
@@ -498,6 +534,12 @@ export class Composer {
     if (this.text.value) localStorage.setItem(this.draftKey, this.text.value);
     if (reply.file) this.attach(reply.file);
     if (reply.replyTo) this.quote({ id: reply.replyTo, sender: "", text: "a mensagem citada" });
+    const options = reply.question?.buttons || reply.question?.list?.options.map((option) => option.title);
+    const editor = this.form.querySelector("[data-question-editor]");
+    if (options && editor) {
+      editor.querySelector("[data-question-options]").value = options.join("\n");
+      editor.open = true;
+    }
     this.showError(reason);
     announce(reason);
   }

@@ -142,6 +142,7 @@ export class Outbox extends EventTarget {
       file: reply.file || null,
       fileName: reply.file?.name || "",
       replyTo: reply.replyTo || null,
+      question: reply.question || null,
       writtenAt: Date.now(),
       order: order++,
       state: "queued",
@@ -238,9 +239,11 @@ export class Outbox extends EventTarget {
 
   body(entry) {
     if (!entry.file) {
-      return entry.replyTo
-        ? { content: entry.content, client_id: entry.clientId, reply_to: entry.replyTo }
-        : { content: entry.content, client_id: entry.clientId };
+      const body = { content: entry.content, client_id: entry.clientId };
+      if (entry.replyTo) body.reply_to = entry.replyTo;
+      if (entry.question?.buttons) body.buttons = entry.question.buttons;
+      if (entry.question?.list) body.list = entry.question.list;
+      return body;
     }
     const form = new FormData();
     form.append("content", entry.content);

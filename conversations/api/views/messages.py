@@ -84,6 +84,8 @@ class MessagesView(ClinicAPIView):
             client_id=data.validated_data.get("client_id"),
             attachment=data.validated_data.get("file"),
             reply_to=data.validated_data.get("reply_to"),
+            buttons=data.validated_data.get("buttons"),
+            options=data.validated_data.get("list"),
             ip=client_ip(request),
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK

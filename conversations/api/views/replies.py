@@ -48,7 +48,7 @@ class QuickReplyView(ClinicAPIView):
         reply = self.get_reply(reply_id)
         data = QuickReplyIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        fields = {"shortcut": reply.shortcut, "content": reply.content} | data.validated_data
+        fields = {"shortcut": reply.shortcut, "content": reply.content, "buttons": reply.buttons} | data.validated_data
         reply = change_quick_reply(reply=reply, actor=request.user, ip=client_ip(request), **fields)
         return Response(wire.quick_reply(reply))
 
