@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations import events, jobs, push, selectors
 from conversations.actions import reporting
+from conversations.actions.amendments import receive_edit, receive_revoke
 from conversations.actions.away import send_away_message
 from conversations.actions.contacts import (
     PatientIdentity,
@@ -152,6 +153,10 @@ def receive_inbound_message(
         reacted = _react(clinic, identity, reaction, external_id, happened_at)
         if reacted is not None:
             return reacted
+    if from_patient and ("edit" in (metadata or {}) or "revoke" in (metadata or {})):
+        amended = _amend(clinic, identity, metadata, content or "", external_id, happened_at)
+        if amended is not None:
+            return amended
     return _store(
         clinic=clinic,
         identity=identity,
@@ -245,6 +250,30 @@ def _react(
     if reacted is None:
         return None
     return InboundResult(reacted, reacted.conversation, contact, created=False)
+
+
+def _amend(
+    clinic: Clinic, identity: PatientIdentity, metadata: dict, content: str, external_id: str | None, at: datetime
+) -> InboundResult | None:
+    """A patient's edit or deletion goes on the message it changes (actions.amendments); None when the
+    clinic does not have that message, and the notification is then kept as a message of its own."""
+    change = metadata.get("edit") or metadata.get("revoke")
+    if not isinstance(change, dict) or not change.get("original_message_id"):
+        return None
+    _refuse_erased(clinic, identity, external_id, at)
+    contact, _ = find_or_create_contact(clinic=clinic, identity=identity, create=False)
+    if contact is None:
+        return None
+    original = str(change["original_message_id"])
+    if "edit" in metadata:
+        changed = receive_edit(
+            clinic_id=clinic.pk, contact=contact, original=original, content=content, external_id=external_id, at=at
+        )
+    else:
+        changed = receive_revoke(clinic_id=clinic.pk, contact=contact, original=original, at=at)
+    if changed is None:
+        return None
+    return InboundResult(changed, changed.conversation, contact, created=False)
 
 
 def _record_for_reports(conversation: Conversation, change: str | None, message: Message) -> list[str]:

@@ -179,10 +179,11 @@ def usual_inbound(
     whatsapp_number_id: str = "",
 ) -> Inbound | None:
     """A patient's message, normalised for the fast path; None when it cannot be the usual case at all
-    (media, a quoted message, a reaction, a username, no usable phone), for the full action."""
+    (media, a quoted message, a reaction, an edit or a deletion, a username, no usable phone), for the full
+    action."""
     if message_type not in MessageType.values or message_type in MEDIA_TYPES or metadata.get("context"):
         return None
-    if "reaction" in metadata:  # it starts no wait and gets no away message: the full action knows
+    if metadata.keys() & {"reaction", "edit", "revoke"}:  # they change another message: the full action knows
         return None
     if not external_id or timezone.is_naive(happened_at) or (whatsapp_username or "").strip().lstrip("@"):
         return None

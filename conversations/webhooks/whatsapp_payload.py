@@ -276,6 +276,14 @@ def _content(kind: str, raw: dict) -> tuple[str, str, dict]:
         return "text", str(body.get("text") or ""), {"button": body}
     if kind == "reaction":
         return "text", str(body.get("emoji") or ""), {"reaction": body}
+    if kind == "edit":  # the patient edited a message: its new text (or caption), for the message it edits
+        edited = body["message"] if isinstance(body.get("message"), dict) else {}
+        inner_kind = _text(edited.get("type")) or "text"
+        inner = edited.get(inner_kind) if isinstance(edited.get(inner_kind), dict) else {}
+        text = inner.get("body") if inner_kind == "text" else inner.get("caption")
+        return "text", str(text or ""), {"edit": {"original_message_id": str(body["original_message_id"])}}
+    if kind == "revoke":  # the patient deleted a message for everyone
+        return "text", "", {"revoke": {"original_message_id": str(body["original_message_id"])}}
     return "unsupported", "", {"raw": raw}
 
 
