@@ -3,7 +3,7 @@ has closed. Read from the Graph API where a real channel is set up (its WhatsApp
 approved templates, kept a few minutes), from the simulator's own set otherwise."""
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
@@ -17,34 +17,104 @@ from conversations.providers.base import ProviderError
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 
+MEDIA_HEADERS = {"IMAGE": "image", "DOCUMENT": "document", "VIDEO": "video"}
+
+
 @dataclass(frozen=True)
 class Template:
     name: str
     language: str
     category: str
     body: str
+    # {"format": "TEXT" | "IMAGE" | "DOCUMENT" | "VIDEO", "text": "…{{1}}…"} or None; the footer's text; the
+    # buttons as WhatsApp lists them ({"type": "URL" | "QUICK_REPLY" | "PHONE_NUMBER", "text", "url"}).
+    header: dict | None = None
+    footer: str = ""
+    buttons: list = field(default_factory=list)
 
     @property
     def variables(self) -> list[str]:
         """Its variables in the order they appear, each once."""
         return list(dict.fromkeys(VARIABLE.findall(self.body)))
 
+    @property
+    def header_variables(self) -> list[str]:
+        if not self.header or self.header.get("format") != "TEXT":
+            return []
+        return list(dict.fromkeys(VARIABLE.findall(self.header.get("text", ""))))
+
+    @property
+    def header_media(self) -> str | None:
+        """The kind of file its header takes ("image", "document", "video"), or None."""
+        return MEDIA_HEADERS.get((self.header or {}).get("format", ""))
+
+    @property
+    def button_parameters(self) -> list[dict]:
+        """The buttons that take a value when sent: a URL's variable suffix, a quick reply's payload."""
+        found = []
+        for index, button in enumerate(self.buttons):
+            if button.get("type") == "URL" and VARIABLE.search(button.get("url", "")):
+                found.append({"index": index, "type": "url", "text": button.get("text", ""), "url": button["url"]})
+            elif button.get("type") == "QUICK_REPLY":
+                found.append({"index": index, "type": "quick_reply", "text": button.get("text", "")})
+        return found
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "variables": self.variables}
+        return {
+            **asdict(self),
+            "variables": self.variables,
+            "header_variables": self.header_variables,
+            "header_media": self.header_media,
+            "button_parameters": self.button_parameters,
+        }
 
     def render(self, values: dict) -> str:
         """The text the patient reads. Every variable must be given, non-blank."""
+        return self._filled(self.body, self.variables, values, "variables")
+
+    def render_header(self, values: dict) -> str:
+        """The header's text with its variables filled ('' without a text header)."""
+        if not self.header_variables and not values:
+            return (self.header or {}).get("text", "") if (self.header or {}).get("format") == "TEXT" else ""
+        return self._filled(self.header.get("text", "") if self.header else "", self.header_variables, values, "header")
+
+    def button_values(self, values: dict) -> list[dict]:
+        """Each button's parameter as sent: a URL's suffix (required), a quick reply's payload (its text when
+        none is given). Keys are the button's index, as text."""
         if not isinstance(values, dict):
-            raise InvalidInput("variables must be an object of variable → text.", field="variables")
-        missing = [name for name in self.variables if not str(values.get(name, "")).strip()]
+            raise InvalidInput("button_parameters must be an object of button index → text.", field="button_parameters")
+        wanted = {str(b["index"]): b for b in self.button_parameters}
+        unknown = sorted(set(values) - set(wanted))
+        if unknown:
+            raise InvalidInput(
+                f"The template has no button {unknown[0]} that takes a value.", field="button_parameters"
+            )
+        sent = []
+        for key, button in wanted.items():
+            value = values.get(key, "")
+            if not isinstance(value, str):
+                raise InvalidInput("Each button's value is text.", field="button_parameters")
+            value = value.strip()
+            if button["type"] == "url" and not value:
+                raise InvalidInput(f"Fill the link of the button {button['text']!r}.", field="button_parameters")
+            if len(value) > 128:
+                raise InvalidInput("A button's value holds up to 128 characters.", field="button_parameters")
+            sent.append({"index": button["index"], "sub_type": button["type"], "value": value or button["text"]})
+        return sent
+
+    @staticmethod
+    def _filled(text: str, names: list[str], values: dict, field_name: str) -> str:
+        if not isinstance(values, dict):
+            raise InvalidInput(f"{field_name} must be an object of variable → text.", field=field_name)
+        missing = [name for name in names if not str(values.get(name, "")).strip()]
         if missing:
             raise InvalidInput(
-                f"Fill the template's variables: {', '.join(missing)} (the message was not sent).", field="variables"
+                f"Fill the template's variables: {', '.join(missing)} (the message was not sent).", field=field_name
             )
-        unknown = sorted(set(values) - set(self.variables))
+        unknown = sorted(set(values) - set(names))
         if unknown:
-            raise InvalidInput(f"The template has no variable {', '.join(unknown)}.", field="variables")
-        return VARIABLE.sub(lambda match: str(values[match.group(1)]).strip(), self.body)
+            raise InvalidInput(f"The template has no variable {', '.join(unknown)}.", field=field_name)
+        return VARIABLE.sub(lambda match: str(values[match.group(1)]).strip(), text)
 
 
 # What the simulator offers: the kinds of templates a clinic has approved.
@@ -57,6 +127,26 @@ SIMULATED = [
     ),
     Template("retomar_atendimento", "pt_BR", "UTILITY", "Olá, {{1}}! Podemos continuar seu atendimento por aqui?"),
     Template("resultado_disponivel", "pt_BR", "UTILITY", "Olá, {{1}}. Seu resultado de exame já está disponível."),
+    Template(
+        "exame_pronto",
+        "pt_BR",
+        "UTILITY",
+        "Olá, {{1}}. Seu exame está pronto: o laudo segue acima.",
+        header={"format": "DOCUMENT"},
+        footer="Dúvidas? Responda esta mensagem.",
+        buttons=[
+            {"type": "URL", "text": "Ver no portal", "url": "https://resultados.exemplo.com.br/{{1}}"},
+            {"type": "QUICK_REPLY", "text": "Recebi"},
+        ],
+    ),
+    Template(
+        "confirmar_horario",
+        "pt_BR",
+        "UTILITY",
+        "{{1}}, sua consulta é {{2}}. Confirma?",
+        header={"format": "TEXT", "text": "Consulta com {{1}}"},
+        buttons=[{"type": "QUICK_REPLY", "text": "Confirmar"}, {"type": "QUICK_REPLY", "text": "Remarcar"}],
+    ),
 ]
 
 
@@ -100,6 +190,23 @@ def _from_graph(channel: WhatsAppChannel) -> list[Template]:
     for row in rows:
         if row.get("status") != "APPROVED":
             continue
-        body = next((c.get("text", "") for c in row.get("components", []) if c.get("type") == "BODY"), "")
-        templates.append(Template(row["name"], row.get("language", ""), row.get("category", ""), body))
+        parts = {c.get("type"): c for c in row.get("components", []) if isinstance(c, dict)}
+        header = parts.get("HEADER")
+        header = {"format": header.get("format", ""), "text": header.get("text", "")} if header else None
+        buttons = [
+            {"type": b.get("type", ""), "text": b.get("text", ""), "url": b.get("url", "")}
+            for b in (parts.get("BUTTONS") or {}).get("buttons", [])
+            if isinstance(b, dict)
+        ]
+        templates.append(
+            Template(
+                row["name"],
+                row.get("language", ""),
+                row.get("category", ""),
+                (parts.get("BODY") or {}).get("text", ""),
+                header=header,
+                footer=(parts.get("FOOTER") or {}).get("text", ""),
+                buttons=buttons,
+            )
+        )
     return templates

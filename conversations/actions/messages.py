@@ -146,6 +146,35 @@ def send_outbound_message(
     return OutboundResult(message, created=True)
 
 
+def _header_files(template: Template, header_file: UploadedFile | None) -> list[dict]:
+    """The file a template's media header is sent with: required for one, refused for any other, of the kind
+    the template was approved for and within WhatsApp's limits for it."""
+    kind = template.header_media
+    if kind is None:
+        if header_file is not None:
+            raise InvalidInput("This template's header takes no file.", field="file")
+        return []
+    if header_file is None:
+        raise InvalidInput(f"This template's header is a file ({kind}): choose one.", field="file")
+    header_file.seek(0)
+    content_type = content_type_of(header_file.read(SNIFF_BYTES), getattr(header_file, "content_type", None))
+    header_file.seek(0)
+    try:
+        found = message_type_for(content_type, header_file.size)
+    except ValueError as refused:
+        raise InvalidInput(str(refused), field="file") from None
+    if found != kind:
+        raise InvalidInput(f"This template's header takes a {kind}, not a {found}.", field="file")
+    return [
+        {
+            "file": header_file,
+            "file_name": header_file.name[-255:],
+            "content_type": content_type,
+            "size": header_file.size,
+        }
+    ]
+
+
 def _quoting(conversation: Conversation, message_id: int) -> dict:
     """The metadata of a reply that quotes `message_id`: WhatsApp's context (its id for the message) and the
     link the timeline draws, as a patient's quoted reply has them."""
@@ -240,14 +269,23 @@ def send_template_message(
     sender: AbstractBaseUser,
     template: Template,
     variables: dict,
+    header: dict | None = None,
+    button_parameters: dict | None = None,
+    header_file: UploadedFile | None = None,
     client_id: uuid.UUID | None = None,
     ip: str | None = None,
 ) -> OutboundResult:
     """Send one of the clinic's approved templates with its variables filled (any of them blank stops it,
-    saying which): what WhatsApp accepts once the 24-hour window has closed. Idempotent on `client_id`."""
+    saying which): what WhatsApp accepts once the 24-hour window has closed. A template with a header takes
+    its text variables (`header`) or its file (`header_file`: the image, document or video it was approved
+    for); its buttons take a URL's suffix or a quick reply's payload (`button_parameters`, by button index).
+    Idempotent on `client_id`."""
     if not is_member(sender, conversation.clinic_id):
         raise NotAMember("Only staff of the conversation's clinic can send in it.")
     content = template.render(variables)
+    header_text = template.render_header(header or {})
+    buttons = template.button_values(button_parameters or {})
+    files = _header_files(template, header_file)
     conversation = lock_conversation(conversation)
     if client_id is not None:
         existing = conversation.messages.filter(client_id=client_id).first()
@@ -258,6 +296,15 @@ def send_template_message(
         "language": template.language,
         "variables": {k: str(v).strip() for k, v in variables.items()},
     }
+    if template.header:
+        sent["header"] = {"format": template.header.get("format", ""), "text": header_text}
+        if template.header_variables:
+            sent["header"]["variables"] = {k: str(v).strip() for k, v in (header or {}).items()}
+    if template.footer:
+        sent["footer"] = template.footer
+    if template.buttons:
+        sent["buttons"] = [b.get("text", "") for b in template.buttons]
+        sent["button_parameters"] = buttons
     message = _queue_outbound(
         conversation=conversation,
         sender=sender,
@@ -265,7 +312,7 @@ def send_template_message(
         content=content,
         metadata={"template": sent},
         client_id=client_id,
-        files=[],
+        files=files,
         audit=("message.sent", ip),
     )
     return OutboundResult(message, created=True)

@@ -1,5 +1,7 @@
 """What the API accepts: one serializer per request shape, validated once at the edge."""
 
+import json
+
 from rest_framework import serializers
 
 from conversations.actions.conversations import ACTION_TYPE
@@ -106,6 +108,23 @@ class MessagePageQuery(serializers.Serializer):
         return attrs
 
 
+class JSONDictField(serializers.DictField):
+    """An object; in a multipart form (a template with a header file) its JSON text."""
+
+    def get_value(self, dictionary):
+        if hasattr(dictionary, "getlist") and self.field_name in dictionary:
+            return dictionary.get(self.field_name)  # the form's JSON text, not DRF's field[key] spelling
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                self.fail("not_a_dict", input_type="text")
+        return super().to_internal_value(data)
+
+
 class SendMessageIn(StrictSerializer):
     content = StrictCharField(max_length=MAX_TEXT_LENGTH, required=False, allow_blank=True, default="")
     client_id = serializers.UUIDField(
@@ -131,16 +150,26 @@ class SendMessageIn(StrictSerializer):
     template = StrictCharField(
         max_length=512, required=False, help_text="An approved template's name (GET /api/templates/), instead of text"
     )
-    variables = serializers.DictField(
+    variables = JSONDictField(
         child=StrictCharField(max_length=1024, allow_blank=True),
         required=False,
         default=dict,
         help_text='The template\'s variables by name, e.g. {"1": "Maria", "2": "10/12"}',
     )
+    header = JSONDictField(
+        child=StrictCharField(max_length=1024, allow_blank=True),
+        required=False,
+        help_text="A template's header variables by name (a text header); a media header takes `file`",
+    )
+    button_parameters = JSONDictField(
+        child=StrictCharField(max_length=1024, allow_blank=True),
+        required=False,
+        help_text='A template\'s button values by index: a URL\'s suffix, a quick reply\'s payload, e.g. {"0": "a1b2"}',
+    )
 
     def validate(self, attrs: dict) -> dict:
         if "template" in attrs:
-            if attrs.get("content", "").strip() or "file" in attrs:
+            if attrs.get("content", "").strip():
                 raise serializers.ValidationError({"template": ["Send a template or text and files, not both."]})
             if "reply_to" in attrs:
                 raise serializers.ValidationError({"reply_to": ["A template cannot quote a message."]})

@@ -189,6 +189,16 @@ class TemplateOut(serializers.Serializer):
     category = serializers.CharField(help_text="UTILITY, MARKETING or AUTHENTICATION")
     body = serializers.CharField(help_text="The text, with its variables as {{1}} or {{name}}")
     variables = serializers.ListField(child=serializers.CharField(), help_text="Their names, in order")
+    header = serializers.DictField(
+        allow_null=True, help_text='{"format": "TEXT" | "IMAGE" | "DOCUMENT" | "VIDEO", "text": …} or null'
+    )
+    footer = serializers.CharField()
+    buttons = serializers.ListField(child=serializers.DictField(), help_text='{"type", "text", "url"} as approved')
+    header_variables = serializers.ListField(child=serializers.CharField(), help_text="A text header's variables")
+    header_media = serializers.CharField(allow_null=True, help_text="The kind of file a media header takes")
+    button_parameters = serializers.ListField(
+        child=serializers.DictField(), help_text='Buttons that take a value: {"index", "type": "url" | "quick_reply"}'
+    )
 
 
 class TemplateListOut(serializers.Serializer):

@@ -158,7 +158,15 @@ class WhatsAppCloudProvider:
 
     def _body(self, client: GraphClient, message: Message) -> dict:
         if message.message_type == "template":
-            return template_body(message.metadata["template"])
+            header_file = message.attachments.first()
+            media = None
+            if header_file is not None:  # the file of a media header: uploaded, then named by id
+                with header_file.file.open("rb") as file:
+                    media_id = client.upload_media(
+                        content=file.read(), file_name=header_file.file_name, content_type=header_file.content_type
+                    )
+                media = {"id": media_id, "file_name": header_file.file_name}
+            return template_body(message.metadata["template"], media)
         attachment = message.attachments.first()
         if attachment is None and message.metadata.get("question"):
             return {
@@ -179,15 +187,37 @@ class WhatsAppCloudProvider:
         return {"type": message.message_type, message.message_type: media}
 
 
-def template_body(sent: dict) -> dict:
-    """An approved template with its variables as the Graph API takes them: positional ({{1}}, {{2}}) in
-    number order, named ({{nome}}) by name."""
-    values = sent.get("variables") or {}
-    if all(name.isdigit() for name in values):
-        parameters = [{"type": "text", "text": values[name]} for name in sorted(values, key=int)]
-    else:
-        parameters = [{"type": "text", "parameter_name": name, "text": text} for name, text in values.items()]
+def template_body(sent: dict, media: dict | None = None) -> dict:
+    """An approved template with its parameters as the Graph API takes them: the header's (its text
+    variables, or its file by media id), the body's — positional ({{1}}, {{2}}) in number order, named
+    ({{nome}}) by name — and each button's (a URL's suffix, a quick reply's payload)."""
     template = {"name": sent["name"], "language": {"code": sent["language"]}}
-    if parameters:
-        template["components"] = [{"type": "body", "parameters": parameters}]
+    components = []
+    header = sent.get("header") or {}
+    kind = {"IMAGE": "image", "DOCUMENT": "document", "VIDEO": "video"}.get(header.get("format", ""))
+    if kind and media:
+        file = {"id": media["id"], **({"filename": media["file_name"]} if kind == "document" else {})}
+        components.append({"type": "header", "parameters": [{"type": kind, kind: file}]})
+    elif header.get("variables"):
+        components.append({"type": "header", "parameters": _parameters(header["variables"])})
+    body = _parameters(sent.get("variables") or {})
+    if body:
+        components.append({"type": "body", "parameters": body})
+    for button in sent.get("button_parameters") or []:
+        value = (
+            {"type": "text", "text": button["value"]}
+            if button["sub_type"] == "url"
+            else {"type": "payload", "payload": button["value"]}
+        )
+        components.append(
+            {"type": "button", "sub_type": button["sub_type"], "index": str(button["index"]), "parameters": [value]}
+        )
+    if components:
+        template["components"] = components
     return {"type": "template", "template": template}
+
+
+def _parameters(values: dict) -> list[dict]:
+    if all(name.isdigit() for name in values):
+        return [{"type": "text", "text": values[name]} for name in sorted(values, key=int)]
+    return [{"type": "text", "parameter_name": name, "text": text} for name, text in values.items()]

@@ -29,14 +29,14 @@ PDF = b"%PDF-1.4\n" + b"0" * 40
     ],
 )
 def test_each_kind_is_uploaded_then_sent_by_id_as_whatsapp_wants_it(
-    graph,
-    conversation,
+    graph,  # noqa: F811
+    conversation,  # noqa: F811
     member,
     name,
     content,
     content_type,
     kind,
-    expected,  # noqa: F811
+    expected,
 ):
     upload = graph.post(f"/{PNID}/media").mock(return_value=httpx.Response(200, json={"id": "77"}))
     route = graph.post(f"/{PNID}/messages").mock(return_value=accepted())

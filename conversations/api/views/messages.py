@@ -72,6 +72,9 @@ class MessagesView(ClinicAPIView):
                 sender=request.user,
                 template=template,
                 variables=data.validated_data["variables"],
+                header=data.validated_data.get("header"),
+                button_parameters=data.validated_data.get("button_parameters"),
+                header_file=data.validated_data.get("file"),
                 client_id=data.validated_data.get("client_id"),
                 ip=client_ip(request),
             )
