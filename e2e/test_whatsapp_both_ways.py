@@ -117,3 +117,36 @@ def test_staff_ask_with_reply_buttons_and_the_patients_tap_answers_the_question(
     tap = julia.locator(".timeline .message.inbound", has_text="Confirmar").last
     expect(tap.locator(".quote")).to_contain_text("Confirma sua consulta amanhã às 14h?", timeout=10_000)
     screenshot(julia, "question-buttons")
+
+
+def test_a_template_with_a_document_header_and_buttons_is_filled_previewed_and_sent(team, serve, worker, browser):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    env = server_env()
+    host = serve(env)
+    worker(env)
+    in_thread(
+        lambda: Message.objects.filter(conversation_id=team["maria"]).update(
+            created_at=timezone.now() - timedelta(hours=30)
+        )
+    )
+    julia = open_as(browser, host, team["julia"], f"/inbox/{team['maria']}/")
+    julia.get_by_role("button", name="Enviar modelo aprovado").click()
+    julia.get_by_label("Modelo aprovado").select_option("exame_pronto")
+    julia.get_by_label("Documento do cabeçalho").set_input_files(
+        files=[{"name": "laudo.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n" + b"0" * 64}]
+    )
+    julia.get_by_label("Final do link de “Ver no portal”", exact=False).fill("x7k2")
+    preview = julia.locator("[data-template-preview]")
+    expect(preview.locator(".preview-media")).to_have_text("📎 laudo.pdf")
+    expect(preview.locator(".preview-body")).to_have_text("Olá, Maria. Seu exame está pronto: o laudo segue acima.")
+    expect(preview.locator(".preview-button")).to_have_text(["Ver no portal", "Recebi"])
+    screenshot(julia, "template-preview")
+    julia.get_by_role("button", name="Enviar modelo", exact=True).click()
+    sent = julia.locator(".timeline .message.outbound[data-message-id]", has_text="Seu exame está pronto")
+    expect(sent.locator(".document")).to_contain_text("laudo.pdf", timeout=10_000)
+    expect(sent.locator(".template-footer")).to_have_text("Dúvidas? Responda esta mensagem.")
+    expect(sent.locator(".question-options li")).to_have_text(["Ver no portal", "Recebi"])
+    expect(sent.locator(".tick")).to_have_attribute("data-tick", "read", timeout=15_000)

@@ -252,43 +252,106 @@ export class Composer {
     const template = this.template;
     const fields = this.panel.querySelector("[data-template-fields]");
     fields.replaceChildren();
-    for (const name of template?.variables || []) {
+    const field = (text, input) => {
       const label = document.createElement("label");
-      label.textContent = `{{${name}}} `;
+      label.textContent = `${text} `;
+      input.addEventListener("input", () => this.showPreview());
+      input.addEventListener("change", () => this.showPreview());
+      label.append(input);
+      fields.append(label);
+      return input;
+    };
+    for (const name of template?.header_variables || []) {
+      const input = field(`Cabeçalho {{${name}}}`, document.createElement("input"));
+      input.dataset.headerVariable = name;
+    }
+    if (template?.header_media) {
       const input = document.createElement("input");
+      input.type = "file";
+      input.dataset.headerFile = template.header_media;
+      input.accept = { image: "image/jpeg,image/png", document: "application/pdf", video: "video/mp4,video/3gpp" }[
+        template.header_media
+      ];
+      field({ image: "Imagem do cabeçalho", document: "Documento do cabeçalho", video: "Vídeo do cabeçalho" }[template.header_media], input);
+    }
+    for (const name of template?.variables || []) {
+      const input = field(`{{${name}}}`, document.createElement("input"));
       input.name = name;
       input.dataset.variable = name;
       if (["1", "nome", "primeiro_nome"].includes(name)) input.value = this.form.dataset.patientFirstName || "";
-      input.addEventListener("input", () => this.showPreview());
-      label.append(input);
-      fields.append(label);
+    }
+    for (const button of template?.button_parameters || []) {
+      const input = document.createElement("input");
+      input.dataset.buttonIndex = String(button.index);
+      if (button.type === "url") {
+        field(`Final do link de “${button.text}” (${button.url.replace(/\{\{.*?\}\}/, "…")})`, input);
+      } else {
+        input.placeholder = button.text;
+        field(`Resposta do botão “${button.text}” (opcional)`, input);
+      }
     }
     this.showPreview();
   }
 
-  templateValues() {
+  templateValues(selector = "[data-variable]", key = "variable") {
     return Object.fromEntries(
-      [...this.panel.querySelectorAll("[data-variable]")].map((input) => [input.dataset.variable, input.value.trim()]),
+      [...this.panel.querySelectorAll(selector)].map((input) => [input.dataset[key], input.value.trim()]),
     );
   }
 
+  // The template as the patient will see it, in a bubble like WhatsApp's: header, text, footer, buttons.
   showPreview() {
-    const values = this.templateValues();
-    this.panel.querySelector("[data-template-preview]").textContent = filled(this.template?.body || "", values);
+    const template = this.template;
+    const preview = this.panel.querySelector("[data-template-preview]");
+    preview.replaceChildren();
+    if (!template) return;
+    const part = (tag, className, text) => {
+      const node = document.createElement(tag);
+      node.className = className;
+      node.textContent = text;
+      preview.append(node);
+      return node;
+    };
+    if (template.header?.format === "TEXT") {
+      part("strong", "preview-header", filled(template.header.text || "", this.templateValues("[data-header-variable]", "headerVariable")));
+    } else if (template.header_media) {
+      const file = this.panel.querySelector("[data-header-file]")?.files[0];
+      part("span", "preview-media", file ? `📎 ${file.name}` : `📎 (${template.header_media})`);
+    }
+    part("span", "preview-body", filled(template.body || "", this.templateValues()));
+    if (template.footer) part("small", "preview-footer", template.footer);
+    for (const button of template.buttons || []) part("span", "preview-button", button.text);
   }
 
   async sendTemplate() {
     const template = this.template;
     if (!template) return;
     const variables = this.templateValues();
-    const blank = Object.entries(variables).filter(([, value]) => !value).map(([name]) => `{{${name}}}`);
+    const header = this.templateValues("[data-header-variable]", "headerVariable");
+    const blank = Object.entries({ ...header, ...variables }).filter(([, value]) => !value).map(([name]) => `{{${name}}}`);
     if (blank.length) {
       this.showError(`Preencha as variáveis do modelo: ${blank.join(", ")}. Nada foi enviado.`);
       return;
     }
+    const file = this.panel.querySelector("[data-header-file]")?.files[0];
+    if (template.header_media && !file) {
+      this.showError("Escolha o arquivo do cabeçalho do modelo. Nada foi enviado.");
+      return;
+    }
+    const buttons = Object.fromEntries(
+      Object.entries(this.templateValues("[data-button-index]", "buttonIndex")).filter(([, value]) => value),
+    );
     this.showError("");
     try {
-      const body = { template: template.name, variables, client_id: newClientId() };
+      let body = { template: template.name, variables, client_id: newClientId() };
+      if (Object.keys(header).length) body.header = header;
+      if (Object.keys(buttons).length) body.button_parameters = buttons;
+      if (file) {
+        const form = new FormData();
+        for (const [key, value] of Object.entries(body)) form.append(key, typeof value === "object" ? JSON.stringify(value) : value);
+        form.append("file", file, file.name);
+        body = form;
+      }
       const message = await api("POST", `/api/conversations/${this.conversationId}/messages/`, body);
       this.panel.hidden = true;
       await this.timeline.refreshMessage(message.id);
