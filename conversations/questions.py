@@ -4,6 +4,7 @@ descriptions up to 72) behind a button of up to 20; titles distinct; the questio
 quick replies and the n8n assistant ask them the same way; the patient's tap comes back in context."""
 
 from conversations.errors import InvalidInput
+from conversations.storable import unstorable
 
 MAX_BUTTONS, MAX_BUTTON_CHARS = 3, 20
 MAX_OPTIONS, MAX_OPTION_CHARS, MAX_DESCRIPTION_CHARS = 10, 24, 72
@@ -25,6 +26,10 @@ def checked_question(*, content: str, buttons=None, options=None) -> dict | None
     message. Raises InvalidInput naming the field that breaks WhatsApp's rules."""
     if buttons is None and options is None:
         return None
+    if unstorable(buttons):
+        raise InvalidInput("A button holds a character that cannot be stored.", field="buttons")
+    if unstorable(options):
+        raise InvalidInput("The list holds a character that cannot be stored.", field="list")
     if buttons is not None and options is not None:
         raise InvalidInput("Send reply buttons or a list, not both.", field="list")
     if len(content or "") > MAX_QUESTION_CHARS:

@@ -5,7 +5,20 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
@@ -73,7 +86,16 @@ def conversations_by_activity(clinic: Clinic) -> QuerySet[Conversation]:
         Conversation.objects.filter(clinic=clinic)
         .select_related("contact", "assignee")
         .annotate(
-            last_message_content=Subquery(last_message.values("content")[:1]),
+            last_message_content=Subquery(
+                last_message.annotate(
+                    shown=Case(  # a message the patient deleted is not previewed
+                        When(metadata__has_key="revoked_at", then=Value(REVOKED_PREVIEW)),
+                        When(metadata__has_key="revoke", then=Value(REVOKED_PREVIEW)),
+                        default=F("content"),
+                        output_field=TextField(),
+                    )
+                ).values("shown")[:1]
+            ),
             last_message_type=Subquery(last_message.values("message_type")[:1]),
             last_message_direction=Subquery(last_message.values("direction")[:1]),
             last_message_sender_type=Subquery(last_message.values("sender_type")[:1]),
@@ -283,6 +305,9 @@ def notes_of(conversation: Conversation) -> QuerySet[Note]:
         .prefetch_related("mentions")
         .order_by("created_at", "id")
     )
+
+
+REVOKED_PREVIEW = "🚫 Mensagem apagada"
 
 
 def reply_window_ends_at(conversation: Conversation, latest: list[Message] | None = None) -> datetime | None:

@@ -19,7 +19,7 @@ from conversations.actions.conversations import wake_conversation as wake
 from conversations.actions.media import attach_inbound_media, record_media_failure
 from conversations.actions.messages import update_message_status
 from conversations.actions.push import notify_late, notify_mention, notify_new_message
-from conversations.actions.reactions import record_reaction_sent
+from conversations.actions.reactions import record_reaction_sent, still_wanted
 from conversations.media import safe_file_name
 from conversations.models import DeliveryAttempt, Message, MessageStatus
 
@@ -212,6 +212,8 @@ def send_reaction(message_id: int, emoji: str, attempt: int = 1) -> str:
     channel = channel_of(message.clinic_id, message.conversation.whatsapp_number_id) if message else None
     if message is None or channel is None:
         return "nothing to do"
+    if not still_wanted(message_id, emoji):
+        return "changed meanwhile"  # a later reaction (or its removal) has its own send
     if channel.simulated:
         record_reaction_sent(message_id=message_id, emoji=emoji)
         return "simulated"

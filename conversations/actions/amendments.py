@@ -12,6 +12,13 @@ from conversations import events
 from conversations.models import Contact, Direction, Message
 
 
+def _latest_changed(message: Message) -> None:
+    """The list previews the conversation's latest message: when that one changed, its row is told too."""
+    latest = message.conversation.messages.exclude(message_type="system").order_by("-created_at", "-id").first()
+    if latest is not None and latest.pk == message.pk:
+        events.publish_conversation_updated(message.conversation, ["last_message"])
+
+
 def _original(clinic_id: int, contact: Contact, external_id: str) -> Message | None:
     return (
         Message.objects.select_for_update()
@@ -42,6 +49,7 @@ def receive_edit(
     message.metadata = {**message.metadata, "edits": edits, "edited_at": at.isoformat()}
     message.save(update_fields=["content", "metadata"])
     events.publish_message_updated(message)
+    _latest_changed(message)
     return message
 
 
@@ -54,6 +62,7 @@ def receive_revoke(*, clinic_id: int, contact: Contact, original: str, at: datet
         return None
     if not message.metadata.get("revoked_at"):
         message.metadata = {**message.metadata, "revoked_at": at.isoformat()}
-        message.save(update_fields=["metadata"])
+        message.save(update_fields=["metadata", "content"])  # as a change of text: the list's preview changes
         events.publish_message_updated(message)
+        _latest_changed(message)
     return message

@@ -37,7 +37,7 @@ def send_away_message(conversation: Conversation, message: Message) -> Message |
     the away message if the clinic is closed and it is due. Returns it, or None."""
     if message.sender_type != SenderType.PATIENT or message.message_type == MessageType.SYSTEM:
         return None
-    if "reaction" in message.metadata:  # a 👍 asks for nothing
+    if message.metadata.keys() & {"reaction", "revoke"}:  # a 👍, a deletion: they ask for nothing
         return None
     if conversation.channel != Conversation.Channel.WHATSAPP:
         return None

@@ -38,6 +38,9 @@ from conversations.models.reports import ACTIVITY_SHARDS
 logger = logging.getLogger(__name__)
 # Marks a message the clinic sent from the WhatsApp Business app on its phone (coexistence).
 SENT_FROM_BUSINESS_APP = "whatsapp_business_app"
+# A reaction, or the deletion of a message the clinic never had, kept as messages of their own: they ask the
+# clinic for nothing (no wait, no away message, no push).
+ASKS_NOTHING = frozenset({"reaction", "revoke"})
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,8 @@ def _store(
     if external_id is not None and message.direction == Direction.OUTBOUND:
         message = apply_pending_statuses(message)  # statuses WhatsApp reported before we knew the id
     send_away_message(conversation, message)
-    if message.sender_type == SenderType.PATIENT and "reaction" not in message.metadata and push.wanted(clinic.pk):
+    asks = not message.metadata.keys() & ASKS_NOTHING
+    if message.sender_type == SenderType.PATIENT and asks and push.wanted(clinic.pk):
         jobs.push("message", message.pk)  # staff's devices are told by the worker, after the commit
     return InboundResult(message, conversation, contact, created=True)
 
@@ -283,8 +287,8 @@ def _record_for_reports(conversation: Conversation, change: str | None, message:
     if change is not None:
         reporting.opened(conversation, at)
     if message.sender_type == SenderType.PATIENT:
-        reaction = "reaction" in message.metadata  # a 👍 to the clinic's answer asks for nothing
-        reporting.patient_wrote(conversation, at, shard=conversation.pk % ACTIVITY_SHARDS, awaits=not reaction)
+        asks = not message.metadata.keys() & ASKS_NOTHING  # a 👍 to the clinic's answer asks for nothing
+        reporting.patient_wrote(conversation, at, shard=conversation.pk % ACTIVITY_SHARDS, awaits=asks)
         return []
     by = Responder.ASSISTANT if message.sender_type == SenderType.AI else Responder.STAFF
     return reporting.replied(conversation, at, by=by, user_id=None)

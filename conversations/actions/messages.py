@@ -106,6 +106,11 @@ def send_outbound_message(
             raise InvalidInput(str(refused), field="file") from None
     if message_type == MessageType.TEXT and not content:
         raise InvalidInput("A text message needs some content.", field="content")
+    if content and message_type in (MessageType.AUDIO, MessageType.STICKER):
+        raise InvalidInput(
+            "WhatsApp shows no text with an audio or a sticker: send the text as a message of its own.",
+            field="content",
+        )
     question = checked_question(content=content, buttons=buttons, options=options)
     if question is not None:
         if attachment is not None:

@@ -23,12 +23,25 @@ PATIENT, STAFF = "patient", "staff"
 MAX_EMOJI_CHARS = 16  # one emoji, with its skin tone and joiners
 
 
+MODIFIERS = {"\ufe0f", "\u20e3"} | {chr(c) for c in range(0x1F3FB, 0x1F400)}  # presentation, keycap, skin tones
+ZWJ = "\u200d"
+
+
+def _one_symbol(part: str) -> bool:
+    base = [char for char in part if char not in MODIFIERS]
+    if len(base) == 2 and all(0x1F1E6 <= ord(char) <= 0x1F1FF for char in base):
+        return True  # a flag: two regional indicators
+    if len(base) == 1 and base[0] in "#*0123456789" and "\u20e3" in part:
+        return True  # a keycap
+    return len(base) == 1 and unicodedata.category(base[0]) == "So"
+
+
 def is_emoji(text: str) -> bool:
-    """One emoji (as WhatsApp takes in a reaction): symbols only — no letters, digits, spaces or controls."""
+    """One emoji (as WhatsApp takes in a reaction): one symbol with its modifiers, or several joined into one
+    (👨‍⚕️) — no letters, digits, spaces, controls or other marks."""
     if not isinstance(text, str) or not 0 < len(text) <= MAX_EMOJI_CHARS:
         return False
-    categories = {unicodedata.category(char) for char in text}
-    return bool(categories & {"So", "Sk"}) and not categories & {"Lu", "Ll", "Lt", "Lo", "Nd", "Zs", "Cc", "Cs"}
+    return all(part and _one_symbol(part) for part in text.split(ZWJ))
 
 
 def _set(message: Message, side: str, reaction: dict | None) -> None:
@@ -87,13 +100,21 @@ def react_to_message(
                 "WhatsApp's 24-hour window has closed: a reaction would be refused. Nothing was sent."
             )
     held = (message.metadata.get("reactions") or {}).get(STAFF)
-    if (held or {}).get("emoji", "") == emoji:
-        return message  # the same reaction again: nothing to send
+    if (held or {}).get("emoji", "") == emoji and (held or {}).get("status") != "failed":
+        return message  # the same reaction again: nothing to send (a failed one is sent again)
     now = timezone.now().isoformat()
     _set(message, STAFF, {"emoji": emoji, "by": actor.pk, "at": now, "status": "pending"} if emoji else None)
     record_audit(clinic_id=conversation.clinic_id, actor=actor, action="message.reacted", obj=message, ip=ip)
     jobs.send_reaction(message.pk, emoji)
     return message
+
+
+def still_wanted(message_id: int, emoji: str) -> bool:
+    """Whether `emoji` is still the staff's reaction on the message ("": none), so a send queued before a
+    later change does not overwrite it on the patient's phone."""
+    message = Message.objects.filter(pk=message_id).only("metadata").first()
+    held = ((message.metadata.get("reactions") or {}).get(STAFF) or {}) if message else {}
+    return held.get("emoji", "") == emoji
 
 
 @transaction.atomic

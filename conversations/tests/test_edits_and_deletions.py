@@ -72,3 +72,36 @@ def test_another_patient_cannot_edit_or_delete_someone_elses_message(whatsapp_po
         assert whatsapp_post(payload).status_code == 200
     untouched = Message.objects.get(pk=original.pk)
     assert untouched.content == "Queria remarcar para quarta" and "revoked_at" not in untouched.metadata
+
+
+def test_a_deleted_photo_hides_its_file_and_the_list_previews_it_as_deleted(
+    whatsapp_post, clinic, whatsapp_channel, member, client
+):
+    from conversations.selectors import conversations_by_activity
+
+    photo = receive_inbound_message(
+        clinic=clinic,
+        phone="5511987654321",
+        message_type="image",
+        content="foto do exame",
+        external_id="wamid.ORIGINAL01",
+        metadata={"media_id": "1", "media_status": "failed", "media_error": "x"},
+    ).message
+    assert whatsapp_post("revoke").status_code == 200
+    client.force_login(member)
+    page = client.get(f"/inbox/{photo.conversation_id}/").text
+    bubble = page.split(f'id="m{photo.pk}"')[1].split("</article>")[0]
+    assert "Mensagem apagada" in bubble and "foto do exame" not in bubble and "media-note" not in bubble
+    row = conversations_by_activity(clinic).get(pk=photo.conversation_id)
+    assert row.last_message_content == "🚫 Mensagem apagada"
+    told = Event.objects.filter(type="conversation:updated").latest("seq")
+    assert told.data["changed"] == ["last_message"]
+
+
+def test_deleting_a_message_the_clinic_never_had_asks_the_clinic_for_nothing(whatsapp_post, clinic, whatsapp_channel):
+    from conversations.models import Conversation
+
+    assert whatsapp_post("revoke").status_code == 200
+    kept = Message.objects.get(external_id="wamid.REVOKE01")
+    conversation = Conversation.objects.get(pk=kept.conversation_id)
+    assert conversation.awaiting_since is None, "no wait begins"

@@ -41,7 +41,8 @@ def test_each_kind_is_uploaded_then_sent_by_id_as_whatsapp_wants_it(
     upload = graph.post(f"/{PNID}/media").mock(return_value=httpx.Response(200, json={"id": "77"}))
     route = graph.post(f"/{PNID}/messages").mock(return_value=accepted())
     file = SimpleUploadedFile(name, content, content_type)
-    message = send(conversation, member, content="Seu exame", attachment=file)
+    text = "" if kind in ("audio", "sticker") else "Seu exame"  # WhatsApp shows no text with these
+    message = send(conversation, member, content=text, attachment=file)
     assert message.message_type == kind
     run_worker()
     assert reloaded(message).status == "sent" and upload.call_count == 1
@@ -57,3 +58,22 @@ def test_a_file_past_metas_limit_is_refused_before_storing_naming_the_limit(jwt_
     )
     assert response.status_code == 400 and response.json()["field"] == "file"
     assert "500 KB" in response.json()["detail"] and Message.objects.count() == before
+
+
+@pytest.mark.parametrize("name,content,content_type", [("a.ogg", OGG, "audio/ogg"), ("f.webp", WEBP, "image/webp")])
+def test_text_with_an_audio_or_a_sticker_is_refused_rather_than_lost(
+    jwt_client,
+    member,
+    conversation,
+    name,
+    content,
+    content_type,  # noqa: F811
+):
+    before = Message.objects.count()
+    response = jwt_client(member).post(
+        f"/api/conversations/{conversation.pk}/messages/",
+        {"content": "Ouça", "file": SimpleUploadedFile(name, content, content_type)},
+        format="multipart",
+    )
+    assert response.status_code == 400 and response.json()["field"] == "content"
+    assert Message.objects.count() == before

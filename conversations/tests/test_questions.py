@@ -96,6 +96,10 @@ def test_a_list_goes_out_with_its_button_and_rows(jwt_client, member, conversati
         ({"list": {"options": ["A"]}, "buttons": ["B"]}, "list"),
         ({"buttons": ["Sim"], "template": "lembrete_consulta", "content": ""}, "buttons"),
         ({"buttons": "Sim"}, "buttons"),
+        ({"buttons": ["Si\u0000m"]}, "buttons.0"),
+        ({"list": {"options": ["a\u0000"]}}, "list"),
+        ({"list": {"button": "b\u0000", "options": ["a"]}}, "list"),
+        ({"list": {"options": [{"title": "a", "description": "d\u0000"}]}}, "list"),
     ],
 )
 def test_what_whatsapp_would_refuse_is_a_400_naming_the_field_and_nothing_is_stored(

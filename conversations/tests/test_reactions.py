@@ -102,13 +102,26 @@ def test_staff_react_and_the_worker_sends_whatsapps_reaction_type(jwt_client, me
         ("two words", 400, "emoji"),
         ("a number", 400, "emoji"),
         ("too long", 400, "emoji"),
+        ("a caret", 400, "emoji"),
+        ("four thumbs", 400, "emoji"),
+        ("a direction override", 400, "emoji"),
+        ("combining marks", 400, "emoji"),
         ("the clinic's own message", 400, "message"),
         ("unknown message", 404, None),
     ],
 )
 def test_what_cannot_be_a_reaction_is_refused_and_changes_nothing(jwt_client, member, answered, case, status, field):
     asked, reply = answered["asked"], answered["reply"]
-    emoji = {"text": "ok", "two words": "👍 sim", "a number": "1", "too long": "👍" * 20}.get(case, "👍")
+    emoji = {
+        "text": "ok",
+        "two words": "👍 sim",
+        "a number": "1",
+        "too long": "👍" * 20,
+        "a caret": "^",
+        "four thumbs": "👍👍👍👍",
+        "a direction override": "👍\u202e",
+        "combining marks": "👍" + "\u0301" * 3,
+    }.get(case, "👍")
     target = {"the clinic's own message": reply.pk, "unknown message": 999_999}.get(case, asked.pk)
     url = f"/api/conversations/{asked.conversation_id}/messages/{target}/reaction/"
     response = jwt_client(member).post(url, {"emoji": emoji}, format="json")
@@ -128,3 +141,39 @@ def test_after_the_24_hour_window_a_reaction_is_a_409(jwt_client, member, answer
     url = f"/api/conversations/{asked.conversation_id}/messages/{asked.pk}/reaction/"
     response = jwt_client(member).post(url, {"emoji": "👍"}, format="json")
     assert response.status_code == 409 and "reactions" not in Message.objects.get(pk=asked.pk).metadata
+
+
+@pytest.mark.parametrize("emoji", ["👍🏽", "❤️", "👨\u200d⚕️", "🇧🇷", "1️⃣"])
+def test_one_emoji_however_it_is_made_is_a_reaction(jwt_client, member, answered, emoji):
+    asked = answered["asked"]
+    url = f"/api/conversations/{asked.conversation_id}/messages/{asked.pk}/reaction/"
+    assert jwt_client(member).post(url, {"emoji": emoji}, format="json").status_code == 200
+
+
+def test_a_reaction_changed_before_its_send_ran_sends_only_the_latest(jwt_client, member, answered, graph):  # noqa: F811
+    route = graph.post(f"/{PNID}/messages").mock(return_value=accepted("wamid.REACT2"))
+    asked = answered["asked"]
+    api = jwt_client(member)
+    url = f"/api/conversations/{asked.conversation_id}/messages/{asked.pk}/reaction/"
+    calls = route.call_count
+    assert api.post(url, {"emoji": "👍"}, format="json").status_code == 200
+    assert api.post(url, {"emoji": ""}, format="json").status_code == 200  # taken back before any send
+    run_worker()
+    sent = [json.loads(call.request.content) for call in route.calls[calls:]]
+    assert [s["reaction"]["emoji"] for s in sent] == [""], "the 👍 queued first never reaches WhatsApp"
+
+
+def test_a_failed_staff_reaction_can_be_sent_again(jwt_client, member, answered, graph):  # noqa: F811
+    from conversations.tests.test_delivery import meta_error
+
+    route = graph.post(f"/{PNID}/messages").mock(return_value=meta_error(400, 131051, "Unsupported"))
+    asked = answered["asked"]
+    api = jwt_client(member)
+    url = f"/api/conversations/{asked.conversation_id}/messages/{asked.pk}/reaction/"
+    api.post(url, {"emoji": "🙏"}, format="json")
+    run_worker()
+    assert Message.objects.get(pk=asked.pk).metadata["reactions"]["staff"]["status"] == "failed"
+    route.mock(return_value=accepted("wamid.REACT3"))
+    assert api.post(url, {"emoji": "🙏"}, format="json").status_code == 200
+    run_worker()
+    assert Message.objects.get(pk=asked.pk).metadata["reactions"]["staff"]["status"] == "sent"

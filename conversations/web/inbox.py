@@ -87,7 +87,8 @@ def with_quotes(messages: list[Message], conversation: Conversation, viewer_id: 
         found = quoted.get(message.metadata.get("reply_to_message_id"))
         if found is not None:
             found.conversation = conversation
-            text = found.content or found.get_message_type_display()
+            revoked = found.metadata.get("revoked_at") or found.metadata.get("revoke")
+            text = "Mensagem apagada" if revoked else found.content or found.get_message_type_display()
             message.quoted = {
                 "id": found.pk,
                 "sender": message_sender(found, viewer_id, names),

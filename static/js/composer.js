@@ -588,7 +588,8 @@ export class Composer {
     this.timeline.keptNode(clientId)?.remove();
     if (!entry || !this.form.isConnected) return;
     const file = entry.file ? new File([entry.file], entry.fileName || "arquivo", { type: entry.file.type }) : null;
-    this.restore({ content: entry.content, file, replyTo: null, question: entry.question }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
+    const replyTo = /reply_to/.test(entry.reason) ? null : entry.replyTo; // kept, unless the quote was the problem
+    this.restore({ content: entry.content, file, replyTo, question: entry.question }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
   }
 
   restore(reply, reason) {

@@ -136,7 +136,7 @@ export class OpenConversation {
     this.swap(html);
     if (push) history.pushState({ id }, "", `/inbox/${id}/${this.listQuery()}`);
     document.title = `${this.pane.querySelector("h2")?.textContent || "Conversa"} — ${this.listTitle}`;
-    this.pane.querySelector("textarea")?.focus();
+    this.pane.querySelector("#composer-text")?.focus();
   }
 
   // The same conversation rendered afresh (its day labels after midnight); the draft is kept.
