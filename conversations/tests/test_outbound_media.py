@@ -64,7 +64,7 @@ def test_a_file_past_metas_limit_is_refused_before_storing_naming_the_limit(jwt_
 def test_text_with_an_audio_or_a_sticker_is_refused_rather_than_lost(
     jwt_client,
     member,
-    conversation,
+    conversation,  # noqa: F811
     name,
     content,
     content_type,  # noqa: F811
