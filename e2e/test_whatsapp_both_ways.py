@@ -150,3 +150,40 @@ def test_a_template_with_a_document_header_and_buttons_is_filled_previewed_and_s
     expect(sent.locator(".template-footer")).to_have_text("Dúvidas? Responda esta mensagem.")
     expect(sent.locator(".question-options li")).to_have_text(["Ver no portal", "Recebi"])
     expect(sent.locator(".tick")).to_have_attribute("data-tick", "read", timeout=15_000)
+
+
+def test_a_voice_note_is_recorded_in_the_browser_and_sent_as_ogg_opus(team, serve, worker):  # noqa: F811
+    """Chromium records Opus in WebM; the page moves it into OGG, as WhatsApp wants a voice note."""
+    from playwright.sync_api import sync_playwright
+
+    from e2e.conftest import CHROMIUM, CHROMIUM_ARGS, log_in
+
+    env = server_env()
+    host = serve(env)
+    worker(env)
+    fake_microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + fake_microphone)
+        context = browser.new_context()
+        context.grant_permissions(["microphone"], origin=f"http://{host}")
+        julia = context.new_page()
+        log_in(julia, host, team["julia"])
+        julia.goto(f"http://{host}/inbox/{team['maria']}/")
+        record = julia.get_by_role("button", name="Gravar")
+        record.click()
+        expect(julia.locator("[data-record]")).to_have_attribute("aria-pressed", "true")
+        julia.wait_for_timeout(2_500)
+        julia.locator("[data-record]").click()
+        expect(julia.locator(".attachment-chip")).to_contain_text("Mensagem de voz · 0:0", timeout=10_000)
+        julia.get_by_role("button", name="Enviar", exact=True).click()
+        sent = julia.locator(".timeline .message.outbound[data-message-id]", has=julia.locator("audio"))
+        expect(sent).to_have_count(1, timeout=15_000)
+        expect(sent.locator(".voice-note")).to_contain_text("Mensagem de voz · 0:0")
+        expect(sent.locator(".tick")).to_have_attribute("data-tick", "read", timeout=15_000)
+        screenshot(julia, "voice-note")
+        browser.close()
+    stored = in_thread(lambda: Message.objects.get(message_type="audio", metadata__voice=True))
+    with stored.attachments.get().file.open("rb") as file:
+        content = file.read()
+    assert content.startswith(b"OggS") and b"OpusHead" in content[:80]
+    assert 1.5 <= stored.metadata["duration_seconds"] <= 4, stored.metadata

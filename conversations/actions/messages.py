@@ -41,6 +41,7 @@ from conversations.models import (
 )
 from conversations.questions import checked_question
 from conversations.selectors import has_real_channel, has_whatsapp_number, is_member, reply_window_ends_at
+from conversations.voice import duration_seconds, is_ogg_opus
 
 MEDIA_TYPES = (MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER)
 # WhatsApp refuses text bodies longer than this.
@@ -83,6 +84,7 @@ def send_outbound_message(
     reply_to: int | None = None,
     buttons: list | None = None,
     options: dict | None = None,
+    voice: bool = False,
     ip: str | None = None,
 ) -> OutboundResult:
     """Store a message a staff member sends to the patient, as pending until the provider takes it.
@@ -111,6 +113,8 @@ def send_outbound_message(
             "WhatsApp shows no text with an audio or a sticker: send the text as a message of its own.",
             field="content",
         )
+    if voice:
+        metadata = {**(metadata or {}), **_voice_note(attachment, message_type)}
     question = checked_question(content=content, buttons=buttons, options=options)
     if question is not None:
         if attachment is not None:
@@ -149,6 +153,18 @@ def send_outbound_message(
         audit=("message.sent", ip),
     )
     return OutboundResult(message, created=True)
+
+
+def _voice_note(attachment: UploadedFile | None, message_type: str) -> dict:
+    """A voice note's metadata: it must be an OGG/Opus recording (what WhatsApp plays as a voice note)."""
+    if attachment is None or message_type != MessageType.AUDIO:
+        raise InvalidInput("A voice note is a recorded audio file.", field="voice")
+    attachment.seek(0)
+    content = attachment.read()
+    attachment.seek(0)
+    if not is_ogg_opus(content[:128]):
+        raise InvalidInput("WhatsApp plays as voice notes only OGG files with the Opus codec.", field="voice")
+    return {"voice": True, "duration_seconds": duration_seconds(content)}
 
 
 def _header_files(template: Template, header_file: UploadedFile | None) -> list[dict]:

@@ -131,6 +131,9 @@ class SendMessageIn(StrictSerializer):
         required=False, help_text="Chosen by the client; a retry with it is not stored twice"
     )
     file = serializers.FileField(required=False, help_text="multipart only: one image, video, audio or document")
+    voice = serializers.BooleanField(
+        required=False, default=False, help_text="The file is a recorded voice note (OGG/Opus): sent as one"
+    )
     reply_to = serializers.IntegerField(
         required=False,
         min_value=1,

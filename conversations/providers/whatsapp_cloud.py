@@ -184,6 +184,8 @@ class WhatsAppCloudProvider:
             media["caption"] = message.content
         if message.message_type == "document":
             media["filename"] = attachment.file_name
+        if message.message_type == "audio" and message.metadata.get("voice"):
+            media["voice"] = True  # a voice note: played in place, transcribed by WhatsApp
         return {"type": message.message_type, message.message_type: media}
 
 

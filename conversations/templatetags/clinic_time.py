@@ -109,3 +109,13 @@ def search_marks(marked: str) -> str:
     chunks = re.split(f"{START}(.*?){STOP}", marked, flags=re.DOTALL)  # text, found, text, found, …
     parts = [format_html("<mark>{}</mark>", chunk) if n % 2 else chunk for n, chunk in enumerate(chunks)]
     return format_html_join("", "{}", ((part,) for part in parts))
+
+
+@register.filter
+def duration_clock(seconds) -> str:
+    """0:07, 1:32: how long a voice note plays."""
+    try:
+        total = max(0, round(float(seconds)))
+    except (TypeError, ValueError):
+        return ""
+    return f"{total // 60}:{total % 60:02d}"

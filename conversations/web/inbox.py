@@ -96,6 +96,23 @@ def with_quotes(messages: list[Message], conversation: Conversation, viewer_id: 
             }
 
 
+TRANSCRIBED = "audio_transcribed"
+
+
+def with_transcripts(messages: list[Message], conversation: Conversation) -> None:
+    """Each audio's `transcript`, when the assistant posted one (an `audio_transcribed` action naming the
+    message by its WhatsApp id or ours): shown under the audio, not as a message."""
+    audios = {m.external_id: m for m in messages if m.message_type == "audio" and m.external_id}
+    audios |= {str(m.pk): m for m in messages if m.message_type == "audio"}
+    if not audios:
+        return
+    for action in conversation.actions.filter(action_type=TRANSCRIBED).order_by("created_at", "id"):
+        data = action.action_data if isinstance(action.action_data, dict) else {}
+        found = audios.get(str(data.get("message_id", "")))
+        if found is not None and isinstance(data.get("transcript"), str):
+            found.transcript = data["transcript"]
+
+
 def list_rows(
     membership: Membership,
     filters: ListFilters,
@@ -181,6 +198,7 @@ def conversation_context(
         if first_unread is None and message.pk > read_up_to and message.sender_type == "patient":
             first_unread = message.pk
     with_quotes(messages, conversation, viewer.pk, names)
+    with_transcripts(messages, conversation)
     items = _in_time_order(messages, actions, notes)
     return {
         "conversation": conversation,
@@ -423,6 +441,7 @@ def timeline_part(request: HttpRequest, membership: Membership, conversation_id:
         message.conversation = conversation
         message.sender_label = message_sender(message, membership.user_id, names)
     with_quotes(messages, conversation, membership.user_id, names)
+    with_transcripts(messages, conversation)
     context = {
         "items": _in_time_order(messages, actions, notes),
         "has_older": has_older,

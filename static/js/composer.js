@@ -5,6 +5,7 @@
 // note for colleagues instead (POST …/notes/), never sent to the patient.
 
 import { announce, api, HttpError } from "./api.js";
+import { VoiceRecorder } from "./voice.js";
 
 const TYPING_EVERY_MS = 2500;
 const TYPING_IDLE_MS = 5000;
@@ -42,6 +43,11 @@ function failure(error) {
   return error instanceof HttpError && error.body?.detail ? error.body.detail : "Sem conexão com o servidor.";
 }
 
+function clock(seconds) {
+  const total = Math.max(0, Math.round(seconds));
+  return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+}
+
 function remaining(ms) {
   const minutes = Math.max(1, Math.round(ms / 60000));
   return minutes >= 60 ? `${Math.floor(minutes / 60)} h ${minutes % 60} min` : `${minutes} min`;
@@ -62,6 +68,8 @@ export class Composer {
     this.file = null;
     this.replyTo = null;
     this.replying = form.querySelector("[data-replying]");
+    this.voice = null; // {seconds} while the attached file is a recorded voice note
+    this.recorder = null;
     this.lastTyping = 0;
     this.typingTimer = null;
     this.text.value = localStorage.getItem(this.draftKey) || "";
@@ -429,6 +437,7 @@ export class Composer {
     this.fileInput.addEventListener("change", () => this.attach(this.fileInput.files[0]));
     this.form.querySelector("[data-remove-file]").addEventListener("click", () => this.attach(null));
     this.replying?.querySelector("[data-cancel-reply]").addEventListener("click", () => this.quote(null));
+    this.form.querySelector("[data-record]")?.addEventListener("click", () => this.record());
     this.text.addEventListener("paste", (event) => {
       const file = [...(event.clipboardData?.files || [])][0];
       if (file) {
@@ -475,6 +484,48 @@ export class Composer {
     editor.open = false;
   }
 
+  // --- Voice notes: recorded here as OGG/Opus (voice.js), attached like a file, sent as WhatsApp's voice note --
+
+  async record() {
+    const button = this.form.querySelector("[data-record]");
+    if (this.recorder) {
+      clearInterval(this.recordTimer);
+      const seconds = this.recorder.seconds;
+      button.setAttribute("aria-pressed", "false");
+      button.textContent = "Gravar";
+      try {
+        const file = await this.recorder.stop();
+        this.recorder = null;
+        this.attach(file);
+        this.voice = { seconds };
+        this.chip.querySelector(".attachment-name").textContent = `🎤 Mensagem de voz · ${clock(seconds)}`;
+      } catch (error) {
+        this.recorder = null;
+        this.showError(`A gravação não pôde ser usada: ${error.message}.`);
+      }
+      return;
+    }
+    const recorder = new VoiceRecorder();
+    if (!recorder.supported) {
+      this.showError("Este navegador não grava áudio no formato que o WhatsApp toca como mensagem de voz (Opus). Use o Chrome, o Edge ou o Firefox atualizados, ou anexe um arquivo de áudio.");
+      return;
+    }
+    try {
+      await recorder.start();
+    } catch (error) {
+      this.showError(`Sem acesso ao microfone: ${error.message}. Permita o microfone para este site e tente de novo.`);
+      return;
+    }
+    this.showError("");
+    this.recorder = recorder;
+    button.setAttribute("aria-pressed", "true");
+    const tick = () => {
+      button.textContent = `Parar ${clock(recorder.seconds)}`;
+    };
+    tick();
+    this.recordTimer = setInterval(tick, 500);
+  }
+
   // Reply in context: the message quoted above the reply (WhatsApp's context); null stops quoting.
   quote(message) {
     this.replyTo = message ? message.id : null;
@@ -510,6 +561,7 @@ export class Composer {
       }
     }
     this.file = file || null;
+    this.voice = null;
     this.chip.hidden = !file;
     this.chip.querySelector(".attachment-name").textContent = file ? `📎 ${file.name}` : "";
     if (!file) this.fileInput.value = "";
@@ -555,6 +607,10 @@ export class Composer {
       return;
     }
     this.showError("");
+    if (this.voice && content) {
+      this.showError("Uma mensagem de voz vai sem texto no WhatsApp: envie o texto numa mensagem separada. Nada foi enviado.");
+      return;
+    }
     const question = this.question();
     if (question?.error) {
       this.showError(`${question.error} Nada foi enviado.`);
@@ -563,6 +619,7 @@ export class Composer {
     const reply = {
       clientId: newClientId(), conversationId: this.conversationId, content, file: this.file, replyTo: this.replyTo,
       question: question || null,
+      voice: Boolean(this.file && this.voice),
     };
     this.quote(null);
     this.clearQuestion();

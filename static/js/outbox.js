@@ -143,6 +143,7 @@ export class Outbox extends EventTarget {
       fileName: reply.file?.name || "",
       replyTo: reply.replyTo || null,
       question: reply.question || null,
+      voice: Boolean(reply.voice),
       writtenAt: Date.now(),
       order: order++,
       state: "queued",
@@ -249,6 +250,7 @@ export class Outbox extends EventTarget {
     form.append("content", entry.content);
     form.append("client_id", entry.clientId);
     if (entry.replyTo) form.append("reply_to", String(entry.replyTo));
+    if (entry.voice) form.append("voice", "true");
     form.append("file", entry.file, entry.fileName || "arquivo");
     return form;
   }

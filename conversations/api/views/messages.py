@@ -89,6 +89,7 @@ class MessagesView(ClinicAPIView):
             reply_to=data.validated_data.get("reply_to"),
             buttons=data.validated_data.get("buttons"),
             options=data.validated_data.get("list"),
+            voice=data.validated_data.get("voice", False),
             ip=client_ip(request),
         )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
