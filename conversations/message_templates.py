@@ -59,6 +59,14 @@ class Template:
                 found.append({"index": index, "type": "quick_reply", "text": button.get("text", "")})
         return found
 
+    @property
+    def unsupported(self) -> str:
+        """What in it this inbox cannot fill yet ('' when nothing): WhatsApp would refuse it without."""
+        if (self.header or {}).get("format") == "LOCATION":
+            return "a location header"
+        kinds = {b.get("type") for b in self.buttons} - {"URL", "QUICK_REPLY", "PHONE_NUMBER"}
+        return f"{sorted(kinds)[0].lower()} buttons" if kinds else ""
+
     def as_dict(self) -> dict:
         return {
             **asdict(self),
@@ -66,6 +74,7 @@ class Template:
             "header_variables": self.header_variables,
             "header_media": self.header_media,
             "button_parameters": self.button_parameters,
+            "unsupported": self.unsupported,
         }
 
     def render(self, values: dict) -> str:
@@ -156,7 +165,7 @@ def templates_for(clinic_id: int, number_id: str = "") -> tuple[str, list[Templa
     channel = channel_of(clinic_id, number_id)
     if channel is None or channel.simulated:
         return "simulator", list(SIMULATED)
-    key = f"whatsapp-templates:{channel.pk}"
+    key = f"whatsapp-templates:v2:{channel.pk}"  # v2: with header, footer and buttons
     cached = cache.get(key)
     if cached is None:
         cached = [asdict(t) for t in _from_graph(channel)]

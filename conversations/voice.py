@@ -6,7 +6,9 @@ OpusHead says how many to skip at the start."""
 import struct
 
 OPUS_RATE = 48_000
-MAX_VOICE_BYTES = 16 * 1024 * 1024
+MAX_HOURS = 24  # a voice note's pages claiming more are not believed
+# The n8n assistant's transcript of a voice note: a timeline action naming the message (its WhatsApp id or ours).
+TRANSCRIBED = "audio_transcribed"
 
 
 def is_ogg_opus(head: bytes) -> bool:
@@ -20,10 +22,16 @@ def duration_seconds(content: bytes) -> float | None:
         return None
     head = content.find(b"OpusHead")
     pre_skip = struct.unpack_from("<H", content, head + 10)[0] if head + 12 <= len(content) else 0
-    last = content.rfind(b"OggS")
-    if last < 0 or last + 14 > len(content):
+    serial = content[14:18]
+    last = len(content)
+    while (last := content.rfind(b"OggS", 0, last)) >= 0:
+        # A real page: version 0 and the stream's own serial number (not "OggS" inside a packet's bytes).
+        if last + 27 <= len(content) and content[last + 4] == 0 and content[last + 14 : last + 18] == serial:
+            break
+    if last < 0:
         return None
     granule = struct.unpack_from("<q", content, last + 6)[0]
-    if granule <= 0:
+    seconds = max(0, granule - pre_skip) / OPUS_RATE
+    if granule <= 0 or seconds > MAX_HOURS * 3600:
         return None
-    return round(max(0, granule - pre_skip) / OPUS_RATE, 2)
+    return round(seconds, 2)

@@ -77,6 +77,13 @@ def worker(tmp_path):
         )
         log.close()
         processes.append(process)
+        # Ready once it says so: a machine under load takes seconds to load Django, and a test's first
+        # delivery must not be timed against the worker's start.
+        deadline = time.monotonic() + 60
+        while b"Starting worker" not in (tmp_path / "worker.log").read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the worker did not start: {(tmp_path / 'worker.log').read_text()[-2000:]}")
+            time.sleep(0.1)
 
     yield start
     for process in processes:

@@ -303,6 +303,11 @@ def send_template_message(
     Idempotent on `client_id`."""
     if not is_member(sender, conversation.clinic_id):
         raise NotAMember("Only staff of the conversation's clinic can send in it.")
+    if template.unsupported:
+        raise InvalidInput(
+            f"This template has {template.unsupported}, which this inbox cannot fill yet: WhatsApp would refuse it.",
+            field="template",
+        )
     content = template.render(variables)
     header_text = template.render_header(header or {})
     buttons = template.button_values(button_parameters or {})

@@ -35,6 +35,7 @@ from conversations.models import (
     ReadMarker,
 )
 from conversations.storage import delete_on_commit
+from conversations.voice import TRANSCRIBED
 from realtime import log
 
 logger = logging.getLogger(__name__)
@@ -272,6 +273,20 @@ class Purged:
     pending_statuses: int = 0
 
 
+def _purge_transcripts(clinic: Clinic, message_ids: list[int]) -> None:
+    """The assistant's transcripts of voice notes go with them: clinical words kept no longer than the audio."""
+    rows = Message.objects.filter(pk__in=message_ids, message_type="audio").values_list(
+        "pk", "external_id", "conversation_id"
+    )
+    named = [str(pk) for pk, _, _ in rows] + [external for _, external, _ in rows if external]
+    if named:
+        ConversationAction.objects.filter(
+            conversation_id__in={conversation for _, _, conversation in rows},
+            action_type=TRANSCRIBED,
+            action_data__message_id__in=named,
+        ).delete()
+
+
 def purge_expired(
     *, clinic: Clinic, batch: int = 1000, progress: Callable[[str, int], None] | None = None, dry_run: bool = False
 ) -> Purged:
@@ -302,6 +317,7 @@ def purge_expired(
     while ids := list(old_messages.order_by("pk").values_list("pk", flat=True)[:batch]):
         with transaction.atomic():
             files = list(MessageAttachment.objects.filter(message_id__in=ids))
+            _purge_transcripts(clinic, ids)
             Message.objects.filter(pk__in=ids).delete()
             delete_on_commit(files)
         done.messages += len(ids)

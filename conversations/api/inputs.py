@@ -120,8 +120,10 @@ class JSONDictField(serializers.DictField):
         if isinstance(data, str):
             try:
                 data = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 self.fail("not_a_dict", input_type="text")
+        if isinstance(data, dict) and unstorable(list(data)):
+            raise serializers.ValidationError("A key holds a character that cannot be stored.")
         return super().to_internal_value(data)
 
 
@@ -178,6 +180,8 @@ class SendMessageIn(StrictSerializer):
                 raise serializers.ValidationError({"reply_to": ["A template cannot quote a message."]})
             if "buttons" in attrs or "list" in attrs:
                 raise serializers.ValidationError({"buttons": ["A template carries its own buttons."]})
+            if attrs.get("voice"):
+                raise serializers.ValidationError({"voice": ["A template is not a voice note."]})
             return attrs
         if not attrs.get("content", "").strip() and "file" not in attrs:
             raise serializers.ValidationError({"content": ["Send some text or a file."]})

@@ -159,9 +159,67 @@ def test_what_the_approved_template_cannot_take_is_a_400_naming_the_field(
     age(conversation, 30)
     upload = {
         "pdf": SimpleUploadedFile("laudo.pdf", PDF, content_type="application/pdf"),
-        "png": SimpleUploadedFile("foto.png", b"\\x89PNG\\r\\n\\x1a\\n" + b"0" * 64, content_type="image/png"),
+        "png": SimpleUploadedFile("foto.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64, content_type="image/png"),
     }.get(file)
     before = Message.objects.count()
     response = post(jwt_client(member), conversation, {"template": name, **body}, file=upload)
     assert response.status_code == 400 and response.json()["field"] == field, response.content
+    if file == "png" and name == "exame_pronto":
+        assert "takes a document, not a image" in response.json()["detail"]
     assert Message.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    "form,field",
+    [
+        ({"variables": "[" * 5000}, "variables"),
+        ({"variables": "{}", "header": '{"\\ud800": "x"}'}, "header"),
+        ({"variables": "[1, 2]"}, "variables"),
+        ({"variables": "{}", "voice": "true"}, "voice"),
+    ],
+)
+def test_a_malformed_multipart_template_form_is_a_400_never_a_500(
+    jwt_client,
+    member,
+    conversation,  # noqa: F811
+    templates,
+    form,
+    field,
+):
+    age(conversation, 30)
+    laudo = SimpleUploadedFile("laudo.pdf", PDF, content_type="application/pdf")
+    response = jwt_client(member).post(
+        f"/api/conversations/{conversation.pk}/messages/",
+        {"template": "confirmar_horario", **form, "file": laudo},
+        format="multipart",
+    )
+    assert response.status_code == 400 and response.json()["field"].split(".")[0] == field, response.content
+
+
+def test_a_template_whose_buttons_this_inbox_cannot_fill_is_refused_before_storing(
+    jwt_client,
+    member,
+    conversation,  # noqa: F811
+    graph,  # noqa: F811
+):
+    coupon = {
+        "data": [
+            {
+                "name": "cupom",
+                "language": "pt_BR",
+                "status": "APPROVED",
+                "category": "MARKETING",
+                "components": [
+                    {"type": "BODY", "text": "Seu cupom"},
+                    {"type": "BUTTONS", "buttons": [{"type": "COPY_CODE", "example": "X"}]},
+                ],
+            }
+        ]
+    }
+    graph.get(f"/{WABA}/message_templates").mock(return_value=httpx.Response(200, json=coupon))
+    age(conversation, 30)
+    api = jwt_client(member)
+    assert api.get("/api/templates/").json()["results"][0]["unsupported"] == "copy_code buttons"
+    response = post(api, conversation, {"template": "cupom", "variables": {}})
+    assert response.status_code == 400 and response.json()["field"] == "template"
+    assert not Message.objects.filter(message_type="template").exists()

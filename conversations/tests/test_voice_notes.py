@@ -123,3 +123,42 @@ def test_the_assistants_transcript_shows_under_the_patients_voice_note(n8n, clin
     page = client.get(f"/inbox/{voice.conversation_id}/").text
     bubble = page.split(f'id="m{voice.pk}"')[1].split("</article>")[0]
     assert "Transcrição:" in bubble and "Queria remarcar para sexta" in bubble and "Mensagem de voz" in bubble
+
+
+def test_pages_that_claim_too_much_or_are_not_pages_give_no_duration():
+    real = ogg_opus(1.0)
+    absurd = real[: real.rfind(b"OggS") + 6] + struct.pack("<q", 2**62) + real[real.rfind(b"OggS") + 14 :]
+    assert duration_seconds(absurd) is None
+    inside_a_packet = real + b"OggS" + b"\x07" * 30  # "OggS" in data, not a page of this stream
+    assert duration_seconds(inside_a_packet) == 1.0
+
+
+def test_a_voice_notes_transcript_goes_with_it_when_retention_purges_it(n8n, clinic):  # noqa: F811
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from conversations.actions.privacy import purge_expired
+    from conversations.models import ConversationAction
+
+    voice = receive_inbound_message(
+        clinic=clinic,
+        phone="5511987654321",
+        message_type="audio",
+        external_id="wamid.OLDVOICE",
+        metadata={"media_id": "5", "voice": True, "media_status": "failed", "media_error": "x"},
+        happened_at=timezone.now() - timedelta(days=400),
+    ).message
+    receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi de novo", external_id="wamid.NEW")
+    n8n(
+        {
+            "phone": "+55 11 98765-4321",
+            "action_type": "audio_transcribed",
+            "action_data": {"message_id": "wamid.OLDVOICE", "transcript": "um diagnóstico"},
+        }
+    )
+    clinic.retention_days = 365
+    clinic.save(update_fields=["retention_days"])
+    purge_expired(clinic=clinic)
+    assert not Message.objects.filter(pk=voice.pk).exists()
+    assert not ConversationAction.objects.filter(action_type="audio_transcribed").exists()

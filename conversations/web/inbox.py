@@ -21,6 +21,7 @@ from conversations.actions.audit import record_reading
 from conversations.api import cursors
 from conversations.media import WHATSAPP_MEDIA
 from conversations.models import Conversation, Membership, Message, MessageType
+from conversations.voice import TRANSCRIBED
 from conversations.web.presenters import (
     REACTION_CHOICES,
     STATUS_LABELS,
@@ -94,9 +95,6 @@ def with_quotes(messages: list[Message], conversation: Conversation, viewer_id: 
                 "sender": message_sender(found, viewer_id, names),
                 "text": text if len(text) <= QUOTE_CHARS else f"{text[: QUOTE_CHARS - 1]}…",
             }
-
-
-TRANSCRIBED = "audio_transcribed"
 
 
 def with_transcripts(messages: list[Message], conversation: Conversation) -> None:

@@ -43,6 +43,8 @@ function failure(error) {
   return error instanceof HttpError && error.body?.detail ? error.body.detail : "Sem conexão com o servidor.";
 }
 
+const PLAYABLE_VOICE_BYTES = 512 * 1024; // above it WhatsApp shows a download button instead of playing
+
 function clock(seconds) {
   const total = Math.max(0, Math.round(seconds));
   return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
@@ -486,8 +488,17 @@ export class Composer {
 
   // --- Voice notes: recorded here as OGG/Opus (voice.js), attached like a file, sent as WhatsApp's voice note --
 
+  // The conversation is left (or the page): a recording under way stops, and the microphone with it.
+  dispose() {
+    clearInterval(this.recordTimer);
+    clearInterval(this.windowTimer);
+    this.recorder?.stop({ keep: false }).catch(() => {});
+    this.recorder = null;
+  }
+
   async record() {
     const button = this.form.querySelector("[data-record]");
+    if (this.recordStarting) return; // the microphone's permission is still being asked
     if (this.recorder) {
       clearInterval(this.recordTimer);
       const seconds = this.recorder.seconds;
@@ -499,6 +510,9 @@ export class Composer {
         this.attach(file);
         this.voice = { seconds };
         this.chip.querySelector(".attachment-name").textContent = `🎤 Mensagem de voz · ${clock(seconds)}`;
+        if (file.size > PLAYABLE_VOICE_BYTES) {
+          this.showError("Mensagem de voz longa: acima de 512 KB o WhatsApp mostra um botão de download em vez de tocá-la.");
+        }
       } catch (error) {
         this.recorder = null;
         this.showError(`A gravação não pôde ser usada: ${error.message}.`);
@@ -510,10 +524,17 @@ export class Composer {
       this.showError("Este navegador não grava áudio no formato que o WhatsApp toca como mensagem de voz (Opus). Use o Chrome, o Edge ou o Firefox atualizados, ou anexe um arquivo de áudio.");
       return;
     }
+    this.recordStarting = true;
     try {
       await recorder.start();
     } catch (error) {
       this.showError(`Sem acesso ao microfone: ${error.message}. Permita o microfone para este site e tente de novo.`);
+      return;
+    } finally {
+      this.recordStarting = false;
+    }
+    if (!this.form.isConnected) {
+      recorder.stop({ keep: false }); // the conversation was left while the microphone was being asked for
       return;
     }
     this.showError("");
@@ -646,7 +667,7 @@ export class Composer {
     if (!entry || !this.form.isConnected) return;
     const file = entry.file ? new File([entry.file], entry.fileName || "arquivo", { type: entry.file.type }) : null;
     const replyTo = /reply_to/.test(entry.reason) ? null : entry.replyTo; // kept, unless the quote was the problem
-    this.restore({ content: entry.content, file, replyTo, question: entry.question }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
+    this.restore({ content: entry.content, file, replyTo, question: entry.question, voice: entry.voice }, `Resposta não enviada: ${entry.reason}. Ela voltou para a caixa de texto.`);
   }
 
   restore(reply, reason) {
@@ -654,6 +675,7 @@ export class Composer {
     this.text.value = typed ? `${reply.content}\n${typed}` : reply.content;
     if (this.text.value) localStorage.setItem(this.draftKey, this.text.value);
     if (reply.file) this.attach(reply.file);
+    if (reply.file && reply.voice) this.voice = { seconds: 0 }; // still a voice note when sent again
     if (reply.replyTo) this.quote({ id: reply.replyTo, sender: "", text: "a mensagem citada" });
     const options = reply.question?.buttons || reply.question?.list?.options.map((option) => option.title);
     const editor = this.form.querySelector("[data-question-editor]");

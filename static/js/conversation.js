@@ -57,6 +57,7 @@ export class OpenConversation {
       this.correctPatient(form);
     });
     this.bindOutbox(outbox);
+    window.addEventListener("pagehide", () => this.composer?.dispose());
     this.mount();
   }
 
@@ -108,6 +109,8 @@ export class OpenConversation {
     this.readUpTo = 0;
     this.olderObserver?.disconnect();
     this.listTitle = this.listTitle || document.title.replace(/^.* — (Conversas — )/, "$1");
+    this.composer?.dispose(); // the conversation left: its recording, if any, stops
+    this.composer = null;
     if (!this.id) return;
     this.composer = new Composer(pane.querySelector(".composer"), {
       conversationId: this.id,
@@ -141,6 +144,7 @@ export class OpenConversation {
 
   // The same conversation rendered afresh (its day labels after midnight); the draft is kept.
   async reload() {
+    if (this.composer?.recorder) return; // never under a voice note being recorded: the next change redraws it
     const id = this.id;
     const request = (this.opening = (this.opening || 0) + 1);
     const { html } = await fragment(`/inbox/${id}/`, "conversation");

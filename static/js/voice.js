@@ -153,7 +153,8 @@ export class VoiceRecorder {
   async start() {
     this.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     this.chunks = [];
-    this.recorder = new MediaRecorder(this.stream, { mimeType: this.type });
+    // 32 kbit/s: a voice as clear as WhatsApp's own, and two minutes within the 512 KB it plays in place.
+    this.recorder = new MediaRecorder(this.stream, { mimeType: this.type, audioBitsPerSecond: 32000 });
     this.recorder.addEventListener("dataavailable", (event) => this.chunks.push(event.data));
     this.startedAt = Date.now();
     this.recorder.start();
