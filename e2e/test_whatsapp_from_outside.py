@@ -90,6 +90,9 @@ def test_quotes_reactions_and_questions_go_to_whatsapp_as_meta_documents_them(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    deadline = time.monotonic() + 60
+    while b"Starting worker" not in (tmp_path / "worker.log").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.1)  # ready once it says so
     try:
         assert (
             post_webhook(host, patient_writes("Maria Souza", PHONE, "Posso levar meu filho?", message_id="wamid.Q1"))
