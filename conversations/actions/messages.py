@@ -99,13 +99,7 @@ def send_outbound_message(
     content = (content or "").strip()
     content_type = None
     if attachment is not None:
-        attachment.seek(0)
-        content_type = content_type_of(attachment.read(SNIFF_BYTES), getattr(attachment, "content_type", None))
-        attachment.seek(0)
-        try:
-            message_type = message_type_for(content_type, attachment.size)
-        except ValueError as refused:
-            raise InvalidInput(str(refused), field="file") from None
+        content_type, message_type = _kind_of(attachment)
     if message_type == MessageType.TEXT and not content:
         raise InvalidInput("A text message needs some content.", field="content")
     if content and message_type in (MessageType.AUDIO, MessageType.STICKER):
@@ -155,6 +149,17 @@ def send_outbound_message(
     return OutboundResult(message, created=True)
 
 
+def _kind_of(file: UploadedFile) -> tuple[str, str]:
+    """(content type, message type) of an upload, from its bytes, within WhatsApp's limits for that kind."""
+    file.seek(0)
+    content_type = content_type_of(file.read(SNIFF_BYTES), getattr(file, "content_type", None))
+    file.seek(0)
+    try:
+        return content_type, message_type_for(content_type, file.size)
+    except ValueError as refused:
+        raise InvalidInput(str(refused), field="file") from None
+
+
 def _voice_note(attachment: UploadedFile | None, message_type: str) -> dict:
     """A voice note's metadata: it must be an OGG/Opus recording (what WhatsApp plays as a voice note)."""
     if attachment is None or message_type != MessageType.AUDIO:
@@ -177,13 +182,7 @@ def _header_files(template: Template, header_file: UploadedFile | None) -> list[
         return []
     if header_file is None:
         raise InvalidInput(f"This template's header is a file ({kind}): choose one.", field="file")
-    header_file.seek(0)
-    content_type = content_type_of(header_file.read(SNIFF_BYTES), getattr(header_file, "content_type", None))
-    header_file.seek(0)
-    try:
-        found = message_type_for(content_type, header_file.size)
-    except ValueError as refused:
-        raise InvalidInput(str(refused), field="file") from None
+    content_type, found = _kind_of(header_file)
     if found != kind:
         raise InvalidInput(f"This template's header takes a {kind}, not a {found}.", field="file")
     return [
