@@ -259,11 +259,15 @@ def test_a_push_the_service_worker_receives_is_shown_naming_the_clinic_and_the_c
         "ServiceWorker.deliverPushMessage",
         {"origin": f"http://{host}", "registrationId": registration_id, "data": json.dumps(data)},
     )
-    page.wait_for_function("navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((n) => n.length > 0)")
-    shown = page.evaluate(
-        """navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((found) =>
-             found.map((n) => ({title: n.title, body: n.body, tag: n.tag, url: n.data.url})))"""
-    )
+    shown = []
+    for _ in range(100):  # the worker shows it asynchronously (a promise is not something to wait_for_function on)
+        shown = page.evaluate(
+            """navigator.serviceWorker.ready.then((r) => r.getNotifications()).then((found) =>
+                 found.map((n) => ({title: n.title, body: n.body, tag: n.tag, url: n.data.url})))"""
+        )
+        if shown:
+            break
+        page.wait_for_timeout(100)
     assert shown == [
         {
             "title": "Clínica Aurora",
