@@ -127,7 +127,22 @@ class JSONDictField(serializers.DictField):
         return super().to_internal_value(data)
 
 
-class SendMessageIn(StrictSerializer):
+class QuestionIn(serializers.Serializer):
+    """A question the patient answers with a tap (conversations.questions checks WhatsApp's limits)."""
+
+    buttons = serializers.ListField(
+        child=StrictCharField(max_length=100),
+        required=False,
+        max_length=10,
+        help_text="Up to 3 reply buttons (each up to 20 characters): the text becomes a question",
+    )
+    list = serializers.DictField(
+        required=False,
+        help_text='Up to 10 options behind a button: {"button": "Ver opções", "options": [{"title": "…"}]}',
+    )
+
+
+class SendMessageIn(StrictSerializer, QuestionIn):
     content = StrictCharField(max_length=MAX_TEXT_LENGTH, required=False, allow_blank=True, default="")
     client_id = serializers.UUIDField(
         required=False, help_text="Chosen by the client; a retry with it is not stored twice"
@@ -141,16 +156,6 @@ class SendMessageIn(StrictSerializer):
         min_value=1,
         max_value=2**63 - 1,
         help_text="The id of a message of this conversation to quote (sent as WhatsApp's context)",
-    )
-    buttons = serializers.ListField(
-        child=StrictCharField(max_length=100),
-        required=False,
-        max_length=10,
-        help_text="Up to 3 reply buttons (each up to 20 characters): the text becomes a question",
-    )
-    list = serializers.DictField(
-        required=False,
-        help_text='Up to 10 options behind a button: {"button": "Ver opções", "options": [{"title": "…"}]}',
     )
     template = StrictCharField(
         max_length=512, required=False, help_text="An approved template's name (GET /api/templates/), instead of text"

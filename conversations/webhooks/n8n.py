@@ -17,7 +17,7 @@ from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.integrations import touch_integration_token
 from conversations.actions.messages import MAX_TEXT_LENGTH
 from conversations.actions.notes import keep_if_staff_answer
-from conversations.api.inputs import StorableDictField, StrictCharField, StrictSerializer
+from conversations.api.inputs import QuestionIn, StorableDictField, StrictCharField, StrictSerializer
 from conversations.api.outputs import ActionOut, ErrorOut, OpenOut
 from conversations.models import IntegrationToken, MessageType
 from conversations.questions import checked_question
@@ -40,22 +40,13 @@ class PatientIn(StrictSerializer):
         return attrs
 
 
-class N8nMessageIn(PatientIn):
+class N8nMessageIn(PatientIn, QuestionIn):
     name = StrictCharField(max_length=200, required=False, default="")
     content = StrictCharField(max_length=MAX_TEXT_LENGTH, required=False, allow_blank=True, default="")
     sender_type = serializers.ChoiceField(choices=["patient", "ai"], default="patient")
     message_type = serializers.ChoiceField(choices=MessageType.values, default="text")
     external_id = StrictCharField(max_length=255, required=False, help_text="Your id for it; a repeat is stored once")
     timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; without an offset, UTC")
-    buttons = serializers.ListField(
-        child=StrictCharField(max_length=100),
-        required=False,
-        max_length=10,
-        help_text="The assistant asked with up to 3 reply buttons (what it sent, so the timeline shows them)",
-    )
-    list = serializers.DictField(
-        required=False, help_text='Or with a list: {"button": "…", "options": [{"title": "…"}]}'
-    )
 
     def validate(self, attrs: dict) -> dict:
         attrs = super().validate(attrs)

@@ -3,8 +3,8 @@
 from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
 
-from conversations.models import Clinic, Conversation, Membership
-from conversations.selectors import conversation_of
+from conversations.models import Clinic, Conversation, Membership, Message
+from conversations.selectors import conversation_of, message_in
 
 
 def client_ip(request) -> str | None:
@@ -27,3 +27,10 @@ class ClinicAPIView(APIView):
         if conversation is None:
             raise NotFound("No such conversation in your clinic.", code="not_found")
         return conversation
+
+    def get_message(self, conversation: Conversation, message_id: int) -> Message:
+        """A message of a conversation already found in the caller's clinic; 404 for any other."""
+        message = message_in(conversation, message_id)
+        if message is None:
+            raise NotFound("No such message in this conversation.", code="not_found")
+        return message

@@ -105,9 +105,7 @@ class ResendView(ClinicAPIView):
         conversation = self.get_conversation(conversation_id)
         data = ResendIn(data=request.data)
         data.is_valid(raise_exception=True)
-        message = selectors.message_in(conversation, message_id)
-        if message is None:
-            raise exceptions.NotFound("No such message in this conversation.", code="not_found")
+        message = self.get_message(conversation, message_id)
         result = resend_failed_message(
             message=message, sender=request.user, client_id=data.validated_data.get("client_id"), ip=client_ip(request)
         )
@@ -125,9 +123,7 @@ class ReactionView(ClinicAPIView):
         conversation = self.get_conversation(conversation_id)
         data = ReactionIn(data=request.data)
         data.is_valid(raise_exception=True)
-        message = selectors.message_in(conversation, message_id)
-        if message is None:
-            raise exceptions.NotFound("No such message in this conversation.", code="not_found")
+        message = self.get_message(conversation, message_id)
         message = react_to_message(
             conversation=conversation,
             message=message,
