@@ -5,9 +5,11 @@ The stream does not know how staff log in or what a membership is: `conversation
 credential, so that a thousand sockets of one login cost one database lookup; a change of access (a
 membership removed, a user deactivated, a logout) is a control message that empties it for that user. A
 lookup that a change of that user's access (or everyone's) overlapped is not kept: it may have read the
-access as it was before.
+access as it was before. Sockets of one credential that connect together (a reconnect storm after a
+deploy) share the one lookup under way, as long as no access change was heard since it began.
 """
 
+import asyncio
 import dataclasses
 import threading
 import time
@@ -89,6 +91,7 @@ _changes = 0  # access changes this process has heard of (from any thread: under
 _changed_at: dict[int, int] = {}  # user id → the count at their last change
 _everyone_changed_at = 0  # the count when everyone's access was last to be looked at again
 _lock = threading.Lock()
+_looking: dict[tuple, tuple[asyncio.Future, int]] = {}  # credential → its lookup under way, and its `since`
 
 
 def configure(access: Access) -> None:
@@ -155,23 +158,40 @@ async def by_token(raw: str) -> tuple[Caller, float]:
     """The caller of an access token, and when the token expires; raises Refused."""
     claims = access().token_claims(raw)  # signature and expiry: no database
     key = ("token", claims.user_id, claims.clinic_id, claims.sid)
-    caller = cached(key)
-    if caller is None:
-        since = _changes
-        found = await db.run(access().caller_for_token, claims)
-        caller = remember(dataclasses.replace(found, key=key), since)
+    caller = cached(key) or await _look_up(key, access().caller_for_token, claims)
     return caller, claims.expires_at
 
 
 async def by_session(session_key: str) -> Caller | None:
     """The caller of a browser session, None when nobody is logged in there; raises Refused."""
     key = ("session", session_key)
-    caller = cached(key)
-    if caller is None:
+    return cached(key) or await _look_up(key, access().caller_for_session, session_key)
+
+
+async def _look_up(key: tuple, lookup, credential) -> Caller | None:
+    """The credential's caller from the database; callers of one credential at once share one lookup
+    (and its Refused). A lookup is joined only while no access change was heard since it began: a later
+    caller must not be answered with access read before a change. The lookup runs as its own task, so
+    that one caller going away does not cancel it for the others."""
+    under_way = _looking.get(key)
+    if under_way is None or under_way[1] != _changes:
         since = _changes
-        found = await db.run(access().caller_for_session, session_key)
-        caller = None if found is None else remember(dataclasses.replace(found, key=key), since)
-    return caller
+        task = asyncio.ensure_future(_load(key, lookup, credential, since))
+        under_way = _looking[key] = (task, since)
+        task.add_done_callback(lambda done: _looked_up(key, done))
+    return await asyncio.shield(under_way[0])
+
+
+async def _load(key: tuple, lookup, credential, since: int) -> Caller | None:
+    found = await db.run(lookup, credential)
+    return None if found is None else remember(dataclasses.replace(found, key=key), since)
+
+
+def _looked_up(key: tuple, task: asyncio.Future) -> None:
+    if _looking.get(key, (None,))[0] is task:
+        del _looking[key]
+    if not task.cancelled():
+        task.exception()  # retrieved: every caller that waited got it raised already
 
 
 def bearer_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:

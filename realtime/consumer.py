@@ -31,7 +31,7 @@ from realtime.auth import Caller, Refused
 from realtime.hub import Hub
 from realtime.hub import current as current_hub
 from realtime.ratelimit import FrameRateLimit
-from realtime.sender import Sender, text_message
+from realtime.sender import Sender, forget_handshake, text_message
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # Accepted before checking, so that the client receives the close code rather than a bare 403.
         await self.accept()
+        forget_handshake(self.base_send)
         query = self.scope.get("query_string", b"")
         if b"token" in query.lower():
             await self.close_now(
@@ -99,6 +100,8 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 return
             self.resume_after = int(after[0])
         headers = self.scope.get("headers", [])
+        # Read here and never again: the scope lives as long as the socket, its headers ≈ 1 KB of it.
+        self.scope["headers"] = ()
         since = auth.changes()
         try:
             caller, ends_at = None, None
@@ -153,8 +156,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         logger.info("ws refused (%s): %s", refused.code, refused.reason)
         self.closing = True
         if self.sender is not None:
-            self.sender.gone = True
-            self.sender.queue.clear()
+            self.sender.drop()
         try:
             await self.close(code=refused.code, reason=refused.reason[:120])
         except OSError:

@@ -11,7 +11,8 @@ product is served with, a frame is written to the socket as bytes built once per
 recipient (a server's text frame is the same bytes for everyone: it is not masked), instead of each
 recipient's send building it again. Measured, that is 4 µs a recipient instead of 11 (docs/benchmarks.md).
 Whenever the protocol could not take the bytes as they are (its buffer full, a close under way), and
-under any other server, the ASGI send does it.
+under any other server, the ASGI send does it. Likewise, once the accept is written the protocol's copy of
+the handshake is let go (`forget_handshake`): ≈ 5 KB a socket that it would keep and never read.
 """
 
 import asyncio
@@ -57,6 +58,15 @@ def _uvicorn_protocol(send):
     return protocol
 
 
+def forget_handshake(send) -> None:
+    """Let go of the handshake's request and response, once the accept is written: uvicorn's sans-I/O
+    protocol keeps both (their headers, ≈ 5 KB a socket) for the connection's life, and never reads them
+    after the accept. Under any other server, nothing."""
+    protocol = _uvicorn_protocol(send)
+    if protocol is not None and getattr(protocol, "handshake_complete", False):
+        protocol.request = protocol.response = None
+
+
 class Sender:
     __slots__ = ("send", "protocol", "loop", "queue", "busy", "holding", "gone", "seq", "task", "on_overflow")
 
@@ -64,7 +74,7 @@ class Sender:
         self.send = send  # the server's ASGI send
         self.protocol = _uvicorn_protocol(send)
         self.loop = asyncio.get_running_loop()
-        self.queue: deque[dict] = deque()
+        self.queue: deque[dict] | None = None  # made when a frame must wait (most sockets never need one)
         self.busy = False  # a write is under way (only while the client's buffer is full)
         self.holding = True  # until the greeting is written
         self.gone = False
@@ -83,7 +93,9 @@ class Sender:
         if self.gone:
             return
         if self.busy or self.holding or self.queue:
-            if len(self.queue) >= MAX_QUEUED:
+            if self.queue is None:
+                self.queue = deque()
+            elif len(self.queue) >= MAX_QUEUED:
                 self._overflow()
                 return
             self.queue.append(message)
@@ -112,15 +124,15 @@ class Sender:
             while self.queue and not self.holding:
                 await self.send(self.queue.popleft())
         except OSError:  # the client has gone (uvicorn: ClientDisconnected); the server ends the connection
-            self.gone = True
-            self.queue.clear()
+            self.drop()
         except Exception:
             logger.exception("ws: writing a frame failed")
-            self.gone = True
-            self.queue.clear()
+            self.drop()
         finally:
             self.busy = False
             self.task = None
+            if not self.queue:
+                self.queue = None  # caught up: the socket costs no queue again
 
     async def write_now(self, message: dict) -> None:
         """Write while holding (the greeting), ahead of the held live frames."""
@@ -137,10 +149,14 @@ class Sender:
         if self.queue and not self.busy and not self.gone:
             self._write(self.queue.popleft())
 
+    def drop(self) -> None:
+        """Nothing more is written: the client has gone, or is being closed."""
+        self.gone = True
+        self.queue = None
+
     def _overflow(self) -> None:
         logger.warning("ws: a client fell %s frames behind; dropping it so that it resumes", MAX_QUEUED)
         stats.bump("slow_client_closes")
-        self.queue.clear()
-        self.gone = True
+        self.drop()
         if self.on_overflow is not None:
             self.on_overflow()

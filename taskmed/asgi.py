@@ -9,15 +9,13 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_http = get_asgi_application()  # set up Django before importing anything that uses models
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from conversations.api.asgi import api_read, serves  # noqa: E402
 from conversations.webhooks.whatsapp_asgi import PATH as WHATSAPP_PATH  # noqa: E402
 from conversations.webhooks.whatsapp_asgi import whatsapp_notification  # noqa: E402
 from realtime.lifespan import lifespan  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.routing import websocket  # noqa: E402
 from taskmed.body_limit import limited  # noqa: E402
 from taskmed.metrics import count_request  # noqa: E402
 
@@ -48,16 +46,23 @@ async def http(scope, receive, send) -> None:
     await app(scope, receive, counted)
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": http,
-        # The consumer reads the session cookie or the bearer token itself (realtime.auth), so the
-        # handshake runs no session or auth middleware; the Origin is checked here.
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
-        # The hub starts with the process: it hears access changes before any socket connects.
-        "lifespan": lifespan,
-    }
-)
+# By the scope's type, as Channels' ProtocolTypeRouter would, without one more coroutine kept for each
+# socket's life (realtime.routing says why that counts).
+PROTOCOLS = {
+    "http": http,
+    # The consumer reads the session cookie or the bearer token itself (realtime.auth), so the handshake
+    # runs no session or auth middleware; the route checks the Origin.
+    "websocket": websocket,
+    # The hub starts with the process: it hears access changes before any socket connects.
+    "lifespan": lifespan,
+}
+
+
+async def application(scope, receive, send) -> None:
+    handler = PROTOCOLS.get(scope["type"])
+    if handler is None:
+        raise ValueError(f"No handler for ASGI scope type {scope['type']!r}")
+    await handler(scope, receive, send)
 
 # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
 # which otherwise pause the loop for up to 90 ms under load (DESIGN §10).

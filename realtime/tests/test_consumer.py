@@ -193,6 +193,14 @@ async def test_a_foreign_origin_is_refused(clinic, member):
     assert not connected
 
 
+async def test_a_socket_to_any_other_path_is_refused_at_the_handshake(clinic, member):
+    cookie = await database_sync_to_async(session_cookie)(member, clinic)
+    for path in ("/ws", "/ws/other/", "/websocket/"):
+        communicator = WebsocketCommunicator(application, path, headers=[ORIGIN, (b"cookie", cookie)])
+        connected, _ = await communicator.connect(timeout=5)
+        assert not connected, path
+
+
 def deactivate(user) -> None:
     """As support does it in the admin: the user is saved inactive."""
     user.is_active = False

@@ -61,3 +61,60 @@ async def test_a_slow_client_queues_its_own_frames_and_a_hopeless_one_is_dropped
     for n in range(MAX_QUEUED + 2):
         senders[0].put(text_message(f"g{n}"))
     assert dropped == [True] and senders[0].gone
+
+
+async def test_the_handshake_is_let_go_once_accepted_and_the_socket_still_works():
+    """Under uvicorn's sans-I/O protocol (what the product is served with), after the accept the request
+    and the response of the handshake are dropped (≈ 5 KB a socket), and frames still go out."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from uvicorn.server import ServerState
+
+    from realtime.sender import forget_handshake
+
+    seen = {}
+
+    async def app(scope, receive, send):
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        forget_handshake(send)
+        seen["protocol"] = send.__self__
+        sender = Sender(send)
+        sender.release()
+        sender.put(text_message("after the handshake"))
+        await receive()
+
+    class Transport(asyncio.Transport):
+        def __init__(self):
+            super().__init__()
+            self.written = b""
+
+        def write(self, data):
+            self.written += data
+
+        def get_extra_info(self, name, default=None):
+            return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5000)}.get(name, default)
+
+        def is_closing(self):
+            return False
+
+        def close(self):
+            pass
+
+    config = Config(app, ws="websockets-sansio", lifespan="off")
+    config.load()
+    protocol = WebSocketsSansIOProtocol(config, ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    protocol.data_received(
+        b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    for _ in range(50):
+        if "protocol" in seen and transport.written.endswith(frame_bytes(text_message("after the handshake"))):
+            break
+        await asyncio.sleep(0.01)
+    assert transport.written.startswith(b"HTTP/1.1 101"), transport.written[:40]
+    assert transport.written.endswith(frame_bytes(text_message("after the handshake")))
+    assert seen["protocol"].request is None and seen["protocol"].response is None
+    protocol.connection_lost(None)

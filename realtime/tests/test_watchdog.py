@@ -166,3 +166,77 @@ async def test_a_lookup_that_a_change_of_its_user_overlapped_is_not_cached():
     auth.forget(7)
     auth.remember(caller, since)
     assert auth.cached(("token", 7)) is None
+
+
+class Lookups:
+    """The domain's Access as far as a credential's lookup goes: counts them, and answers when told."""
+
+    def __init__(self):
+        self.calls = 0
+        self.release = None  # a threading.Event the lookup waits for
+        self.refuse = False
+
+    def token_claims(self, raw: str) -> auth.TokenClaims:
+        return auth.TokenClaims(user_id=7, clinic_id=1, sid=raw, expires_at=time.time() + 60)
+
+    def caller_for_token(self, claims: auth.TokenClaims) -> Caller:
+        self.calls += 1
+        self.release.wait(5)
+        if self.refuse:
+            raise Refused(auth.CLOSE_FORBIDDEN, "membership ended")
+        return Caller(user_id=7, clinic_id=1, user={}, clinic={}, sid=claims.sid)
+
+
+@pytest.fixture
+def lookups():
+    import threading
+
+    previous, stand_in = auth._access, Lookups()
+    stand_in.release = threading.Event()
+    auth.configure(stand_in)
+    yield stand_in
+    stand_in.release.set()
+    auth._access = previous
+    auth._cache.clear()
+
+
+async def test_sockets_of_one_credential_connecting_together_share_one_lookup(lookups):
+    together = [asyncio.ensure_future(auth.by_token("s1")) for _ in range(50)]
+    await eventually(lambda: lookups.calls == 1)
+    lookups.release.set()
+    callers = {caller for caller, _ in await asyncio.gather(*together)}
+    assert lookups.calls == 1 and len(callers) == 1
+    await auth.by_token("other-session")  # another credential has its own lookup
+    assert lookups.calls == 2
+
+
+async def test_a_shared_lookup_that_is_refused_refuses_every_socket_waiting_for_it(lookups):
+    lookups.refuse = True
+    together = [asyncio.ensure_future(auth.by_token("s1")) for _ in range(5)]
+    await eventually(lambda: lookups.calls == 1)
+    lookups.release.set()
+    outcomes = await asyncio.gather(*together, return_exceptions=True)
+    assert lookups.calls == 1 and all(isinstance(o, Refused) and o.code == auth.CLOSE_FORBIDDEN for o in outcomes)
+    lookups.refuse = False
+    caller, _ = await auth.by_token("s1")  # nothing refused is kept: the next connect looks again
+    assert lookups.calls == 2 and caller.user_id == 7
+
+
+async def test_a_socket_that_connects_after_an_access_change_does_not_join_a_lookup_begun_before_it(lookups):
+    first = asyncio.ensure_future(auth.by_token("s1"))
+    await eventually(lambda: lookups.calls == 1)
+    auth.forget(7)  # the user's access changed while the first lookup was under way
+    second = asyncio.ensure_future(auth.by_token("s1"))
+    await eventually(lambda: lookups.calls == 2)
+    lookups.release.set()
+    await asyncio.gather(first, second)
+    assert lookups.calls == 2
+
+
+async def test_a_socket_that_goes_away_does_not_cancel_the_lookup_others_wait_for(lookups):
+    leaving, staying = asyncio.ensure_future(auth.by_token("s1")), asyncio.ensure_future(auth.by_token("s1"))
+    await eventually(lambda: lookups.calls == 1)
+    leaving.cancel()
+    lookups.release.set()
+    caller, _ = await staying
+    assert caller.user_id == 7 and lookups.calls == 1 and leaving.cancelled()
