@@ -64,6 +64,7 @@ async def application(scope, receive, send) -> None:
         raise ValueError(f"No handler for ASGI scope type {scope['type']!r}")
     await handler(scope, receive, send)
 
+
 # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
 # which otherwise pause the loop for up to 90 ms under load (DESIGN §10).
 gc.freeze()
