@@ -26,7 +26,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from realtime import auth, db, frames, log
+from realtime import auth, db, frames, log, stats
 from realtime.auth import Caller, Refused
 from realtime.hub import Hub
 from realtime.hub import current as current_hub
@@ -139,6 +139,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
             for frame in await self.replay(self.resume_after, upto=self.hello_seq):
                 await self.sender.write_now(text_message(frame))
         self.sender.release()
+        stats.counts["ws_connects"] += 1
         self.hub.watchdog.watch(self, since=since, ends_at=ends_at)
         self.counted = True  # counted from here on, even if the shared record cannot be reached
         try:
@@ -171,6 +172,7 @@ class ClinicConsumer(AsyncWebsocketConsumer):
         if self.ended or self.caller is None or self.sender is None:
             return
         self.ended = True
+        stats.counts["ws_disconnects"] += 1
         clinic_id = self.caller.clinic_id
         self.hub.detach(clinic_id, self.sender)
         self.hub.watchdog.unwatch(self)

@@ -370,6 +370,15 @@ def connection_count() -> int:
     return 0 if hub is None else sum(len(feed.listeners) for feed in list(hub.feeds.values()))
 
 
+def bus_connected() -> bool | None:
+    """Whether this process hears the other processes now (its Redis subscription is up); None where
+    there is no bus to hear (the embedded setup), or before the hub starts."""
+    hub = _hub
+    if hub is None or not hub.bus.shared:
+        return None
+    return hub.bus.connected.is_set()
+
+
 def subscriptions() -> tuple[int, int]:
     """Clinics this process is subscribed to, and long-polls waiting on them now."""
     hub = _hub

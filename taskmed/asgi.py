@@ -2,6 +2,7 @@
 
 import gc
 import os
+import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskmed.settings")
 
@@ -38,9 +39,11 @@ async def http(scope, receive, send) -> None:
     else:
         route, app = "django", django_http
 
+    began = time.perf_counter()
+
     async def counted(message) -> None:
         if message["type"] == "http.response.start":
-            count_request(route, message["status"])
+            count_request(route, message["status"], time.perf_counter() - began)
         await send(message)
 
     await app(scope, receive, counted)

@@ -6,11 +6,12 @@ where it is already kept (the stream's counters, the read cache's, the webhook's
 hot paths pay nothing more for it."""
 
 import hmac
+from datetime import timedelta
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from conversations import read_cache
@@ -19,11 +20,22 @@ from realtime import db, hub, stats
 
 # (route, status) → count; route is "whatsapp_webhook", "api_read" (the fast route) or "django".
 requests: dict[tuple[str, int], int] = {}
+# Request → answer begun, by route (the webhook's latency is what Meta waits on; alerts watch it).
+REQUEST_SECONDS = Histogram(
+    "taskmed_http_request_duration_seconds",
+    "Time from a request's arrival to its answer's start",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=None,
+)
+_observe = {route: REQUEST_SECONDS.labels(route).observe for route in ("whatsapp_webhook", "api_read", "django")}
+DELIVERY_WINDOW = timedelta(minutes=5)
 
 
-def count_request(route: str, status: int) -> None:
+def count_request(route: str, status: int, seconds: float) -> None:
     key = (route, status)
     requests[key] = requests.get(key, 0) + 1
+    _observe[route](seconds)
 
 
 STREAM = {
@@ -39,6 +51,8 @@ STREAM = {
         "Publishes not tried for a while after one failed (the servers read the log)",
         {},
     ),
+    "ws_connects": ("taskmed_ws_connects_total", "Sockets that said hello", {}),
+    "ws_disconnects": ("taskmed_ws_disconnects_total", "Sockets that said hello and have ended", {}),
 }
 
 
@@ -48,6 +62,7 @@ class TaskMedCollector:
         for (route, status), count in sorted(requests.items()):
             http.add_metric([route, str(status)], count)
         yield http
+        yield from REQUEST_SECONDS.collect()
 
         stored = CounterMetricFamily(
             "taskmed_whatsapp_messages_stored", "WhatsApp messages stored, by the way taken", labels=["way"]
@@ -70,6 +85,12 @@ class TaskMedCollector:
         clinics, waiting = hub.subscriptions()
         yield GaugeMetricFamily("taskmed_hub_clinics", "Clinics this process is subscribed to", value=clinics)
         yield GaugeMetricFamily("taskmed_longpoll_waiting", "Long-polls waiting for an event now", value=waiting)
+        if (heard := hub.bus_connected()) is not None:
+            yield GaugeMetricFamily(
+                "taskmed_redis_reachable",
+                "1 while this process's Redis subscription is up (it hears the other processes), else 0",
+                value=1 if heard else 0,
+            )
 
         caches = {
             kind: CounterMetricFamily(f"taskmed_read_cache_{kind}", f"Read cache {kind}", labels=["cache"])
@@ -93,6 +114,15 @@ class TaskMedCollector:
         yield GaugeMetricFamily(
             "taskmed_task_queue_oldest_seconds", "How long the oldest due task has waited", value=oldest
         )
+        recent = GaugeMetricFamily(
+            "taskmed_delivery_attempts_recent",
+            "Calls to the provider for outbound messages finished in the last 5 minutes, by outcome "
+            "(the same figure from every process: it is read from the database)",
+            labels=["outcome"],
+        )
+        for outcome, count in recent_delivery_outcomes().items():
+            recent.add_metric([outcome], count)
+        yield recent
 
 
 def delivery_queue() -> tuple[int, float]:
@@ -103,6 +133,20 @@ def delivery_queue() -> tuple[int, float]:
     due = DBTaskResult.objects.filter(status="READY", run_after__lte=now)
     first = due.order_by("run_after").values_list("run_after", flat=True).first()
     return due.count(), (now - first).total_seconds() if first else 0.0
+
+
+def recent_delivery_outcomes() -> dict[str, int]:
+    """Delivery attempts finished within DELIVERY_WINDOW, by outcome (every outcome listed, 0 or more)."""
+    from django.db.models import Count
+
+    from conversations.models import DeliveryAttempt
+
+    since = timezone.now() - DELIVERY_WINDOW
+    counts = dict.fromkeys((o for o in DeliveryAttempt.Outcome.values if o != "in_flight"), 0)
+    finished = DeliveryAttempt.objects.filter(finished_at__gte=since).values_list("outcome").annotate(n=Count("id"))
+    for outcome, count in finished:
+        counts[outcome] = count
+    return counts
 
 
 _registered = False

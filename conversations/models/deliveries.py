@@ -33,6 +33,8 @@ class DeliveryAttempt(models.Model):
         verbose_name = "tentativa de entrega"
         verbose_name_plural = "tentativas de entrega"
         constraints = [models.UniqueConstraint(fields=["message", "number"], name="delivery_attempt_unique_number")]
+        # /metrics reads the last minutes' outcomes at every scrape (alerts on failing deliveries).
+        indexes = [models.Index(fields=["finished_at"], name="delivery_attempt_finished")]
 
     def __str__(self) -> str:
         return f"#{self.number} of message {self.message_id}: {self.outcome}"

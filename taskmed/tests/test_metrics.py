@@ -98,5 +98,40 @@ async def test_metrics_count_what_operators_watch(settings, clinic, member, what
         assert (failures, ()) in after, f"{failures} is exported (0 while Redis is well)"
     assert grew("taskmed_http_requests_total", route="whatsapp_webhook", status="200") == 1
     assert grew("taskmed_http_requests_total", route="django", status="200") == 1  # the first scrape
+    assert grew("taskmed_http_request_duration_seconds_count", route="whatsapp_webhook") == 1
+    assert grew("taskmed_http_request_duration_seconds_bucket", route="whatsapp_webhook", le="+Inf") == 1
+    assert grew("taskmed_ws_connects_total") == 2 and grew("taskmed_ws_disconnects_total") == 0
+    if settings.REDIS_URL:  # the sockets' process hears the others: its subscription is up
+        assert after[("taskmed_redis_reachable", ())] == 1
+    else:
+        assert not any(k[0] == "taskmed_redis_reachable" for k in after), "no bus here: nothing to be reached"
     for ws in sockets:
         await ws.disconnect()
+    assert grew_in_any("taskmed_ws_disconnects_total") == 0
+    assert (await scrape(settings))[("taskmed_ws_disconnects_total", ())] - before[("taskmed_ws_disconnects_total", ())] == 2
+
+
+async def test_metrics_show_the_last_minutes_delivery_outcomes(settings, clinic, member):
+    from conversations.models import Contact, Conversation, DeliveryAttempt, Message
+
+    settings.METRICS_TOKEN = "scraper-secret"
+
+    def attempts():
+        contact = Contact.objects.create(clinic=clinic, phone="5511987650000", name="Paciente")
+        conversation = Conversation.objects.create(clinic=clinic, contact=contact)
+        now = timezone.now()
+        for number, (outcome, finished) in enumerate(
+            [("sent", now), ("rejected", now), ("not_sent", now), ("rejected", now - timedelta(minutes=6))], 1
+        ):
+            message = Message.objects.create(
+                clinic=clinic, conversation=conversation, direction="outbound", sender_type="professional", content=f"m{number}"
+            )
+            DeliveryAttempt.objects.create(
+                message=message, number=1, provider="whatsapp", outcome=outcome, finished_at=finished
+            )
+        DeliveryAttempt.objects.create(message=message, number=2, provider="whatsapp")  # in flight: not counted
+
+    await database_sync_to_async(attempts)()
+    scraped = await scrape(settings)
+    recent = {k[1][0][1]: v for k, v in scraped.items() if k[0] == "taskmed_delivery_attempts_recent"}
+    assert recent == {"sent": 1, "rejected": 1, "not_sent": 1, "unknown": 0}, "an older one is out of the window"
