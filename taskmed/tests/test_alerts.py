@@ -57,9 +57,7 @@ def test_the_dashboard_shows_what_every_alert_watches():
 
 def test_every_alert_is_tested_firing_and_has_a_runbook_line():
     tests = yaml.safe_load(TESTS.read_text())["tests"]
-    fired = {
-        case["alertname"] for test in tests for case in test["alert_rule_test"] if case.get("exp_alerts")
-    }
+    fired = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case.get("exp_alerts")}
     operations = (ROOT / "docs" / "operations.md").read_text()
     for alert in alerts():
         name = alert["alert"]
