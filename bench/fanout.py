@@ -108,19 +108,19 @@ class Run:
         self.post_failures = 0
         self.failed = asyncio.get_running_loop().create_future()
 
-    async def client(self, url: str, token: str, ready: asyncio.Event, connected: list) -> None:
+    async def client(self, url: str, token: str, ready: asyncio.Event, connected: list, path: str = "/ws/") -> None:
         from websockets.asyncio.client import connect
 
         host = url.split("://", 1)[1]
         headers = {"Authorization": f"Bearer {token}"}
         try:
-            await self.listen(connect, host, url, headers, ready, connected)
+            await self.listen(connect, f"ws://{host}{path}", url, headers, ready, connected)
         except Exception as error:
             if not ready.is_set():
                 self.failed.set_exception(error)  # before the run starts, one failed client stops it
 
-    async def listen(self, connect, host, url, headers, ready, connected) -> None:
-        async with connect(f"ws://{host}/ws/", additional_headers=headers, origin=url, max_queue=None) as ws:
+    async def listen(self, connect, socket_url, url, headers, ready, connected) -> None:
+        async with connect(socket_url, additional_headers=headers, origin=url, max_queue=None) as ws:
             assert json.loads(await ws.recv())["type"] == "hello"  # live from here: no resume to send
             connected.append(ws)
             if len(connected) == len(self.clinics) * self.per_clinic:

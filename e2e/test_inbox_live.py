@@ -24,8 +24,12 @@ def inbox_ready(real_passwords, clinic, member, whatsapp_channel):
 def test_a_new_whatsapp_message_appears_in_the_open_inbox(inbox_ready, serve, browser):
     host = serve(server_env())
     page = browser.new_page()
+    sockets = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
     log_in(page, host, inbox_ready)
     live(page)
+    clinic_id = page.locator(".workspace").get_attribute("data-clinic-id")
+    assert sockets and all(f"clinic={clinic_id}" in url for url in sockets), "the clinic rides along for nginx"
 
     now = int(time.time())
     assert post_webhook(host, patient_writes("Sheena Nelson", "5511987654321", "Tem em outra cor?", now)) == 200

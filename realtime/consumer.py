@@ -93,7 +93,12 @@ class ClinicConsumer(AsyncWebsocketConsumer):
                 Refused(auth.CLOSE_NOT_AUTHENTICATED, "tokens in the URL are refused; send a header or an auth frame")
             )
             return
-        after = parse_qs(query.decode("latin-1")).get("after")
+        params = parse_qs(query.decode("latin-1"))
+        clinic = params.get("clinic")  # a hint for the load balancer's affinity: checked for form, not trusted
+        if clinic is not None and not re.fullmatch(r"[0-9]{1,18}", clinic[0]):
+            await self.close_now(Refused(CLOSE_BAD_REQUEST, "clinic must be the clinic's id, a whole number"))
+            return
+        after = params.get("after")
         if after is not None:
             if not re.fullmatch(r"[0-9]{1,18}", after[0]):
                 await self.close_now(Refused(CLOSE_BAD_REQUEST, "after must be the last seq you have, a whole number"))

@@ -317,6 +317,7 @@ class Hub:
             broadcast.handle_control(orjson.loads(body))
             return
         clinic_id = int(channel.rsplit(":", 1)[1])
+        stats.counts["bus_received"] += 1
         if kind == "D":
             self.durable(clinic_id, int(parts[2]), body.decode())
         elif kind == "E":

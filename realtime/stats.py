@@ -12,6 +12,7 @@ counts = dict.fromkeys(
         "bus_reconnects",  # Redis subscriptions lost and made again
         "bus_publish_failures",  # publishes to Redis that failed (the others catch up from the log)
         "bus_publish_skipped",  # publishes not tried for a while after one failed (the log brings them)
+        "bus_received",  # frames heard from other processes over the bus (durable and ephemeral)
         "ws_connects",  # sockets that said hello (authenticated and joined their clinic's feed)
         "ws_disconnects",  # of those, sockets that ended (the client left, the network dropped, or closed here)
     ),

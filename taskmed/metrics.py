@@ -51,6 +51,11 @@ STREAM = {
         "Publishes not tried for a while after one failed (the servers read the log)",
         {},
     ),
+    "bus_received": (
+        "taskmed_bus_messages_received_total",
+        "Frames heard from the other processes over Redis (what clinic affinity cuts)",
+        {},
+    ),
     "ws_connects": ("taskmed_ws_connects_total", "Sockets that said hello", {}),
     "ws_disconnects": ("taskmed_ws_disconnects_total", "Sockets that said hello and have ended", {}),
 }

@@ -75,7 +75,10 @@ export class ClinicStream {
     let ws;
     try {
       // The resume point travels with the connection: the server replays after it, then goes live.
-      ws = new WebSocket(`${scheme}://${location.host}/ws/?after=${this.last}`);
+      // The clinic rides along for the load balancer only (nginx sends a clinic's sockets to the same
+      // process); the server trusts the login, never this.
+      const clinic = this.clinicId ? `&clinic=${this.clinicId}` : "";
+      ws = new WebSocket(`${scheme}://${location.host}/ws/?after=${this.last}${clinic}`);
     } catch (error) {
       this.closed({ code: 1006 });
       return;

@@ -29,8 +29,10 @@ def site_for(upstreams: list[str], port: int) -> str:
     """The deployed site, pointed at the test's servers and port, without its TLS and HTTP redirect."""
     site = (ROOT / "deploy/nginx/taskmed.conf").read_text()
     servers = "".join(f"    server {host};\n" for host in upstreams)
-    site, found = re.subn(r"(upstream taskmed \{\n)(?:    server [^\n]+\n)+", rf"\g<1>{servers}", site)
-    assert found == 1, "the upstream block changed shape"
+    site, found = re.subn(
+        r"(upstream taskmed(?:_ws)? \{\n(?:    hash [^\n]+\n)?)(?:    server [^\n]+\n)+", rf"\g<1>{servers}", site
+    )
+    assert found == 2, "the upstream blocks changed shape"
     site = re.sub(r"server \{\n    listen 80;.*?\n\}\n", "", site, flags=re.S)  # the HTTP → HTTPS redirect
     site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{port};").replace("http2 on;", "")
     return re.sub(r"\n\s*ssl_certificate(_key)?\s[^;]+;", "", site)
@@ -123,3 +125,40 @@ async def test_login_a_webhook_and_its_live_frame_pass_through_nginx(
     assert status == 201 and sent["attachments"][0]["url"].startswith("/media/attachments/")
     status, served = await asyncio.to_thread(post, sent["attachments"][0]["url"], None, headers, raw=True)
     assert status == 200 and served == PNG, "the file, through nginx and the authorised view"
+
+
+async def test_a_clinics_sockets_go_to_one_process_and_sockets_without_the_hint_to_any(
+    serve, nginx, clinic, member, settings
+):
+    from realtime.tests.test_consumer import access_token
+    from taskmed.tests.test_metrics import samples
+
+    env = server_env(TRUSTED_PROXIES="127.0.0.1", METRICS_TOKEN="scraper")
+    servers = [serve(env), serve(env)]
+    front = nginx(servers)
+    headers = {"Authorization": f"Bearer {await asyncio.to_thread(access_token, member)}"}
+
+    def sockets_on_each() -> list[float]:
+        def scrape(host):
+            request = urllib.request.Request(f"http://{host}/metrics", headers={"Authorization": "Bearer scraper"})
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return samples(answer.read().decode())[("taskmed_ws_connections", ())]
+
+        return [scrape(host) for host in servers]
+
+    async def open_sockets(path: str, count: int) -> list:
+        sockets = []
+        for _ in range(count):
+            ws = await connect(f"ws://{front}{path}", additional_headers=headers, origin=f"http://{front}")
+            hello = json.loads(await ws.recv())
+            assert hello["type"] == "hello" and hello["clinic"]["id"] == clinic.id
+            sockets.append(ws)
+        return sockets
+
+    pinned = await open_sockets(f"/ws/?after=0&clinic={clinic.id}", 16)
+    assert sorted(await asyncio.to_thread(sockets_on_each)) == [0, 16], "a clinic's sockets on one process"
+    anywhere = await open_sockets("/ws/", 16)
+    on_each = await asyncio.to_thread(sockets_on_each)
+    assert sum(on_each) == 32 and min(on_each) > 0, f"without the hint, sockets spread: {on_each}"
+    for ws in pinned + anywhere:
+        await ws.close()
