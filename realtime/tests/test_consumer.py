@@ -201,9 +201,7 @@ async def test_a_socket_to_any_other_path_is_refused_at_the_handshake(clinic, me
         assert not connected, path
 
 
-async def test_the_clinic_in_the_url_is_a_routing_hint_checked_for_form_and_never_trusted(
-    clinic, member, other_clinic
-):
+async def test_the_clinic_in_the_url_is_a_routing_hint_checked_for_form_and_never_trusted(clinic, member, other_clinic):
     cookie = await database_sync_to_async(session_cookie)(member, clinic)
     ws = await connect([(b"cookie", cookie)], path=f"/ws/?clinic={other_clinic.id}")
     hello = await frame(ws)
