@@ -1,6 +1,6 @@
 """`make bench`: the project's benchmarks, each printing one JSON line, appended to docs/benchmarks.md.
 
-    make bench                                        # fan-out, webhooks, the API and reports, default knobs
+    make bench          # fan-out, webhooks, the API, reports, clinic affinity, capacity, the partitioned log
     make bench BENCH_ARGS="--only api --api '--requests 1000'"
     .venv/bin/python bench/run.py --fanout "--clients 1000 --rate 100 --seconds 20" --no-append
 
@@ -9,7 +9,8 @@ database, created if missing; the API benchmark seeds it with `seed_demo --scale
 messages, on its first run: a few minutes) and BENCH_REDIS_URL (default Redis database 13). Never the
 database of `DATABASE_URL`: the benchmarks write. Each benchmark starts its own server processes in
 production mode on loopback ports. The comparison with the reference peer is `../shared/peer/compare.sh`
-(docs/benchmarks.md).
+(docs/benchmarks.md). Each run records how busy the whole machine was meanwhile (and, where it measures it,
+the load generator's CPU), so that a reader can tell a clean sitting from a busy one.
 """
 
 import argparse
@@ -31,6 +32,9 @@ BENCHMARKS = {
     "webhooks": ("bench/webhooks.py", "--procs 2 --rate 500 --seconds 10"),
     "api": ("bench/api.py", "--requests 300"),
     "reports": ("bench/reports.py", "--requests 30 --cold 3"),
+    "affinity": ("bench/affinity.py", "--processes 4 --clinics 20 --clients 800 --rate 20 --seconds 15"),
+    "capacity": ("bench/capacity.py", "--clients 2000 --clinics 20 --rate 20 --seconds 15"),
+    "partitions": ("bench/partitions.py", "--events 200000 --scale 50"),
 }
 RUNS_HEADING = "## Runs of `make bench`"
 
@@ -49,9 +53,28 @@ def ensure_database(url: str) -> None:
         raise SystemExit(f"PostgreSQL is not reachable at {server}: {error}") from None
 
 
+def cpu_times() -> tuple[int, int]:
+    """The machine's busy and total CPU time so far (jiffies, every core), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_during(before: tuple[int, int]) -> dict:
+    """How busy the whole machine was since `before` (all cores), and its load: a busy machine's figures
+    say more about the machine than about the code (docs/benchmarks.md)."""
+    busy, total = cpu_times()
+    return {
+        "busy_pct": round(100 * (busy - before[0]) / max(1, total - before[1]), 1),
+        "load_1m": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
+    }
+
+
 def run(name: str, knobs: str, env: dict) -> dict:
     script, _ = BENCHMARKS[name]
     command = [sys.executable, script, *shlex.split(knobs)]
+    before = cpu_times()
     print(f"→ {name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
@@ -60,12 +83,22 @@ def run(name: str, knobs: str, env: dict) -> dict:
         raise SystemExit(f"{name} failed (exit {done.returncode}); its output:\n{done.stdout[-2000:]}")
     result = json.loads(lines[-1])
     result["command"] = f"python {script} {knobs}".strip()
+    result["machine"] = machine_during(before)
     print(f"  done in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return result
 
 
 def summary(result: dict) -> str:
-    """The figures of one run that the targets speak of, in one table cell."""
+    """The figures of one run that the targets speak of, and the machine's state then, in one table cell."""
+    figures = _figures(result)
+    machine = result.get("machine")
+    if machine:
+        loadgen = f", load generator {result['loadgen_cpu_pct']} %" if "loadgen_cpu_pct" in result else ""
+        figures += f" (machine {machine['busy_pct']} % busy over {machine['cores']} cores{loadgen})"
+    return figures
+
+
+def _figures(result: dict) -> str:
     name = result["benchmark"]
     if name == "fanout":
         latency = result["latency_ms"]
@@ -95,6 +128,33 @@ def summary(result: dict) -> str:
             f"request max {result['first_request_ms']['max']} ms; CSV {result['csv_ms']['max']} ms"
             + (f"; facts rebuilt in {result['rebuild_s']} s" if result.get("rebuild_s") is not None else "")
         )
+    if name == "affinity":
+        return (
+            f"{result['processes']} processes behind nginx, {result['clients']} sockets of {result['clinics']} "
+            f"clinics: with the clinic in the URL, subscriptions {result['subscriptions_ratio']}×, frames heard "
+            f"from other processes {result['bus_frames_ratio']}×, Redis bytes out {result['redis_bytes_ratio']}×; "
+            f"lost {result['without']['lost']} / {result['with']['lost']}"
+        )
+    if name == "capacity":
+        checks = ", ".join(
+            f"{c['procs']}: {c['predicted_cpu_pct']} % predicted / {c['measured_cpu_pct']} % measured "
+            f"({c['error_pct']:+g} %)"
+            for c in result["check"]
+        )
+        units = result["units"]
+        return (
+            f"frame {units['frame_cpu_us']} µs, webhook {units['webhook_cpu_ms']} ms (PostgreSQL "
+            f"{units['webhook_postgres_cpu_ms']} ms), idle {units['idle_cpu_us_per_conn_s']} µs/conn·s, "
+            f"{units['kib_per_conn']} KiB/conn; processes {checks}"
+        )
+    if name == "partitions":
+        return (
+            f"{result['events']:,} events: migration {result['migration_s']} s "
+            f"({result['migration_s_per_million']} s a million); resume 500 behind p50 "
+            f"{result['log_plain']['resume_500_behind']['p50_ms']} → "
+            f"{result['log_partitioned']['resume_500_behind']['p50_ms']} ms, append "
+            f"{result['log_plain']['append']['p50_ms']} → {result['log_partitioned']['append']['p50_ms']} ms"
+        )
     return ""
 
 
@@ -123,7 +183,7 @@ def append(results: list[dict], docs: Path = DOCS) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: fanout,webhooks,api,reports")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated: {','.join(BENCHMARKS)}")
     for name, (_script, knobs) in BENCHMARKS.items():
         parser.add_argument(f"--{name}", default=knobs, metavar="KNOBS", help=f"its arguments (default: {knobs})")
     parser.add_argument("--no-append", action="store_true", help="print only; leave docs/benchmarks.md alone")

@@ -195,6 +195,9 @@ REALTIME_REORDER_MS = env_int("REALTIME_REORDER_MS", 100)
 # How often the hub compares each clinic's latest seq with what it delivered: what the bus lost (or, without
 # Redis, what the task worker wrote) arrives within this many seconds.
 REALTIME_LOG_CHECK_SECONDS = env_int("REALTIME_LOG_CHECK_SECONDS", 5 if REDIS_URL else 1)
+# On PostgreSQL the event log is partitioned by month: a month's partition is dropped whole once it is older
+# than this many days (`purge_expired`, daily). A screen away longer reloads its lists instead of replaying.
+EVENT_LOG_KEEP_DAYS = env_int("EVENT_LOG_KEEP_DAYS", 90)
 # Threads (each keeping one pooled database connection) for the async paths' database work.
 DB_THREADS = env_int("DB_THREADS", 4)
 # Connections a server process uses from its event loop for the webhook's one-statement writes (PostgreSQL;
