@@ -61,4 +61,3 @@ class Command(BaseCommand):
             self.stdout.write(f"  moved {done.moved_from_default} events out of the default partition")
         dropped = ", ".join(f"{name} (≈ {rows} events)" for name, rows in done.dropped.items())
         self.stdout.write(f"  {verb[1]}: {dropped or 'nothing'}")
-
