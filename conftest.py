@@ -31,6 +31,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(reason)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed test that ran real processes (servers, the worker) shows the end of each one's log: what a
+    CI run on a loaded machine has to tell about a flaky timing is there, not in a tmp dir gone with it."""
+    report = yield
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.when == "call" and report.failed and tmp_path is not None:
+        for log in sorted(Path(tmp_path).glob("*.log")):
+            report.sections.append((f"{log.name}, its last 4,000 characters", log.read_text(errors="replace")[-4000:]))
+    return report
+
+
 @pytest.fixture
 def make_clinic(db):
     counter = iter(range(1, 10_000))
