@@ -33,7 +33,7 @@ BENCHMARKS = {
     "api": ("bench/api.py", "--requests 300"),
     "reports": ("bench/reports.py", "--requests 30 --cold 3"),
     "affinity": ("bench/affinity.py", "--processes 4 --clinics 20 --clients 800 --rate 20 --seconds 15"),
-    "capacity": ("bench/capacity.py", "--clients 2000 --clinics 20 --rate 20 --seconds 15"),
+    "capacity": ("bench/capacity.py", "--clients 2000 --clinics 20 --rate 20 --seconds 20"),
     "partitions": ("bench/partitions.py", "--events 200000 --scale 50"),
 }
 RUNS_HEADING = "## Runs of `make bench`"
@@ -136,16 +136,13 @@ def _figures(result: dict) -> str:
             f"lost {result['without']['lost']} / {result['with']['lost']}"
         )
     if name == "capacity":
-        checks = ", ".join(
-            f"{c['procs']}: {c['predicted_cpu_pct']} % predicted / {c['measured_cpu_pct']} % measured "
-            f"({c['error_pct']:+g} %)"
-            for c in result["check"]
-        )
-        units = result["units"]
+        checks = ", ".join(f"{c['procs']}: {c['error_pct']:+g} %" for c in result["check"])
+        units, biggest = result["units"], result["plan"][-1]
         return (
             f"frame {units['frame_cpu_us']} µs, webhook {units['webhook_cpu_ms']} ms (PostgreSQL "
-            f"{units['webhook_postgres_cpu_ms']} ms), idle {units['idle_cpu_us_per_conn_s']} µs/conn·s, "
-            f"{units['kib_per_conn']} KiB/conn; processes {checks}"
+            f"{units['webhook_postgres_cpu_ms']} ms), a screen's row fetch {units['row_fetch_cpu_ms']} ms, idle "
+            f"{units['idle_cpu_us_per_conn_s']} µs/conn·s, {units['kib_per_conn']} KiB/conn; predicted − measured, "
+            f"by processes: {checks}; {biggest['clinics']:,} clinics need {biggest['server_processes']} processes"
         )
     if name == "partitions":
         return (

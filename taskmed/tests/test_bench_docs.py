@@ -36,3 +36,12 @@ def test_a_page_without_the_section_gets_it_at_its_end(tmp_path):
 
     text = page.read_text()
     assert text.index("soak figures") < text.index("## Runs of `make bench`") < text.index("| webhooks |")
+
+
+def test_each_run_says_how_busy_the_machine_and_the_load_generator_were():
+    before = run.cpu_times()
+    sum(range(2_000_000))  # some work, so that the machine was busy at all
+    machine = run.machine_during(before)
+    assert 0 < machine["busy_pct"] <= 100 and machine["cores"] >= 1
+    cell = run.summary({**RESULT, "machine": machine, "loadgen_cpu_pct": 41.5})
+    assert f"machine {machine['busy_pct']} % busy over {machine['cores']} cores, load generator 41.5 %" in cell
