@@ -37,7 +37,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     CI run on a loaded machine has to tell about a flaky timing is there, not in a tmp dir gone with it."""
     report = yield
     tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
-    if report.when == "call" and report.failed and tmp_path is not None:
+    if report.when in ("setup", "call") and report.failed and tmp_path is not None:
         for log in sorted(Path(tmp_path).glob("*.log")):
             report.sections.append((f"{log.name}, its last 4,000 characters", log.read_text(errors="replace")[-4000:]))
     return report

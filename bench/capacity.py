@@ -14,10 +14,11 @@ PostgreSQL process, from Redis's own `INFO cpu` for Redis):
 - memory a connection (RSS growth while connecting).
 
 The model: a process's CPU = its webhooks × webhook + frames it writes × frame + its sockets × idle + frames
-it hears × bus. It predicts runs of 1, 2 and 4 processes under a load other than the unit runs' (3,000
-sockets over 60 clinics, 40 webhooks a second; sockets and webhooks spread over the processes): server CPU,
-PostgreSQL CPU and memory, measured then, side by side. Prints one JSON line; writes bench/capacity.json and
-the plots docs/capacity/check.svg and docs/capacity/plan.svg. Traffic goes to 127.0.0.1 only.
+it hears × bus. It predicts runs of 1, 2 and 4 processes under the unit runs' load and another (3,000
+sockets over 60 clinics, 40 webhooks a second), each clinic's sockets and webhooks spread over the processes,
+and the latter with clinic affinity too: server CPU, PostgreSQL CPU and memory, measured then, side by
+side. Prints one JSON line; writes bench/capacity.json and the plots docs/capacity/check.svg and
+docs/capacity/plan.svg. Traffic goes to 127.0.0.1 only.
 """
 
 import argparse
@@ -33,10 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskmed.settings")
 
-from fanout import Run, cpu_seconds, prepare, production_env, rss_kib, start_server  # noqa: E402
+from bench.fanout import Run, cpu_seconds, prepare, production_env, rss_kib, start_server  # noqa: E402
 
 METRICS_TOKEN = "bench-capacity"
 TARGET_UTILISATION = 0.6  # cores planned at 60 % busy at the daily peak: room for bursts and a lost host
@@ -136,7 +136,7 @@ async def post_stream(run: Run, urls: list[str], rate: float, seconds: float) ->
         while n < int(elapsed * rate) + 1:
             # Clinic n % clinics, to each process in turn over the rounds (with as many clinics as a multiple
             # of the processes, n % processes would send a clinic's webhooks always to the same one).
-            target = https[(n + n // len(run.clinics)) % len(https)]
+            target = https[(n % len(run.clinics) + n // len(run.clinics)) % len(https)]
             posts.append(asyncio.create_task(run.post(target, n % len(run.clinics), n)))
             n += 1
         await asyncio.sleep(1 / rate)
@@ -182,7 +182,8 @@ async def load(
         for n in range(run.per_clinic * len(clinics)):
             token = clinics[n % len(clinics)][0]
             clinic, nth = n % len(clinics), n // len(clinics)
-            target = urls[sockets_on if sockets_on is not None else clinic % procs if affinity else nth % procs]
+            spread = (clinic + nth) % procs  # a clinic's sockets over every process, each clinic from another
+            target = urls[sockets_on if sockets_on is not None else clinic % procs if affinity else spread]
             tasks.append(asyncio.create_task(run.client(target, token, ready, connected)))
             if len(tasks) % 50 == 0:
                 await asyncio.sleep(0.05)
@@ -451,7 +452,7 @@ def plan(units: dict) -> list[dict]:
         frames = PEAK_MESSAGES_PER_SCREEN_SECOND * clinics * square * units["frames_per_webhook_per_socket"]
         # Each screen fetches the new message's row in its list (one a frame), and the one screen that has the
         # conversation open fetches the message (assumed to cost what a row does).
-        fetches = frames + rate
+        fetches = PEAK_MESSAGES_PER_SCREEN_SECOND * clinics * square + rate  # one a message and screen
         procs_for_sockets = -(-sockets // SOCKETS_PER_PROCESS)
         server = (
             rate * units["webhook_cpu_ms"] / 1000
