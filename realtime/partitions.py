@@ -176,13 +176,7 @@ def partition_existing(cursor, now: datetime) -> None:
     while month <= until:
         create_month(cursor, month)
         month = next_month(month)
-    cursor.execute(
-        f"INSERT INTO {TABLE} (id, seq, type, conversation_id, data, created_at, clinic_id) "
-        f"SELECT id, seq, type, conversation_id, data, created_at, clinic_id FROM {old}"
-    )
-    if last_id is not None:
-        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), %s)", [last_id])
-    cursor.execute(f"DROP TABLE {old}")
+    _move_rows(cursor, old, last_id)
 
 
 def unpartition(cursor) -> None:
@@ -204,6 +198,12 @@ def unpartition(cursor) -> None:
     )
     cursor.execute(f"SELECT max(id) FROM {old}")
     last_id = cursor.fetchone()[0]
+    _move_rows(cursor, old, last_id)
+
+
+def _move_rows(cursor, old: str, last_id: int | None) -> None:
+    """Every event of the `old` table into the new one, ids kept and the next id after the last; then the old
+    table goes."""
     cursor.execute(
         f"INSERT INTO {TABLE} (id, seq, type, conversation_id, data, created_at, clinic_id) "
         f"SELECT id, seq, type, conversation_id, data, created_at, clinic_id FROM {old}"
