@@ -98,9 +98,9 @@ def probe_ms() -> float:
 
 
 class Pace:
-    """The probe every half second while a run goes on. `factor` scales the CPU a run measured to the speed
-    of the sitting's start (REFERENCE), so that runs made minutes apart compare: the costs and the check are
-    in the same units, the raw figures kept beside them."""
+    """The probe every half second while a run goes on. `stop()` gives the factor that scales the CPU a run
+    measured to the pace of the sitting's start (`Pace.reference`), so that runs made minutes apart compare:
+    the costs and the check are in the same units, the raw figures kept beside them."""
 
     reference: float = 0.0
 
@@ -449,10 +449,11 @@ def plan(units: dict) -> list[dict]:
     for clinics in SCENARIOS:
         sockets = clinics * mean
         rate = PEAK_MESSAGES_PER_SCREEN_SECOND * sockets  # a clinic's messages grow with its screens
-        frames = PEAK_MESSAGES_PER_SCREEN_SECOND * clinics * square * units["frames_per_webhook_per_socket"]
-        # Each screen fetches the new message's row in its list (one a frame), and the one screen that has the
-        # conversation open fetches the message (assumed to cost what a row does).
-        fetches = PEAK_MESSAGES_PER_SCREEN_SECOND * clinics * square + rate  # one a message and screen
+        shown = PEAK_MESSAGES_PER_SCREEN_SECOND * clinics * square  # messages a second × the screens they reach
+        frames = shown * units["frames_per_webhook_per_socket"]
+        # Each screen fetches the new message's row in its list, and the one screen that has the conversation
+        # open fetches the message (assumed to cost what a row does).
+        fetches = shown + rate
         procs_for_sockets = -(-sockets // SOCKETS_PER_PROCESS)
         server = (
             rate * units["webhook_cpu_ms"] / 1000

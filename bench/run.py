@@ -136,13 +136,18 @@ def _figures(result: dict) -> str:
             f"lost {result['without']['lost']} / {result['with']['lost']}"
         )
     if name == "capacity":
-        checks = ", ".join(f"{c['procs']}: {c['error_pct']:+g} %" for c in result["check"])
+        loads = list(dict.fromkeys(c["load"] for c in result["check"]))
+        names = ["ABCDEFGH"[loads.index(c["load"])] + ("′" if c.get("affinity") else "") for c in result["check"]]
+        checks = ", ".join(
+            f"{name} {c['procs']}: {c['error_pct']:+g} %" for name, c in zip(names, result["check"], strict=True)
+        )
         units, biggest = result["units"], result["plan"][-1]
         return (
             f"frame {units['frame_cpu_us']} µs, webhook {units['webhook_cpu_ms']} ms (PostgreSQL "
             f"{units['webhook_postgres_cpu_ms']} ms), a screen's row fetch {units['row_fetch_cpu_ms']} ms, idle "
             f"{units['idle_cpu_us_per_conn_s']} µs/conn·s, {units['kib_per_conn']} KiB/conn; predicted − measured, "
-            f"by processes: {checks}; {biggest['clinics']:,} clinics need {biggest['server_processes']} processes"
+            f"by load and processes: {checks}; {biggest['clinics']:,} clinics need "
+            f"{biggest['server_processes']} processes"
         )
     if name == "partitions":
         return (
