@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -160,6 +160,18 @@ async def _nothing() -> None:
     return None
 
 
+_loop_backends: list = [None, None]  # [the CACHES setting, a backend made for it]
+
+
+def _loop_backend():
+    """The default cache's backend for the event loop's code, made once for the CACHES setting: through
+    `cache`, each request's context would make a backend of its own."""
+    setting = settings.CACHES
+    if _loop_backends[0] is not setting:
+        _loop_backends[:] = [setting, caches.create_connection(DEFAULT_CACHE_ALIAS)]
+    return _loop_backends[1]
+
+
 async def abump_sent(*scopes: str):
     """`bump()` from the event loop, in two steps: the command is sent now and its answer awaited later.
 
@@ -169,11 +181,12 @@ async def abump_sent(*scopes: str):
     """
     if not enabled() or not scopes:
         return _nothing
-    if not hasattr(cache, "client"):
+    backend = _loop_backend()
+    if not hasattr(backend, "client"):
         bump(*scopes)  # a local-memory cache: nothing to wait for
         return _nothing
     scopes = sorted(set(scopes))
-    keys = [cache.make_key(scope) for scope in scopes]
+    keys = [backend.make_key(scope) for scope in scopes]
     loop = asyncio.get_running_loop()
     try:
         if loop not in _async_clients:

@@ -180,7 +180,16 @@ _loop_pools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object]" = we
 
 def loop_statements() -> bool:
     """Whether `execute()` can serve: PostgreSQL, with loop connections allowed."""
-    return connections["default"].vendor == "postgresql" and settings.DB_LOOP_CONNECTIONS > 0
+    return settings.DB_LOOP_CONNECTIONS > 0 and _vendor(settings.DATABASES["default"]["ENGINE"]) == "postgresql"
+
+
+@functools.cache
+def _vendor(engine: str) -> str:
+    """The vendor of a database backend, from its class: asking `connections["default"]` on the event loop
+    would make a database wrapper for each request's context."""
+    from django.db.utils import load_backend
+
+    return load_backend(engine).DatabaseWrapper.vendor
 
 
 async def _loop_pool():

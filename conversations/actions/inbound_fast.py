@@ -16,6 +16,7 @@ connection (`receive_usual_message`), or on the event loop through its own conne
 (`areceive_usual_message`, which the webhook's ASGI route uses).
 """
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Generator
@@ -24,6 +25,7 @@ from datetime import datetime
 
 import orjson
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -254,15 +256,6 @@ def _flow(inbound: Inbound) -> Generator[Statement, tuple | list, Stored | None]
 def _read(inbound: Inbound) -> Statement:
     """Every patient of the clinic any identifier names (or one empty row), each with the id of its open
     WhatsApp conversation."""
-    contact = ", ".join(f"c.{c}" for c in CONTACT_COLUMNS)
-    sql = (
-        f"SELECT {contact}, v.id "
-        f"FROM (SELECT 1) AS one LEFT JOIN {_table(Contact)} c ON c.clinic_id = %(clinic)s AND (c.phone = %(phone)s "
-        "OR (%(user_id)s <> '' AND c.whatsapp_user_id = %(user_id)s) "
-        "OR (%(parent_id)s <> '' AND c.whatsapp_parent_user_id = %(parent_id)s)) "
-        f"LEFT JOIN {_table(Conversation)} v "
-        "ON v.contact_id = c.id AND v.clinic_id = c.clinic_id AND v.channel = %(channel)s AND v.status <> %(resolved)s"
-    )
     params = {
         "clinic": inbound.clinic_id,
         "phone": inbound.phone,
@@ -271,7 +264,20 @@ def _read(inbound: Inbound) -> Statement:
         "channel": Conversation.Channel.WHATSAPP,
         "resolved": Conversation.Status.RESOLVED,
     }
-    return sql, params, True
+    return _read_sql(), params, True
+
+
+@functools.cache
+def _read_sql() -> str:
+    contact = ", ".join(f"c.{c}" for c in CONTACT_COLUMNS)
+    return (
+        f"SELECT {contact}, v.id "
+        f"FROM (SELECT 1) AS one LEFT JOIN {_table(Contact)} c ON c.clinic_id = %(clinic)s AND (c.phone = %(phone)s "
+        "OR (%(user_id)s <> '' AND c.whatsapp_user_id = %(user_id)s) "
+        "OR (%(parent_id)s <> '' AND c.whatsapp_parent_user_id = %(parent_id)s)) "
+        f"LEFT JOIN {_table(Conversation)} v "
+        "ON v.contact_id = c.id AND v.clinic_id = c.clinic_id AND v.channel = %(channel)s AND v.status <> %(resolved)s"
+    )
 
 
 def _snapshot(patient: Contact, conversation_id: int) -> Snapshot:
@@ -330,8 +336,31 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         "contact": snapshot.patient,
     }
     events = [("message:new", snapshot.conversation_id, log.data_json(data))]
+    params = {
+        **log.event_params(inbound.clinic_id, events, now),
+        **_message_params(inbound),
+        "conversation_id": snapshot.conversation_id,
+        "resolved": Conversation.Status.RESOLVED,
+        "contact_id": snapshot.patient_id,
+        "contact_updated_at": snapshot.patient_updated_at,
+        "number_id": inbound.number_id,
+        **_counted_params(inbound, snapshot.conversation_id),
+        **_erasure_digests(inbound),
+    }
+    message_id, last_seq = yield _into_conversation_sql(), params, False
+    if message_id is None:
+        return None  # changed since it was read, or a repeat: the full action decides
+    data["message"]["id"] = message_id
+    events = [("message:new", snapshot.conversation_id, log.data_json(data))]
+    return Stored(UsualResult(message_id, snapshot.conversation_id), events, last_seq, now)
+
+
+# The statements' text is the same for every message: built once a process, not for each message (quoting
+# their tables made a database wrapper for each request's context; py-spy, docs/benchmarks.md).
+@functools.cache
+def _into_conversation_sql() -> str:
     with_id = "jsonb_set(%(event_data_0)s::jsonb, '{message,id}', to_jsonb((SELECT id FROM stored)))"
-    sql = (
+    return (
         "WITH unchanged AS ("
         f"SELECT v.id FROM {_table(Conversation)} v JOIN {_table(Contact)} c ON c.id = v.contact_id "
         "WHERE v.id = %(conversation_id)s AND v.status <> %(resolved)s AND v.snoozed_until IS NULL "
@@ -348,33 +377,13 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         f"{log.append_ctes('stored', data={0: with_id})} "
         "SELECT (SELECT id FROM stored), (SELECT max(seq) FROM logged)"
     )
-    params = {
-        **log.event_params(inbound.clinic_id, events, now),
-        **_message_params(inbound),
-        "conversation_id": snapshot.conversation_id,
-        "resolved": Conversation.Status.RESOLVED,
-        "contact_id": snapshot.patient_id,
-        "contact_updated_at": snapshot.patient_updated_at,
-        "number_id": inbound.number_id,
-        **_counted_params(inbound, snapshot.conversation_id),
-        **_erasure_digests(inbound),
-    }
-    message_id, last_seq = yield sql, params, False
-    if message_id is None:
-        return None  # changed since it was read, or a repeat: the full action decides
-    data["message"]["id"] = message_id
-    events = [("message:new", snapshot.conversation_id, log.data_json(data))]
-    return Stored(UsualResult(message_id, snapshot.conversation_id), events, last_seq, now)
 
 
 def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | None]:
     """A patient the clinic has never heard from: the patient, the conversation and the message in one
     statement (after one for their ids), and both events (conversation:new, message:new) as the full
     action tells them."""
-    ids = ", ".join(
-        f"nextval(pg_get_serial_sequence('{m._meta.db_table}', 'id'))" for m in (Contact, Conversation, Message)
-    )
-    contact_id, conversation_id, message_id = yield f"SELECT {ids}", {}, False
+    contact_id, conversation_id, message_id = yield _new_ids_sql(), {}, False
     now = timezone.now()
     patient = Contact(
         id=contact_id,
@@ -409,7 +418,42 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
             log.data_json({"message": wire.message_brief(message), "contact": wire.patient_brief(patient)}),
         ),
     ]
-    sql = (
+    params = {
+        **log.event_params(inbound.clinic_id, events, now),
+        **_message_params(inbound),
+        "message_id": message_id,
+        "contact_id": contact_id,
+        "phone": inbound.phone,
+        "whatsapp_id": inbound.whatsapp_id,
+        "user_id": inbound.user_id,
+        "parent_id": inbound.parent_id,
+        "profile_name": inbound.profile_name,
+        "contact_status": Contact.Status.ACTIVE,
+        "conversation_id": conversation_id,
+        "channel": Conversation.Channel.WHATSAPP,
+        "open": Conversation.Status.OPEN,
+        "number_id": inbound.number_id,
+        **_counted_params(inbound, conversation_id, opened=True),
+        **_erasure_digests(inbound),
+    }
+    stored, last_seq = yield _first_message_sql(), params, False
+    if not stored:
+        return None  # a concurrent delivery made the patient (or stored this message) first
+    _remember(inbound.clinic_id, _snapshot(patient, conversation_id), inbound.phone)
+    return Stored(UsualResult(message_id, conversation_id), events, last_seq, now)
+
+
+@functools.cache
+def _new_ids_sql() -> str:
+    ids = ", ".join(
+        f"nextval(pg_get_serial_sequence('{m._meta.db_table}', 'id'))" for m in (Contact, Conversation, Message)
+    )
+    return f"SELECT {ids}"
+
+
+@functools.cache
+def _first_message_sql() -> str:
+    return (
         f"WITH patient AS (INSERT INTO {_table(Contact)} (id, clinic_id, name, phone, whatsapp_id, whatsapp_user_id, "
         "whatsapp_parent_user_id, whatsapp_username, profile_name, email, status, created_at, updated_at) "
         "SELECT %(contact_id)s, %(clinic_id)s, '', %(phone)s, %(whatsapp_id)s, %(user_id)s, %(parent_id)s, '', "
@@ -429,29 +473,6 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         f"{log.append_ctes('stored', count=2)} "
         "SELECT (SELECT count(*) FROM stored), (SELECT max(seq) FROM logged)"
     )
-    params = {
-        **log.event_params(inbound.clinic_id, events, now),
-        **_message_params(inbound),
-        "message_id": message_id,
-        "contact_id": contact_id,
-        "phone": inbound.phone,
-        "whatsapp_id": inbound.whatsapp_id,
-        "user_id": inbound.user_id,
-        "parent_id": inbound.parent_id,
-        "profile_name": inbound.profile_name,
-        "contact_status": Contact.Status.ACTIVE,
-        "conversation_id": conversation_id,
-        "channel": Conversation.Channel.WHATSAPP,
-        "open": Conversation.Status.OPEN,
-        "number_id": inbound.number_id,
-        **_counted_params(inbound, conversation_id, opened=True),
-        **_erasure_digests(inbound),
-    }
-    stored, last_seq = yield sql, params, False
-    if not stored:
-        return None  # a concurrent delivery made the patient (or stored this message) first
-    _remember(inbound.clinic_id, _snapshot(patient, conversation_id), inbound.phone)
-    return Stored(UsualResult(message_id, conversation_id), events, last_seq, now)
 
 
 def _counted_params(inbound: Inbound, conversation_id: int, *, opened: bool = False) -> dict:
@@ -463,10 +484,18 @@ def _erasure_digests(inbound: Inbound) -> dict[str, list[str]]:
     """The marks an erasure would have left of this message's id and of who sent it (NOT_ERASED): a message
     they mark goes to the full action, which refuses an erased patient's old one."""
     identifiers = (inbound.phone, inbound.whatsapp_id, inbound.user_id, inbound.parent_id)
+    keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
     return {
         "erased_messages": ErasedIdentifier.digests_of(ErasedIdentifier.Kind.MESSAGE, inbound.external_id),
-        "erased_patients": ErasedIdentifier.patient_digests(identifiers),
+        "erased_patients": _patient_digests(identifiers, keys),
     }
+
+
+@functools.lru_cache(maxsize=SNAPSHOTS)
+def _patient_digests(identifiers: tuple[str, ...], keys: tuple[str, ...]) -> list[str]:
+    """A patient's marks, kept per process as their snapshot is (the same patient writes again; a mark is
+    several HMACs). `keys` are the secrets they are made under, so that a rotation makes new ones."""
+    return ErasedIdentifier.patient_digests(identifiers)
 
 
 def receive_usual_message(inbound: Inbound) -> UsualResult | None:

@@ -2,6 +2,7 @@
 Django's handler and middleware, storing and telling exactly what the full action would."""
 
 import asyncio
+import contextvars
 import json
 import threading
 import time
@@ -282,6 +283,37 @@ async def test_a_message_stored_on_the_loop_reaches_the_clinic_s_screens_and_the
     assert live["type"] == "message:new" and live["data"]["message"]["id"] == stored.pk
     assert live["data"] == logged.data, "what is sent is what is logged"
     await ws.disconnect()
+
+
+async def test_a_message_stored_on_the_loop_makes_no_database_wrapper_or_cache_backend_of_its_own(
+    known_patient, monkeypatch
+):
+    """Each request runs in a context of its own, where Django's `connection` and `cache` make a new
+    wrapper and a new backend: the loop's path asks neither (DESIGN §10, docs/benchmarks.md)."""
+    from django.core.cache.backends.base import BaseCache
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    made = []
+    for cls in (BaseDatabaseWrapper, BaseCache):
+        monkeypatch.setattr(cls, "__init__", _counted(cls.__init__, made, cls.__name__))
+    on_loop = whatsapp.stored_by()["event_loop"]
+    for n in (1, 2, 3):
+        body, signature = signed(notification(NUMBER, f"Contexto {n}", n, phone=PHONE, name="Maria Souza"))
+        # As a server runs each request: a task with a context of its own.
+        request = asyncio.create_task(post(body, {"X-Hub-Signature-256": signature}), context=contextvars.Context())
+        assert (await request).status_code == 200
+        if n == 1:
+            made.clear()  # the first may make what the process then keeps
+    assert whatsapp.stored_by()["event_loop"] == on_loop + 3
+    assert made == []
+
+
+def _counted(init, made: list, name: str):
+    def counting(self, *args, **kwargs):
+        made.append(name)
+        init(self, *args, **kwargs)
+
+    return counting
 
 
 async def test_a_new_patient_and_one_this_process_never_saw_are_stored_on_the_loop_too(clinic, whatsapp_channel):
