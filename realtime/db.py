@@ -228,7 +228,8 @@ class LoopConnections:
     pool's round of locks, checks and bookkeeping (measured: a twentieth of a webhook's CPU,
     docs/benchmarks.md). A connection goes back to the pool when it broke or was left inside a transaction
     (the pool resets or replaces it), when a statement waits in the pool for one, and when the loop's
-    connections close."""
+    connections close. One held here is not renewed after the pool's max_lifetime (an hour): it lives until
+    it breaks or the process ends, as the database threads' connections do."""
 
     def __init__(self, pool):
         self.pool = pool
