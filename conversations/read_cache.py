@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.base import BaseCache
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -160,16 +161,18 @@ async def _nothing() -> None:
     return None
 
 
-_loop_backends: list = [None, None]  # [the CACHES setting, a backend made for it]
+_loop_backend_for: tuple[dict | None, BaseCache | None] = (None, None)  # (the CACHES setting, its backend)
 
 
-def _loop_backend():
+def _loop_backend() -> BaseCache:
     """The default cache's backend for the event loop's code, made once for the CACHES setting: through
     `cache`, each request's context would make a backend of its own."""
-    setting = settings.CACHES
-    if _loop_backends[0] is not setting:
-        _loop_backends[:] = [setting, caches.create_connection(DEFAULT_CACHE_ALIAS)]
-    return _loop_backends[1]
+    global _loop_backend_for
+    setting, backend = _loop_backend_for
+    if setting is not settings.CACHES or backend is None:
+        backend = caches.create_connection(DEFAULT_CACHE_ALIAS)
+        _loop_backend_for = (settings.CACHES, backend)
+    return backend
 
 
 async def abump_sent(*scopes: str):

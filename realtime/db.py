@@ -223,18 +223,20 @@ async def _loop_connections() -> "LoopConnections":
 
 
 class LoopConnections:
-    """One event loop's connections. psycopg_pool opens them, replaces one that broke and closes them all;
-    between statements a healthy one is held here, so that taking it is a pop from a list rather than the
-    pool's round of locks, checks and bookkeeping (measured: a twentieth of a webhook's CPU,
-    docs/benchmarks.md). A connection goes back to the pool when it broke or was left inside a transaction
-    (the pool resets or replaces it), when a statement waits in the pool for one, and when the loop's
-    connections close. One held here is not renewed after the pool's max_lifetime (an hour): it lives until
-    it breaks or the process ends, as the database threads' connections do."""
+    """One event loop's connections, held between statements and lent by psycopg_pool only when needed.
+
+    Taking a held one is a pop from a list rather than the pool's round of locks and checks (5–6 % of the
+    loop's CPU under the peer's workload, docs/benchmarks.md). A connection goes back to the pool when it
+    broke or was left inside a transaction (the pool resets or replaces it), when a statement waits in the
+    pool for one, and once the loop's connections close; a held one is not renewed at the pool's
+    max_lifetime, as the database threads' connections are not.
+    """
 
     def __init__(self, pool):
         self.pool = pool
         self.idle: list = []
         self.waiting = 0  # statements waiting in the pool for a connection
+        self.closed = False
 
     async def take(self):
         if self.idle:
@@ -250,6 +252,7 @@ class LoopConnections:
 
         if (
             self.waiting
+            or self.closed
             or connection.closed
             or connection.broken
             or connection.info.transaction_status != TransactionStatus.IDLE
@@ -259,6 +262,7 @@ class LoopConnections:
             self.idle.append(connection)
 
     async def close(self) -> None:
+        self.closed = True  # a statement still running gives its connection to the pool, which closes it
         while self.idle:
             await self.pool.putconn(self.idle.pop())
         await self.pool.close()

@@ -30,14 +30,13 @@ from django.db import connection
 from django.utils import timezone
 
 from conversations import clinic_hours, jobs, push, read_cache, wire
+from conversations.actions import inbound_statements as statements
 from conversations.actions.contacts import usable_identifier, whatsapp_id_of
 from conversations.actions.reporting import hour_of
 from conversations.models import (
-    ActivityFact,
     AwayMode,
     Contact,
     Conversation,
-    ConversationFact,
     Direction,
     ErasedIdentifier,
     Message,
@@ -49,43 +48,7 @@ from conversations.models.reports import ACTIVITY_SHARDS
 from realtime import db, log
 
 MEDIA_TYPES = {MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER}
-CONTACT_COLUMNS = (
-    "id",
-    "name",
-    "phone",
-    "whatsapp_id",
-    "whatsapp_user_id",
-    "whatsapp_parent_user_id",
-    "whatsapp_username",
-    "profile_name",
-    "email",
-    "status",
-    "created_at",
-    "updated_at",
-)
-MESSAGE_COLUMNS = (
-    "clinic_id, conversation_id, direction, sender_type, sender_id, message_type, content, metadata, status, "
-    "error, external_id, client_id, created_at, status_changed_at"
-)
-MESSAGE_VALUES = (
-    "%(clinic_id)s, {conversation}, %(direction)s, %(sender_type)s, NULL, %(message_type)s, "
-    "%(content)s, %(metadata)s::jsonb, %(status)s, '', %(external_id)s, NULL, %(at)s, %(at)s"
-)
-# The reports' count of the hour's patient messages (actions.reporting.count_activity), once the message is stored.
-_ACTIVITY = ActivityFact._meta.db_table
-COUNTED = (
-    f"counted AS (INSERT INTO {_ACTIVITY} (clinic_id, hour, user_id, shard, inbound, staff_replies, "
-    "assistant_replies, auto_replies, opened, resolved) SELECT %(clinic_id)s, %(hour)s, 0, %(shard)s, 1, 0, 0, 0, "
-    f"%(opened)s, 0 FROM stored ON CONFLICT (clinic_id, hour, user_id, shard) DO UPDATE SET inbound = "
-    f"{_ACTIVITY}.inbound + 1, opened = {_ACTIVITY}.opened + excluded.opened)"
-)
 SNAPSHOTS = 20_000  # patients whose open conversation a process remembers
-# Nothing an erasure left marks this message as an erased patient's (models.privacy): its id, or who sent it
-# when it happened before they were erased (an old notification Meta delivers again). Probes of a small index.
-NOT_ERASED = (
-    f"NOT EXISTS (SELECT 1 FROM {ErasedIdentifier._meta.db_table} e WHERE e.clinic_id = %(clinic_id)s "
-    "AND (e.digest = ANY(%(erased_messages)s) OR (e.digest = ANY(%(erased_patients)s) AND e.erased_at >= %(at)s)))"
-)
 
 
 @dataclass(frozen=True)
@@ -158,10 +121,6 @@ class Stored:
 
 
 Statement = tuple[str, dict, bool]  # SQL, parameters, whether every row is wanted (else the first)
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
 
 
 def usual_inbound(
@@ -242,7 +201,7 @@ def _flow(inbound: Inbound) -> Generator[Statement, tuple | list, Stored | None]
         return None  # identifiers spread over two patients
     if rows[0][0] is None:
         return (yield from _first_message(inbound))
-    patient = Contact(clinic_id=inbound.clinic_id, **dict(zip(CONTACT_COLUMNS, rows[0][:-1], strict=True)))
+    patient = Contact(clinic_id=inbound.clinic_id, **dict(zip(statements.CONTACT_COLUMNS, rows[0][:-1], strict=True)))
     conversation_id = rows[0][-1]
     if conversation_id is None:
         return None  # no open conversation: one is reopened or made by the full action
@@ -264,20 +223,7 @@ def _read(inbound: Inbound) -> Statement:
         "channel": Conversation.Channel.WHATSAPP,
         "resolved": Conversation.Status.RESOLVED,
     }
-    return _read_sql(), params, True
-
-
-@functools.cache
-def _read_sql() -> str:
-    contact = ", ".join(f"c.{c}" for c in CONTACT_COLUMNS)
-    return (
-        f"SELECT {contact}, v.id "
-        f"FROM (SELECT 1) AS one LEFT JOIN {_table(Contact)} c ON c.clinic_id = %(clinic)s AND (c.phone = %(phone)s "
-        "OR (%(user_id)s <> '' AND c.whatsapp_user_id = %(user_id)s) "
-        "OR (%(parent_id)s <> '' AND c.whatsapp_parent_user_id = %(parent_id)s)) "
-        f"LEFT JOIN {_table(Conversation)} v "
-        "ON v.contact_id = c.id AND v.clinic_id = c.clinic_id AND v.channel = %(channel)s AND v.status <> %(resolved)s"
-    )
+    return statements.read_sql(), params, True
 
 
 def _snapshot(patient: Contact, conversation_id: int) -> Snapshot:
@@ -347,7 +293,7 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
         **_counted_params(inbound, snapshot.conversation_id),
         **_erasure_digests(inbound),
     }
-    message_id, last_seq = yield _into_conversation_sql(), params, False
+    message_id, last_seq = yield statements.into_conversation_sql(), params, False
     if message_id is None:
         return None  # changed since it was read, or a repeat: the full action decides
     data["message"]["id"] = message_id
@@ -355,35 +301,11 @@ def _into_conversation(inbound: Inbound, snapshot: Snapshot) -> Generator[Statem
     return Stored(UsualResult(message_id, snapshot.conversation_id), events, last_seq, now)
 
 
-# The statements' text is the same for every message: built once a process, not for each message (quoting
-# their tables made a database wrapper for each request's context; py-spy, docs/benchmarks.md).
-@functools.cache
-def _into_conversation_sql() -> str:
-    with_id = "jsonb_set(%(event_data_0)s::jsonb, '{message,id}', to_jsonb((SELECT id FROM stored)))"
-    return (
-        "WITH unchanged AS ("
-        f"SELECT v.id FROM {_table(Conversation)} v JOIN {_table(Contact)} c ON c.id = v.contact_id "
-        "WHERE v.id = %(conversation_id)s AND v.status <> %(resolved)s AND v.snoozed_until IS NULL "
-        f"AND c.id = %(contact_id)s AND c.updated_at = %(contact_updated_at)s AND {NOT_ERASED} "
-        "FOR UPDATE OF v FOR SHARE OF c), "
-        f"stored AS (INSERT INTO {_table(Message)} ({MESSAGE_COLUMNS}) "
-        f"SELECT {MESSAGE_VALUES.format(conversation='unchanged.id')} FROM unchanged "
-        "ON CONFLICT (clinic_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id), "
-        f"touched AS (UPDATE {_table(Conversation)} v SET last_message_at = GREATEST(v.last_message_at, %(at)s), "
-        "updated_at = %(event_at)s, whatsapp_number_id = COALESCE(NULLIF(%(number_id)s, ''), v.whatsapp_number_id), "
-        "awaiting_since = COALESCE(v.awaiting_since, %(at)s) "
-        "FROM stored WHERE v.id = %(conversation_id)s RETURNING v.id), "
-        f"{COUNTED}, "
-        f"{log.append_ctes('stored', data={0: with_id})} "
-        "SELECT (SELECT id FROM stored), (SELECT max(seq) FROM logged)"
-    )
-
-
 def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | None]:
     """A patient the clinic has never heard from: the patient, the conversation and the message in one
     statement (after one for their ids), and both events (conversation:new, message:new) as the full
     action tells them."""
-    contact_id, conversation_id, message_id = yield _new_ids_sql(), {}, False
+    contact_id, conversation_id, message_id = yield statements.new_ids_sql(), {}, False
     now = timezone.now()
     patient = Contact(
         id=contact_id,
@@ -436,43 +358,11 @@ def _first_message(inbound: Inbound) -> Generator[Statement, tuple, Stored | Non
         **_counted_params(inbound, conversation_id, opened=True),
         **_erasure_digests(inbound),
     }
-    stored, last_seq = yield _first_message_sql(), params, False
+    stored, last_seq = yield statements.first_message_sql(), params, False
     if not stored:
         return None  # a concurrent delivery made the patient (or stored this message) first
     _remember(inbound.clinic_id, _snapshot(patient, conversation_id), inbound.phone)
     return Stored(UsualResult(message_id, conversation_id), events, last_seq, now)
-
-
-@functools.cache
-def _new_ids_sql() -> str:
-    ids = ", ".join(
-        f"nextval(pg_get_serial_sequence('{m._meta.db_table}', 'id'))" for m in (Contact, Conversation, Message)
-    )
-    return f"SELECT {ids}"
-
-
-@functools.cache
-def _first_message_sql() -> str:
-    return (
-        f"WITH patient AS (INSERT INTO {_table(Contact)} (id, clinic_id, name, phone, whatsapp_id, whatsapp_user_id, "
-        "whatsapp_parent_user_id, whatsapp_username, profile_name, email, status, created_at, updated_at) "
-        "SELECT %(contact_id)s, %(clinic_id)s, '', %(phone)s, %(whatsapp_id)s, %(user_id)s, %(parent_id)s, '', "
-        "%(profile_name)s, '', %(contact_status)s, %(event_at)s, %(event_at)s "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {_table(Message)} WHERE clinic_id = %(clinic_id)s "
-        f"AND external_id = %(external_id)s) AND {NOT_ERASED} ON CONFLICT DO NOTHING RETURNING id), "
-        f"thread AS (INSERT INTO {_table(Conversation)} (id, clinic_id, contact_id, channel, status, assignee_id, "
-        "last_message_at, whatsapp_number_id, awaiting_since, created_at, updated_at) SELECT %(conversation_id)s, "
-        "%(clinic_id)s, patient.id, %(channel)s, %(open)s, NULL, %(at)s, %(number_id)s, %(at)s, %(event_at)s, "
-        "%(event_at)s FROM patient RETURNING id), "
-        f"stored AS (INSERT INTO {_table(Message)} (id, {MESSAGE_COLUMNS}) "
-        f"SELECT %(message_id)s, {MESSAGE_VALUES.format(conversation='thread.id')} FROM thread RETURNING id), "
-        f"attendance AS (INSERT INTO {_table(ConversationFact)} (clinic_id, conversation_id, opened_at, "
-        "first_response_by, staff_replies, assistant_replies) SELECT %(clinic_id)s, thread.id, %(at)s, '', 0, 0 "
-        "FROM thread), "
-        f"{COUNTED}, "
-        f"{log.append_ctes('stored', count=2)} "
-        "SELECT (SELECT count(*) FROM stored), (SELECT max(seq) FROM logged)"
-    )
 
 
 def _counted_params(inbound: Inbound, conversation_id: int, *, opened: bool = False) -> dict:
@@ -487,15 +377,15 @@ def _erasure_digests(inbound: Inbound) -> dict[str, list[str]]:
     keys = (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
     return {
         "erased_messages": ErasedIdentifier.digests_of(ErasedIdentifier.Kind.MESSAGE, inbound.external_id),
-        "erased_patients": _patient_digests(identifiers, keys),
+        "erased_patients": list(_patient_digests(identifiers, keys)),
     }
 
 
 @functools.lru_cache(maxsize=SNAPSHOTS)
-def _patient_digests(identifiers: tuple[str, ...], keys: tuple[str, ...]) -> list[str]:
+def _patient_digests(identifiers: tuple[str, ...], keys: tuple[str, ...]) -> tuple[str, ...]:
     """A patient's marks, kept per process as their snapshot is (the same patient writes again; a mark is
     several HMACs). `keys` are the secrets they are made under, so that a rotation makes new ones."""
-    return ErasedIdentifier.patient_digests(identifiers)
+    return tuple(ErasedIdentifier.patient_digests(identifiers))
 
 
 def receive_usual_message(inbound: Inbound) -> UsualResult | None:

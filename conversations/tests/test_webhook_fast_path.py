@@ -285,6 +285,7 @@ async def test_a_message_stored_on_the_loop_reaches_the_clinic_s_screens_and_the
     await ws.disconnect()
 
 
+@pytest.mark.redis  # the read cache's bump is on the path only with Redis
 async def test_a_message_stored_on_the_loop_makes_no_database_wrapper_or_cache_backend_of_its_own(
     known_patient, monkeypatch
 ):
@@ -297,14 +298,20 @@ async def test_a_message_stored_on_the_loop_makes_no_database_wrapper_or_cache_b
     for cls in (BaseDatabaseWrapper, BaseCache):
         monkeypatch.setattr(cls, "__init__", _counted(cls.__init__, made, cls.__name__))
     on_loop = whatsapp.stored_by()["event_loop"]
-    for n in (1, 2, 3):
-        body, signature = signed(notification(NUMBER, f"Contexto {n}", n, phone=PHONE, name="Maria Souza"))
-        # As a server runs each request: a task with a context of its own.
-        request = asyncio.create_task(post(body, {"X-Hub-Signature-256": signature}), context=contextvars.Context())
-        assert (await request).status_code == 200
-        if n == 1:
-            made.clear()  # the first may make what the process then keeps
-    assert whatsapp.stored_by()["event_loop"] == on_loop + 3
+    n = 0
+    for turn in (1, 2):
+        # A known patient's message, one from a patient this process forgot, a new patient's first message.
+        for phone, forget in ((PHONE, False), (PHONE, True), (f"55119{turn:08d}", False)):
+            n += 1
+            if forget:
+                inbound_fast.forget_snapshots()
+            body, signature = signed(notification(NUMBER, f"Contexto {n}", n, phone=phone, name="Maria Souza"))
+            # As a server runs each request: a task with a context of its own.
+            request = asyncio.create_task(post(body, {"X-Hub-Signature-256": signature}), context=contextvars.Context())
+            assert (await request).status_code == 200
+        if turn == 1:
+            made.clear()  # the first of each may make what the process then keeps
+    assert whatsapp.stored_by()["event_loop"] == on_loop + n
     assert made == []
 
 
