@@ -21,7 +21,7 @@ def _latest_changed(message: Message) -> None:
 
 def _original(clinic_id: int, contact: Contact, external_id: str) -> Message | None:
     return (
-        Message.objects.select_for_update()
+        Message.objects.select_for_update(no_key=True)
         .filter(
             clinic_id=clinic_id, external_id=external_id, conversation__contact=contact, direction=Direction.INBOUND
         )

@@ -36,7 +36,7 @@ def _in_flight_since() -> datetime:
 def begin_delivery_attempt(*, message_id: int, provider: str) -> DeliveryAttempt | None:
     """Record that the provider is about to be called; None when there is nothing (more) to send."""
     # Locked so two workers running the same task cannot both start an attempt.
-    message = Message.objects.select_for_update().filter(pk=message_id).first()
+    message = Message.objects.select_for_update(no_key=True).filter(pk=message_id).first()
     if message is None or message.status != MessageStatus.PENDING:
         return None
     unfinished = message.delivery_attempts.filter(outcome=Outcome.IN_FLIGHT).first()

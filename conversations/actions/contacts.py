@@ -167,7 +167,7 @@ def _locked_matches(clinic: Clinic, identity: PatientIdentity) -> tuple[Contact 
     for key, value in identity.keys.items():
         match |= Q(**{key: value})
     # One statement for the usual case, a patient who wrote before: find and lock.
-    found = list(Contact.objects.select_for_update().filter(match, clinic=clinic).order_by("pk"))
+    found = list(Contact.objects.select_for_update(no_key=True).filter(match, clinic=clinic).order_by("pk"))
     for key in KEYS:
         value = getattr(identity, key)
         chosen = next((c for c in found if value and getattr(c, key) == value), None)
@@ -242,7 +242,7 @@ def change_contact_identifiers(*, contact: Contact, new: dict[str, str]) -> tupl
             raise InvalidInput(f"{key!r} cannot be changed this way.", field="key")
         if value:
             wanted[key] = normalize_phone(value) if key == "phone" else _clean_id(value, key)
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
     wanted = {key: value for key, value in wanted.items() if getattr(contact, key) != value}
     whatsapp_id = whatsapp_id_of(new.get("phone") or "")
     if whatsapp_id and not wanted and contact.whatsapp_id != whatsapp_id:

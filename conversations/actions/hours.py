@@ -113,7 +113,7 @@ def set_business_hours(
         raise InvalidInput(
             f"The first-response target is 1 to {MAX_TARGET_MINUTES} minutes.", field="first_response_target_minutes"
         )
-    clinic = Clinic.objects.select_for_update().get(pk=clinic.pk)
+    clinic = Clinic.objects.select_for_update(no_key=True).get(pk=clinic.pk)
     stored, created = BusinessHours.objects.select_for_update().get_or_create(clinic=clinic)
     wanted = {
         "week": week,

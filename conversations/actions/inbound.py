@@ -421,7 +421,9 @@ def _patient_of_change(
     candidates = [("phone", old_phone), *(("whatsapp_user_id", u) for u in user_ids), ("phone", new_phone)]
     for key, value in candidates:
         value = usable_identifier(key, value) if value else ""
-        found = Contact.objects.select_for_update().filter(clinic=clinic, **{key: value}).first() if value else None
+        if not value:
+            continue
+        found = Contact.objects.select_for_update(no_key=True).filter(clinic=clinic, **{key: value}).first()
         if found is not None:
             return found
     identity = PatientIdentity.of(

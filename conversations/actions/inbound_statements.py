@@ -83,7 +83,7 @@ def into_conversation_sql() -> str:
         f"SELECT v.id FROM {_table(Conversation)} v JOIN {_table(Contact)} c ON c.id = v.contact_id "
         "WHERE v.id = %(conversation_id)s AND v.status <> %(resolved)s AND v.snoozed_until IS NULL "
         f"AND c.id = %(contact_id)s AND c.updated_at = %(contact_updated_at)s AND {NOT_ERASED} "
-        "FOR UPDATE OF v FOR SHARE OF c), "
+        "FOR NO KEY UPDATE OF v FOR SHARE OF c), "
         f"stored AS (INSERT INTO {_table(Message)} ({MESSAGE_COLUMNS}) "
         f"SELECT {MESSAGE_VALUES.format(conversation='unchanged.id')} FROM unchanged "
         "ON CONFLICT (clinic_id, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING id), "

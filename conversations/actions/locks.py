@@ -1,4 +1,9 @@
-"""Row locks the actions take, each with the reason it is needed."""
+"""Row locks the actions take, each with the reason it is needed.
+
+A row locked to change it is locked FOR NO KEY UPDATE (`select_for_update(no_key=True)`), never FOR
+UPDATE, unless the action deletes it: a transaction that wrote a row referring to it checks that reference
+at its commit (the foreign keys are deferred), after it took the clinic's seq, and FOR UPDATE would hold
+that check up while this action waits for the seq: a deadlock (conversations/tests/test_lock_order.py)."""
 
 from django.db import connection
 
@@ -11,7 +16,7 @@ def lock_conversation(conversation: Conversation) -> Conversation:
     Concurrent sends with one client_id, status changes and assignments then see each other's commits.
     """
     return (
-        Conversation.objects.select_for_update(of=("self",))
+        Conversation.objects.select_for_update(of=("self",), no_key=True)
         .select_related("contact", "assignee")
         .get(pk=conversation.pk)
     )

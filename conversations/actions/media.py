@@ -16,7 +16,7 @@ def attach_inbound_media(
     is what its bytes say, as for staff's uploads: the type declared by the download is believed only where
     the bytes cannot tell (the media view shows inline only images, audio and video)."""
     content_type = content_type_of(content[:SNIFF_BYTES], content_type)
-    message = Message.objects.select_for_update().get(pk=message.pk)
+    message = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
     if message.metadata.get("erased"):
         return None  # the patient was erased while the download ran: keep nothing
     attachment = MessageAttachment(message=message, file_name=file_name, content_type=content_type, size=len(content))
@@ -36,7 +36,7 @@ def attach_inbound_media(
 @transaction.atomic
 def record_media_failure(*, message: Message, reason: str) -> Message:
     """The media could not be fetched: the message stays, with the reason for staff to see."""
-    message = Message.objects.select_for_update().get(pk=message.pk)
+    message = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
     message.metadata = {**message.metadata, "media_status": "failed", "media_error": reason}
     message.save(update_fields=["metadata"])
     events.publish_message_updated(message)

@@ -364,7 +364,7 @@ def resend_failed_message(
         if existing is not None:
             return OutboundResult(existing, created=False)
     # Locked: two screens resending the same failure at once make one new message, not two.
-    message = Message.objects.select_for_update().get(pk=message.pk)
+    message = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
     if message.metadata.get("resent_as"):
         raise InvalidInput("This message was resent already.", field="message_id")
     with ExitStack() as opened:
@@ -421,7 +421,7 @@ def update_message_status(
     if status not in MessageStatus.values:
         raise InvalidInput(f"{status!r} is not a message status.", field="status")
     # Locked so two statuses arriving at once are compared one after the other.
-    message = Message.objects.select_for_update().get(pk=message.pk)
+    message = Message.objects.select_for_update(no_key=True).get(pk=message.pk)
     if not status_may_move(message.status, status):
         return message, False
     message.status = status

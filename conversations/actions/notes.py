@@ -85,7 +85,7 @@ def keep_if_staff_answer(
     if conversation is None:
         return None
     # The patient, then the conversation, as a message being stored locks them: two never wait on each other.
-    Contact.objects.select_for_update().filter(pk=conversation.contact_id).first()
+    Contact.objects.select_for_update(no_key=True).filter(pk=conversation.contact_id).first()
     conversation = lock_conversation(conversation)  # held to the caller's commit: Assumir waits, or is seen
     if conversation.answered_by != Conversation.AnsweredBy.STAFF:
         return None

@@ -48,7 +48,7 @@ def correct_patient_record(
         except ValidationError:
             raise InvalidInput(f"{cleaned['email']!r} is not an e-mail address.", field="email") from None
     # Locked: two screens correcting at once are applied one after the other, each on the other's result.
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
     if contact.status == Contact.Status.ERASED:
         raise InvalidInput("This patient was erased (LGPD): their record is not kept any more.", field="contact")
     changed = sorted(field for field, value in cleaned.items() if getattr(contact, field) != value)

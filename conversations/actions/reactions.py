@@ -65,7 +65,7 @@ def receive_reaction(
     clinic. Returns the message reacted to, or None when the clinic does not have it (the caller keeps the
     reaction as a message then, so nothing is lost). A reaction older than the one held changes nothing."""
     message = (
-        Message.objects.select_for_update()
+        Message.objects.select_for_update(no_key=True)
         .filter(clinic_id=clinic_id, external_id=reacted, conversation__contact=contact)
         .first()
     )
@@ -88,7 +88,7 @@ def react_to_message(
         raise NotAMember("Only staff of the conversation's clinic can react in it.")
     if emoji != "" and not is_emoji(emoji):
         raise InvalidInput('A reaction is one emoji (or "" to take it back).', field="emoji")
-    message = Message.objects.select_for_update().get(pk=message.pk, conversation=conversation)
+    message = Message.objects.select_for_update(no_key=True).get(pk=message.pk, conversation=conversation)
     if message.direction != Direction.INBOUND or not message.external_id:
         raise InvalidInput("Staff react only to a patient's message that came through WhatsApp.", field="message")
     if conversation.channel == Conversation.Channel.WHATSAPP:
@@ -120,7 +120,7 @@ def still_wanted(message_id: int, emoji: str) -> bool:
 @transaction.atomic
 def record_reaction_sent(*, message_id: int, emoji: str, error: str = "") -> None:
     """The worker's outcome for the staff reaction it sent, if it is still the one shown."""
-    message = Message.objects.select_for_update().filter(pk=message_id).first()
+    message = Message.objects.select_for_update(no_key=True).filter(pk=message_id).first()
     held = ((message.metadata.get("reactions") or {}).get(STAFF)) if message else None
     if held is None or held.get("emoji") != emoji:
         return  # changed or taken back meanwhile: its own send says how that went

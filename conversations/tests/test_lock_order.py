@@ -1,0 +1,138 @@
+"""Two actions at once never deadlock on the clinic's seq: a row an action locks to change it does not
+hold up another transaction's foreign-key check of that row, which PostgreSQL makes at commit, after that
+transaction took the clinic's seq.
+
+Each test holds one transaction open after it took the seq (as a staff member's read mark does before
+its commit), runs the other action until it waits for the seq, then lets the first commit."""
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection, transaction
+
+from conversations.actions import inbound_fast
+from conversations.actions.messages import mark_read, update_message_status
+from conversations.models import Contact, Conversation, Direction, Message, MessageStatus, SenderType
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+PHONE = "5511987654321"
+
+
+@pytest.fixture
+def thread(clinic, member):
+    patient = Contact.objects.create(clinic=clinic, phone=PHONE, whatsapp_id=PHONE, profile_name="Maria")
+    conversation = Conversation.objects.create(clinic=clinic, contact=patient)
+    Message.objects.create(
+        clinic=clinic,
+        conversation=conversation,
+        direction=Direction.INBOUND,
+        sender_type=SenderType.PATIENT,
+        content="Oi",
+        external_id="wamid.first",
+        status=MessageStatus.DELIVERED,
+    )
+    return conversation
+
+
+def waiting_for_a_lock(seconds: float = 10) -> None:
+    """Until another backend of this database waits for a row lock (at most `seconds`)."""
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the second action never waited for the first's lock")
+
+
+def both_at_once(first, second) -> list[BaseException]:
+    """`first()` in a transaction held open until `second()`, on another thread, waits for a lock."""
+    errors: list[BaseException] = []
+    started, go_on = threading.Event(), threading.Event()
+
+    def hold_first() -> None:
+        try:
+            with transaction.atomic():
+                first()
+                started.set()
+                go_on.wait(10)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            started.set()
+            connection.close()
+
+    def run_second() -> None:
+        try:
+            started.wait(10)
+            second()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=hold_first), threading.Thread(target=run_second)]
+    for each in threads:
+        each.start()
+    try:
+        waiting_for_a_lock()
+    finally:
+        go_on.set()
+        for each in threads:
+            each.join(30)
+    return errors
+
+
+def test_a_reply_s_status_and_a_read_mark_of_it_at_once_both_commit(thread, member):
+    reply = Message.objects.create(
+        clinic=thread.clinic,
+        conversation=thread,
+        direction=Direction.OUTBOUND,
+        sender_type=SenderType.PROFESSIONAL,
+        sender=member,
+        content="Chego às 15h",
+        status=MessageStatus.PENDING,
+    )
+
+    errors = both_at_once(
+        lambda: mark_read(user=member, conversation=thread, message=reply),  # the staff's other screen
+        # The worker, told by WhatsApp that the reply left:
+        lambda: update_message_status(message=reply, status=MessageStatus.SENT, external_id="wamid.reply"),
+    )
+
+    assert errors == []
+    reply.refresh_from_db()
+    assert reply.status == MessageStatus.SENT
+    assert thread.read_markers.get(user=member).last_read_message_id == reply.pk
+
+
+def test_a_patient_s_message_and_a_read_mark_at_once_both_commit(thread, member):
+    inbound_fast.forget_snapshots()
+    latest = thread.messages.get()
+    stored = []
+
+    def patient_writes() -> None:
+        inbound = inbound_fast.usual_inbound(
+            clinic_id=thread.clinic_id,
+            phone=PHONE,
+            whatsapp_id=PHONE,
+            profile_name="Maria",
+            message_type="text",
+            content="Posso ir às 16h?",
+            metadata={},
+            external_id="wamid.second",
+            happened_at=datetime.now(UTC),
+        )
+        stored.append(inbound_fast.receive_usual_message(inbound))
+
+    errors = both_at_once(lambda: mark_read(user=member, conversation=thread, message=latest), patient_writes)
+
+    assert errors == []
+    assert stored[0] is not None, "stored by the fast path"
+    assert thread.messages.filter(content="Posso ir às 16h?").count() == 1
