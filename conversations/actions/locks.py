@@ -3,8 +3,8 @@
 A row locked to change it is locked FOR NO KEY UPDATE (`select_for_update(no_key=True)`): a transaction
 that wrote a row referring to it checks that reference at its commit (the foreign keys are deferred), after
 it took the clinic's seq, and FOR UPDATE would hold that check up while this action waits for the seq: a
-deadlock (conversations/tests/test_lock_order.py). A patient's erasure and merge (actions.privacy,
-actions.patients) still lock FOR UPDATE; a merge deletes the rows it locked."""
+deadlock (conversations/tests/test_lock_order.py). A patient's merge (actions.patients) still locks FOR
+UPDATE: it deletes the rows it locked."""
 
 from django.db import connection
 

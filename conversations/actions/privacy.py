@@ -195,15 +195,16 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
     are kept (models.ErasedIdentifier), so Meta delivering an old notification again does not bring them
     back. Open screens are told. Audited as `contact.erased` with the counts only. Erasing twice changes
     nothing more."""
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
-    # Locked too: a message arriving or being sent now waits, and is erased or written after (to a new
-    # patient, for an inbound one: the phone is gone).
+    # Their conversations locked first, then the record, FOR NO KEY UPDATE (actions.locks): the order an
+    # inbound message's one statement takes, so the two never deadlock. A message arriving or being sent
+    # now waits, and is erased or written after (to a new patient, for an inbound one: the phone is gone).
     conversation_ids = list(
-        Conversation.objects.select_for_update()
-        .filter(contact=contact, clinic_id=contact.clinic_id)
+        Conversation.objects.select_for_update(no_key=True)
+        .filter(contact_id=contact.pk, clinic_id=contact.clinic_id)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
     LogEntry.objects.filter(
         Q(content_type__model="contact", object_id=str(contact.pk))
         | Q(content_type__model="conversation", object_id__in=[str(i) for i in conversation_ids])

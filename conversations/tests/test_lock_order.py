@@ -13,7 +13,9 @@ import pytest
 from django.db import connection, transaction
 
 from conversations.actions import inbound_fast
+from conversations.actions.inbound import receive_inbound_message
 from conversations.actions.messages import mark_read, update_message_status
+from conversations.actions.privacy import erase_contact
 from conversations.models import Contact, Conversation, Direction, Message, MessageStatus, SenderType
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -136,3 +138,38 @@ def test_a_patient_s_message_and_a_read_mark_at_once_both_commit(thread, member)
     assert errors == []
     assert stored[0] is not None, "stored by the fast path"
     assert thread.messages.filter(content="Posso ir às 16h?").count() == 1
+
+
+def test_a_patient_s_erasure_and_a_read_mark_at_once_both_commit(thread, member):
+    latest = thread.messages.get()
+
+    errors = both_at_once(
+        lambda: mark_read(user=member, conversation=thread, message=latest),
+        lambda: erase_contact(contact=thread.contact, actor=member),
+    )
+
+    assert errors == []
+    assert Contact.objects.get(pk=thread.contact_id).status == Contact.Status.ERASED
+    assert thread.read_markers.get(user=member).last_read_message_id == latest.pk
+
+
+def test_a_patient_s_message_during_their_erasure_waits_and_goes_to_a_new_patient(thread, member):
+    inbound_fast.forget_snapshots()
+    stored = []
+
+    def patient_writes() -> None:  # as the webhook stores it: the fast path, else the whole action
+        fields = dict(phone=PHONE, whatsapp_id=PHONE, profile_name="Maria", content="Posso ir às 16h?")
+        fields |= dict(external_id="wamid.second", metadata={}, happened_at=datetime.now(UTC))
+        inbound = inbound_fast.usual_inbound(clinic_id=thread.clinic_id, message_type="text", **fields)
+        stored.append(inbound_fast.receive_usual_message(inbound))
+        with transaction.atomic():
+            stored.append(receive_inbound_message(clinic=thread.clinic, **fields))
+
+    errors = both_at_once(lambda: erase_contact(contact=thread.contact, actor=member), patient_writes)
+
+    assert errors == []
+    assert stored[0] is None, "the fast path saw the patient change while it waited"
+    message = Message.objects.get(content="Posso ir às 16h?")
+    assert message.conversation.contact_id != thread.contact_id
+    assert message.conversation.contact.phone == PHONE
+    assert Contact.objects.get(pk=thread.contact_id).status == Contact.Status.ERASED
