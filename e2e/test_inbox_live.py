@@ -2,6 +2,7 @@
 process: a patient's WhatsApp message appears in the open list without a reload, in the server's order."""
 
 import time
+from datetime import datetime
 
 import pytest
 from playwright.sync_api import expect
@@ -70,3 +71,79 @@ def test_a_contact_renamed_by_support_is_renamed_in_the_open_inbox(inbox_ready, 
     support.wait_for_selector(".messagelist")
 
     inbox.locator(".conversation .name", has_text="Ana Souza Lima").wait_for(timeout=10_000)
+
+
+def row_as_shown(row) -> dict:
+    """What a receptionist reads in a row, and where it sits."""
+    return {
+        "preview": row.locator(".preview").inner_text(),
+        "time": row.locator(".meta time").inner_text(),
+        "activity": datetime.fromisoformat(row.get_attribute("data-activity")),
+        "unread": row.locator(".unread").inner_text(),
+        "waiting": row.locator(".waiting").inner_text(),
+    }
+
+
+def next_second() -> int:
+    """A WhatsApp timestamp (whole seconds) later than anything stamped so far."""
+    time.sleep(1.05 - time.time() % 1)
+    return int(time.time())
+
+
+def test_a_patient_writing_again_updates_the_row_from_the_frame_as_the_server_renders_it(
+    inbox_ready, serve, browser, member
+):
+    from conversations.actions.messages import send_outbound_message
+    from conversations.models import Conversation
+    from e2e.conftest import in_thread
+
+    host = serve(server_env())
+    page = browser.new_page()
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "/inbox/rows/" in request.url else None)
+    log_in(page, host, inbox_ready)
+    live(page)
+    row = page.locator(".conversation", has_text="Ana Souza")
+    ana = "Ana Souza", "5511911110001"
+    assert post_webhook(host, patient_writes(*ana, "Oi, sou eu de novo", next_second())) == 200
+    expect(row.locator(".preview")).to_have_text("Oi, sou eu de novo", timeout=10_000)  # her profile: asked for
+
+    # Her next message, long, with accents and an emoji: the row is updated from the frame alone.
+    asked.clear()
+    text = "Olá! Posso remarcar para quinta às 15h? 🙏 É que surgiu um compromisso no trabalho e não chego a tempo."
+    assert post_webhook(host, patient_writes(*ana, text, next_second())) == 200
+    expect(row.locator(".unread")).to_have_text("3", timeout=10_000)
+    page.wait_for_timeout(500)
+    assert asked == [], "no request for the row"
+    shown = row_as_shown(row)
+    assert shown["preview"].endswith("…") and len(shown["preview"]) == 90
+    page.reload()
+    live(page)
+    assert row_as_shown(row) == shown, "what the server renders"
+
+    # Answered, the wait ends (the server's row); her next message starts a new one, from the frame again.
+    conversation = in_thread(Conversation.objects.get, contact__phone=ana[1])
+    in_thread(send_outbound_message, conversation=conversation, sender=member, content="Pode sim, às 15h.")
+    expect(row.locator(".waiting")).to_have_count(0, timeout=10_000)
+    expect(row.locator(".preview")).to_contain_text("Pode sim")
+    page.wait_for_timeout(500)
+    asked.clear()
+    assert post_webhook(host, patient_writes(*ana, "Obrigada!", next_second())) == 200
+    expect(row.locator(".preview")).to_have_text("Obrigada!", timeout=10_000)
+    expect(row.locator(".waiting")).to_have_text("aguarda há menos de 1 min")
+    page.wait_for_timeout(500)
+    assert asked == [], "no request for the row"
+    shown = row_as_shown(row)
+    page.reload()
+    live(page)
+    assert row_as_shown(row) == shown, "what the server renders"
+
+    # A message stamped in the same second as the row's latest may or may not be the latest: asked for.
+    at = next_second()
+    assert post_webhook(host, patient_writes(*ana, "Até quinta", at)) == 200
+    expect(row.locator(".preview")).to_have_text("Até quinta", timeout=10_000)
+    asked.clear()
+    assert post_webhook(host, patient_writes(*ana, "Beijos", at)) == 200
+    expect(row.locator(".unread")).not_to_have_text(shown["unread"], timeout=10_000)
+    page.wait_for_timeout(500)
+    assert len(asked) == 1, "the row asked for"

@@ -23,6 +23,7 @@ const list = new ConversationList(document.querySelector(".conversation-list"), 
   presence,
   me: settings.user_id,
   emptyText: settings.empty_list,
+  timezone: workspace.dataset.timezone,
 });
 const outbox = new Outbox({ userId: settings.user_id, clinicId: Number(workspace.dataset.clinicId) });
 const open = new OpenConversation({ workspace, stream, presence, list, config: settings, outbox });
@@ -71,6 +72,7 @@ stream.on("frame", (frame) => {
   }
   presence.apply(frame);
   list.apply(frame);
+  if (frame.type === "message:new") waiting.tick(); // a wait the list just started shows at once
   open.apply(frame);
   notifyInbound(frame);
   notifyMention(frame);

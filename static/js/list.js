@@ -1,11 +1,33 @@
 // The conversation list: kept current from the stream by asking the server for each changed row as this
 // page's filters see it (a row that stops matching leaves, one that starts matching arrives, unread
 // counts are the server's), newest activity first; more rows load as the list scrolls.
+//
+// But for the commonest change of all, a patient writing again into a conversation the list shows, the
+// frame says everything the row changes (its preview, time and unread count, and the wait it starts), and
+// nothing about whether it matches the page's filters: the row is updated here, as the server would render
+// it, without a request. Every open screen of the clinic would otherwise ask for the row on every message
+// (docs/capacity.md). Anything else, or anything in doubt, asks the server.
 
 import { fragment, nodesOf } from "./api.js";
 
 // A deleted conversation's row is asked for too: the server answers 204 (no such row) and it leaves.
 const ROW_EVENTS = new Set(["message:new", "conversation:new", "conversation:updated", "conversation:deleted", "message:read"]);
+
+const PREVIEW_CHARS = 90; // _row.html's truncatechars
+
+// Django's truncatechars: at most `length` characters (combining marks not counted), the last one "…".
+export function truncateChars(text, length) {
+  const chars = [...text.normalize("NFC")];
+  let counted = 0;
+  let end = null;
+  for (let i = 0; i < chars.length; i += 1) {
+    if (/\p{Mn}/u.test(chars[i])) continue;
+    counted += 1;
+    if (end === null && counted > length - 1) end = i;
+    if (counted > length) return `${chars.slice(0, end).join("")}…`;
+  }
+  return chars.join("");
+}
 
 // Newest activity first; in "Aguardando resposta", the longest wait first (rows then carry awaiting-since).
 function sortKey(row) {
@@ -13,8 +35,10 @@ function sortKey(row) {
 }
 
 export class ConversationList {
-  constructor(root, { query, presence, me, emptyText }) {
+  constructor(root, { query, presence, me, emptyText, timezone }) {
     this.root = root;
+    this.day = new Intl.DateTimeFormat("en-CA", { timeZone: timezone || undefined, year: "numeric", month: "2-digit", day: "2-digit" });
+    this.clock = new Intl.DateTimeFormat("en-GB", { timeZone: timezone || undefined, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
     this.emptyText = emptyText;
     this.query = query;
     this.presence = presence;
@@ -40,7 +64,55 @@ export class ConversationList {
   apply(frame) {
     if (!ROW_EVENTS.has(frame.type) || !frame.conversation_id) return;
     if (frame.type === "message:read" && frame.data?.user_id !== this.me) return; // others' reads change nothing here
+    if (frame.type === "message:new" && this.patientWroteAgain(frame)) return;
     this.refresh(frame.conversation_id);
+  }
+
+  // A patient's new text in a conversation whose row is here, not open on this screen (it is read there),
+  // not being asked for, and newer than what the row shows (a frame the row already includes has a time
+  // that is not newer): the row is updated in place; false when the server must be asked.
+  patientWroteAgain(frame) {
+    const message = frame.data?.message;
+    const row = this.rowOf(frame.conversation_id);
+    if (!row || !message || this.running.has(frame.conversation_id) || frame.conversation_id === this.current) return false;
+    if (message.sender_type !== "patient" || message.direction !== "inbound") return false;
+    if (message.message_type !== "text" || !message.content) return false;
+    if (!row.classList.contains("status-open") && !row.classList.contains("status-pending")) return false;
+    if (row.querySelector(".snoozed")) return false; // the patient's message wakes it: the server says how
+    const at = Date.parse(message.created_at);
+    if (!(at > Date.parse(row.dataset.activity)) || !this.today(at)) return false;
+    const name = row.querySelector(".name");
+    if (!name || name.textContent !== frame.data.contact?.display_name) return false;
+
+    row.querySelector(".preview").textContent = truncateChars(message.content, PREVIEW_CHARS);
+    row.dataset.activity = message.created_at;
+    const time = row.querySelector(".meta time");
+    time.setAttribute("datetime", message.created_at);
+    time.textContent = this.clock.format(at);
+    let unread = row.querySelector(".unread");
+    if (!unread) {
+      unread = document.createElement("span");
+      unread.className = "unread";
+      row.querySelector(".meta .assignee").before(unread);
+    }
+    const count = Number(unread.textContent || 0) + 1;
+    unread.textContent = String(count);
+    unread.setAttribute("aria-label", `${count} não lidas`);
+    if (!row.querySelector(".waiting")) {
+      // The wait starts with this message (waiting.js shows and ticks it, in the clinic's open hours).
+      const waiting = document.createElement("span");
+      waiting.className = "waiting";
+      waiting.dataset.waited = "0";
+      waiting.dataset.baseAt = String(at);
+      row.querySelector(".typing").before(waiting);
+    }
+    this.put(row);
+    return true;
+  }
+
+  // Whether a time is today in the clinic's zone, where the row shows it as "14:30" (else a date).
+  today(at) {
+    return this.day.format(at) === this.day.format(Date.now());
   }
 
   async refresh(id) {

@@ -36,7 +36,7 @@ def test_a_plan_row_adds_up_from_the_unit_costs():
     mean, square = capacity.zipf_sizes()
     row = capacity.plan(units)[0]  # 1,000 clinics
     rate, frames = 0.01 * 1000 * mean, 0.01 * 1000 * square
-    fetches = frames + rate  # each screen's row, and the open conversation's message
+    fetches = frames * 0.2 + rate  # the rows the screens ask for (ROW_ASKED_SHARE), and the open conversation's message
     cores = rate * 0.002 + frames * 20e-6 + 1000 * mean * 2e-6 + fetches * 0.010
     processes = -(-cores // 0.6)
     cores += rate * (processes - 1) / processes * 400e-6  # heard over Redis, with affinity
