@@ -48,6 +48,8 @@ from conversations.models.reports import ACTIVITY_SHARDS
 from realtime import db, log
 
 MEDIA_TYPES = {MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT, MessageType.STICKER}
+# The types this path stores: read once (the enum's `values` builds its list again on every call).
+USUAL_TYPES = frozenset(MessageType.values) - MEDIA_TYPES
 SNAPSHOTS = 20_000  # patients whose open conversation a process remembers
 
 
@@ -142,7 +144,7 @@ def usual_inbound(
     """A patient's message, normalised for the fast path; None when it cannot be the usual case at all
     (media, a quoted message, a reaction, an edit or a deletion, a username, no usable phone), for the full
     action."""
-    if message_type not in MessageType.values or message_type in MEDIA_TYPES or metadata.get("context"):
+    if message_type not in USUAL_TYPES or metadata.get("context"):
         return None
     if metadata.keys() & {"reaction", "edit", "revoke"}:  # they change another message: the full action knows
         return None
