@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations.actions.conversations import add_conversation_action, assign_conversation
@@ -438,6 +439,23 @@ def test_without_scripts_a_note_is_written_by_form_and_never_sent(staff, maria, 
     assert not Message.objects.filter(content="Só para a equipe").exists()
     refused = staff.post(f"{url}send/", {"mode": "note", "content": " "}, follow=True)
     assert "Nota não salva" in refused.text and Note.objects.count() == 1
+
+
+def test_a_row_asked_for_after_a_patients_message_reads_the_staff_only_to_name_a_colleague(
+    staff, clinic, make_member, maria
+):
+    colleague = make_member(clinic, Role.PROFESSIONAL, first_name="Marina", last_name="Assis")
+    url = f"/inbox/rows/?id={maria.conversation.pk}"
+    staff.get(url, **FRAGMENT)
+
+    def staff_read() -> bool:
+        with CaptureQueriesContext(connection) as queries:
+            assert staff.get(url, **FRAGMENT).status_code == 200
+        return any('ORDER BY "auth_user"."first_name"' in q["sql"] for q in queries)  # selectors.staff_of
+
+    assert not staff_read()  # the patient wrote last: nobody to name
+    send_outbound_message(conversation=maria.conversation, sender=colleague, content="Bom dia")
+    assert staff_read()
 
 
 def test_another_clinics_notes_are_neither_shown_nor_written(client, outsider, maria, member):

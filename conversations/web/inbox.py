@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import urlencode
 from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import ValidationError
@@ -333,7 +334,9 @@ def inbox_rows(request: HttpRequest, membership: Membership) -> HttpResponse:
     """Rows of the list for the filters in the query: the next page (`cursor`), or one conversation's row
     (`id`) if it matches them — 204 if it does not, so the script removes it."""
     filters = ListFilters.from_query(request.GET)
-    _, names = _staff(membership)
+    # Read only if a row's latest message is a colleague's (its preview names them): a row asked for after a
+    # patient's message never needs them.
+    names = SimpleLazyObject(lambda: _staff(membership)[1])
     ids = None
     if "id" in request.GET:
         try:
