@@ -4,7 +4,12 @@ A row locked to change it is locked FOR NO KEY UPDATE (`select_for_update(no_key
 that wrote a row referring to it checks that reference at its commit (the foreign keys are deferred), after
 it took the clinic's seq, and FOR UPDATE would hold that check up while this action waits for the seq: a
 deadlock (conversations/tests/test_lock_order.py). A patient's merge (actions.patients) still locks FOR
-UPDATE: it deletes the rows it locked."""
+UPDATE: it deletes the rows it locked.
+
+A message on the fast path locks its conversation, then shares its patient (one statement); on the full
+path, and in a patient's erasure, the patient comes first. The two orders can meet only when a patient
+is erased while writing: PostgreSQL then ends one of them, and an erasure is taken again
+(actions.privacy.erase_contact), a message goes down the full path or is retried by Meta."""
 
 from django.db import connection
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -41,6 +41,8 @@ from realtime import log
 logger = logging.getLogger(__name__)
 
 ERASED_NAME = "Paciente anonimizado"
+ERASE_ATTEMPTS = 3  # an erasure PostgreSQL ends to break a deadlock is taken again, whole, this often
+DEADLOCK = "40P01"  # PostgreSQL's deadlock_detected
 
 
 def messages_of(conversation_ids: list[int]) -> list[int]:
@@ -184,7 +186,6 @@ class Erased:
         return asdict(self)
 
 
-@transaction.atomic
 def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str | None = None) -> Erased:
     """Anonymise the patient: who they are (name, phone, WhatsApp ids, e-mail) and every free-form value
     held about them — texts, staff's notes and the assistant's suggestions, message metadata, clinical
@@ -194,17 +195,37 @@ def erase_contact(*, contact: Contact, actor: AbstractBaseUser | None, ip: str |
     times, so the clinic's numbers stay true. One-way marks of their WhatsApp message ids and identifiers
     are kept (models.ErasedIdentifier), so Meta delivering an old notification again does not bring them
     back. Open screens are told. Audited as `contact.erased` with the counts only. Erasing twice changes
-    nothing more."""
-    # Their conversations locked first, then the record, FOR NO KEY UPDATE (actions.locks): the order an
-    # inbound message's one statement takes, so the two never deadlock. A message arriving or being sent
-    # now waits, and is erased or written after (to a new patient, for an inbound one: the phone is gone).
+    nothing more.
+
+    Taken again, whole, when PostgreSQL ends it to break a deadlock (outside a caller's transaction): the
+    patient's record is locked before their conversations, as a message on the full path does, and a
+    message on the fast path takes them the other way round (actions.locks)."""
+    for attempt in range(1, ERASE_ATTEMPTS + 1):
+        try:
+            return _erase_contact(contact, actor, ip)
+        except OperationalError as error:
+            sqlstate = getattr(error.__cause__, "sqlstate", None)
+            if sqlstate != DEADLOCK or connection.in_atomic_block or attempt == ERASE_ATTEMPTS:
+                raise
+            logger.warning(
+                "erasing patient %s met a deadlock; taken again (%d of %d)", contact.pk, attempt + 1, ERASE_ATTEMPTS
+            )
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _erase_contact(contact: Contact, actor: AbstractBaseUser | None, ip: str | None) -> Erased:
+    # The record first, then their conversations, FOR NO KEY UPDATE (actions.locks): a message on the full
+    # path holds the record while it finds or makes the thread, so every conversation it makes is read here.
+    # A message arriving or being sent now waits, and is erased or written after (to a new patient, for an
+    # inbound one: the phone is gone).
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
     conversation_ids = list(
         Conversation.objects.select_for_update(no_key=True)
-        .filter(contact_id=contact.pk, clinic_id=contact.clinic_id)
+        .filter(contact=contact, clinic_id=contact.clinic_id)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
     LogEntry.objects.filter(
         Q(content_type__model="contact", object_id=str(contact.pk))
         | Q(content_type__model="conversation", object_id__in=[str(i) for i in conversation_ids])

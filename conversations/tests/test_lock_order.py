@@ -173,3 +173,81 @@ def test_a_patient_s_message_during_their_erasure_waits_and_goes_to_a_new_patien
     assert message.conversation.contact_id != thread.contact_id
     assert message.conversation.contact.phone == PHONE
     assert Contact.objects.get(pk=thread.contact_id).status == Contact.Status.ERASED
+
+
+def held_with_a_lock_awaited(first, then) -> tuple[list[BaseException], threading.Thread]:
+    """`first()` in a transaction, then, once another backend waits for a lock, `then()` in the same
+    transaction; on a thread of its own, started."""
+    errors: list[BaseException] = []
+    started = threading.Event()
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                first()
+                started.set()
+                waiting_for_a_lock()
+                then()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            started.set()
+            connection.close()
+
+    holder = threading.Thread(target=run)
+    holder.start()
+    started.wait(10)
+    return errors, holder
+
+
+def erase_on_a_thread(contact, member) -> list[BaseException]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            erase_contact(contact=contact, actor=member)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    eraser = threading.Thread(target=run)
+    eraser.start()
+    return errors, eraser
+
+
+def test_a_message_on_the_full_path_holding_the_patient_while_they_are_erased_is_erased_too(thread, member):
+    patient = thread.contact
+
+    def writes() -> None:
+        receive_inbound_message(clinic=thread.clinic, phone=PHONE, content="Segredo clínico", external_id="wamid.x")
+
+    held, holder = held_with_a_lock_awaited(
+        lambda: Contact.objects.select_for_update(no_key=True).get(pk=patient.pk), writes
+    )
+    erasing, eraser = erase_on_a_thread(patient, member)
+    holder.join(30)
+    eraser.join(30)
+
+    assert held == [] and erasing == []
+    assert not Message.objects.filter(content="Segredo clínico").exists(), "written first, then erased"
+    assert Contact.objects.get(pk=patient.pk).status == Contact.Status.ERASED
+
+
+def test_an_erasure_ended_by_a_deadlock_with_the_fast_path_s_lock_order_is_taken_again(thread, member, caplog):
+    patient = thread.contact
+
+    def share_the_patient() -> None:  # what the fast path's statement locks second
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {Contact._meta.db_table} WHERE id = %s FOR SHARE", [patient.pk])
+
+    held, holder = held_with_a_lock_awaited(
+        lambda: Conversation.objects.select_for_update(no_key=True).get(pk=thread.pk), share_the_patient
+    )
+    erasing, eraser = erase_on_a_thread(patient, member)
+    holder.join(30)
+    eraser.join(30)
+
+    assert held == [] and erasing == []
+    assert "met a deadlock; taken again" in caplog.text
+    assert Contact.objects.get(pk=patient.pk).status == Contact.Status.ERASED
