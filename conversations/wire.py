@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from django.urls import reverse
 
+from conversations.models.messages import ASKS_NOTHING
+
 
 def iso(value: datetime | None) -> str | None:
     """A time as the API writes it: ISO 8601 in UTC, e.g. 2026-11-22T10:31:02.413000Z."""
@@ -88,8 +90,9 @@ def message(msg, *, attachments: Iterable | None = None) -> dict:
 def message_brief(msg) -> dict:
     """A new message as `message:new` tells it: what a screen shows of it at once. Every screen of the
     clinic parses one for each message, so it carries no more than that; the whole message is the API's
-    (GET /api/conversations/<id>/messages/)."""
-    return {
+    (GET /api/conversations/<id>/messages/). A patient's message that starts no wait (a reaction to the
+    clinic's answer, a deletion notice) says so: `"asks_nothing": true`, absent otherwise."""
+    brief = {
         "id": msg.pk,
         "conversation_id": msg.conversation_id,
         "direction": msg.direction,
@@ -101,6 +104,9 @@ def message_brief(msg) -> dict:
         "client_id": str(msg.client_id) if msg.client_id is not None else None,
         "created_at": iso(msg.created_at),
     }
+    if msg.metadata and not isinstance(msg.metadata, str) and msg.metadata.keys() & ASKS_NOTHING:
+        brief["asks_nothing"] = True
+    return brief
 
 
 def patient_brief(patient) -> dict:

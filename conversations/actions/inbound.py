@@ -33,16 +33,16 @@ from conversations.models import (
     Responder,
     SenderType,
 )
+from conversations.models.messages import ASKS_NOTHING
 from conversations.models.reports import ACTIVITY_SHARDS
 
 logger = logging.getLogger(__name__)
 # Marks a message the clinic sent from the WhatsApp Business app on its phone (coexistence).
 SENT_FROM_BUSINESS_APP = "whatsapp_business_app"
+
+
 # A reaction, or the deletion of a message the clinic never had, kept as messages of their own: they ask the
 # clinic for nothing (no wait, no away message, no push).
-ASKS_NOTHING = frozenset({"reaction", "revoke"})
-
-
 @dataclass(frozen=True)
 class InboundResult:
     message: Message

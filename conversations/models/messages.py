@@ -46,6 +46,11 @@ class MessageStatus(models.TextChoices):
     UNKNOWN = "unknown", "Entrega incerta"
 
 
+# Metadata of a patient's message that asks the clinic nothing (a reaction to its answer, a deletion
+# notice): it starts no wait for an answer.
+ASKS_NOTHING = frozenset({"reaction", "revoke"})
+
+
 class Message(models.Model):
     """One message of a conversation; `clinic` repeats the conversation's so every query can scope on it."""
 

@@ -1,6 +1,7 @@
 """Showing a UTC time in the clinic's own time zone: "14:30" today, "24 de jun" on an earlier day."""
 
 import re
+import unicodedata
 from datetime import datetime
 
 from django import template
@@ -77,6 +78,19 @@ FULL_MONTHS = (
 def lookup(mapping: dict, key):
     """`mapping|lookup:key` — a label from a dict the view hands over (status and tick labels)."""
     return mapping.get(key, "") if isinstance(mapping, dict) else ""
+
+
+PREVIEW_CHARS = 90
+
+
+@register.filter
+def preview(text: str | None) -> str:
+    """A list row's preview of a message: at most 90 characters (Unicode code points, after NFC), the last
+    one "…" when cut. static/js/list.js cuts a patient's new text the same way, so a row it updates from the
+    stream reads as the server renders it (Django's truncatechars would not: its ellipsis is translated, and
+    it leaves combining characters uncounted, by a rule the browser has no table for)."""
+    text = unicodedata.normalize("NFC", text or "")
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
 @register.filter

@@ -57,3 +57,13 @@ def test_message_new_tells_a_part_of_the_message_as_the_api_has_it(clinic, membe
     message = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").message
     brief, whole = wire.message_brief(message), wire.message(message)
     assert brief == {key: whole[key] for key in brief}
+
+
+def test_message_new_says_when_a_patients_message_starts_no_wait(clinic):
+    asks = receive_inbound_message(clinic=clinic, phone="5511987654321", content="Oi").message
+    # A reaction to a message the clinic no longer has is kept as its emoji.
+    reaction = {"reaction": {"message_id": "wamid.gone", "emoji": "👍"}}
+    thanks = receive_inbound_message(clinic=clinic, phone="5511987654321", content="👍", metadata=reaction).message
+    assert "asks_nothing" not in wire.message_brief(asks)
+    assert wire.message_brief(thanks)["asks_nothing"] is True
+    assert thanks.conversation.awaiting_since == asks.created_at, "the wait is the first message's"

@@ -24,6 +24,7 @@ const list = new ConversationList(document.querySelector(".conversation-list"), 
   me: settings.user_id,
   emptyText: settings.empty_list,
   timezone: workspace.dataset.timezone,
+  now: () => Date.now() + waiting.offset, // the server's clock, as the waiting times read it
 });
 const outbox = new Outbox({ userId: settings.user_id, clinicId: Number(workspace.dataset.clinicId) });
 const open = new OpenConversation({ workspace, stream, presence, list, config: settings, outbox });

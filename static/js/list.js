@@ -13,20 +13,13 @@ import { fragment, nodesOf } from "./api.js";
 // A deleted conversation's row is asked for too: the server answers 204 (no such row) and it leaves.
 const ROW_EVENTS = new Set(["message:new", "conversation:new", "conversation:updated", "conversation:deleted", "message:read"]);
 
-const PREVIEW_CHARS = 90; // _row.html's truncatechars
+const PREVIEW_CHARS = 90;
 
-// Django's truncatechars: at most `length` characters (combining marks not counted), the last one "…".
-export function truncateChars(text, length) {
+// A row's preview of a message, cut as the server cuts it (the `preview` filter, clinic_time.py): at most
+// 90 characters (code points, after NFC), the last one "…" when cut.
+export function previewOf(text) {
   const chars = [...text.normalize("NFC")];
-  let counted = 0;
-  let end = null;
-  for (let i = 0; i < chars.length; i += 1) {
-    if (/\p{Mn}/u.test(chars[i])) continue;
-    counted += 1;
-    if (end === null && counted > length - 1) end = i;
-    if (counted > length) return `${chars.slice(0, end).join("")}…`;
-  }
-  return chars.join("");
+  return chars.length <= PREVIEW_CHARS ? chars.join("") : `${chars.slice(0, PREVIEW_CHARS - 1).join("")}…`;
 }
 
 // Newest activity first; in "Aguardando resposta", the longest wait first (rows then carry awaiting-since).
@@ -35,8 +28,9 @@ function sortKey(row) {
 }
 
 export class ConversationList {
-  constructor(root, { query, presence, me, emptyText, timezone }) {
+  constructor(root, { query, presence, me, emptyText, timezone, now = Date.now }) {
     this.root = root;
+    this.now = now;
     this.day = new Intl.DateTimeFormat("en-CA", { timeZone: timezone || undefined, year: "numeric", month: "2-digit", day: "2-digit" });
     this.clock = new Intl.DateTimeFormat("en-GB", { timeZone: timezone || undefined, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
     this.emptyText = emptyText;
@@ -76,7 +70,7 @@ export class ConversationList {
     const row = this.rowOf(frame.conversation_id);
     if (!row || !message || this.running.has(frame.conversation_id) || frame.conversation_id === this.current) return false;
     if (message.sender_type !== "patient" || message.direction !== "inbound") return false;
-    if (message.message_type !== "text" || !message.content) return false;
+    if (message.message_type !== "text" || !message.content || message.asks_nothing) return false;
     if (!row.classList.contains("status-open") && !row.classList.contains("status-pending")) return false;
     if (row.querySelector(".snoozed")) return false; // the patient's message wakes it: the server says how
     const at = Date.parse(message.created_at);
@@ -84,7 +78,7 @@ export class ConversationList {
     const name = row.querySelector(".name");
     if (!name || name.textContent !== frame.data.contact?.display_name) return false;
 
-    row.querySelector(".preview").textContent = truncateChars(message.content, PREVIEW_CHARS);
+    row.querySelector(".preview").textContent = previewOf(message.content);
     row.dataset.activity = message.created_at;
     const time = row.querySelector(".meta time");
     time.setAttribute("datetime", message.created_at);
@@ -110,9 +104,10 @@ export class ConversationList {
     return true;
   }
 
-  // Whether a time is today in the clinic's zone, where the row shows it as "14:30" (else a date).
+  // Whether a time is today in the clinic's zone, by the server's clock, where the row shows it as
+  // "14:30" (else a date).
   today(at) {
-    return this.day.format(at) === this.day.format(Date.now());
+    return this.day.format(at) === this.day.format(this.now());
   }
 
   async refresh(id) {
@@ -142,9 +137,11 @@ export class ConversationList {
     this.rowOf(id)?.remove();
     this.markCurrent(row);
     const at = sortKey(row);
+    // Ties as the server breaks them: the newer id first by activity, the older first by wait.
+    const first = row.dataset.awaitingSince ? (other) => other > id : (other) => other < id;
     const before = [...this.root.querySelectorAll(".conversation")].find((other) => {
       const otherAt = sortKey(other);
-      return otherAt < at || (otherAt === at && Number(other.dataset.conversationId) < id);
+      return otherAt < at || (otherAt === at && first(Number(other.dataset.conversationId)));
     });
     const more = this.root.querySelector(".more");
     if (before) this.root.insertBefore(row, before);
