@@ -41,8 +41,6 @@ logger = logging.getLogger(__name__)
 SENT_FROM_BUSINESS_APP = "whatsapp_business_app"
 
 
-# A reaction, or the deletion of a message the clinic never had, kept as messages of their own: they ask the
-# clinic for nothing (no wait, no away message, no push).
 @dataclass(frozen=True)
 class InboundResult:
     message: Message

@@ -6,10 +6,11 @@ it took the clinic's seq, and FOR UPDATE would hold that check up while this act
 deadlock (conversations/tests/test_lock_order.py). A patient's merge (actions.patients) still locks FOR
 UPDATE: it deletes the rows it locked.
 
-A message on the fast path locks its conversation, then shares its patient (one statement); on the full
-path, and in a patient's erasure, the patient comes first. The two orders can meet only when a patient
-is erased while writing: PostgreSQL then ends one of them, and an erasure is taken again
-(actions.privacy.erase_contact), a message goes down the full path or is retried by Meta."""
+A message on the fast path locks its conversation, then shares its patient (one statement), and a merge
+takes the same order; on the full path, and in a patient's erasure, the patient comes first. The two
+orders meet when a patient is erased while writing or while being merged, or writes on both paths at
+once: PostgreSQL then ends one of them. An erasure is taken again (actions.privacy.erase_contact), a
+message goes down the full path or is retried by Meta, a merge answers 503 and is asked for again."""
 
 from django.db import connection
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from conversations import events, wire
 from conversations.actions.audit import record_audit
 from conversations.actions.inbound_fast import forget_snapshots
+from conversations.errors import WrongClinic
 from conversations.models import (
     AuditEvent,
     Clinic,
@@ -219,7 +220,9 @@ def _erase_contact(contact: Contact, actor: AbstractBaseUser | None, ip: str | N
     # path holds the record while it finds or makes the thread, so every conversation it makes is read here.
     # A message arriving or being sent now waits, and is erased or written after (to a new patient, for an
     # inbound one: the phone is gone).
-    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
+    contact = Contact.objects.select_for_update(no_key=True).filter(pk=contact.pk).first()
+    if contact is None:  # merged into another record meanwhile (taken again after a deadlock with the merge)
+        raise WrongClinic("No such patient in this clinic.")
     conversation_ids = list(
         Conversation.objects.select_for_update(no_key=True)
         .filter(contact=contact, clinic_id=contact.clinic_id)

@@ -46,8 +46,8 @@ class MessageStatus(models.TextChoices):
     UNKNOWN = "unknown", "Entrega incerta"
 
 
-# Metadata of a patient's message that asks the clinic nothing (a reaction to its answer, a deletion
-# notice): it starts no wait for an answer.
+# A reaction, or the deletion of a message the clinic never had, kept as messages of their own (these
+# metadata keys): they ask the clinic for nothing (no wait, no away message, no push).
 ASKS_NOTHING = frozenset({"reaction", "revoke"})
 
 

@@ -200,7 +200,7 @@ def held_with_a_lock_awaited(first, then) -> tuple[list[BaseException], threadin
     return errors, holder
 
 
-def erase_on_a_thread(contact, member) -> list[BaseException]:
+def erase_on_a_thread(contact, member) -> tuple[list[BaseException], threading.Thread]:
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -216,7 +216,7 @@ def erase_on_a_thread(contact, member) -> list[BaseException]:
     return errors, eraser
 
 
-def test_a_message_on_the_full_path_holding_the_patient_while_they_are_erased_is_erased_too(thread, member):
+def test_a_message_on_the_full_path_holding_the_patient_while_they_are_erased_is_erased_too(thread, member, caplog):
     patient = thread.contact
 
     def writes() -> None:
@@ -230,6 +230,7 @@ def test_a_message_on_the_full_path_holding_the_patient_while_they_are_erased_is
     eraser.join(30)
 
     assert held == [] and erasing == []
+    assert "taken again" not in caplog.text, "one order: no deadlock to recover from"
     assert not Message.objects.filter(content="Segredo clínico").exists(), "written first, then erased"
     assert Contact.objects.get(pk=patient.pk).status == Contact.Status.ERASED
 
@@ -241,9 +242,12 @@ def test_an_erasure_ended_by_a_deadlock_with_the_fast_path_s_lock_order_is_taken
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT id FROM {Contact._meta.db_table} WHERE id = %s FOR SHARE", [patient.pk])
 
-    held, holder = held_with_a_lock_awaited(
-        lambda: Conversation.objects.select_for_update(no_key=True).get(pk=thread.pk), share_the_patient
-    )
+    def lock_the_conversation() -> None:  # what the fast path's statement locks first
+        with connection.cursor() as cursor:  # the erasure's deadlock check fires first: it is the one ended
+            cursor.execute("SET LOCAL deadlock_timeout = '20s'")
+        Conversation.objects.select_for_update(no_key=True).get(pk=thread.pk)
+
+    held, holder = held_with_a_lock_awaited(lock_the_conversation, share_the_patient)
     erasing, eraser = erase_on_a_thread(patient, member)
     holder.join(30)
     eraser.join(30)

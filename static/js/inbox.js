@@ -18,6 +18,7 @@ const workspace = document.querySelector(".workspace");
 const stream = new ClinicStream({ seq: Number(workspace.dataset.seq), clinicId: Number(workspace.dataset.clinicId) });
 const presence = new Presence(settings.user_id, settings.staff);
 const notifier = new Notifier(settings.user_id);
+const waiting = new WaitingClock(document.querySelector(".conversation-list"), settings.waiting);
 const list = new ConversationList(document.querySelector(".conversation-list"), {
   query: workspace.dataset.listQuery,
   presence,
@@ -28,7 +29,6 @@ const list = new ConversationList(document.querySelector(".conversation-list"), 
 });
 const outbox = new Outbox({ userId: settings.user_id, clinicId: Number(workspace.dataset.clinicId) });
 const open = new OpenConversation({ workspace, stream, presence, list, config: settings, outbox });
-const waiting = new WaitingClock(document.querySelector(".conversation-list"), settings.waiting);
 
 const FRESH_MS = 120000;
 
