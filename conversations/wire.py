@@ -104,7 +104,7 @@ def message_brief(msg) -> dict:
         "client_id": str(msg.client_id) if msg.client_id is not None else None,
         "created_at": iso(msg.created_at),
     }
-    if msg.metadata and not isinstance(msg.metadata, str) and msg.metadata.keys() & ASKS_NOTHING:
+    if isinstance(msg.metadata, dict) and msg.metadata.keys() & ASKS_NOTHING:
         brief["asks_nothing"] = True
     return brief
 

@@ -8,7 +8,9 @@ import pytest
 from playwright.sync_api import expect
 
 from conversations.actions.inbound import receive_inbound_message
-from e2e.conftest import live, log_in, patient_writes, post_webhook
+from conversations.actions.messages import send_outbound_message
+from conversations.models import Conversation
+from e2e.conftest import in_thread, live, log_in, patient_writes, post_webhook
 from realtime.tests.test_scale_out import server_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -96,10 +98,6 @@ def next_second() -> int:
 def test_a_patient_writing_again_updates_the_row_from_the_frame_as_the_server_renders_it(
     inbox_ready, serve, browser, member
 ):
-    from conversations.actions.messages import send_outbound_message
-    from conversations.models import Conversation
-    from e2e.conftest import in_thread
-
     host = serve(server_env())
     page = browser.new_page(locale="pt-BR")  # the staff's own language, which the server renders in
     asked = []
